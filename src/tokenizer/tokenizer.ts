@@ -1,0 +1,108 @@
+// The runtime tokenizer: a Hugging Face tokenizer.json (byte-level BPE) loaded into
+// @huggingface/tokenizers for encoding; decoding goes through our own id → bytes table so it is
+// exact (BOM-prefixed tokens survive) and can stream.
+import { Tokenizer as HfTokenizer } from "@huggingface/tokenizers";
+import { tokenStringToBytes } from "./byte-level.js";
+import { StreamDecoder } from "./stream-decoder.js";
+
+export class TokenizerError extends Error {}
+
+interface TokenizerJson {
+  model: { type: string; vocab: Record<string, number>; merges: (string | [string, string])[] };
+  added_tokens?: { id: number; content: string; special?: boolean }[];
+}
+
+export interface TokenizerConfig {
+  bos_token?: string | null;
+  eos_token?: string | null;
+  chat_template?: string;
+  [key: string]: unknown;
+}
+
+function parseTokenizerJson(json: unknown, source: string): TokenizerJson {
+  const fail = (why: string): never => {
+    throw new TokenizerError(`${source}: malformed tokenizer.json (${why})`);
+  };
+  if (typeof json !== "object" || json === null) fail("not a JSON object");
+  const t = json as Partial<TokenizerJson>;
+  if (!t.model || t.model.type !== "BPE") fail('model.type must be "BPE"');
+  if (typeof t.model!.vocab !== "object" || t.model!.vocab === null) fail("model.vocab missing");
+  if (!Array.isArray(t.model!.merges)) fail("model.merges missing");
+  if (t.added_tokens !== undefined && !Array.isArray(t.added_tokens)) fail("added_tokens is not an array");
+  return t as TokenizerJson;
+}
+
+export class Tokenizer {
+  readonly vocabSize: number;
+  /** Special token text → id (e.g. "<|endoftext|>"). */
+  readonly specialTokens: ReadonlyMap<string, number>;
+  readonly eosId: number | undefined;
+  readonly bosId: number | undefined;
+  private readonly bytesById: Uint8Array[];
+  private readonly specialIds: ReadonlySet<number>;
+
+  private constructor(
+    private readonly hf: HfTokenizer,
+    json: TokenizerJson,
+    readonly config: TokenizerConfig,
+  ) {
+    const added = json.added_tokens ?? [];
+    const utf8 = new TextEncoder();
+    const maxId = Math.max(...Object.values(json.model.vocab), ...added.map((a) => a.id));
+    this.vocabSize = maxId + 1;
+    this.bytesById = new Array(this.vocabSize).fill(new Uint8Array(0));
+    const addedIds = new Set(added.map((a) => a.id));
+    for (const [token, id] of Object.entries(json.model.vocab)) {
+      if (!addedIds.has(id)) this.bytesById[id] = tokenStringToBytes(token);
+    }
+    for (const a of added) this.bytesById[a.id] = utf8.encode(a.content);
+    const specials = added.filter((a) => a.special !== false);
+    this.specialTokens = new Map(specials.map((a) => [a.content, a.id]));
+    this.specialIds = new Set(specials.map((a) => a.id));
+    this.eosId = config.eos_token ? this.specialTokens.get(config.eos_token) : undefined;
+    this.bosId = config.bos_token ? this.specialTokens.get(config.bos_token) : undefined;
+  }
+
+  /** Build from parsed tokenizer.json (+ tokenizer_config.json); `source` names the file in errors. */
+  static fromJSON(json: unknown, config: TokenizerConfig = {}, source = "tokenizer.json"): Tokenizer {
+    const parsed = parseTokenizerJson(json, source);
+    let hf: HfTokenizer;
+    try {
+      hf = new HfTokenizer(parsed as never, config as never);
+    } catch (err) {
+      throw new TokenizerError(`${source}: malformed tokenizer.json (${(err as Error).message})`);
+    }
+    return new Tokenizer(hf, parsed, config);
+  }
+
+  /** Text → ids. Special-token text such as "<|endoftext|>" becomes its special id. */
+  encode(text: string): number[] {
+    return this.hf.encode(text, { add_special_tokens: false }).ids;
+  }
+
+  decode(ids: Iterable<number>, { skipSpecial = false } = {}): string {
+    const decoder = new TextDecoder("utf-8", { ignoreBOM: true });
+    let text = "";
+    for (const id of ids) {
+      if (skipSpecial && this.specialIds.has(id)) continue;
+      text += decoder.decode(this.tokenBytes(id), { stream: true });
+    }
+    return text + decoder.decode();
+  }
+
+  isSpecial(id: number): boolean {
+    return this.specialIds.has(id);
+  }
+
+  tokenBytes(id: number): Uint8Array {
+    const bytes = this.bytesById[id];
+    if (bytes === undefined || !Number.isInteger(id)) throw new TokenizerError(`token id ${id} is out of range`);
+    return bytes;
+  }
+
+  /** Incremental decoder for streaming: never emits part of a multi-byte character. */
+  streamDecoder({ skipSpecial = false } = {}): StreamDecoder {
+    const empty = new Uint8Array(0);
+    return new StreamDecoder((id) => (skipSpecial && this.specialIds.has(id) ? empty : this.tokenBytes(id)));
+  }
+}
