@@ -1,0 +1,1 @@
+"""tinylm: the offline pipeline that makes the served model (PanGu-π Pro recipe at small scale)."""

@@ -1,0 +1,248 @@
+"""Parameter inheritance (PanGu-π Pro formula 3): initialise a smaller student from a trained parent.
+
+Depth: which parent layers survive (first_last, uniform, or a data-driven skip score).
+Width: which hidden channels, KV groups, attention heads and FFN neurons survive, ranked by
+L2 norm, first-order Taylor |w·∂L/∂w|, or learnable sigmoid masks. Vocabulary: student embedding
+rows are parent rows through vocab_map (compact id → parent id).
+
+    /usr/bin/python3 -m scripts.tinylm.inherit --parent runs/parent/final.pt --student configs/student.toml \
+        --vocab-map build/tokenizer-8k/vocab_map.json --calib build/data/parent --layers first_last --width taylor \
+        --out runs/student/init.pt
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from dataclasses import dataclass
+
+import torch
+
+from .checkpoint import CheckpointError, load_checkpoint, model_from_checkpoint, save_atomic, weights_only
+from .config import ConfigError, ModelConfig, load_config
+from .data import BatchPlan, DataError, TokenSplit
+from .model import TinyLM
+
+LAYER_METHODS = ("first_last", "uniform", "score")
+WIDTH_METHODS = ("l2", "taylor", "learnable")
+
+
+# ---- depth ---------------------------------------------------------------------------------------
+
+def select_layers(n_parent: int, n_student: int, method: str, scores: torch.Tensor | None = None,
+                  first: int | None = None) -> list[int]:
+    if n_student > n_parent:
+        raise ConfigError(f"student has {n_student} layers, parent only {n_parent}")
+    if method == "first_last":
+        k = first if first is not None else math.ceil(n_student / 2)
+        return list(range(k)) + list(range(n_parent - (n_student - k), n_parent))
+    if method == "uniform":
+        if n_student == 1:
+            return [0]
+        return sorted({round(i * (n_parent - 1) / (n_student - 1)) for i in range(n_student)})
+    if method == "score":
+        if scores is None:
+            raise ValueError("layer method 'score' needs scores")
+        return sorted(int(i) for i in torch.topk(scores, n_student).indices)
+    raise ConfigError(f"unknown layer selection {method!r} (choose from {LAYER_METHODS})")
+
+
+@torch.no_grad()
+def layer_skip_scores(model: TinyLM, batches) -> torch.Tensor:
+    """How much the loss rises when each layer is skipped: a layer that matters scores high."""
+    model.eval()
+    base = sum(float(model(x, y)[1]) for x, y in batches)
+    return torch.tensor([sum(float(model(x, y, skip_layers=frozenset({i}))[1]) for x, y in batches) - base
+                         for i in range(model.config.n_layers)])
+
+
+# ---- width ---------------------------------------------------------------------------------------
+
+@dataclass
+class UnitScores:
+    channels: torch.Tensor  # [d_model]
+    heads: list[torch.Tensor]  # per layer [n_heads]
+    kv_groups: list[torch.Tensor]  # per layer [n_kv_heads]
+    neurons: list[torch.Tensor]  # per layer [ffn_hidden]
+
+
+def scores_from_saliency(model: TinyLM, s: dict[str, torch.Tensor]) -> UnitScores:
+    """Sum a per-weight saliency (w² for L2, |w·g| for Taylor) over the weights each unit owns."""
+    cfg = model.config
+    hd = cfg.head_dim
+    channels = s["embed_tokens.weight"].sum(0)
+    heads, groups, neurons = [], [], []
+    for i in range(cfg.n_layers):
+        p = f"layers.{i}."
+        q, k, v = s[p + "self_attn.q_proj.weight"], s[p + "self_attn.k_proj.weight"], s[p + "self_attn.v_proj.weight"]
+        o = s[p + "self_attn.o_proj.weight"]
+        g, u, d = s[p + "mlp.gate_proj.weight"], s[p + "mlp.up_proj.weight"], s[p + "mlp.down_proj.weight"]
+        channels = channels + q.sum(0) + k.sum(0) + v.sum(0) + g.sum(0) + u.sum(0) + o.sum(1) + d.sum(1)
+        head = q.view(cfg.n_heads, hd, -1).sum((1, 2)) + o.view(o.shape[0], cfg.n_heads, hd).sum((0, 2))
+        kv = k.view(cfg.n_kv_heads, hd, -1).sum((1, 2)) + v.view(cfg.n_kv_heads, hd, -1).sum((1, 2))
+        heads.append(head)
+        groups.append(kv + head.view(cfg.n_kv_heads, -1).sum(1))
+        neurons.append(g.sum(1) + u.sum(1) + d.sum(0))
+    return UnitScores(channels, heads, groups, neurons)
+
+
+def l2_scores(model: TinyLM) -> UnitScores:
+    return scores_from_saliency(model, {n: p.detach().pow(2) for n, p in model.named_parameters()})
+
+
+def taylor_scores(model: TinyLM, batches) -> UnitScores:
+    """First-order Taylor: |w · ∂L/∂w| per weight, summed over calibration batches."""
+    model.train()
+    acc = {n: torch.zeros_like(p) for n, p in model.named_parameters()}
+    for x, y in batches:
+        model.zero_grad(set_to_none=True)
+        model(x, y)[1].backward()
+        for n, p in model.named_parameters():
+            acc[n] += (p.detach() * p.grad).abs()
+    model.zero_grad(set_to_none=True)
+    return scores_from_saliency(model, acc)
+
+
+def learnable_scores(model: TinyLM, batches, keep: dict[str, float], steps: int = 200, lr: float = 1.0,
+                     sparsity_weight: float = 5.0) -> UnitScores:
+    """Sigmoid gates on channels, heads and neurons, trained on calibration data with frozen weights
+    and a penalty pulling each gate family's mean to its keep ratio; the gate values are the scores."""
+    cfg = model.config
+    for p in model.parameters():
+        p.requires_grad_(False)
+    logits = {
+        "channels": torch.full((cfg.d_model,), 3.0, requires_grad=True),
+        "heads": torch.full((cfg.n_layers, cfg.n_heads), 3.0, requires_grad=True),
+        "neurons": torch.full((cfg.n_layers, cfg.ffn_hidden), 3.0, requires_grad=True),
+    }
+    # Plain SGD, not Adam: a dead unit's gate must move only as fast as the penalty pushes it, while
+    # Adam would normalise every gate's step to the same size and blur that difference.
+    opt = torch.optim.SGD(logits.values(), lr=lr, momentum=0.9)
+    model.train()
+    for step in range(steps):
+        x, y = batches[step % len(batches)]
+        gates = {k: torch.sigmoid(v) for k, v in logits.items()}
+        model.channel_gate = gates["channels"]
+        for i, layer in enumerate(model.layers):
+            layer.self_attn.head_gate = gates["heads"][i]
+            layer.mlp.neuron_gate = gates["neurons"][i]
+        loss = model(x, y)[1]
+        penalty = sum((gates[k].mean() - keep[k]) ** 2 for k in gates)
+        opt.zero_grad()
+        (loss + sparsity_weight * penalty).backward()
+        opt.step()
+    model.channel_gate = None
+    for layer in model.layers:
+        layer.self_attn.head_gate = layer.mlp.neuron_gate = None
+    for p in model.parameters():
+        p.requires_grad_(True)
+    gates = {k: torch.sigmoid(v.detach()) for k, v in logits.items()}
+    heads = list(gates["heads"])
+    return UnitScores(gates["channels"], heads, [h.view(cfg.n_kv_heads, -1).sum(1) for h in heads], list(gates["neurons"]))
+
+
+def top_sorted(scores: torch.Tensor, k: int) -> torch.Tensor:
+    return torch.topk(scores, k).indices.sort().values
+
+
+# ---- building the student ------------------------------------------------------------------------
+
+def build_student(parent: TinyLM, student_cfg: ModelConfig, vocab_map: list[int], layers: list[int],
+                  scores: UnitScores) -> TinyLM:
+    pc, sc = parent.config, student_cfg
+    if sc.head_dim != pc.head_dim:
+        raise ConfigError(f"student head_dim {sc.head_dim} must equal the parent's {pc.head_dim}")
+    if sc.d_model > pc.d_model or sc.ffn_hidden > pc.ffn_hidden or sc.n_kv_heads > pc.n_kv_heads:
+        raise ConfigError("student must not be wider than the parent (d_model, ffn_hidden, n_kv_heads)")
+    s_group, p_group = sc.n_heads // sc.n_kv_heads, pc.n_heads // pc.n_kv_heads
+    if s_group > p_group:
+        raise ConfigError(f"student has {s_group} query heads per KV head, parent only {p_group}")
+    if len(vocab_map) != sc.vocab_size:
+        raise ConfigError(f"vocab_map has {len(vocab_map)} entries, student vocab_size is {sc.vocab_size}")
+    if max(vocab_map) >= pc.vocab_size:
+        raise ConfigError(f"vocab_map refers to parent id {max(vocab_map)} ≥ parent vocab_size {pc.vocab_size}")
+    hd = pc.head_dim
+    ch = top_sorted(scores.channels, sc.d_model)
+    vm = torch.tensor(vocab_map)
+    ps = {k: v.detach() for k, v in parent.state_dict().items()}
+    out = {"embed_tokens.weight": ps["embed_tokens.weight"][vm][:, ch], "norm.weight": ps["norm.weight"][ch]}
+    for j, i in enumerate(layers):
+        p, q = f"layers.{i}.", f"layers.{j}."
+        groups = top_sorted(scores.kv_groups[i], sc.n_kv_heads)
+        heads = torch.cat([g * p_group + top_sorted(scores.heads[i].view(pc.n_kv_heads, p_group)[g], s_group)
+                           for g in groups])
+        head_rows = torch.cat([torch.arange(h * hd, (h + 1) * hd) for h in heads])
+        kv_rows = torch.cat([torch.arange(g * hd, (g + 1) * hd) for g in groups])
+        neurons = top_sorted(scores.neurons[i], sc.ffn_hidden)
+        out[q + "input_layernorm.weight"] = ps[p + "input_layernorm.weight"][ch]
+        out[q + "post_attention_layernorm.weight"] = ps[p + "post_attention_layernorm.weight"][ch]
+        out[q + "self_attn.q_proj.weight"] = ps[p + "self_attn.q_proj.weight"][head_rows][:, ch]
+        out[q + "self_attn.k_proj.weight"] = ps[p + "self_attn.k_proj.weight"][kv_rows][:, ch]
+        out[q + "self_attn.v_proj.weight"] = ps[p + "self_attn.v_proj.weight"][kv_rows][:, ch]
+        out[q + "self_attn.o_proj.weight"] = ps[p + "self_attn.o_proj.weight"][ch][:, head_rows]
+        out[q + "mlp.gate_proj.weight"] = ps[p + "mlp.gate_proj.weight"][neurons][:, ch]
+        out[q + "mlp.up_proj.weight"] = ps[p + "mlp.up_proj.weight"][neurons][:, ch]
+        out[q + "mlp.down_proj.weight"] = ps[p + "mlp.down_proj.weight"][ch][:, neurons]
+    student = TinyLM(sc)
+    student.load_state_dict({k: v.clone() for k, v in out.items()}, strict=False)
+    return student
+
+
+def inherit(parent: TinyLM, student_cfg: ModelConfig, vocab_map: list[int], batches, layer_method: str = "first_last",
+            width_method: str = "taylor", first: int | None = None) -> tuple[TinyLM, dict]:
+    """The whole inheritance: pick layers, score units on the kept layers, build the student."""
+    if width_method not in WIDTH_METHODS:
+        raise ConfigError(f"unknown width criterion {width_method!r} (choose from {WIDTH_METHODS})")
+    skip = layer_skip_scores(parent, batches) if layer_method == "score" else None
+    layers = select_layers(parent.config.n_layers, student_cfg.n_layers, layer_method, skip, first)
+    if width_method == "l2":
+        scores = l2_scores(parent)
+    elif width_method == "taylor":
+        scores = taylor_scores(parent, batches)
+    else:
+        pc, sc = parent.config, student_cfg
+        keep = {"channels": sc.d_model / pc.d_model, "heads": sc.n_heads / pc.n_heads, "neurons": sc.ffn_hidden / pc.ffn_hidden}
+        scores = learnable_scores(parent, batches, keep)
+    student = build_student(parent, student_cfg, vocab_map, layers, scores)
+    return student, {"layers": layers, "layer_method": layer_method, "width_method": width_method}
+
+
+def main(argv: list[str]) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--parent", required=True)
+    ap.add_argument("--student", required=True, help="TOML config whose [model] is the student shape")
+    ap.add_argument("--vocab-map", required=True)
+    ap.add_argument("--calib", required=True, help="pre-tokenized data in the parent's vocabulary")
+    ap.add_argument("--layers", default="first_last", choices=LAYER_METHODS)
+    ap.add_argument("--first", type=int, default=None, help="first_last: how many leading layers")
+    ap.add_argument("--width", default="taylor", choices=WIDTH_METHODS)
+    ap.add_argument("--calib-batches", type=int, default=8)
+    ap.add_argument("--seq-len", type=int, default=256)
+    ap.add_argument("--batch-size", type=int, default=8)
+    ap.add_argument("--out", required=True)
+    args = ap.parse_args(argv)
+    try:
+        parent = model_from_checkpoint(load_checkpoint(args.parent), args.parent)
+        student_cfg = load_config(args.student).model
+        try:
+            vocab_map = json.loads(open(args.vocab_map).read())
+        except (OSError, json.JSONDecodeError) as err:
+            raise ConfigError(f"{args.vocab_map}: cannot read vocab map ({err})") from None
+        split = TokenSplit(args.calib, "train")
+        if split.vocab_size > parent.config.vocab_size:
+            raise ConfigError(f"{args.calib}: vocabulary {split.vocab_size} is not the parent's ({parent.config.vocab_size})")
+        plan = BatchPlan(split, args.seq_len, args.batch_size, seed=4242)
+        batches = [plan.batch(b) for b in range(min(args.calib_batches, plan.batches_per_epoch))]
+        student, info = inherit(parent, student_cfg, vocab_map, batches, args.layers, args.width, args.first)
+    except (ConfigError, DataError, CheckpointError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    save_atomic(weights_only(student, {"inherited": {**info, "parent": args.parent}}), args.out)
+    print(f"wrote {args.out}: layers {info['layers']}, width by {info['width_method']}, "
+          f"{student.num_params() / 1e6:.2f}M params")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
