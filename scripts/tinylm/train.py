@@ -19,6 +19,7 @@ import torch
 
 from .checkpoint import CheckpointError, load_checkpoint, model_from_checkpoint, save_atomic, weights_only
 from .config import Config, ConfigError, load_config
+from .cpu import set_threads
 from .data import BatchPlan, DataError, TokenSplit
 from .model import TinyLM
 from .rounds import sample_batches, score_batches
@@ -119,7 +120,7 @@ def train(cfg: Config, stop_after: int | None = None) -> Path:
             torch.cuda.set_device(device)
     master = rank == 0
     if tc.threads > 0:
-        torch.set_num_threads(tc.threads)
+        set_threads(tc.threads)
     torch.manual_seed(tc.seed)
     np.random.seed(tc.seed)
     random.seed(tc.seed)

@@ -12,7 +12,8 @@ export interface ShardJob {
   tokenizer: string;
   out: string;
   dtype: "uint16" | "uint32";
-  maxBytes: number; // text bytes to take from this shard (Infinity for all)
+  /** Text bytes to take from this shard for the training split (validation gets a quarter); Infinity for all. */
+  maxBytes: number;
 }
 
 export interface ShardHeader {
@@ -50,6 +51,13 @@ class ShardWriter {
   }
 }
 
+/** A sample-sized piece of a book: whole paragraphs up to about `maxBytes`. */
+function clip(text: string, maxBytes: number): string {
+  if (maxBytes === Infinity || Buffer.byteLength(text) <= maxBytes) return text;
+  const cut = text.lastIndexOf("\n\n", maxBytes);
+  return text.slice(0, cut > 0 ? cut + 1 : maxBytes);
+}
+
 async function encodeShard(job: ShardJob): Promise<void> {
   const tokenizer = loadTokenizer(job.tokenizer);
   const eot = tokenizer.specialTokens.get("<|endoftext|>");
@@ -64,7 +72,7 @@ async function encodeShard(job: ShardJob): Promise<void> {
     writers[split] = new ShardWriter(join(job.out, split, name), job.dtype, tokenizer.vocabSize, eot);
   }
   const counts = new Float64Array(tokenizer.vocabSize);
-  let taken = 0;
+  const budget: Record<string, number> = { train: job.maxBytes, val: job.maxBytes / 4 };
   let trainTextBytes = 0;
   let pending = 0;
   const flushProgress = () => {
@@ -72,12 +80,13 @@ async function encodeShard(job: ShardJob): Promise<void> {
     pending = 0;
   };
   for await (const book of readBooks(job.shard, (n) => (pending += n))) {
-    if (taken >= job.maxBytes) break;
-    const text = normalizeText(book.text);
-    const bytes = Buffer.byteLength(text);
-    taken += bytes;
-    const ids = tokenizer.encode(text);
+    if (budget.train <= 0 && budget.val <= 0) break;
     const split = isValidationBook(book.id) ? "val" : "train";
+    if (budget[split] <= 0) continue;
+    const text = clip(normalizeText(book.text), budget[split]);
+    const bytes = Buffer.byteLength(text);
+    budget[split] -= bytes;
+    const ids = tokenizer.encode(text);
     if (split === "train") {
       for (const id of ids) counts[id]++;
       trainTextBytes += bytes;

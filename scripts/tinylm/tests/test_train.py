@@ -1,0 +1,87 @@
+import json
+import subprocess
+import sys
+
+import numpy as np
+import torch
+
+from scripts.tinylm.config import load_config
+from scripts.tinylm.data import TokenSplit
+from scripts.tinylm.train import train
+from .conftest import ROOT, TINY_SHARDS, write_config
+
+
+def read_log(run_dir):
+    return [json.loads(line) for line in (run_dir / "log.jsonl").read_text().splitlines()]
+
+
+def unigram_cross_entropy(train: TokenSplit, val: TokenSplit) -> float:
+    """Loss of the best context-free model (train-split unigram frequencies) on the validation split."""
+    counts = np.bincount(train.tokens(0, train.num_tokens), minlength=train.vocab_size) + 0.5
+    p = counts / counts.sum()
+    return float(-np.log(p[val.tokens(0, val.num_tokens)]).mean())
+
+
+def test_loss_falls_well_below_unigram_entropy_on_real_text(tmp_path):
+    cfg = load_config(write_config(
+        tmp_path / "c.toml", TINY_SHARDS, tmp_path / "run",
+        model=dict(vocab_size=8192, d_model=64, n_layers=2, n_heads=4, n_kv_heads=2, ffn_hidden=160, max_seq_len=64),
+        seq_len=64, batch_size=16, max_steps=300, lr=1e-2, min_lr=1e-3, warmup_steps=30, eval_interval=300,
+        eval_batches=8, log_interval=50, threads=1))
+    final = train(cfg)
+    val = torch.load(final)["val_loss"]
+    baseline = unigram_cross_entropy(TokenSplit(TINY_SHARDS, "train"), TokenSplit(TINY_SHARDS, "val"))
+    assert val < baseline - 0.4, f"validation loss {val:.3f} vs unigram {baseline:.3f}"
+
+
+def test_interrupted_run_resumes_exactly(tmp_path):
+    kw = dict(max_steps=8, rounds=2, round_fraction=0.5, checkpoint_interval=100)
+    straight = load_config(write_config(tmp_path / "a.toml", TINY_SHARDS, tmp_path / "a", **kw))
+    train(straight)
+    resumed = load_config(write_config(tmp_path / "b.toml", TINY_SHARDS, tmp_path / "b", **kw))
+    train(resumed, stop_after=3)  # "killed" after step 3 of round 1
+    train(resumed, stop_after=6)  # "killed" again in round 2
+    train(resumed)
+    a, b = read_log(tmp_path / "a"), read_log(tmp_path / "b")
+    assert [e for e in a if "loss" in e] == [
+        {**e, "tok_per_s": a_e["tok_per_s"]} for e, a_e in zip([e for e in b if "loss" in e], [e for e in a if "loss" in e])
+    ]
+    assert [e.get("val_loss") for e in a] == [e.get("val_loss") for e in b]
+    rounds = [e for e in a if "sampled_batches" in e]
+    assert rounds == [{**rounds[0], "scored_batches": 8, "sampled_batches": 4}]  # 8 micro-batches, half drawn
+    assert torch.load(tmp_path / "a" / "ckpt.pt")["round_batches"] == torch.load(tmp_path / "b" / "ckpt.pt")["round_batches"]
+
+
+def run_cli(*args):
+    return subprocess.run([sys.executable, "-m", *args], cwd=ROOT, capture_output=True, text=True)
+
+
+def test_bad_config_is_one_clear_error(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[model]\nd_model = 'wide'\n")
+    r = run_cli("scripts.tinylm.train", str(bad))
+    assert r.returncode == 1 and r.stderr.strip().splitlines() == [f"error: {bad}: model.d_model must be int, got 'wide'"]
+    bad.write_text("[model]\nd_modle = 64\n")
+    r = run_cli("scripts.tinylm.train", str(bad))
+    assert r.returncode == 1 and "unknown key model.d_modle" in r.stderr
+    bad.write_text("[model\n")
+    assert "not valid TOML" in run_cli("scripts.tinylm.train", str(bad)).stderr
+
+
+def test_missing_shard_and_checkpoint_are_clear_errors(tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "index.json").write_text((TINY_SHARDS / "index.json").read_text())
+    cfg = write_config(tmp_path / "c.toml", data, tmp_path / "run")
+    r = run_cli("scripts.tinylm.train", str(cfg))
+    assert r.returncode == 1 and "general-000.bin: shard listed in index.json is missing" in r.stderr
+    assert not (tmp_path / "run").exists()  # nothing written
+
+    cfg = write_config(tmp_path / "d.toml", TINY_SHARDS, tmp_path / "run2", init_from=str(tmp_path / "nope.pt"))
+    r = run_cli("scripts.tinylm.train", str(cfg))
+    assert r.returncode == 1 and r.stderr.strip() == f"error: {tmp_path / 'nope.pt'}: checkpoint not found"
+
+    garbled = tmp_path / "garbled.pt"
+    garbled.write_bytes(b"not a checkpoint")
+    r = run_cli("scripts.tinylm.evaluate", str(garbled), "--data", str(TINY_SHARDS), "--tokenizer", "test/fixtures/tiny-model")
+    assert r.returncode == 1 and f"{garbled}: not a readable checkpoint" in r.stderr
