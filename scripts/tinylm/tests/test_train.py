@@ -26,12 +26,12 @@ def test_loss_falls_well_below_unigram_entropy_on_real_text(tmp_path):
     cfg = load_config(write_config(
         tmp_path / "c.toml", TINY_SHARDS, tmp_path / "run",
         model=dict(vocab_size=8192, d_model=64, n_layers=2, n_heads=4, n_kv_heads=2, ffn_hidden=160, max_seq_len=64),
-        seq_len=64, batch_size=16, max_steps=300, lr=1e-2, min_lr=1e-3, warmup_steps=30, eval_interval=300,
-        eval_batches=8, log_interval=50, threads=1))
+        seq_len=64, batch_size=16, max_steps=400, lr=2e-2, min_lr=5e-3, warmup_steps=30, eval_interval=400,
+        eval_batches=8, log_interval=50, threads=0))  # threads=0: torch 1 thread + OpenBLAS's own pool was fastest
     final = train(cfg)
     val = torch.load(final)["val_loss"]
     baseline = unigram_cross_entropy(TokenSplit(TINY_SHARDS, "train"), TokenSplit(TINY_SHARDS, "val"))
-    assert val < baseline - 0.4, f"validation loss {val:.3f} vs unigram {baseline:.3f}"
+    assert val < baseline - 0.5, f"validation loss {val:.3f} vs unigram {baseline:.3f}"
 
 
 def test_interrupted_run_resumes_exactly(tmp_path):
