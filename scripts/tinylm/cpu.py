@@ -10,13 +10,13 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 
-_M_TRIM_THRESHOLD, _M_TOP_PAD, _M_MMAP_THRESHOLD = -1, -2, -3
+_M_TRIM_THRESHOLD, _M_TOP_PAD, _M_MMAP_THRESHOLD, _M_MMAP_MAX = -1, -2, -3, -4
 
 
 def tune_malloc() -> None:
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        libc.mallopt(_M_MMAP_THRESHOLD, 32 * 1024 * 1024)
+        libc.mallopt(_M_MMAP_MAX, 0)  # no per-allocation mmap: large tensors reuse heap memory
         libc.mallopt(_M_TRIM_THRESHOLD, 1024 * 1024 * 1024)
         libc.mallopt(_M_TOP_PAD, 256 * 1024 * 1024)
     except (OSError, AttributeError):

@@ -26,7 +26,7 @@ def test_loss_falls_well_below_unigram_entropy_on_real_text(tmp_path):
     cfg = load_config(write_config(
         tmp_path / "c.toml", TINY_SHARDS, tmp_path / "run",
         model=dict(vocab_size=8192, d_model=64, n_layers=2, n_heads=4, n_kv_heads=2, ffn_hidden=160, max_seq_len=64),
-        seq_len=64, batch_size=16, max_steps=400, lr=2e-2, min_lr=5e-3, warmup_steps=30, eval_interval=400,
+        seq_len=64, batch_size=16, max_steps=800, lr=2e-2, min_lr=5e-3, warmup_steps=30, eval_interval=800,
         eval_batches=8, log_interval=50, threads=0))  # threads=0: torch 1 thread + OpenBLAS's own pool was fastest
     final = train(cfg)
     val = torch.load(final)["val_loss"]
