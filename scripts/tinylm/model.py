@@ -43,6 +43,15 @@ def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch
     return (x * cos + rotated * sin).type_as(x)
 
 
+def repeat_kv(x: torch.Tensor, n_heads: int) -> torch.Tensor:
+    """[b, kv, t, d] → [b, n_heads, t, d], each KV head serving n_heads / kv query heads.
+    (expand + reshape, not repeat_interleave: the latter exports to ONNX with a fixed batch size.)"""
+    b, kv, t, d = x.shape
+    if kv == n_heads:
+        return x
+    return x[:, :, None].expand(b, kv, n_heads // kv, t, d).reshape(b, n_heads, t, d)
+
+
 class Attention(nn.Module):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
@@ -63,9 +72,7 @@ class Attention(nn.Module):
             k = torch.cat([past[0], k], dim=2)
             v = torch.cat([past[1], v], dim=2)
         present = (k, v)
-        group = self.n_heads // self.n_kv_heads
-        kr = k.repeat_interleave(group, dim=1) if group > 1 else k
-        vr = v.repeat_interleave(group, dim=1) if group > 1 else v
+        kr, vr = repeat_kv(k, self.n_heads), repeat_kv(v, self.n_heads)
         if HAS_SDPA:
             y = F.scaled_dot_product_attention(q, kr, vr, attn_mask=bias, is_causal=bias is None)
         else:

@@ -1,0 +1,163 @@
+// Sampling over logits, one small function per transform, applied in llama.cpp's order:
+// logit bias → repetition/presence/frequency penalties → temperature → top-k → top-p → min-p → draw.
+// Transforms write -Infinity into a Float32Array copy; nothing here allocates per vocabulary entry twice.
+
+export interface SamplingParams {
+  temperature: number; // 0 = greedy
+  topP: number;
+  topK: number; // 0 = off
+  minP: number; // 0 = off
+  presencePenalty: number;
+  frequencyPenalty: number;
+  repetitionPenalty: number; // 1 = off
+  logitBias: Map<number, number>;
+  seed: number;
+  logprobs: number; // top alternatives to report (0 = only the chosen token's)
+}
+
+export const DEFAULT_SAMPLING: SamplingParams = {
+  temperature: 1,
+  topP: 1,
+  topK: 0,
+  minP: 0,
+  presencePenalty: 0,
+  frequencyPenalty: 0,
+  repetitionPenalty: 1,
+  logitBias: new Map(),
+  seed: 0,
+  logprobs: 0,
+};
+
+export function applyLogitBias(logits: Float32Array, bias: Map<number, number>): void {
+  for (const [id, b] of bias) if (id >= 0 && id < logits.length) logits[id] += b;
+}
+
+/** OpenAI presence/frequency penalties and the multiplicative repetition penalty (CTRL / llama.cpp). */
+export function applyPenalties(logits: Float32Array, counts: Map<number, number>, p: SamplingParams): void {
+  for (const [id, n] of counts) {
+    let l = logits[id];
+    if (p.repetitionPenalty !== 1) l = l > 0 ? l / p.repetitionPenalty : l * p.repetitionPenalty;
+    logits[id] = l - p.frequencyPenalty * n - (n > 0 ? p.presencePenalty : 0);
+  }
+}
+
+export function applyTemperature(logits: Float32Array, temperature: number): void {
+  if (temperature === 1) return;
+  for (let i = 0; i < logits.length; i++) logits[i] /= temperature;
+}
+
+/** Indices of the finite logits, highest first. */
+function ranked(logits: Float32Array): number[] {
+  const ids: number[] = [];
+  for (let i = 0; i < logits.length; i++) if (logits[i] > -Infinity) ids.push(i);
+  return ids.sort((a, b) => logits[b] - logits[a]);
+}
+
+export function applyTopK(logits: Float32Array, k: number): void {
+  if (k <= 0 || k >= logits.length) return;
+  for (const id of ranked(logits).slice(k)) logits[id] = -Infinity;
+}
+
+export function applyTopP(logits: Float32Array, topP: number): void {
+  if (topP >= 1) return;
+  const order = ranked(logits);
+  const probs = softmaxOf(logits, order);
+  let cumulative = 0;
+  order.forEach((id, i) => {
+    if (cumulative >= topP) logits[id] = -Infinity; // keep the smallest prefix reaching topP
+    cumulative += probs[i];
+  });
+}
+
+export function applyMinP(logits: Float32Array, minP: number): void {
+  if (minP <= 0) return;
+  let max = -Infinity;
+  for (const l of logits) if (l > max) max = l;
+  const threshold = max + Math.log(minP); // p_i ≥ minP · p_max  ⇔  l_i ≥ l_max + log(minP)
+  for (let i = 0; i < logits.length; i++) if (logits[i] < threshold) logits[i] = -Infinity;
+}
+
+function softmaxOf(logits: Float32Array, ids: number[]): number[] {
+  const max = logits[ids[0]];
+  const exps = ids.map((id) => Math.exp(logits[id] - max));
+  const sum = exps.reduce((a, b) => a + b, 0);
+  return exps.map((e) => e / sum);
+}
+
+/** log-softmax value of one entry. */
+export function logSoftmaxAt(logits: Float32Array, id: number): number {
+  let max = -Infinity;
+  for (const l of logits) if (l > max) max = l;
+  let sum = 0;
+  for (const l of logits) sum += Math.exp(l - max);
+  return logits[id] - max - Math.log(sum);
+}
+
+/** Seeded PRNG (mulberry32): equal seeds and parameters give equal samples. */
+export function createRng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+export function argmax(logits: Float32Array): number {
+  let best = 0;
+  for (let i = 1; i < logits.length; i++) if (logits[i] > logits[best]) best = i;
+  return best;
+}
+
+export interface Sampled {
+  token: number;
+  logprob: number;
+  top: { token: number; logprob: number }[];
+}
+
+/** Process raw logits with every transform, then pick a token (greedy at temperature 0). */
+export function sample(raw: Float32Array, counts: Map<number, number>, p: SamplingParams, rng: () => number): Sampled {
+  const logits = Float32Array.from(raw);
+  applyLogitBias(logits, p.logitBias);
+  applyPenalties(logits, counts, p);
+  let token: number;
+  if (p.temperature === 0) {
+    token = argmax(logits);
+  } else {
+    applyTemperature(logits, p.temperature);
+    applyTopK(logits, p.topK);
+    applyTopP(logits, p.topP);
+    applyMinP(logits, p.minP);
+    token = draw(logits, rng);
+  }
+  const logprob = logSoftmaxAt(logits, token);
+  const top = p.logprobs > 0 ? topLogprobs(logits, p.logprobs) : [];
+  return { token, logprob, top };
+}
+
+function draw(logits: Float32Array, rng: () => number): number {
+  let max = -Infinity;
+  for (const l of logits) if (l > max) max = l;
+  let sum = 0;
+  for (const l of logits) sum += Math.exp(l - max);
+  let r = rng() * sum;
+  let last = 0;
+  for (let i = 0; i < logits.length; i++) {
+    if (logits[i] === -Infinity) continue;
+    last = i;
+    r -= Math.exp(logits[i] - max);
+    if (r <= 0) return i;
+  }
+  return last;
+}
+
+export function topLogprobs(logits: Float32Array, n: number): { token: number; logprob: number }[] {
+  let max = -Infinity;
+  for (const l of logits) if (l > max) max = l;
+  let sum = 0;
+  for (const l of logits) sum += Math.exp(l - max);
+  const logZ = max + Math.log(sum);
+  return ranked(logits).slice(0, n).map((token) => ({ token, logprob: logits[token] - logZ }));
+}
