@@ -1,0 +1,178 @@
+// The Hono app, built from injected parts: runtime-agnostic (Node, Workers and Deno hosts wrap it).
+import { Hono, type Context } from "hono";
+import { bodyLimit } from "hono/body-limit";
+import { cors } from "hono/cors";
+import { HTTPException } from "hono/http-exception";
+import { validator } from "hono/validator";
+import type { z } from "zod";
+import { ApiError, invalidRequest, modelNotFound } from "./openai/errors.js";
+import { chatCompletions } from "./openai/chat.js";
+import { completions } from "./openai/completions.js";
+import { chatRequest, completionRequest, describeIssue, detokenizeRequest, tokenizeRequest } from "./openai/schemas.js";
+import { Metrics } from "./metrics.js";
+import type { LoadedModel, ModelHandle } from "./model.js";
+import { PLAYGROUND_HTML, playgroundCsp } from "./playground.js";
+
+export interface AppConfig {
+  apiKey?: string;
+  corsOrigins: string[] | "*";
+  maxBodyBytes: number;
+  maxTokensLimit: number;
+}
+
+export const DEFAULT_CONFIG: AppConfig = { corsOrigins: "*", maxBodyBytes: 1_000_000, maxTokensLimit: 2048 };
+
+/** Request body → UTF-8 JSON → schema, with every failure as OpenAI's 400 error object. */
+function jsonBody<S extends z.ZodType>(schema: S) {
+  return validator("json", async (_value, c) => {
+    const bytes = await c.req.arrayBuffer();
+    let text: string;
+    try {
+      text = new TextDecoder("utf-8", { fatal: true }).decode(bytes);
+    } catch {
+      throw invalidRequest("The request body is not valid UTF-8");
+    }
+    let json: unknown;
+    try {
+      json = JSON.parse(text);
+    } catch (err) {
+      throw invalidRequest(`We could not parse the JSON body of your request (${(err as Error).message})`);
+    }
+    const parsed = schema.safeParse(json);
+    if (!parsed.success) {
+      const { message, param } = describeIssue(parsed.error);
+      throw invalidRequest(message, param);
+    }
+    return parsed.data as z.infer<S>;
+  });
+}
+
+function safeEqual(a: string, b: string): boolean {
+  // Constant time in the length of the expected key: no early exit on the first differing byte.
+  const x = new TextEncoder().encode(a);
+  const y = new TextEncoder().encode(b);
+  let diff = x.length ^ y.length;
+  for (let i = 0; i < y.length; i++) diff |= (x[i % Math.max(1, x.length)] ?? 0) ^ y[i];
+  return diff === 0;
+}
+
+export function createApp(handle: ModelHandle, config: AppConfig = DEFAULT_CONFIG): Hono {
+  const app = new Hono();
+  const metrics = new Metrics();
+  const limits = { maxTokensLimit: config.maxTokensLimit };
+
+  const model = async (c: Context, requested?: string): Promise<LoadedModel> => {
+    let m: LoadedModel;
+    try {
+      m = await handle.get();
+    } catch (err) {
+      console.error("model failed to load:", (err as Error).message);
+      throw new ApiError(503, `The model is not available: ${(err as Error).message}`, "service_unavailable", null, "model_not_loaded");
+    }
+    if (requested !== undefined && requested !== m.id) throw modelNotFound(requested);
+    return m;
+  };
+
+  app.onError((err, c) => {
+    let api: ApiError;
+    if (err instanceof ApiError) api = err;
+    else if (err instanceof HTTPException) {
+      const status = err.status as ApiError["status"];
+      const type = status === 401 ? "authentication_error" : status === 413 ? "invalid_request_error" : "invalid_request_error";
+      api = new ApiError(status, err.message || "Request failed", type, null, status === 401 ? "invalid_api_key" : null);
+    } else {
+      const requestId = crypto.randomUUID();
+      console.error(`request ${requestId} failed:`, err);
+      api = new ApiError(500, `The server had an error processing your request (request id ${requestId})`, "server_error");
+    }
+    return c.json(api.toJSON(), api.status, api.headers);
+  });
+  app.notFound((c) => c.json(new ApiError(404, `Unknown route ${c.req.method} ${c.req.path}`, "not_found_error").toJSON(), 404));
+
+  app.use("*", async (c, next) => {
+    const start = performance.now();
+    await next();
+    metrics.observeRequest(c.req.routePath, c.res.status, (performance.now() - start) / 1000);
+  });
+  app.use("*", cors({ origin: config.corsOrigins === "*" ? "*" : config.corsOrigins, allowHeaders: ["Authorization", "Content-Type"] }));
+  app.use(
+    "*",
+    bodyLimit({
+      maxSize: config.maxBodyBytes,
+      onError: () => {
+        throw new ApiError(413, `The request body is larger than ${config.maxBodyBytes} bytes`, "invalid_request_error", null, "request_too_large");
+      },
+    }),
+  );
+  if (config.apiKey) {
+    const key = config.apiKey;
+    app.use("/v1/*", async (c, next) => {
+      const header = c.req.header("Authorization") ?? "";
+      const token = header.startsWith("Bearer ") ? header.slice(7) : "";
+      if (!safeEqual(token, key)) {
+        throw new ApiError(401, "Incorrect API key provided. Send it as 'Authorization: Bearer <key>'.", "authentication_error", null, "invalid_api_key");
+      }
+      await next();
+    });
+  }
+
+  app.get("/", async (c) => c.html(PLAYGROUND_HTML, 200, { "Content-Security-Policy": await playgroundCsp }));
+
+  app.get("/health", (c) => {
+    if (handle.model) return c.json({ status: "ok", model: handle.model.id });
+    void handle.get().catch(() => {}); // start loading (Workers load lazily)
+    return c.json({ status: "loading", error: handle.error?.message ?? null }, 503);
+  });
+
+  app.get("/metrics", (c) => c.text(metrics.render(handle.model?.engine.stats), 200, { "Content-Type": "text/plain; version=0.0.4" }));
+
+  app.get("/v1/models", async (c) => {
+    const m = await model(c);
+    return c.json({ object: "list", data: [modelObject(m)] });
+  });
+  app.get("/v1/models/:id", async (c) => {
+    const m = await model(c, c.req.param("id"));
+    return c.json(modelObject(m));
+  });
+
+  app.post("/v1/completions", jsonBody(completionRequest), async (c) => {
+    const req = c.req.valid("json");
+    return completions(c, await model(c, req.model), req, limits);
+  });
+
+  app.post("/v1/chat/completions", jsonBody(chatRequest), async (c) => {
+    const req = c.req.valid("json");
+    return chatCompletions(c, await model(c, req.model), req, limits);
+  });
+
+  app.post("/tokenize", jsonBody(tokenizeRequest), async (c) => {
+    const { tokenizer } = await model(c);
+    return c.json({ tokens: tokenizer.encode(c.req.valid("json").content) });
+  });
+
+  app.post("/detokenize", jsonBody(detokenizeRequest), async (c) => {
+    const { tokenizer } = await model(c);
+    const { tokens } = c.req.valid("json");
+    if (tokens.some((t) => t >= tokenizer.vocabSize)) throw invalidRequest(`token ids must be below ${tokenizer.vocabSize}`, "tokens");
+    return c.json({ content: tokenizer.decode(tokens) });
+  });
+
+  return app;
+}
+
+function modelObject(m: LoadedModel) {
+  return {
+    id: m.id,
+    object: "model",
+    created: m.created,
+    owned_by: "tinylm-edge",
+    // Card facts for the playground and curious clients (extension fields).
+    meta: {
+      parameters: m.manifest.parameters ?? null,
+      vocabulary: m.tokenizer.vocabSize,
+      context_length: m.engine.maxLength,
+      onnx_file: m.onnxFile,
+      quantization: m.manifest.quantization?.[m.onnxFile] ?? null,
+    },
+  };
+}

@@ -1,0 +1,36 @@
+// Settings from environment variables (Node, Deno) or Worker vars: one parser for every host.
+import { DEFAULT_CONFIG, type AppConfig } from "../app.js";
+import type { EngineOptions } from "../engine/engine.js";
+
+export interface HostSettings {
+  app: AppConfig;
+  engine: EngineOptions;
+  onnxFile: string;
+  lowMemory: boolean;
+}
+
+export function settingsFrom(env: Record<string, string | undefined>, defaults: { maxTokensLimit?: number; lowMemory?: boolean } = {}): HostSettings {
+  const int = (name: string, fallback: number): number => {
+    const raw = env[name];
+    if (raw === undefined || raw === "") return fallback;
+    const n = Number(raw);
+    if (!Number.isInteger(n) || n < 0) throw new Error(`${name} must be a non-negative integer, got "${raw}"`);
+    return n;
+  };
+  const origins = env.CORS_ORIGINS?.trim();
+  return {
+    app: {
+      apiKey: env.API_KEY || undefined,
+      corsOrigins: !origins || origins === "*" ? "*" : origins.split(",").map((o) => o.trim()),
+      maxBodyBytes: int("MAX_BODY_BYTES", DEFAULT_CONFIG.maxBodyBytes),
+      maxTokensLimit: int("MAX_TOKENS_LIMIT", defaults.maxTokensLimit ?? DEFAULT_CONFIG.maxTokensLimit),
+    },
+    engine: {
+      maxBatch: int("MAX_BATCH", 8),
+      maxQueue: int("MAX_QUEUE", 32),
+      prefixCache: env.PREFIX_CACHE !== "0",
+    },
+    onnxFile: env.ONNX_FILE || "onnx/model_quantized.onnx",
+    lowMemory: env.LOW_MEMORY ? env.LOW_MEMORY === "1" : (defaults.lowMemory ?? false),
+  };
+}

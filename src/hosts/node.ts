@@ -1,0 +1,45 @@
+// Node host: read the model folder and ORT's .wasm from disk, build the app, listen.
+//   MODEL_DIR=model PORT=8787 HOST=127.0.0.1 npm start
+import { readFile } from "node:fs/promises";
+import { createRequire } from "node:module";
+import { join, resolve } from "node:path";
+import { serve } from "@hono/node-server";
+import * as ort from "onnxruntime-web/wasm";
+import { createApp } from "../app.js";
+import { loadModel, ModelHandle } from "../model.js";
+import { settingsFrom } from "./config.js";
+
+export async function startNodeServer(env: Record<string, string | undefined> = process.env) {
+  const settings = settingsFrom(env);
+  const modelDir = resolve(env.MODEL_DIR || "model");
+  const wasmPath = createRequire(import.meta.url).resolve("onnxruntime-web/ort-wasm-simd-threaded.wasm");
+  ort.env.wasm.wasmBinary = await readFile(wasmPath);
+  ort.env.wasm.numThreads = Number(env.THREADS || 1);
+  ort.env.logLevel = "error";
+  const read = async (path: string) => {
+    try {
+      return new Uint8Array(await readFile(join(modelDir, path)));
+    } catch (err) {
+      throw new Error(`${join(modelDir, path)}: ${(err as NodeJS.ErrnoException).code === "ENOENT" ? "not found" : (err as Error).message}`);
+    }
+  };
+  const handle = new ModelHandle(() => loadModel(read, { ort, onnxFile: settings.onnxFile, engine: settings.engine, lowMemory: settings.lowMemory }));
+  const app = createApp(handle, settings.app);
+  const port = Number(env.PORT || 8787);
+  const hostname = env.HOST || "127.0.0.1";
+  const server = serve({ fetch: app.fetch, port, hostname });
+  const loaded = handle.get().then(
+    (m) => console.log(`tinylm-edge: ${m.id} (${settings.onnxFile}) ready on http://${hostname}:${port}/`),
+    (err: Error) => console.error(`tinylm-edge: cannot load model from ${modelDir}: ${err.message}`),
+  );
+  await new Promise<void>((r) => server.once("listening", () => r()));
+  const address = server.address();
+  return { server, app, handle, loaded, port: typeof address === "object" && address ? address.port : port };
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  startNodeServer().catch((err: Error) => {
+    console.error(`tinylm-edge: ${err.message}`);
+    process.exit(1);
+  });
+}

@@ -1,0 +1,55 @@
+// Prometheus text exposition for /metrics: request counters, token counters, queue gauges and
+// latency histograms. Small enough to write here; the edge runtimes have no prom-client.
+
+const BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
+
+class Histogram {
+  private readonly counts = new Array(BUCKETS.length).fill(0);
+  private sum = 0;
+  private count = 0;
+  observe(seconds: number): void {
+    BUCKETS.forEach((b, i) => seconds <= b && this.counts[i]++);
+    this.sum += seconds;
+    this.count++;
+  }
+  render(name: string, labels = ""): string[] {
+    const sep = labels ? "," : "";
+    return [
+      ...BUCKETS.map((b, i) => `${name}_bucket{${labels}${sep}le="${b}"} ${this.counts[i]}`),
+      `${name}_bucket{${labels}${sep}le="+Inf"} ${this.count}`,
+      `${name}_sum{${labels}} ${this.sum}`,
+      `${name}_count{${labels}} ${this.count}`,
+    ];
+  }
+}
+
+export class Metrics {
+  private readonly requests = new Map<string, number>();
+  private readonly durations = new Map<string, Histogram>();
+
+  observeRequest(route: string, status: number, seconds: number): void {
+    const key = `route="${route}",status="${status}"`;
+    this.requests.set(key, (this.requests.get(key) ?? 0) + 1);
+    if (!this.durations.has(route)) this.durations.set(route, new Histogram());
+    this.durations.get(route)!.observe(seconds);
+  }
+
+  render(engine?: { queued: number; running: number; promptTokens: number; generatedTokens: number; reusedPromptTokens: number; steps: number }): string {
+    const lines = ["# HELP tinylm_requests_total HTTP requests by route and status.", "# TYPE tinylm_requests_total counter"];
+    for (const [labels, n] of this.requests) lines.push(`tinylm_requests_total{${labels}} ${n}`);
+    lines.push("# HELP tinylm_request_duration_seconds Time to complete a request (streams: until the last event).");
+    lines.push("# TYPE tinylm_request_duration_seconds histogram");
+    for (const [route, h] of this.durations) lines.push(...h.render("tinylm_request_duration_seconds", `route="${route}"`));
+    if (engine) {
+      const gauge = (name: string, help: string, v: number, type = "gauge") =>
+        lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`, `${name} ${v}`);
+      gauge("tinylm_queue_depth", "Requests waiting for a place in the batch.", engine.queued);
+      gauge("tinylm_running_sequences", "Sequences being decoded.", engine.running);
+      gauge("tinylm_prompt_tokens_total", "Prompt tokens processed.", engine.promptTokens, "counter");
+      gauge("tinylm_prompt_tokens_reused_total", "Prompt tokens served from the prefix cache.", engine.reusedPromptTokens, "counter");
+      gauge("tinylm_generated_tokens_total", "Tokens generated.", engine.generatedTokens, "counter");
+      gauge("tinylm_decode_steps_total", "Batched decode steps.", engine.steps, "counter");
+    }
+    return lines.join("\n") + "\n";
+  }
+}

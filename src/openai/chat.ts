@@ -1,0 +1,96 @@
+// POST /v1/chat/completions
+import type { Context } from "hono";
+import { streamSSE } from "hono/streaming";
+import type { GeneratedToken } from "../engine/engine.js";
+import type { LoadedModel } from "../model.js";
+import { invalidRequest } from "./errors.js";
+import { startChoices, type ChoiceRequest } from "./generation.js";
+import { samplingParams, stopStrings, tokenBudget, type Limits } from "./params.js";
+import type { ChatRequest } from "./schemas.js";
+import { newId, sseError } from "./sse.js";
+import { usage } from "./completions.js";
+
+function tokenInfo(model: LoadedModel, id: number, logprob: number) {
+  const token = model.tokenizer.decode([id]);
+  return { token, logprob, bytes: Array.from(model.tokenizer.tokenBytes(id)) };
+}
+
+function logprobsOf(model: LoadedModel, tokens: GeneratedToken[]) {
+  return {
+    content: tokens.map((t) => ({
+      ...tokenInfo(model, t.token, t.logprob),
+      top_logprobs: t.top.map((a) => tokenInfo(model, a.token, a.logprob)),
+    })),
+  };
+}
+
+export async function chatCompletions(c: Context, model: LoadedModel, req: ChatRequest, limits: Limits): Promise<Response> {
+  if (req.stream_options && !req.stream) throw invalidRequest("stream_options is only allowed when stream is true", "stream_options");
+  if (req.top_logprobs && !req.logprobs) throw invalidRequest("top_logprobs requires logprobs to be true", "top_logprobs");
+  let promptText: string;
+  try {
+    promptText = model.chatTemplate.render(req.messages);
+  } catch (err) {
+    throw invalidRequest(`messages could not be rendered with the chat template: ${(err as Error).message}`, "messages");
+  }
+  const prompt = model.tokenizer.encode(promptText);
+  const n = req.n ?? 1;
+  const maxTokens = tokenBudget(req.max_completion_tokens ?? req.max_tokens, 256, prompt.length, model.engine.maxLength, limits);
+  const wantLogprobs = Boolean(req.logprobs);
+  const choices: ChoiceRequest[] = Array.from({ length: n }, (_, k) => ({
+    prompt,
+    maxTokens,
+    sampling: samplingParams(req, model.tokenizer.vocabSize, wantLogprobs ? (req.top_logprobs ?? 0) : 0, k),
+    stops: stopStrings(req.stop),
+    promptLogprobs: false,
+  }));
+  const abort = new AbortController();
+  const base = { id: newId("chatcmpl"), object: "chat.completion", created: Math.floor(Date.now() / 1000), model: model.id };
+  const deltas = startChoices(model, choices, abort.signal);
+
+  if (req.stream) {
+    return streamSSE(c, async (stream) => {
+      stream.onAbort(() => abort.abort());
+      const chunk = { ...base, object: "chat.completion.chunk" };
+      let completionTokens = 0;
+      try {
+        for (let k = 0; k < n; k++) {
+          await stream.writeSSE({ data: JSON.stringify({ ...chunk, choices: [{ index: k, delta: { role: "assistant", content: "" }, logprobs: null, finish_reason: null }] }) });
+        }
+        for await (const d of deltas) {
+          completionTokens += d.tokens.length + (d.finish === "stop" && d.tokens.length === 0 ? 1 : 0);
+          const delta = d.text ? { content: d.text } : {};
+          if (!d.text && !d.finish) continue; // a held-back partial: nothing to say yet
+          await stream.writeSSE({ data: JSON.stringify({ ...chunk, choices: [{ index: d.index, delta, logprobs: wantLogprobs ? logprobsOf(model, d.tokens) : null, finish_reason: d.finish }] }) });
+        }
+        if (req.stream_options?.include_usage) {
+          await stream.writeSSE({ data: JSON.stringify({ ...chunk, choices: [], usage: usage(prompt.length * n, completionTokens) }) });
+        }
+        await stream.writeSSE({ data: "[DONE]" });
+      } catch (err) {
+        await sseError(stream, err);
+      }
+    });
+  }
+
+  const results = choices.map(() => ({ text: "", tokens: [] as GeneratedToken[], finish: "length", eos: false }));
+  for await (const d of deltas) {
+    const r = results[d.index];
+    r.text += d.text;
+    r.tokens.push(...d.tokens);
+    if (d.finish) {
+      r.finish = d.finish;
+      r.eos = d.finish === "stop" && d.tokens.length === 0;
+    }
+  }
+  return c.json({
+    ...base,
+    choices: results.map((r, i) => ({
+      index: i,
+      message: { role: "assistant", content: r.text, refusal: null },
+      logprobs: wantLogprobs ? logprobsOf(model, r.tokens) : null,
+      finish_reason: r.finish,
+    })),
+    usage: usage(prompt.length * n, results.reduce((s, r) => s + r.tokens.length + (r.eos ? 1 : 0), 0)),
+  });
+}

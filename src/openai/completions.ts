@@ -1,0 +1,133 @@
+// POST /v1/completions
+import type { Context } from "hono";
+import { streamSSE } from "hono/streaming";
+import type { GeneratedToken } from "../engine/engine.js";
+import type { LoadedModel } from "../model.js";
+import { ApiError, invalidRequest } from "./errors.js";
+import { startChoices, type ChoiceRequest } from "./generation.js";
+import { samplingParams, stopStrings, tokenBudget, type Limits } from "./params.js";
+import type { CompletionRequest } from "./schemas.js";
+import { sseError, newId } from "./sse.js";
+
+interface CompletionLogprobs {
+  tokens: string[];
+  token_logprobs: (number | null)[];
+  top_logprobs: (Record<string, number> | null)[];
+  text_offset: number[];
+}
+
+function promptsOf(req: CompletionRequest, model: LoadedModel): number[][] {
+  const p = req.prompt;
+  const vocab = model.tokenizer.vocabSize;
+  const check = (ids: number[]) => {
+    if (ids.some((id) => id >= vocab)) throw invalidRequest(`prompt contains a token id ≥ the vocabulary size ${vocab}`, "prompt");
+    return ids;
+  };
+  if (typeof p === "string") return [model.tokenizer.encode(p)];
+  if (typeof p[0] === "string") return (p as string[]).map((s) => model.tokenizer.encode(s));
+  if (typeof p[0] === "number") return [check(p as number[])];
+  return (p as number[][]).map(check);
+}
+
+function logprobsOf(model: LoadedModel, tokens: GeneratedToken[], startOffset: number, prompt?: { ids: number[]; lps: (number | null)[] }): CompletionLogprobs {
+  const out: CompletionLogprobs = { tokens: [], token_logprobs: [], top_logprobs: [], text_offset: [] };
+  let offset = startOffset;
+  const add = (id: number, lp: number | null, top: Record<string, number> | null) => {
+    const text = model.tokenizer.decode([id]);
+    out.tokens.push(text);
+    out.token_logprobs.push(lp);
+    out.top_logprobs.push(top);
+    out.text_offset.push(offset);
+    offset += text.length;
+  };
+  if (prompt) prompt.ids.forEach((id, i) => add(id, prompt.lps[i], null));
+  for (const t of tokens) add(t.token, t.logprob, Object.fromEntries(t.top.map((a) => [model.tokenizer.decode([a.token]), a.logprob])));
+  return out;
+}
+
+export async function completions(c: Context, model: LoadedModel, req: CompletionRequest, limits: Limits): Promise<Response> {
+  if (req.stream_options && !req.stream) throw invalidRequest("stream_options is only allowed when stream is true", "stream_options");
+  const prompts = promptsOf(req, model);
+  const n = req.n ?? 1;
+  if (prompts.length * n > 8) throw invalidRequest("prompts × n may be at most 8", "n");
+  const logprobs = req.logprobs ?? null;
+  const choices: ChoiceRequest[] = [];
+  prompts.forEach((prompt, p) => {
+    const maxTokens = tokenBudget(req.max_tokens, 16, prompt.length, model.engine.maxLength, limits);
+    for (let k = 0; k < n; k++) {
+      choices.push({
+        prompt,
+        maxTokens,
+        sampling: samplingParams(req, model.tokenizer.vocabSize, logprobs ?? 0, p * n + k),
+        stops: stopStrings(req.stop),
+        promptLogprobs: Boolean(req.echo && logprobs !== null),
+      });
+    }
+  });
+  const abort = new AbortController();
+  const id = newId("cmpl");
+  const created = Math.floor(Date.now() / 1000);
+  const base = { id, object: "text_completion", created, model: model.id };
+  const promptTokens = prompts.reduce((s, p) => s + p.length, 0);
+  const echoText = (i: number) => (req.echo ? model.tokenizer.decode(choices[i].prompt) : "");
+  const deltas = startChoices(model, choices, abort.signal);
+
+  if (req.stream) {
+    return streamSSE(c, async (stream) => {
+      stream.onAbort(() => abort.abort());
+      let completionTokens = 0;
+      const echoed = new Set<number>();
+      try {
+        for await (const d of deltas) {
+          completionTokens += d.tokens.length + (d.finish === "stop" && d.tokens.length === 0 ? 1 : 0);
+          let text = d.text;
+          if (!echoed.has(d.index)) {
+            echoed.add(d.index);
+            text = echoText(d.index) + text;
+          }
+          const lp = logprobs === null ? null : logprobsOf(model, d.tokens, 0);
+          await stream.writeSSE({ data: JSON.stringify({ ...base, choices: [{ text, index: d.index, logprobs: lp, finish_reason: d.finish }] }) });
+        }
+        if (req.stream_options?.include_usage) {
+          await stream.writeSSE({ data: JSON.stringify({ ...base, choices: [], usage: usage(promptTokens, completionTokens) }) });
+        }
+        await stream.writeSSE({ data: "[DONE]" });
+      } catch (err) {
+        await sseError(stream, err);
+      }
+    });
+  }
+
+  const results = choices.map(() => ({ text: "", tokens: [] as GeneratedToken[], finish: null as string | null, eos: false }));
+  let gens: import("../engine/engine.js").Generation[] = [];
+  for await (const d of deltas) {
+    const r = results[d.index];
+    r.text += d.text;
+    r.tokens.push(...d.tokens);
+    if (d.finish) {
+      r.finish = d.finish;
+      r.eos = d.finish === "stop" && d.tokens.length === 0;
+    }
+    gens[d.index] = d.generation;
+  }
+  return c.json({
+    ...base,
+    choices: results.map((r, i) => {
+      const echo = echoText(i);
+      const prompt = req.echo ? { ids: choices[i].prompt, lps: gens[i]?.promptLogprobs ?? [] } : undefined;
+      return {
+        text: echo + r.text,
+        index: i,
+        logprobs: logprobs === null ? null : logprobsOf(model, r.tokens, 0, prompt),
+        finish_reason: r.finish ?? "length",
+      };
+    }),
+    usage: usage(promptTokens, results.reduce((s, r) => s + r.tokens.length + (r.eos ? 1 : 0), 0)),
+  });
+}
+
+export function usage(prompt: number, completion: number) {
+  return { prompt_tokens: prompt, completion_tokens: completion, total_tokens: prompt + completion };
+}
+
+export { ApiError };

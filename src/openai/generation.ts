@@ -1,0 +1,87 @@
+// Running the n choices of one request: each choice is an engine generation whose tokens pass
+// through the stop-string text stream; the choices' deltas are merged into one async stream.
+import { QueueFullError, type GeneratedToken, type Generation } from "../engine/engine.js";
+import type { SamplingParams } from "../engine/sampler.js";
+import type { LoadedModel } from "../model.js";
+import { ApiError } from "./errors.js";
+import { StopTextStream } from "./text-stream.js";
+
+export interface ChoiceRequest {
+  prompt: number[];
+  maxTokens: number;
+  sampling: SamplingParams;
+  stops: string[];
+  promptLogprobs: boolean;
+}
+
+export interface ChoiceDelta {
+  index: number;
+  text: string;
+  /** Generated tokens behind this text (the end-of-text token is never included). */
+  tokens: GeneratedToken[];
+  finish: "stop" | "length" | null;
+  generation: Generation;
+}
+
+async function* runChoice(model: LoadedModel, gen: Generation, req: ChoiceRequest, index: number): AsyncGenerator<ChoiceDelta> {
+  const text = new StopTextStream(model.tokenizer.streamDecoder({ skipSpecial: true }), req.stops);
+  if (req.maxTokens === 0) {
+    yield { index, text: "", tokens: [], finish: "length", generation: gen };
+    return;
+  }
+  for await (const tok of gen) {
+    if (tok.finish === "stop") {
+      yield { index, text: text.flush(), tokens: [], finish: "stop", generation: gen };
+      return;
+    }
+    const delta = text.push(tok.token);
+    if (text.stopped) {
+      yield { index, text: delta, tokens: [tok], finish: "stop", generation: gen };
+      return; // leaving the loop cancels the generation
+    }
+    const finish = tok.finish === "length" ? "length" : null;
+    yield { index, text: finish ? delta + text.flush() : delta, tokens: [tok], finish, generation: gen };
+    if (finish) return;
+  }
+}
+
+/** Queue every choice (all or none: a full queue cancels those already queued), then merge their deltas. */
+export function startChoices(model: LoadedModel, reqs: ChoiceRequest[], signal: AbortSignal): AsyncGenerator<ChoiceDelta> {
+  const gens: Generation[] = [];
+  try {
+    for (const req of reqs) {
+      gens.push(model.engine.generate({
+        prompt: req.prompt,
+        maxTokens: Math.max(1, req.maxTokens),
+        sampling: req.sampling,
+        stopTokens: model.tokenizer.eosId !== undefined ? new Set([model.tokenizer.eosId]) : new Set(),
+        promptLogprobs: req.promptLogprobs,
+        signal,
+      }));
+    }
+  } catch (err) {
+    for (const g of gens) void g[Symbol.asyncIterator]().return?.();
+    if (err instanceof QueueFullError) {
+      throw new ApiError(429, err.message, "rate_limit_error", null, "rate_limit_exceeded", { "Retry-After": String(err.retryAfterSeconds) });
+    }
+    throw err;
+  }
+  return merge(gens.map((g, i) => runChoice(model, g, reqs[i], i)));
+}
+
+async function* merge<T>(sources: AsyncGenerator<T>[]): AsyncGenerator<T> {
+  if (sources.length === 1) return yield* sources[0];
+  const pending = new Map(sources.map((s, i) => [i, s.next().then((r) => ({ i, r }))]));
+  try {
+    while (pending.size) {
+      const { i, r } = await Promise.race(pending.values());
+      if (r.done) pending.delete(i);
+      else {
+        pending.set(i, sources[i].next().then((r2) => ({ i, r: r2 })));
+        yield r.value;
+      }
+    }
+  } finally {
+    for (const s of sources) void s.return(undefined);
+  }
+}
