@@ -19,6 +19,11 @@ export interface GenerateRequest {
   stopTokens: ReadonlySet<number>;
   /** Also compute the log-probability of every prompt token (for echo + logprobs). */
   promptLogprobs?: boolean;
+  /**
+   * Allow reusing a cached prompt prefix. Off for seeded requests: int8 graphs quantize activations
+   * per run, so a prompt split differently gives slightly different logits.
+   */
+  reusePrefix?: boolean;
   signal?: AbortSignal;
 }
 
@@ -133,7 +138,7 @@ export class Engine {
   private async prefill(seq: Sequence): Promise<void> {
     const prompt = seq.request.prompt;
     let reuse = 0;
-    if (this.options.prefixCache && this.lastCache && !seq.request.promptLogprobs) {
+    if (this.options.prefixCache && this.lastCache && seq.request.reusePrefix !== false && !seq.request.promptLogprobs) {
       const limit = Math.min(this.lastCache.length, prompt.length - 1);
       while (reuse < limit && prompt[reuse] === this.lastTokens[reuse]) reuse++;
     }

@@ -43,6 +43,7 @@ export async function chatCompletions(c: Context, model: LoadedModel, req: ChatR
     sampling: samplingParams(req, model.tokenizer.vocabSize, wantLogprobs ? (req.top_logprobs ?? 0) : 0, k),
     stops: stopStrings(req.stop),
     promptLogprobs: false,
+    seeded: req.seed != null,
   }));
   const abort = new AbortController();
   const base = { id: newId("chatcmpl"), object: "chat.completion", created: Math.floor(Date.now() / 1000), model: model.id };

@@ -61,6 +61,7 @@ export async function completions(c: Context, model: LoadedModel, req: Completio
         sampling: samplingParams(req, model.tokenizer.vocabSize, logprobs ?? 0, p * n + k),
         stops: stopStrings(req.stop),
         promptLogprobs: Boolean(req.echo && logprobs !== null),
+        seeded: req.seed != null,
       });
     }
   });

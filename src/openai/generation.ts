@@ -12,6 +12,8 @@ export interface ChoiceRequest {
   sampling: SamplingParams;
   stops: string[];
   promptLogprobs: boolean;
+  /** A seed was given: the output must not depend on what ran before. */
+  seeded: boolean;
 }
 
 export interface ChoiceDelta {
@@ -56,6 +58,7 @@ export function startChoices(model: LoadedModel, reqs: ChoiceRequest[], signal: 
         sampling: req.sampling,
         stopTokens: model.tokenizer.eosId !== undefined ? new Set([model.tokenizer.eosId]) : new Set(),
         promptLogprobs: req.promptLogprobs,
+        reusePrefix: !req.seeded,
         signal,
       }));
     }

@@ -1,0 +1,146 @@
+// The host-agnostic API suite: one list of cases, run against Node, workerd and Deno servers.
+import OpenAI from "openai";
+import { expect, it } from "vitest";
+
+export const MODEL = "tinylm-fixture";
+
+async function sse(res: Response): Promise<unknown[]> {
+  const text = await res.text();
+  const events = text.split("\n\n").filter((e) => e.startsWith("data: ")).map((e) => e.slice(6));
+  expect(events.at(-1)).toBe("[DONE]");
+  return events.slice(0, -1).map((e) => JSON.parse(e));
+}
+
+export function apiCases(base: () => string) {
+  const client = () => new OpenAI({ baseURL: `${base()}/v1`, apiKey: "unused", maxRetries: 0 });
+  const post = (path: string, body: unknown) =>
+    fetch(`${base()}${path}`, { method: "POST", headers: { "Content-Type": "application/json" }, body: typeof body === "string" ? body : JSON.stringify(body) });
+
+  it("lists the model", async () => {
+    const models = await client().models.list();
+    expect(models.data.map((m) => m.id)).toEqual([MODEL]);
+  });
+
+  it("completes a prompt (non-streaming) with usage", async () => {
+    const r = await client().completions.create({ model: MODEL, prompt: "Once upon a time", max_tokens: 8, temperature: 0 });
+    expect(r.object).toBe("text_completion");
+    expect(r.choices[0].finish_reason).toMatch(/stop|length/);
+    expect(r.usage!.prompt_tokens).toBe(4);
+    expect(r.usage!.completion_tokens).toBeGreaterThan(0);
+    expect(r.usage!.completion_tokens).toBeLessThanOrEqual(8);
+  });
+
+  it("streams completion chunks that add up to the non-streamed text", async () => {
+    const params = { model: MODEL, prompt: "The king said", max_tokens: 12, temperature: 0.9, seed: 7 };
+    const whole = await client().completions.create(params);
+    const stream = await client().completions.create({ ...params, stream: true, stream_options: { include_usage: true } });
+    let text = "";
+    let usage = null;
+    for await (const chunk of stream) {
+      text += chunk.choices[0]?.text ?? "";
+      if (chunk.usage) usage = chunk.usage;
+    }
+    expect(text).toBe(whole.choices[0].text);
+    expect(usage).toEqual(whole.usage);
+  });
+
+  it("answers chat, streaming with a role chunk first", async () => {
+    const messages = [{ role: "user" as const, content: "Tell me a story." }];
+    const r = await client().chat.completions.create({ model: MODEL, messages, max_tokens: 6, temperature: 0 });
+    expect(r.choices[0].message.role).toBe("assistant");
+    const stream = await client().chat.completions.create({ model: MODEL, messages, max_tokens: 6, temperature: 0, stream: true });
+    const chunks = [];
+    for await (const c of stream) chunks.push(c);
+    expect(chunks[0].choices[0].delta.role).toBe("assistant");
+    expect(chunks.map((c) => c.choices[0]?.delta.content ?? "").join("")).toBe(r.choices[0].message.content);
+    expect(chunks.at(-1)!.choices[0].finish_reason).toBe(r.choices[0].finish_reason);
+  });
+
+  it("never emits a stop string, streamed or not", async () => {
+    const params = { model: MODEL, prompt: "It was a dark and stormy night", max_tokens: 24, temperature: 0 };
+    const free = (await client().completions.create(params)).choices[0].text;
+    const stop = free.slice(Math.floor(free.length / 2), Math.floor(free.length / 2) + 3);
+    const cut = free.indexOf(stop);
+    const stopped = await client().completions.create({ ...params, stop: [stop] });
+    expect(stopped.choices[0].text).toBe(free.slice(0, cut));
+    expect(stopped.choices[0].finish_reason).toBe("stop");
+    const res = await post("/v1/completions", { ...params, stop, stream: true });
+    const events = (await sse(res)) as { choices: { text: string }[] }[];
+    const texts = events.map((e) => e.choices[0].text);
+    expect(texts.join("")).toBe(free.slice(0, cut));
+    expect(texts.some((t) => t.includes(stop[0]) && !free.slice(0, cut).includes(t))).toBe(false);
+  });
+
+  it("is reproducible for equal seeds", async () => {
+    const params = { model: MODEL, prompt: "She opened the door", max_tokens: 10, temperature: 1, seed: 1234 };
+    const a = await client().completions.create(params);
+    const b = await client().completions.create(params);
+    expect(a.choices[0].text).toBe(b.choices[0].text);
+  });
+
+  it("reports logprobs and echoes the prompt", async () => {
+    const r = await client().completions.create({ model: MODEL, prompt: "A cat", max_tokens: 3, temperature: 0, logprobs: 2, echo: true });
+    const lp = r.choices[0].logprobs!;
+    expect(r.choices[0].text.startsWith("A cat")).toBe(true);
+    expect(lp.tokens!.length).toBe(2 + 3);
+    expect(lp.token_logprobs![0]).toBeNull();
+    expect(lp.token_logprobs!.slice(1).every((x) => x! <= 0)).toBe(true);
+    expect(Object.keys(lp.top_logprobs![2]!).length).toBe(2);
+  });
+
+  it("returns OpenAI errors through the official client", async () => {
+    await expect(client().completions.create({ model: MODEL, prompt: "x", temperature: 5 })).rejects.toMatchObject({ status: 400, param: "temperature", type: "invalid_request_error" });
+    await expect(client().completions.create({ model: "gpt-9", prompt: "x" })).rejects.toMatchObject({ status: 404, code: "model_not_found" });
+    await expect(client().completions.create({ model: MODEL, prompt: "x ".repeat(300), max_tokens: 100 })).rejects.toMatchObject({ status: 400, code: "context_length_exceeded" });
+    await expect(client().chat.completions.create({ model: MODEL, messages: [] })).rejects.toMatchObject({ status: 400, param: "messages" });
+  });
+
+  it("rejects malformed bodies with 4xx error objects", async () => {
+    const cases: [unknown, number, string | null][] = [
+      ['{"model": "tinylm-fixture", "prompt": "x"', 400, null],
+      [{ model: MODEL, prompt: 12 }, 400, "prompt"],
+      [{ model: MODEL, prompt: "x", max_tokens: -1 }, 400, "max_tokens"],
+      [{ model: MODEL, prompt: "x", max_tokens: 1e12 }, 400, "max_tokens"],
+      [{ model: MODEL, prompt: "x", n: 1000 }, 400, "n"],
+      [{ model: MODEL, prompt: "x", stop: ["a", "b", "c", "d", "e"] }, 400, "stop"],
+      [{ model: MODEL, prompt: "x", logit_bias: { "99999999": 1 } }, 400, "logit_bias"],
+      [{ model: MODEL, prompt: "x", unknown_field: true }, 400, "unknown_field"],
+      [{ model: MODEL, prompt: [99999999] }, 400, "prompt"],
+      [[1, 2, 3], 400, null],
+    ];
+    for (const [body, status, param] of cases) {
+      const res = await post("/v1/completions", body);
+      expect(res.status, JSON.stringify(body)).toBe(status);
+      const json = (await res.json()) as { error: { message: string; type: string; param: string | null } };
+      expect(json.error.type).toBe("invalid_request_error");
+      expect(json.error.message.length).toBeGreaterThan(0);
+      if (param) expect(json.error.param).toBe(param);
+    }
+    const invalidUtf8 = await fetch(`${base()}/v1/completions`, { method: "POST", headers: { "Content-Type": "application/json" }, body: new Uint8Array([0x7b, 0x22, 0xff, 0xfe, 0x22, 0x7d]) });
+    expect(invalidUtf8.status).toBe(400);
+    const huge = await post("/v1/completions", JSON.stringify({ model: MODEL, prompt: "a".repeat(10_000_000) }));
+    expect(huge.status).toBe(413);
+    expect(((await huge.json()) as { error: { type: string } }).error.type).toBe("invalid_request_error");
+    const missing = await fetch(`${base()}/v2/nothing`);
+    expect(missing.status).toBe(404);
+    expect(((await missing.json()) as { error: object }).error).toBeDefined();
+  });
+
+  it("tokenizes and detokenizes", async () => {
+    const { tokens } = (await (await post("/tokenize", { content: "Once upon a time, 👑" })).json()) as { tokens: number[] };
+    expect(tokens.slice(0, 4).length).toBe(4);
+    const { content } = (await (await post("/detokenize", { tokens })).json()) as { content: string };
+    expect(content).toBe("Once upon a time, 👑");
+  });
+
+  it("serves health, metrics and the playground page", async () => {
+    expect((await fetch(`${base()}/health`)).status).toBe(200);
+    const metrics = await (await fetch(`${base()}/metrics`)).text();
+    expect(metrics).toContain("tinylm_requests_total");
+    expect(metrics).toContain("tinylm_queue_depth 0");
+    const page = await fetch(`${base()}/`);
+    expect(page.headers.get("content-type")).toMatch(/text\/html/);
+    expect(page.headers.get("content-security-policy")).toMatch(/default-src 'none'; script-src 'sha256-/);
+    expect(await page.text()).toContain("tinylm-edge playground");
+  });
+}
