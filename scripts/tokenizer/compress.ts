@@ -90,7 +90,7 @@ export function compressVocabulary(parentJson: unknown, counts: ArrayLike<number
   const vocabMap = [...order, ...vocab.specials.map((s) => s.id)];
   const newVocab: Record<string, number> = {};
   order.forEach((parentId, newId) => (newVocab[vocab.tokenOf.get(parentId)!] = newId));
-  const addedTokens = (json.added_tokens as Record<string, unknown>[] | undefined ?? []).map((a, i) => ({
+  const addedTokens = ((json.added_tokens ?? []) as Record<string, unknown>[]).map((a, i) => ({
     ...a,
     id: order.length + i,
   }));

@@ -42,7 +42,7 @@ class ShardWriter {
     this.header.documents.push([this.header.tokens, ids.length, bookId]);
     this.header.tokens += ids.length;
     this.header.text_bytes += textBytes;
-    if (!this.stream.write(Buffer.from(array.buffer))) await new Promise((r) => this.stream.once("drain", r));
+    if (!this.stream.write(Buffer.from(array.buffer))) await new Promise<void>((r) => this.stream.once("drain", () => r()));
   }
   async close(): Promise<void> {
     await new Promise<void>((resolve, reject) => this.stream.end((err?: Error | null) => (err ? reject(err) : resolve())));

@@ -75,7 +75,7 @@ export class Engine {
   private loop: Promise<void> | null = null;
   private lastTokens: number[] = [];
   private lastCache: KvCache | null = null;
-  readonly stats: EngineStats = { queued: 0, running: 0, promptTokens: 0, generatedTokens: 0, reusedPromptTokens: 0, steps: 0 };
+  private readonly counters = { promptTokens: 0, generatedTokens: 0, reusedPromptTokens: 0, steps: 0 };
 
   constructor(readonly decoder: OnnxDecoder, readonly options: EngineOptions) {}
 
@@ -98,9 +98,12 @@ export class Engine {
     };
   }
 
-  private updateStats(): void {
-    this.stats.queued = this.waiting.length;
-    this.stats.running = this.running.length;
+  get stats(): EngineStats {
+    return {
+      queued: this.waiting.filter((s) => !s.cancelled).length,
+      running: this.running.filter((s) => !s.cancelled).length,
+      ...this.counters,
+    };
   }
 
   private async runLoop(): Promise<void> {
@@ -115,12 +118,10 @@ export class Engine {
         if (!seq.cancelled) this.running.push(seq);
       }
       this.running = this.running.filter((s) => !s.cancelled);
-      this.updateStats();
       if (this.running.length) await this.guard(this.running, () => this.decodeStep(this.running));
       // Let HTTP writes and new requests in between steps.
       await new Promise((r) => setImmediate?.(r) ?? setTimeout(r, 0));
     }
-    this.updateStats();
   }
 
   /** A failure inside the model ends the affected sequences with the error; the engine goes on. */
@@ -143,8 +144,8 @@ export class Engine {
       while (reuse < limit && prompt[reuse] === this.lastTokens[reuse]) reuse++;
     }
     seq.cache = reuse > 0 ? this.lastCache!.prefix(reuse) : this.decoder.newCache();
-    this.stats.promptTokens += prompt.length;
-    this.stats.reusedPromptTokens += reuse;
+    this.counters.promptTokens += prompt.length;
+    this.counters.reusedPromptTokens += reuse;
     const [logits] = await this.decoder.step([{ cache: seq.cache, tokens: prompt.slice(reuse) }]);
     if (seq.request.promptLogprobs) {
       const vocab = this.decoder.shape.vocabSize;
@@ -156,7 +157,7 @@ export class Engine {
 
   private async decodeStep(seqs: Sequence[]): Promise<void> {
     const logits = await this.decoder.step(seqs.map((s) => ({ cache: s.cache, tokens: s.pending })));
-    this.stats.steps++;
+    this.counters.steps++;
     seqs.forEach((s, i) => this.emit(s, logits[i]));
   }
 
@@ -166,7 +167,7 @@ export class Engine {
     const picked = sample(logits, seq.counts, seq.request.sampling, seq.rng);
     seq.produced++;
     seq.generated.push(picked.token);
-    this.stats.generatedTokens++;
+    this.counters.generatedTokens++;
     seq.counts.set(picked.token, (seq.counts.get(picked.token) ?? 0) + 1);
     const stop = seq.request.stopTokens.has(picked.token);
     const atLimit = seq.produced >= seq.request.maxTokens || seq.cache.length + 1 >= this.maxLength;
