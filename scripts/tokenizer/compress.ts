@@ -90,11 +90,8 @@ export function compressVocabulary(parentJson: unknown, counts: ArrayLike<number
   const vocabMap = [...order, ...vocab.specials.map((s) => s.id)];
   const newVocab: Record<string, number> = {};
   order.forEach((parentId, newId) => (newVocab[vocab.tokenOf.get(parentId)!] = newId));
-  const addedTokens = ((json.added_tokens ?? []) as Record<string, unknown>[]).map((a, i) => ({
-    ...a,
-    id: order.length + i,
-  }));
-  for (const a of addedTokens) newVocab[a.content as string] = a.id;
+  const addedTokens = (json.added_tokens ?? []).map((a, i) => ({ ...a, id: order.length + i }));
+  for (const a of addedTokens) newVocab[a.content] = a.id;
   const keptTokens = new Set(order.map((id) => vocab.tokenOf.get(id)!));
   const merges = vocab.merges
     .filter(([l, r]) => keptTokens.has(l + r) && keptTokens.has(l) && keptTokens.has(r))
