@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Set up a fresh Debian 12 machine for tinylm-edge: the Python training stack from Debian's
+# packages (no PyPI), headless Chromium for the playground test, and the npm dependencies.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+packages=(
+  python3-torch python3-numpy python3-onnx python3-pytest
+  libopenblas0-pthread   # without it torch uses the reference BLAS and trains 15–35× slower
+  chromium               # headless browser for the playground end-to-end test
+)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  SUDO=""
+  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+# onnxruntime-node ships its CPU binaries in the package; skip its optional download step.
+ONNXRUNTIME_NODE_INSTALL=skip npm ci --no-audit --no-fund
