@@ -10,6 +10,7 @@ import { chatCompletions } from "./openai/chat.js";
 import { completions } from "./openai/completions.js";
 import { chatRequest, completionRequest, describeIssue, detokenizeRequest, tokenizeRequest } from "./openai/schemas.js";
 import { Metrics } from "./metrics.js";
+import { keepAlive } from "./openai/sse.js";
 import type { LoadedModel, ModelHandle } from "./model.js";
 import { PLAYGROUND_HTML, playgroundCsp } from "./playground.js";
 
@@ -120,7 +121,8 @@ export function createApp(handle: ModelHandle, config: AppConfig = DEFAULT_CONFI
 
   app.get("/health", (c) => {
     if (handle.model) return c.json({ status: "ok", model: handle.model.id });
-    void handle.get().catch(() => {}); // start loading (Workers load lazily)
+    // Start loading (Workers load lazily); keep the loading request alive until the load is done.
+    keepAlive(c, handle.get());
     return c.json({ status: "loading", error: handle.error?.message ?? null }, 503);
   });
 

@@ -216,6 +216,8 @@ def export(ckpt_path: str, tokenizer_dir: str, out_dir: str, name: str, eval_pat
         "files": {str(p.relative_to(tmp)): {"bytes": p.stat().st_size, "sha256": sha256(p)} for p in files},
     }
     (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2))
+    # Workers static assets: upload only what the server reads (the fp32 graph is for parity checks).
+    (tmp / ".assetsignore").write_text("onnx/model.onnx\nparity\nvocab_map.json\nREADME.md\nMODEL_CARD.md\n")
     if out.exists():
         shutil.rmtree(out)
     tmp.rename(out)

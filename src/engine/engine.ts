@@ -79,6 +79,11 @@ export class Engine {
 
   constructor(readonly decoder: OnnxDecoder, readonly options: EngineOptions) {}
 
+  /** Resolves when no work is left (Workers: keep the request that joined the loop alive until then). */
+  whenIdle(): Promise<void> {
+    return this.loop ?? Promise.resolve();
+  }
+
   get maxLength(): number {
     return this.decoder.shape.maxLength;
   }
@@ -120,7 +125,7 @@ export class Engine {
       this.running = this.running.filter((s) => !s.cancelled);
       if (this.running.length) await this.guard(this.running, () => this.decodeStep(this.running));
       // Let HTTP writes and new requests in between steps.
-      await new Promise((r) => setImmediate?.(r) ?? setTimeout(r, 0));
+      await new Promise((r) => (typeof setImmediate === "function" ? setImmediate(r) : setTimeout(r, 0)));
     }
   }
 

@@ -2,6 +2,12 @@
 import { DEFAULT_CONFIG, type AppConfig } from "../app.js";
 import type { EngineOptions } from "../engine/engine.js";
 
+/** Every variable the hosts read (Deno is granted exactly these). */
+export const SETTING_NAMES = [
+  "MODEL_DIR", "ONNX_FILE", "HOST", "PORT", "API_KEY", "MAX_BATCH", "MAX_QUEUE", "MAX_TOKENS_LIMIT",
+  "MAX_BODY_BYTES", "CORS_ORIGINS", "PREFIX_CACHE", "LOW_MEMORY", "THREADS",
+] as const;
+
 export interface HostSettings {
   app: AppConfig;
   engine: EngineOptions;

@@ -7,7 +7,7 @@ import { invalidRequest } from "./errors.js";
 import { startChoices, type ChoiceRequest } from "./generation.js";
 import { samplingParams, stopStrings, tokenBudget, type Limits } from "./params.js";
 import type { ChatRequest } from "./schemas.js";
-import { newId, sseError } from "./sse.js";
+import { keepAlive, newId, sseError } from "./sse.js";
 import { usage } from "./completions.js";
 
 function tokenInfo(model: LoadedModel, id: number, logprob: number) {
@@ -48,6 +48,7 @@ export async function chatCompletions(c: Context, model: LoadedModel, req: ChatR
   const abort = new AbortController();
   const base = { id: newId("chatcmpl"), object: "chat.completion", created: Math.floor(Date.now() / 1000), model: model.id };
   const deltas = startChoices(model, choices, abort.signal);
+  keepAlive(c, model.engine.whenIdle());
 
   if (req.stream) {
     return streamSSE(c, async (stream) => {

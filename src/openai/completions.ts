@@ -7,7 +7,7 @@ import { ApiError, invalidRequest } from "./errors.js";
 import { startChoices, type ChoiceRequest } from "./generation.js";
 import { samplingParams, stopStrings, tokenBudget, type Limits } from "./params.js";
 import type { CompletionRequest } from "./schemas.js";
-import { sseError, newId } from "./sse.js";
+import { keepAlive, newId, sseError } from "./sse.js";
 
 interface CompletionLogprobs {
   tokens: string[];
@@ -72,6 +72,7 @@ export async function completions(c: Context, model: LoadedModel, req: Completio
   const promptTokens = prompts.reduce((s, p) => s + p.length, 0);
   const echoText = (i: number) => (req.echo ? model.tokenizer.decode(choices[i].prompt) : "");
   const deltas = startChoices(model, choices, abort.signal);
+  keepAlive(c, model.engine.whenIdle());
 
   if (req.stream) {
     return streamSSE(c, async (stream) => {

@@ -1,4 +1,5 @@
 // Small helpers shared by the streaming endpoints.
+import type { Context } from "hono";
 import type { SSEStreamingApi } from "hono/streaming";
 import { ApiError } from "./errors.js";
 
@@ -15,5 +16,14 @@ export async function sseError(stream: SSEStreamingApi, err: unknown): Promise<v
     await stream.writeSSE({ data: JSON.stringify(api.toJSON()) });
   } catch {
     // client gone
+  }
+}
+
+/** On Workers, work that outlives the response must be registered with waitUntil; elsewhere a no-op. */
+export function keepAlive(c: Context, work: Promise<unknown>): void {
+  try {
+    c.executionCtx.waitUntil(work.catch(() => {}));
+  } catch {
+    // no execution context (Node, Deno)
   }
 }

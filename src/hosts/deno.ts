@@ -1,0 +1,35 @@
+// Deno host: Deno.serve + the same app. Run with the least privileges that still let ORT read its .wasm:
+//   npm run start:deno   (reads only the project folder and the settings variables; listens on 127.0.0.1)
+import * as ort from "onnxruntime-web/wasm";
+import { createApp } from "../app.js";
+import { loadModel, ModelHandle } from "../model.js";
+import { SETTING_NAMES, settingsFrom } from "./config.js";
+
+declare const Deno: {
+  env: { get(name: string): string | undefined };
+  readFile(path: string | URL): Promise<Uint8Array>;
+  serve(options: { port: number; hostname: string; onListen?: (addr: { port: number }) => void }, handler: (req: Request) => Response | Promise<Response>): { finished: Promise<void> };
+};
+
+const env = Object.fromEntries(SETTING_NAMES.map((name) => [name, Deno.env.get(name)]));
+const settings = settingsFrom(env);
+const modelDir = (env.MODEL_DIR || "model").replace(/\/$/, "");
+ort.env.wasm.wasmBinary = await Deno.readFile(new URL(import.meta.resolve("onnxruntime-web/ort-wasm-simd-threaded.wasm")));
+ort.env.wasm.numThreads = 1;
+ort.env.logLevel = "error";
+
+const read = async (path: string) => {
+  try {
+    return await Deno.readFile(`${modelDir}/${path}`);
+  } catch (err) {
+    throw new Error(`${modelDir}/${path}: ${(err as Error).name === "NotFound" ? "not found" : (err as Error).message}`);
+  }
+};
+const handle = new ModelHandle(() => loadModel(read, { ort, onnxFile: settings.onnxFile, engine: settings.engine, lowMemory: settings.lowMemory }));
+const app = createApp(handle, settings.app);
+const hostname = env.HOST || "127.0.0.1";
+Deno.serve({ port: Number(env.PORT || 8787), hostname, onListen: ({ port }) => console.log(`tinylm-edge (deno) listening on http://${hostname}:${port}/`) }, app.fetch);
+handle.get().then(
+  (m) => console.log(`tinylm-edge (deno): ${m.id} ready`),
+  (err: Error) => console.error(`tinylm-edge (deno): cannot load model from ${modelDir}: ${err.message}`),
+);

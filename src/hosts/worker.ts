@@ -1,0 +1,90 @@
+// Cloudflare Workers host. The model comes from static assets (default, each file ≤ 25 MiB) or from
+// an R2 bucket (binding MODEL_BUCKET, for larger models). The session is created lazily, once per
+// isolate, and shared by concurrent requests. See ../shared/notes/edge-runtimes.md for why the ORT
+// .wasm is imported as a module and handed over through a WebAssembly.instantiate shim.
+import * as ort from "onnxruntime-web/wasm";
+// wrangler turns a .wasm import into a precompiled WebAssembly.Module (Workers forbid compiling bytes).
+import ortWasm from "onnxruntime-web/ort-wasm-simd-threaded.wasm";
+import { createApp } from "../app.js";
+import { loadModel, ModelHandle, type ReadModelFile } from "../model.js";
+import { settingsFrom } from "./config.js";
+
+interface R2Object {
+  arrayBuffer(): Promise<ArrayBuffer>;
+}
+export interface WorkerEnv {
+  ASSETS?: { fetch(request: Request): Promise<Response> };
+  MODEL_BUCKET?: { get(key: string): Promise<R2Object | null> };
+  MODEL_PREFIX?: string;
+  [setting: string]: unknown;
+}
+
+// Workers have no threads: one WASM thread, no proxy worker.
+ort.env.wasm.numThreads = 1;
+ort.env.wasm.proxy = false;
+ort.env.logLevel = "error";
+
+/** ORT has no instantiateWasm hook: give it a placeholder binary and swap in the imported module. */
+async function withPrecompiledWasm<T>(create: () => Promise<T>): Promise<T> {
+  const placeholder = new Uint8Array([0, 97, 115, 109, 1, 0, 0, 0]);
+  ort.env.wasm.wasmBinary = placeholder;
+  const original = WebAssembly.instantiate;
+  WebAssembly.instantiate = (async (source: unknown, imports?: WebAssembly.Imports) => {
+    if (source instanceof Uint8Array || source instanceof ArrayBuffer) {
+      const instance = await original(ortWasm as WebAssembly.Module, imports);
+      return { instance, module: ortWasm };
+    }
+    return original(source as WebAssembly.Module, imports);
+  }) as typeof WebAssembly.instantiate;
+  try {
+    return await create();
+  } finally {
+    WebAssembly.instantiate = original;
+  }
+}
+
+function modelReader(env: WorkerEnv): ReadModelFile {
+  if (env.MODEL_BUCKET) {
+    const bucket = env.MODEL_BUCKET;
+    const prefix = env.MODEL_PREFIX ?? "model/";
+    return async (path) => {
+      const object = await bucket.get(prefix + path);
+      if (!object) throw new Error(`R2 object ${prefix}${path} not found in MODEL_BUCKET`);
+      return new Uint8Array(await object.arrayBuffer());
+    };
+  }
+  if (!env.ASSETS) throw new Error("no model source: bind static assets as ASSETS or an R2 bucket as MODEL_BUCKET");
+  const assets = env.ASSETS;
+  return async (path) => {
+    const res = await assets.fetch(new Request(`https://assets.local/${path}`));
+    if (!res.ok) throw new Error(`model asset /${path} not found (HTTP ${res.status})`);
+    return new Uint8Array(await res.arrayBuffer());
+  };
+}
+
+let app: ReturnType<typeof createApp> | null = null;
+
+function appFor(env: WorkerEnv) {
+  if (app) return app;
+  const vars = Object.fromEntries(Object.entries(env).filter(([, v]) => typeof v === "string")) as Record<string, string>;
+  // A Worker request has a CPU-time budget: cap generations lower than on a server by default.
+  const settings = settingsFrom(vars, { maxTokensLimit: 512, lowMemory: true });
+  const handle = new ModelHandle(async () => {
+    const read = modelReader(env);
+    return withPrecompiledWasm(() => loadModel(read, { ort, onnxFile: settings.onnxFile, engine: settings.engine, lowMemory: settings.lowMemory }));
+  });
+  app = createApp(handle, settings.app);
+  return app;
+}
+
+export default {
+  fetch(request: Request, env: WorkerEnv, ctx: unknown): Response | Promise<Response> {
+    try {
+      return appFor(env).fetch(request, env, ctx as never);
+    } catch (err) {
+      console.error("worker configuration error:", err);
+      const error = { message: `Server misconfigured: ${(err as Error).message}`, type: "service_unavailable", param: null, code: "misconfigured" };
+      return Response.json({ error }, { status: 503 });
+    }
+  },
+};

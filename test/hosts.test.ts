@@ -1,0 +1,41 @@
+// The same host-agnostic API suite on workerd (wrangler dev) and Deno, each on 127.0.0.1.
+import { join } from "node:path";
+import { afterAll, beforeAll, describe } from "vitest";
+import { apiCases } from "./api-cases.js";
+import { FIXTURE_DIR } from "./helpers/fixture.js";
+import type { RunningServer } from "./helpers/server.js";
+import { freePort, spawnHost } from "./helpers/spawn.js";
+
+const ROOT = join(import.meta.dirname, "..");
+const bin = (name: string) => join(ROOT, "node_modules/.bin", name);
+
+describe("Cloudflare Workers host (workerd via wrangler dev)", () => {
+  let server: RunningServer;
+  beforeAll(async () => {
+    const port = await freePort();
+    server = await spawnHost(
+      bin("wrangler"),
+      ["dev", "-c", "test/wrangler.fixture.toml", "--ip", "127.0.0.1", "--port", String(port), "--inspector-port", String(await freePort())],
+      // Keep wrangler on loopback: no Request.cf download, no telemetry, no update check.
+      { CLOUDFLARE_CF_FETCH_ENABLED: "false", WRANGLER_SEND_METRICS: "false", CI: "true", NO_UPDATE_NOTIFIER: "1" },
+      port,
+    );
+  }, 120_000);
+  afterAll(() => server?.close());
+  apiCases(() => server.baseURL);
+});
+
+describe("Deno host", () => {
+  let server: RunningServer;
+  beforeAll(async () => {
+    const port = await freePort();
+    server = await spawnHost(
+      bin("deno"),
+      ["run", "--allow-read=.", "--allow-env=MODEL_DIR,ONNX_FILE,HOST,PORT,API_KEY,MAX_BATCH,MAX_QUEUE,MAX_TOKENS_LIMIT,MAX_BODY_BYTES,CORS_ORIGINS,PREFIX_CACHE,LOW_MEMORY,THREADS", "--allow-net=127.0.0.1", "src/hosts/deno.ts"],
+      { MODEL_DIR: FIXTURE_DIR.replace(`${ROOT}/`, ""), PORT: String(port), HOST: "127.0.0.1", DENO_NO_UPDATE_CHECK: "1" },
+      port,
+    );
+  }, 120_000);
+  afterAll(() => server?.close());
+  apiCases(() => server.baseURL);
+});
