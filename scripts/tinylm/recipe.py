@@ -1,0 +1,120 @@
+"""The whole recipe from one config: parent → inheritance → multi-round student → evaluation.
+Each stage is skipped when its output exists, so an interrupted recipe picks up where it stopped.
+
+    /usr/bin/python3 -m scripts.tinylm.recipe configs/tiny-recipe.toml
+"""
+from __future__ import annotations
+
+import json
+import sys
+import time
+import tomllib
+from pathlib import Path
+
+from .checkpoint import CheckpointError, load_checkpoint, model_from_checkpoint, save_atomic, weights_only
+from .config import Config, ConfigError, ModelConfig, TrainConfig, _fill
+from .data import BatchPlan, DataError, TokenSplit
+from .evaluate import bits_per_byte, token_byte_lengths, zero_shot
+from .inherit import inherit
+from .train import train
+
+
+def load_recipe(path: str | Path) -> dict:
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: recipe not found") from None
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError(f"{path}: not valid TOML ({err})") from None
+    for key in ("paths", "parent", "student", "inherit"):
+        if key not in data:
+            raise ConfigError(f"{path}: missing [{key}] table")
+    for key in ("out_dir", "parent_data", "student_data", "tokenizer"):
+        if key not in data["paths"]:
+            raise ConfigError(f"{path}: missing paths.{key}")
+    return data
+
+
+def stage_config(recipe: dict, name: str, data_dir: str, out_dir: Path, source: str, **extra) -> Config:
+    section = recipe[name]
+    model = _fill(ModelConfig, f"{name}.model", section.get("model", {}), source)
+    tc = _fill(TrainConfig, f"{name}.train", {**section.get("train", {}), "data_dir": data_dir, "out_dir": str(out_dir), **extra}, source)
+    return Config(model=model, train=tc)
+
+
+def run(recipe_path: str) -> dict:
+    recipe = load_recipe(recipe_path)
+    paths = recipe["paths"]
+    out = Path(paths["out_dir"])
+    out.mkdir(parents=True, exist_ok=True)
+    timings = {}
+
+    t0 = time.time()
+    parent_cfg = stage_config(recipe, "parent", paths["parent_data"], out / "parent", recipe_path)
+    parent_final = out / "parent" / "final.pt"
+    if not parent_final.exists():
+        print("== parent", file=sys.stderr)
+        train(parent_cfg)
+    timings["parent_s"] = time.time() - t0
+
+    t0 = time.time()
+    student_init = out / "student-init.pt"
+    student_cfg = stage_config(recipe, "student", paths["student_data"], out / "student", recipe_path,
+                               init_from=str(student_init))
+    if not student_init.exists():
+        print("== inherit", file=sys.stderr)
+        inh = recipe["inherit"]
+        parent = model_from_checkpoint(load_checkpoint(parent_final), str(parent_final))
+        vocab_map_path = Path(paths["tokenizer"]) / "vocab_map.json"
+        try:
+            vocab_map = json.loads(vocab_map_path.read_text())
+        except (OSError, json.JSONDecodeError) as err:
+            raise ConfigError(f"{vocab_map_path}: cannot read vocab map ({err})") from None
+        plan = BatchPlan(TokenSplit(paths["parent_data"], "train"), inh.get("seq_len", 128), inh.get("batch_size", 8), seed=4242)
+        batches = [plan.batch(b) for b in range(min(inh.get("calib_batches", 8), plan.batches_per_epoch))]
+        student, info = inherit(parent, student_cfg.model, vocab_map, batches, inh.get("layers", "first_last"),
+                                inh.get("width", "taylor"), inh.get("first"))
+        save_atomic(weights_only(student, {"inherited": {**info, "parent": str(parent_final)}}), student_init)
+    timings["inherit_s"] = time.time() - t0
+
+    t0 = time.time()
+    student_final = out / "student" / "final.pt"
+    if not student_final.exists():
+        print("== student", file=sys.stderr)
+        train(student_cfg)
+    timings["student_s"] = time.time() - t0
+
+    results_path = out / "eval.json"
+    if results_path.exists():
+        return json.loads(results_path.read_text())
+    print("== eval", file=sys.stderr)
+    ev = recipe.get("eval", {})
+    student = model_from_checkpoint(load_checkpoint(student_final), str(student_final))
+    results = {
+        "validation": bits_per_byte(student, TokenSplit(paths["student_data"], "val"), token_byte_lengths(paths["tokenizer"]),
+                                    seq_len=student_cfg.train.seq_len, limit_tokens=ev.get("limit_tokens", 0)),
+        "timings": timings,
+        "tokens": {"parent": load_checkpoint(parent_final).get("tokens_seen"), "student": load_checkpoint(student_final).get("tokens_seen")},
+    }
+    if paths.get("eval_tasks"):
+        results["zero_shot"] = zero_shot(student, json.loads(Path(paths["eval_tasks"]).read_text()), ev.get("limit", 0))
+    results_path.write_text(json.dumps(results, indent=2))
+    return results
+
+
+def main(argv: list[str]) -> int:
+    if not argv:
+        print("usage: python3 -m scripts.tinylm.recipe RECIPE.toml", file=sys.stderr)
+        return 2
+    try:
+        results = run(argv[0])
+    except (ConfigError, DataError, CheckpointError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    print(json.dumps(results, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
