@@ -66,6 +66,7 @@ class TrainConfig:
     round_fraction: float = 0.5
     round_sampling: str = "loss"  # loss (∝ exp(loss)) | uniform
     round_steps: int = 0  # steps of each later round (0: as many as the sampled batches)
+    round_score_limit: int = 0  # score at most this many (evenly spaced) batches of a round (0: all, as the paper)
     init_from: str = ""  # checkpoint to start from (e.g. an inherited student)
 
 

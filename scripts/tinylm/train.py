@@ -236,6 +236,8 @@ def train(cfg: Config, stop_after: int | None = None) -> Path:
         # Round finished: pick the batches of the next round.
         if round_ < tc.rounds:
             trained = round_batches if round_ > 1 else list(range(total * micro_per_step))
+            if tc.round_score_limit and len(trained) > tc.round_score_limit:  # CPU budget: an even subset
+                trained = [trained[i * len(trained) // tc.round_score_limit] for i in range(tc.round_score_limit)]
             losses = score_batches(model, plan.batch, trained, device, autocast)
             round_batches = sample_batches(trained, losses, tc.round_fraction, tc.round_sampling, tc.seed + round_)
             log({"round": round_, "step": step, "scored_batches": len(trained), "sampled_batches": len(round_batches),
