@@ -60,13 +60,34 @@ export function applyTopK(logits: Float32Array, k: number): void {
 
 export function applyTopP(logits: Float32Array, topP: number): void {
   if (topP >= 1) return;
-  const order = ranked(logits);
-  const probs = softmaxOf(logits, order);
+  // Sorting the whole vocabulary per token is the slow part (~4 ms at 8k); tokens 20 nats below the
+  // best carry < e^-20 each, so sort only the ones above that line unless the nucleus needs the tail.
+  let max = -Infinity;
+  for (const l of logits) if (l > max) max = l;
+  const head: number[] = [];
+  let z = 0;
+  let headMass = 0;
+  for (let i = 0; i < logits.length; i++) {
+    const e = Math.exp(logits[i] - max);
+    z += e;
+    if (logits[i] >= max - 20) {
+      head.push(i);
+      headMass += e;
+    }
+  }
+  if (headMass / z < topP) {
+    head.length = 0;
+    for (let i = 0; i < logits.length; i++) if (logits[i] > -Infinity) head.push(i);
+  }
+  head.sort((a, b) => logits[b] - logits[a]);
+  const keep = new Uint8Array(logits.length);
   let cumulative = 0;
-  order.forEach((id, i) => {
-    if (cumulative >= topP) logits[id] = -Infinity; // keep the smallest prefix reaching topP
-    cumulative += probs[i];
-  });
+  for (const id of head) {
+    if (cumulative >= topP) break; // keep the smallest prefix reaching topP
+    keep[id] = 1;
+    cumulative += Math.exp(logits[id] - max) / z;
+  }
+  for (let i = 0; i < logits.length; i++) if (!keep[i]) logits[i] = -Infinity;
 }
 
 export function applyMinP(logits: Float32Array, minP: number): void {
@@ -75,13 +96,6 @@ export function applyMinP(logits: Float32Array, minP: number): void {
   for (const l of logits) if (l > max) max = l;
   const threshold = max + Math.log(minP); // p_i ≥ minP · p_max  ⇔  l_i ≥ l_max + log(minP)
   for (let i = 0; i < logits.length; i++) if (logits[i] < threshold) logits[i] = -Infinity;
-}
-
-function softmaxOf(logits: Float32Array, ids: number[]): number[] {
-  const max = logits[ids[0]];
-  const exps = ids.map((id) => Math.exp(logits[id] - max));
-  const sum = exps.reduce((a, b) => a + b, 0);
-  return exps.map((e) => e / sum);
 }
 
 /** log-softmax value of one entry. */
@@ -119,7 +133,7 @@ export interface Sampled {
 
 /** Process raw logits with every transform, then pick a token (greedy at temperature 0). */
 export function sample(raw: Float32Array, counts: Map<number, number>, p: SamplingParams, rng: () => number): Sampled {
-  const logits = Float32Array.from(raw);
+  const logits = new Float32Array(raw); // a copy: the transforms write into it
   applyLogitBias(logits, p.logitBias);
   applyPenalties(logits, counts, p);
   let token: number;

@@ -1,0 +1,94 @@
+// Engine benchmark: the same ONNX file and thread count on onnxruntime-web (WASM SIMD) and
+// onnxruntime-node (native): prefill, time to first token, decode tok/s at two context lengths.
+import { readFileSync } from "node:fs";
+import { createRequire } from "node:module";
+import { join } from "node:path";
+import type { OnnxDecoder } from "../src/engine/onnx-model.js";
+import { OnnxDecoder as Decoder, modelShapeFromConfig } from "../src/engine/onnx-model.js";
+import { argmax } from "../src/engine/sampler.js";
+import { median } from "./stats.js";
+
+// Record every WebAssembly.Memory ORT creates, to read the WASM heap size.
+const memories: WebAssembly.Memory[] = [];
+const OriginalMemory = WebAssembly.Memory;
+(WebAssembly as { Memory: unknown }).Memory = function (desc: WebAssembly.MemoryDescriptor) {
+  const m = new OriginalMemory(desc);
+  memories.push(m);
+  return m;
+} as unknown as typeof WebAssembly.Memory;
+export const wasmHeapBytes = () => Math.max(0, ...memories.map((m) => m.buffer.byteLength));
+
+export interface EngineRow {
+  engine: "web" | "native";
+  file: string;
+  threads: number;
+  prefill_ms: Record<string, number>;
+  ttft_ms_128: number;
+  decode_tok_s: Record<string, number>;
+}
+
+const ortWeb = await import("onnxruntime-web/wasm");
+let webThreads = -1;
+
+export async function decoderFor(engine: "web" | "native", modelDir: string, file: string, threads: number): Promise<OnnxDecoder> {
+  const shape = modelShapeFromConfig(JSON.parse(readFileSync(join(modelDir, "config.json"), "utf8")));
+  if (engine === "web") {
+    if (webThreads === -1) {
+      ortWeb.env.wasm.wasmBinary = readFileSync(createRequire(import.meta.url).resolve("onnxruntime-web/ort-wasm-simd-threaded.wasm"));
+      ortWeb.env.wasm.numThreads = threads; // fixed at WASM initialisation: one thread count per process
+      ortWeb.env.logLevel = "error";
+      webThreads = threads;
+    }
+    if (threads !== webThreads) throw new Error("onnxruntime-web's thread count is fixed per process");
+    const session = await ortWeb.InferenceSession.create(readFileSync(join(modelDir, file)), { executionProviders: ["wasm"], graphOptimizationLevel: "all" });
+    return new Decoder(session, ortWeb.Tensor, shape);
+  }
+  const ortNode = await import("onnxruntime-node");
+  const session = await ortNode.InferenceSession.create(join(modelDir, file), { intraOpNumThreads: threads, interOpNumThreads: 1, graphOptimizationLevel: "all" });
+  return new Decoder(session as never, ortNode.Tensor as never, shape);
+}
+
+function prompt(n: number): number[] {
+  return Array.from({ length: n }, (_, i) => 300 + ((i * 37) % 4000));
+}
+
+async function timePrefill(dec: OnnxDecoder, n: number): Promise<number> {
+  const t = performance.now();
+  const [logits] = await dec.step([{ cache: dec.newCache(), tokens: prompt(n) }]);
+  argmax(logits.subarray(logits.length - dec.shape.vocabSize));
+  return performance.now() - t;
+}
+
+async function timeDecode(dec: OnnxDecoder, context: number, steps: number): Promise<number> {
+  const cache = dec.newCache();
+  await dec.step([{ cache, tokens: prompt(context - steps) }]);
+  let next = 1000;
+  const t = performance.now();
+  for (let i = 0; i < steps; i++) {
+    const [logits] = await dec.step([{ cache, tokens: [next] }]);
+    next = argmax(logits);
+  }
+  return (steps / (performance.now() - t)) * 1000;
+}
+
+export async function benchEngine(engine: "web" | "native", modelDir: string, file: string, threads: number, runs: number): Promise<EngineRow> {
+  const dec = await decoderFor(engine, modelDir, file, threads);
+  const max = dec.shape.maxLength;
+  await timePrefill(dec, 16); // warm-up, excluded
+  await timeDecode(dec, 64, 16);
+  const prefill: Record<string, number> = {};
+  for (const n of [16, 128, 512].filter((n) => n <= max)) {
+    prefill[n] = median(await repeat(runs, () => timePrefill(dec, n)));
+  }
+  const decode: Record<string, number> = {};
+  for (const ctx of [128, 512].filter((c) => c <= max)) {
+    decode[ctx] = median(await repeat(runs, () => timeDecode(dec, ctx, 64)));
+  }
+  return { engine, file, threads, prefill_ms: prefill, ttft_ms_128: prefill[128], decode_tok_s: decode };
+}
+
+async function repeat(n: number, f: () => Promise<number>): Promise<number[]> {
+  const out: number[] = [];
+  for (let i = 0; i < n; i++) out.push(await f());
+  return out;
+}

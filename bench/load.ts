@@ -1,0 +1,73 @@
+// Server load test: N concurrent streaming clients against the running server on 127.0.0.1.
+import { request } from "undici";
+import { percentile } from "./stats.js";
+
+export interface LoadRow {
+  clients: number;
+  requests: number;
+  errors: number;
+  tokens: number;
+  seconds: number;
+  aggregate_tok_s: number;
+  ttft_ms_p50: number;
+  ttft_ms_p99: number;
+  itl_ms_p50: number;
+  itl_ms_p99: number;
+}
+
+async function oneStream(baseURL: string, model: string, i: number, maxTokens: number, ttfts: number[], itls: number[]): Promise<number> {
+  const t0 = performance.now();
+  const res = await request(`${baseURL}/v1/completions`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ model, prompt: `Once upon a time, in the kingdom number ${i},`, max_tokens: maxTokens, temperature: 0.8, seed: i, stream: true }),
+  });
+  if (res.statusCode !== 200) {
+    await res.body.text();
+    throw new Error(`HTTP ${res.statusCode}`);
+  }
+  let tokens = 0;
+  let last = 0;
+  let buffer = "";
+  for await (const chunk of res.body) {
+    buffer += chunk.toString();
+    let cut;
+    while ((cut = buffer.indexOf("\n\n")) >= 0) {
+      const event = buffer.slice(0, cut);
+      buffer = buffer.slice(cut + 2);
+      if (!event.startsWith("data: ") || event === "data: [DONE]") continue;
+      const now = performance.now();
+      if (tokens === 0) ttfts.push(now - t0);
+      else itls.push(now - last);
+      last = now;
+      tokens++;
+    }
+  }
+  return tokens;
+}
+
+export async function loadTest(baseURL: string, model: string, clients: number, perClient: number, maxTokens: number): Promise<LoadRow> {
+  const ttfts: number[] = [];
+  const itls: number[] = [];
+  let errors = 0;
+  let tokens = 0;
+  const t0 = performance.now();
+  await Promise.all(
+    Array.from({ length: clients }, async (_, c) => {
+      for (let k = 0; k < perClient; k++) {
+        try {
+          tokens += await oneStream(baseURL, model, c * 100 + k, maxTokens, ttfts, itls);
+        } catch {
+          errors++;
+        }
+      }
+    }),
+  );
+  const seconds = (performance.now() - t0) / 1000;
+  return {
+    clients, requests: clients * perClient, errors, tokens, seconds,
+    aggregate_tok_s: tokens / seconds,
+    ttft_ms_p50: percentile(ttfts, 50), ttft_ms_p99: percentile(ttfts, 99),
+    itl_ms_p50: percentile(itls, 50), itl_ms_p99: percentile(itls, 99),
+  };
+}
