@@ -10,6 +10,7 @@ import { chatCompletions } from "./openai/chat.js";
 import { completions } from "./openai/completions.js";
 import { chatRequest, completionRequest, describeIssue, detokenizeRequest, tokenizeRequest } from "./openai/schemas.js";
 import { Metrics } from "./metrics.js";
+import { wasmHeapBytes } from "./engine/session.js";
 import { keepAlive } from "./openai/sse.js";
 import type { LoadedModel, ModelHandle } from "./model.js";
 import { PLAYGROUND_HTML, playgroundCsp } from "./playground.js";
@@ -126,7 +127,7 @@ export function createApp(handle: ModelHandle, config: AppConfig = DEFAULT_CONFI
     return c.json({ status: "loading", error: handle.error?.message ?? null }, 503);
   });
 
-  app.get("/metrics", (c) => c.text(metrics.render(handle.model?.engine.stats), 200, { "Content-Type": "text/plain; version=0.0.4" }));
+  app.get("/metrics", (c) => c.text(metrics.render(wasmHeapBytes(), handle.model?.engine.stats), 200, { "Content-Type": "text/plain; version=0.0.4" }));
 
   app.get("/v1/models", async (c) => {
     const m = await model(c);

@@ -34,12 +34,13 @@ export class Metrics {
     this.durations.get(route)!.observe(seconds);
   }
 
-  render(engine?: { queued: number; running: number; promptTokens: number; generatedTokens: number; reusedPromptTokens: number; steps: number }): string {
+  render(heapBytes: number, engine?: { queued: number; running: number; promptTokens: number; generatedTokens: number; reusedPromptTokens: number; steps: number }): string {
     const lines = ["# HELP tinylm_requests_total HTTP requests by route and status.", "# TYPE tinylm_requests_total counter"];
     for (const [labels, n] of this.requests) lines.push(`tinylm_requests_total{${labels}} ${n}`);
     lines.push("# HELP tinylm_request_duration_seconds Time to complete a request (streams: until the last event).");
     lines.push("# TYPE tinylm_request_duration_seconds histogram");
     for (const [route, h] of this.durations) lines.push(...h.render("tinylm_request_duration_seconds", `route="${route}"`));
+    lines.push("# HELP tinylm_wasm_heap_bytes Size of the onnxruntime-web WebAssembly heap.", "# TYPE tinylm_wasm_heap_bytes gauge", `tinylm_wasm_heap_bytes ${heapBytes}`);
     if (engine) {
       const gauge = (name: string, help: string, v: number, type = "gauge") =>
         lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`, `${name} ${v}`);

@@ -1,6 +1,6 @@
 // The same host-agnostic API suite on workerd (wrangler dev) and Deno, each on 127.0.0.1.
 import { join } from "node:path";
-import { afterAll, beforeAll, describe } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { apiCases } from "./api-cases.js";
 import { FIXTURE_DIR } from "./helpers/fixture.js";
 import type { RunningServer } from "./helpers/server.js";
@@ -23,6 +23,33 @@ describe("Cloudflare Workers host (workerd via wrangler dev)", () => {
   }, 120_000);
   afterAll(() => server?.close());
   apiCases(() => server.baseURL);
+});
+
+describe("Workers host with a missing model asset", () => {
+  let server: RunningServer;
+  beforeAll(async () => {
+    const port = await freePort();
+    server = await spawnHost(
+      bin("wrangler"),
+      ["dev", "-c", "test/wrangler.fixture.toml", "--ip", "127.0.0.1", "--port", String(port), "--inspector-port", String(await freePort()), "--var", "ONNX_FILE:onnx/missing.onnx"],
+      { CLOUDFLARE_CF_FETCH_ENABLED: "false", WRANGLER_SEND_METRICS: "false", CI: "true", NO_UPDATE_NOTIFIER: "1" },
+      port,
+      90_000,
+      true,
+    );
+  }, 120_000);
+  afterAll(() => server?.close());
+
+  it("answers 503 with an OpenAI-style error naming the missing file, and keeps answering", async () => {
+    for (let i = 0; i < 2; i++) {
+      const res = await fetch(`${server.baseURL}/v1/models`);
+      expect(res.status).toBe(503);
+      const body = (await res.json()) as { error: { message: string; code: string } };
+      expect(body.error.code).toBe("model_not_loaded");
+      expect(body.error.message).toContain("onnx/missing.onnx");
+    }
+    expect((await fetch(`${server.baseURL}/health`)).status).toBe(503);
+  });
 });
 
 describe("Deno host", () => {

@@ -37,6 +37,49 @@ CHAT_TEMPLATE = (
 )
 
 
+FOLDER_README = """# Model folder
+
+Written by `npm run export` (`scripts/tinylm/export.py`); laid out the way Hugging Face / Optimum /
+transformers.js expect, so other tools can read it too.
+
+| file | what |
+|---|---|
+| `config.json` | Llama-compatible architecture (`model_type: "llama"`, hidden_size, num_hidden_layers, num_attention_heads, num_key_value_heads, head_dim, intermediate_size, vocab_size, rope_theta, rms_norm_eps, max_position_embeddings, tie_word_embeddings, bos/eos ids) |
+| `generation_config.json` | default sampling settings |
+| `tokenizer.json`, `tokenizer_config.json` | the compact byte-level BPE (cl100k subset) and the chat template |
+| `vocab_map.json` | compact id → cl100k id (for inheriting embedding rows) |
+| `onnx/model.onnx` | fp32 graph |
+| `onnx/model_quantized.onnx` | int8 graph (what the server loads by default) |
+| `parity/` | PyTorch reference logits used by the parity check (`npm run parity -- <folder>`) |
+| `manifest.json` | architecture, parameter counts, quantization, training data and tokens, eval and parity results, sha256 of every file |
+
+## ONNX graph contract (Optimum's decoder-with-past naming)
+
+Inputs:
+- `input_ids` int64 [batch, seq]
+- `attention_mask` int64 [batch, past + seq] — 1 for real tokens, 0 for left padding
+- `position_ids` int64 [batch, seq] — positions of the new tokens (count of real tokens before them)
+- `past_key_values.{i}.key`, `past_key_values.{i}.value` float32 [batch, num_key_value_heads, past, head_dim], for each layer i
+
+Outputs:
+- `logits` float32 [batch, seq, vocab_size]
+- `present.{i}.key`, `present.{i}.value` float32 [batch, num_key_value_heads, past + seq, head_dim]
+
+One graph serves prefill (past = 0: pass empty past tensors) and decode, and batches of several
+sequences with left padding (the padded positions are masked out of attention). Rotary embeddings
+follow Hugging Face's rotate-half layout.
+
+## Quantization
+
+`model_quantized.onnx` replaces every MatMul with a constant weight by `com.microsoft.DynamicQuantizeMatMul`
+(activations quantized per run, weights int8 with one scale per output column). Weights use 7 bits
+(±63): native onnxruntime on AVX2 machines without VNNI saturates u8×s8 sums for full-range int8 weights,
+while 7-bit weights give the same results on onnxruntime-web (wasm) and onnxruntime-node. The tied
+embedding is stored once, as the LM head's int8 weight; the token lookup gathers its transpose and
+rescales. Measured alternatives are in `BENCHMARKS.md`.
+"""
+
+
 class ExportError(ValueError):
     pass
 
@@ -197,6 +240,7 @@ def export(ckpt_path: str, tokenizer_dir: str, out_dir: str, name: str, eval_pat
         "torch_dtype": "float32",
     }
     (tmp / "config.json").write_text(json.dumps(hf_config, indent=2))
+    (tmp / "README.md").write_text(FOLDER_README)
     (tmp / "generation_config.json").write_text(json.dumps(
         {"bos_token_id": eos_id, "eos_token_id": eos_id, "do_sample": True, "temperature": 0.8, "top_p": 0.95,
          "max_length": cfg.max_seq_len}, indent=2))

@@ -76,7 +76,12 @@ export async function encodeCorpus(opts: EncodeOptions): Promise<void> {
       }
     }
   };
-  await Promise.all(Array.from({ length: Math.max(1, opts.workers) }, worker));
+  try {
+    await Promise.all(Array.from({ length: Math.max(1, opts.workers) }, worker));
+  } catch (err) {
+    rmSync(tmpOut, { recursive: true, force: true }); // nothing half-written
+    throw err;
+  }
   progress.done();
 
   for (const split of ["train", "val"]) index[split].sort((a, b) => a.shard.localeCompare(b.shard));

@@ -5,6 +5,26 @@ import { OnnxDecoder, type ModelShape } from "./onnx-model.js";
 
 export type OrtModule = typeof Ort;
 
+// onnxruntime-web does not expose its WebAssembly memory; remember the ones created so /metrics can
+// report the heap (it never shrinks, and Workers allow 128 MB per isolate).
+const memories: WebAssembly.Memory[] = [];
+const NativeMemory = WebAssembly.Memory;
+if (!(NativeMemory as { tracked?: boolean }).tracked) {
+  const Tracked = function (this: unknown, descriptor: WebAssembly.MemoryDescriptor) {
+    const memory = new NativeMemory(descriptor);
+    memories.push(memory);
+    return memory;
+  } as unknown as typeof WebAssembly.Memory & { tracked?: boolean };
+  Tracked.prototype = NativeMemory.prototype;
+  Tracked.tracked = true;
+  (WebAssembly as { Memory: typeof WebAssembly.Memory }).Memory = Tracked;
+}
+
+/** Bytes of the largest WebAssembly memory created so far (the ORT heap once a session exists). */
+export function wasmHeapBytes(): number {
+  return Math.max(0, ...memories.map((m) => m.buffer.byteLength));
+}
+
 export interface SessionOptions {
   /** Lower memory at some speed cost (arena off, no memory pattern, no prepacking). */
   lowMemory?: boolean;

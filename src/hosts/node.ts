@@ -28,13 +28,14 @@ export async function startNodeServer(env: Record<string, string | undefined> = 
   const port = Number(env.PORT || 8787);
   const hostname = env.HOST || "127.0.0.1";
   const server = serve({ fetch: app.fetch, port, hostname });
-  const loaded = handle.get().then(
-    (m) => console.log(`tinylm-edge: ${m.id} (${settings.onnxFile}) ready on http://${hostname}:${port}/`),
-    (err: Error) => console.error(`tinylm-edge: cannot load model from ${modelDir}: ${err.message}`),
-  );
   await new Promise<void>((r) => server.once("listening", () => r()));
   const address = server.address();
-  return { server, app, handle, loaded, port: typeof address === "object" && address ? address.port : port };
+  const actualPort = typeof address === "object" && address ? address.port : port;
+  const loaded = handle.get().then(
+    (m) => console.log(`tinylm-edge: ${m.id} (${settings.onnxFile}) ready on http://${hostname}:${actualPort}/`),
+    (err: Error) => console.error(`tinylm-edge: cannot load model from ${modelDir}: ${err.message}`),
+  );
+  return { server, app, handle, loaded, port: actualPort };
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {

@@ -15,7 +15,8 @@ export async function freePort(): Promise<number> {
   });
 }
 
-export async function spawnHost(command: string, args: string[], env: Record<string, string>, port: number, timeoutMs = 90_000): Promise<RunningServer> {
+/** Waits for /health to answer 200 (or, with `anyStatus`, to answer at all). */
+export async function spawnHost(command: string, args: string[], env: Record<string, string>, port: number, timeoutMs = 90_000, anyStatus = false): Promise<RunningServer> {
   const child: ChildProcess = spawn(command, args, {
     env: { ...process.env, ...env },
     stdio: ["ignore", "pipe", "pipe"],
@@ -30,7 +31,7 @@ export async function spawnHost(command: string, args: string[], env: Record<str
     if (child.exitCode !== null) throw new Error(`${command} exited with ${child.exitCode}:\n${log}`);
     try {
       const res = await fetch(`${baseURL}/health`);
-      if (res.status === 200) break;
+      if (res.status === 200 || anyStatus) break;
     } catch {
       // not listening yet
     }
