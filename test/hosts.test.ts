@@ -9,35 +9,24 @@ import { freePort, spawnHost } from "./helpers/spawn.js";
 const ROOT = join(import.meta.dirname, "..");
 const bin = (name: string) => join(ROOT, "node_modules/.bin", name);
 
+/** wrangler dev (workerd) on a free loopback port with the fixture model; no Request.cf download, telemetry or update check. */
+async function startWorker(extraArgs: string[] = [], anyStatus = false): Promise<RunningServer> {
+  const port = await freePort();
+  const args = ["dev", "-c", "test/wrangler.fixture.toml", "--ip", "127.0.0.1", "--port", String(port), "--inspector-port", String(await freePort()), ...extraArgs];
+  const env = { CLOUDFLARE_CF_FETCH_ENABLED: "false", WRANGLER_SEND_METRICS: "false", CI: "true", NO_UPDATE_NOTIFIER: "1" };
+  return spawnHost(bin("wrangler"), args, env, port, 90_000, anyStatus);
+}
+
 describe("Cloudflare Workers host (workerd via wrangler dev)", () => {
   let server: RunningServer;
-  beforeAll(async () => {
-    const port = await freePort();
-    server = await spawnHost(
-      bin("wrangler"),
-      ["dev", "-c", "test/wrangler.fixture.toml", "--ip", "127.0.0.1", "--port", String(port), "--inspector-port", String(await freePort())],
-      // Keep wrangler on loopback: no Request.cf download, no telemetry, no update check.
-      { CLOUDFLARE_CF_FETCH_ENABLED: "false", WRANGLER_SEND_METRICS: "false", CI: "true", NO_UPDATE_NOTIFIER: "1" },
-      port,
-    );
-  }, 120_000);
+  beforeAll(async () => (server = await startWorker()), 120_000);
   afterAll(() => server?.close());
   apiCases(() => server.baseURL);
 });
 
 describe("Workers host with a missing model asset", () => {
   let server: RunningServer;
-  beforeAll(async () => {
-    const port = await freePort();
-    server = await spawnHost(
-      bin("wrangler"),
-      ["dev", "-c", "test/wrangler.fixture.toml", "--ip", "127.0.0.1", "--port", String(port), "--inspector-port", String(await freePort()), "--var", "ONNX_FILE:onnx/missing.onnx"],
-      { CLOUDFLARE_CF_FETCH_ENABLED: "false", WRANGLER_SEND_METRICS: "false", CI: "true", NO_UPDATE_NOTIFIER: "1" },
-      port,
-      90_000,
-      true,
-    );
-  }, 120_000);
+  beforeAll(async () => (server = await startWorker(["--var", "ONNX_FILE:onnx/missing.onnx"], true)), 120_000);
   afterAll(() => server?.close());
 
   it("answers 503 with an OpenAI-style error naming the missing file, and keeps answering", async () => {

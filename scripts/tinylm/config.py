@@ -102,14 +102,19 @@ def model_config_from_dict(values: dict, source: str = "checkpoint") -> ModelCon
     return _fill(ModelConfig, "model", values, source)
 
 
-def load_config(path: str | Path) -> Config:
+def read_toml(path: str | Path) -> dict:
     path = Path(path)
     try:
-        data = tomllib.loads(path.read_text())
+        return tomllib.loads(path.read_text())
     except FileNotFoundError:
         raise ConfigError(f"{path}: config file not found") from None
     except tomllib.TOMLDecodeError as err:
         raise ConfigError(f"{path}: not valid TOML ({err})") from None
+
+
+def load_config(path: str | Path) -> Config:
+    path = Path(path)
+    data = read_toml(path)
     if "model" not in data:
         raise ConfigError(f"{path}: missing [model] table")
     return Config(

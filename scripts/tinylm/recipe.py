@@ -8,11 +8,10 @@ from __future__ import annotations
 import json
 import sys
 import time
-import tomllib
 from pathlib import Path
 
 from .checkpoint import CheckpointError, load_checkpoint, model_from_checkpoint, save_atomic, weights_only
-from .config import Config, ConfigError, ModelConfig, TrainConfig, _fill
+from .config import Config, ConfigError, ModelConfig, TrainConfig, _fill, read_toml
 from .data import BatchPlan, DataError, TokenSplit
 from .evaluate import bits_per_byte, token_byte_lengths, zero_shot
 from .inherit import inherit
@@ -21,12 +20,7 @@ from .train import train
 
 def load_recipe(path: str | Path) -> dict:
     path = Path(path)
-    try:
-        data = tomllib.loads(path.read_text())
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: recipe not found") from None
-    except tomllib.TOMLDecodeError as err:
-        raise ConfigError(f"{path}: not valid TOML ({err})") from None
+    data = read_toml(path)
     for key in ("paths", "parent", "student", "inherit"):
         if key not in data:
             raise ConfigError(f"{path}: missing [{key}] table")

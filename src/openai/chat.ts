@@ -4,7 +4,7 @@ import { streamSSE } from "hono/streaming";
 import type { GeneratedToken } from "../engine/engine.js";
 import type { LoadedModel } from "../model.js";
 import { invalidRequest } from "./errors.js";
-import { startChoices, type ChoiceRequest } from "./generation.js";
+import { collectChoices, deltaTokenCount, startChoices, type ChoiceRequest } from "./generation.js";
 import { samplingParams, stopStrings, tokenBudget, type Limits } from "./params.js";
 import type { ChatRequest } from "./schemas.js";
 import { keepAlive, newId, sseError } from "./sse.js";
@@ -60,7 +60,7 @@ export async function chatCompletions(c: Context, model: LoadedModel, req: ChatR
           await stream.writeSSE({ data: JSON.stringify({ ...chunk, choices: [{ index: k, delta: { role: "assistant", content: "" }, logprobs: null, finish_reason: null }] }) });
         }
         for await (const d of deltas) {
-          completionTokens += d.tokens.length + (d.finish === "stop" && d.tokens.length === 0 ? 1 : 0);
+          completionTokens += deltaTokenCount(d);
           const delta = d.text ? { content: d.text } : {};
           if (!d.text && !d.finish) continue; // a held-back partial: nothing to say yet
           await stream.writeSSE({ data: JSON.stringify({ ...chunk, choices: [{ index: d.index, delta, logprobs: wantLogprobs ? logprobsOf(model, d.tokens) : null, finish_reason: d.finish }] }) });
@@ -75,16 +75,7 @@ export async function chatCompletions(c: Context, model: LoadedModel, req: ChatR
     });
   }
 
-  const results = choices.map(() => ({ text: "", tokens: [] as GeneratedToken[], finish: "length", eos: false }));
-  for await (const d of deltas) {
-    const r = results[d.index];
-    r.text += d.text;
-    r.tokens.push(...d.tokens);
-    if (d.finish) {
-      r.finish = d.finish;
-      r.eos = d.finish === "stop" && d.tokens.length === 0;
-    }
-  }
+  const results = await collectChoices(deltas, n);
   return c.json({
     ...base,
     choices: results.map((r, i) => ({
@@ -93,6 +84,6 @@ export async function chatCompletions(c: Context, model: LoadedModel, req: ChatR
       logprobs: wantLogprobs ? logprobsOf(model, r.tokens) : null,
       finish_reason: r.finish,
     })),
-    usage: usage(prompt.length * n, results.reduce((s, r) => s + r.tokens.length + (r.eos ? 1 : 0), 0)),
+    usage: usage(prompt.length * n, results.reduce((s, r) => s + r.counted, 0)),
   });
 }

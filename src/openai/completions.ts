@@ -4,7 +4,7 @@ import { streamSSE } from "hono/streaming";
 import type { GeneratedToken } from "../engine/engine.js";
 import type { LoadedModel } from "../model.js";
 import { ApiError, invalidRequest } from "./errors.js";
-import { startChoices, type ChoiceRequest } from "./generation.js";
+import { collectChoices, deltaTokenCount, startChoices, type ChoiceRequest } from "./generation.js";
 import { samplingParams, stopStrings, tokenBudget, type Limits } from "./params.js";
 import type { CompletionRequest } from "./schemas.js";
 import { keepAlive, newId, sseError } from "./sse.js";
@@ -81,7 +81,7 @@ export async function completions(c: Context, model: LoadedModel, req: Completio
       const echoed = new Set<number>();
       try {
         for await (const d of deltas) {
-          completionTokens += d.tokens.length + (d.finish === "stop" && d.tokens.length === 0 ? 1 : 0);
+          completionTokens += deltaTokenCount(d);
           let text = d.text;
           if (!echoed.has(d.index)) {
             echoed.add(d.index);
@@ -100,31 +100,20 @@ export async function completions(c: Context, model: LoadedModel, req: Completio
     });
   }
 
-  const results = choices.map(() => ({ text: "", tokens: [] as GeneratedToken[], finish: null as string | null, eos: false }));
-  let gens: import("../engine/engine.js").Generation[] = [];
-  for await (const d of deltas) {
-    const r = results[d.index];
-    r.text += d.text;
-    r.tokens.push(...d.tokens);
-    if (d.finish) {
-      r.finish = d.finish;
-      r.eos = d.finish === "stop" && d.tokens.length === 0;
-    }
-    gens[d.index] = d.generation;
-  }
+  const results = await collectChoices(deltas, choices.length);
   return c.json({
     ...base,
     choices: results.map((r, i) => {
       const echo = echoText(i);
-      const prompt = req.echo ? { ids: choices[i].prompt, lps: gens[i]?.promptLogprobs ?? [] } : undefined;
+      const prompt = req.echo ? { ids: choices[i].prompt, lps: r.generation?.promptLogprobs ?? [] } : undefined;
       return {
         text: echo + r.text,
         index: i,
         logprobs: logprobs === null ? null : logprobsOf(model, r.tokens, 0, prompt),
-        finish_reason: r.finish ?? "length",
+        finish_reason: r.finish,
       };
     }),
-    usage: usage(promptTokens, results.reduce((s, r) => s + r.tokens.length + (r.eos ? 1 : 0), 0)),
+    usage: usage(promptTokens, results.reduce((s, r) => s + r.counted, 0)),
   });
 }
 

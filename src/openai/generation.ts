@@ -88,3 +88,30 @@ async function* merge<T>(sources: AsyncGenerator<T>[]): AsyncGenerator<T> {
     for (const s of sources) void s.return(undefined);
   }
 }
+
+/** Tokens a delta accounts for in `usage` (the end-of-text token counts, though it is never shown). */
+export function deltaTokenCount(d: ChoiceDelta): number {
+  return d.tokens.length + (d.finish === "stop" && d.tokens.length === 0 ? 1 : 0);
+}
+
+export interface ChoiceResult {
+  text: string;
+  tokens: GeneratedToken[];
+  finish: "stop" | "length";
+  counted: number;
+  generation: Generation | null;
+}
+
+/** Drain the deltas of n choices into whole results (the non-streaming responses). */
+export async function collectChoices(deltas: AsyncIterable<ChoiceDelta>, n: number): Promise<ChoiceResult[]> {
+  const results: ChoiceResult[] = Array.from({ length: n }, () => ({ text: "", tokens: [], finish: "length", counted: 0, generation: null }));
+  for await (const d of deltas) {
+    const r = results[d.index];
+    r.text += d.text;
+    r.tokens.push(...d.tokens);
+    r.counted += deltaTokenCount(d);
+    r.generation = d.generation;
+    if (d.finish) r.finish = d.finish;
+  }
+  return results;
+}
