@@ -262,6 +262,8 @@ def export(ckpt_path: str, tokenizer_dir: str, out_dir: str, name: str, eval_pat
     (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2))
     # Workers static assets: upload only what the server reads (the fp32 graph is for parity checks).
     (tmp / ".assetsignore").write_text("onnx/model.onnx\nparity\nvocab_map.json\nREADME.md\nMODEL_CARD.md\n")
+    if (out / "MODEL_CARD.md").exists():  # hand-written: survives a re-export
+        shutil.copy(out / "MODEL_CARD.md", tmp / "MODEL_CARD.md")
     if out.exists():
         shutil.rmtree(out)
     tmp.rename(out)
