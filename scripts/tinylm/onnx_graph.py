@@ -1,0 +1,135 @@
+"""Build the decoder's ONNX graph directly with onnx.helper (as ONNX Runtime GenAI's model builder does).
+
+torch.onnx.export traces every dynamic shape into Shape/Gather/Unsqueeze/Concat chains: ~1,900 nodes
+for 8 layers, and onnxruntime-web pays a dispatch cost per node on every decode step. Written by hand
+the same model is ~35 nodes per layer: Reshape targets use 0 ("copy this dimension") and -1, the
+causal mask is built once, rotary embeddings use com.microsoft.RotaryEmbedding (positions from
+position_ids, so left padding works), and grouped-query attention folds the query heads of a group
+into the sequence axis instead of copying K and V per head. Same contract as before (see
+FOLDER_README in export.py); parity with PyTorch is checked by the TypeScript tests.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+from .model import TinyLM
+
+F32 = TensorProto.FLOAT
+I64 = TensorProto.INT64
+
+
+class GraphBuilder:
+    def __init__(self):
+        self.nodes: list[onnx.NodeProto] = []
+        self.inits: list[onnx.TensorProto] = []
+        self.count = 0
+
+    def const(self, name: str, array: np.ndarray) -> str:
+        self.inits.append(numpy_helper.from_array(np.asarray(array), name))
+        return name
+
+    def op(self, op_type: str, inputs: list[str], name: str | None = None, outputs: int = 1, domain: str = "", **attrs) -> str | list[str]:
+        self.count += 1
+        base = name or f"{op_type.lower()}_{self.count}"
+        outs = [base] if outputs == 1 else [f"{base}_{i}" for i in range(outputs)]
+        self.nodes.append(helper.make_node(op_type, inputs, outs, name=f"n_{base}", domain=domain, **attrs))
+        return outs[0] if outputs == 1 else outs
+
+
+def build_graph(model: TinyLM) -> onnx.ModelProto:
+    cfg = model.config
+    H, KV, hd, L = cfg.n_heads, cfg.n_kv_heads, cfg.head_dim, cfg.n_layers
+    G = H // KV
+    sd = {k: v.detach().float().numpy() for k, v in model.state_dict().items()}
+    g = GraphBuilder()
+
+    # Constants shared by every layer.
+    emb = g.const("embed_tokens.weight", sd["embed_tokens.weight"])
+    inv_freq = 1.0 / (cfg.rope_theta ** (np.arange(0, hd, 2, dtype=np.float64) / hd))
+    angles = np.arange(cfg.max_seq_len, dtype=np.float64)[:, None] * inv_freq[None, :]
+    cos_cache = g.const("rope_cos", np.cos(angles).astype(np.float32))
+    sin_cache = g.const("rope_sin", np.sin(angles).astype(np.float32))
+    shape_q4 = g.const("shape_q4", np.array([0, 0, H, hd], dtype=np.int64))
+    shape_kv4 = g.const("shape_kv4", np.array([0, 0, KV, hd], dtype=np.int64))
+    shape_grouped = g.const("shape_grouped", np.array([0, KV, -1, hd], dtype=np.int64))  # [B, KV, G*T, hd]
+    shape_heads = g.const("shape_heads", np.array([0, H, -1, hd], dtype=np.int64))  # [B, H, T, hd]
+    shape_out = g.const("shape_out", np.array([0, 0, H * hd], dtype=np.int64))
+    scale = g.const("attn_scale", np.array(1.0 / math.sqrt(hd), dtype=np.float32))
+
+    # Additive attention bias [B, 1, 1, T, L], built once: causal and key-padding masks.
+    one = g.const("one_i64", np.array(1, dtype=np.int64))
+    zero = g.const("zero_i64", np.array(0, dtype=np.int64))
+    total_len = g.op("Gather", [g.op("Shape", ["attention_mask"]), one], "total_len")
+    new_len = g.op("Gather", [g.op("Shape", ["input_ids"]), one], "new_len")
+    past_len = g.op("Sub", [total_len, new_len], "past_len")
+    key_pos = g.op("Range", [zero, total_len, one], "key_pos")  # [L]
+    query_pos = g.op("Unsqueeze", [g.op("Range", [past_len, total_len, one], "query_pos"), g.const("ax_last", np.array([-1], dtype=np.int64))])  # [T, 1]
+    future = g.op("Greater", [key_pos, query_pos], "future")  # [T, L]
+    padding = g.op("Equal", [g.op("Unsqueeze", ["attention_mask", g.const("ax_12", np.array([1, 2], dtype=np.int64))]), zero], "padding")  # [B,1,1,L]
+    blocked = g.op("Or", [g.op("Unsqueeze", [future, g.const("ax_0", np.array([0], dtype=np.int64))]), padding], "blocked")  # [B,1,T,L]
+    neg = g.const("neg_inf", np.array(np.finfo(np.float32).min, dtype=np.float32))
+    zero_f = g.const("zero_f", np.array(0.0, dtype=np.float32))
+    bias = g.op("Where", [blocked, neg, zero_f], "attn_bias")
+    bias5 = g.op("Unsqueeze", [bias, g.const("ax_1", np.array([1], dtype=np.int64))], "attn_bias5")  # [B,1,1,T,L]
+    total_1d = g.op("Unsqueeze", [total_len, g.const("ax_0b", np.array([0], dtype=np.int64))], "total_len_1d")
+    shape_scores5 = g.op("Concat", [g.const("s5_head", np.array([0, KV, G, -1], dtype=np.int64)), total_1d], "shape_scores5", axis=0)
+    shape_scores4 = g.op("Concat", [g.const("s4_head", np.array([0, KV, -1], dtype=np.int64)), total_1d], "shape_scores4", axis=0)
+
+    x = g.op("Gather", [emb, "input_ids"], "embeddings")
+    present_outputs = []
+    for i in range(L):
+        p = f"layers.{i}."
+        w = lambda name: g.const(f"{p}{name}.T", np.ascontiguousarray(sd[f"{p}{name}"].T))  # MatMul wants [in, out]
+        h = g.op("SimplifiedLayerNormalization", [x, g.const(f"{p}input_layernorm.weight", sd[f"{p}input_layernorm.weight"])],
+                 f"l{i}_attn_norm", axis=-1, epsilon=cfg.norm_eps)
+        q = g.op("MatMul", [h, w("self_attn.q_proj.weight")], f"l{i}_q")
+        k = g.op("MatMul", [h, w("self_attn.k_proj.weight")], f"l{i}_k")
+        v = g.op("MatMul", [h, w("self_attn.v_proj.weight")], f"l{i}_v")
+        q = g.op("RotaryEmbedding", [q, "position_ids", cos_cache, sin_cache], f"l{i}_q_rot", domain="com.microsoft",
+                 interleaved=0, num_heads=H)
+        k = g.op("RotaryEmbedding", [k, "position_ids", cos_cache, sin_cache], f"l{i}_k_rot", domain="com.microsoft",
+                 interleaved=0, num_heads=KV)
+        q4 = g.op("Transpose", [g.op("Reshape", [q, shape_q4])], f"l{i}_q4", perm=[0, 2, 1, 3])  # [B,H,T,hd]
+        k4 = g.op("Transpose", [g.op("Reshape", [k, shape_kv4])], f"l{i}_k4", perm=[0, 2, 1, 3])  # [B,KV,T,hd]
+        v4 = g.op("Transpose", [g.op("Reshape", [v, shape_kv4])], f"l{i}_v4", perm=[0, 2, 1, 3])
+        present_k = g.op("Concat", [f"past_key_values.{i}.key", k4], f"present.{i}.key", axis=2)
+        present_v = g.op("Concat", [f"past_key_values.{i}.value", v4], f"present.{i}.value", axis=2)
+        present_outputs += [present_k, present_v]
+        # Query heads h = kv·G + g: fold a group's heads into the sequence axis and attend once per KV head.
+        qg = g.op("Reshape", [g.op("Mul", [q4, scale]), shape_grouped], f"l{i}_qg")  # [B,KV,G*T,hd]
+        scores = g.op("MatMul", [qg, g.op("Transpose", [present_k], f"l{i}_kT", perm=[0, 1, 3, 2])], f"l{i}_scores")
+        scores = g.op("Add", [g.op("Reshape", [scores, shape_scores5]), bias5], f"l{i}_masked")  # [B,KV,G,T,L]
+        probs = g.op("Softmax", [g.op("Reshape", [scores, shape_scores4])], f"l{i}_probs", axis=-1)
+        ctx = g.op("Reshape", [g.op("MatMul", [probs, present_v]), shape_heads], f"l{i}_ctx")  # [B,H,T,hd]
+        ctx = g.op("Reshape", [g.op("Transpose", [ctx], perm=[0, 2, 1, 3]), shape_out], f"l{i}_ctx3")
+        x = g.op("Add", [x, g.op("MatMul", [ctx, w("self_attn.o_proj.weight")], f"l{i}_o")], f"l{i}_resid1")
+        h = g.op("SimplifiedLayerNormalization", [x, g.const(f"{p}post_attention_layernorm.weight", sd[f"{p}post_attention_layernorm.weight"])],
+                 f"l{i}_ffn_norm", axis=-1, epsilon=cfg.norm_eps)
+        gate = g.op("MatMul", [h, w("mlp.gate_proj.weight")], f"l{i}_gate")
+        up = g.op("MatMul", [h, w("mlp.up_proj.weight")], f"l{i}_up")
+        act = g.op("Mul", [g.op("Mul", [gate, g.op("Sigmoid", [gate])]), up], f"l{i}_act")
+        x = g.op("Add", [x, g.op("MatMul", [act, w("mlp.down_proj.weight")], f"l{i}_down")], f"l{i}_resid2")
+    x = g.op("SimplifiedLayerNormalization", [x, g.const("norm.weight", sd["norm.weight"])], "final_norm", axis=-1, epsilon=cfg.norm_eps)
+    head = "lm_head.weight.T"
+    g.nodes.append(helper.make_node("Transpose", [emb], [head], perm=[1, 0], name="lm_head_tied"))
+    g.op("MatMul", [x, head], "logits")
+
+    inputs = [
+        helper.make_tensor_value_info("input_ids", I64, ["batch", "seq"]),
+        helper.make_tensor_value_info("attention_mask", I64, ["batch", "total"]),
+        helper.make_tensor_value_info("position_ids", I64, ["batch", "seq"]),
+    ]
+    outputs = [helper.make_tensor_value_info("logits", F32, ["batch", "seq", cfg.vocab_size])]
+    for i in range(L):
+        for kv in ("key", "value"):
+            inputs.append(helper.make_tensor_value_info(f"past_key_values.{i}.{kv}", F32, ["batch", KV, "past", hd]))
+            outputs.append(helper.make_tensor_value_info(f"present.{i}.{kv}", F32, ["batch", KV, "total", hd]))
+    graph = helper.make_graph(g.nodes, "tinylm", inputs, outputs, g.inits)
+    m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("com.microsoft", 1)],
+                          producer_name="tinylm-edge")
+    m.ir_version = 8
+    return m
