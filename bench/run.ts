@@ -6,6 +6,7 @@ import { cpus, totalmem } from "node:os";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { loadTest, type LoadRow } from "./load.js";
+import { benchHosts } from "./hosts.js";
 import { freePort } from "../test/helpers/spawn.js";
 import { loadTokenizer } from "../scripts/tokenizer/files.js";
 import { median } from "./stats.js";
@@ -105,6 +106,9 @@ for (const maxBatch of [8, 1]) {
   }
 }
 
+const hosts = QUICK ? [] : await benchHosts(MODEL_DIR, manifest.name, 3);
+for (const h of hosts) console.error(`host ${h.host}: ${h.decode_tok_s.toFixed(0)} tok/s, heap ${h.wasm_heap_mb.toFixed(1)} MB`);
+
 const cfg = JSON.parse(readFileSync(join(MODEL_DIR, "config.json"), "utf8"));
 const nonEmbedding = manifest.parameters.non_embedding as number;
 const vocabD = cfg.vocab_size * cfg.hidden_size;
@@ -115,7 +119,7 @@ const roofline = {
   memcpy_gb_s: memcpyGBs(),
 };
 const tokenizer = tokenizerSpeed();
-const results = { machine, model: { name: manifest.name, parameters: manifest.parameters }, engines, load, roofline, tokenizer };
+const results = { machine, model: { name: manifest.name, parameters: manifest.parameters }, engines, load, hosts, roofline, tokenizer };
 mkdirSync("bench/results", { recursive: true });
 writeFileSync("bench/results/latest.json", JSON.stringify(results, null, 2));
 
@@ -140,6 +144,12 @@ const lines = [
   "| MAX_BATCH | clients | requests | errors | aggregate tok/s | TTFT p50 / p99 (ms) | inter-token p50 / p99 (ms) |",
   "|---|---|---|---|---|---|---|",
   ...load.map((r) => `| ${r.max_batch} | ${r.clients} | ${r.requests} | ${r.errors} | ${f(r.aggregate_tok_s, 0)} | ${f(r.ttft_ms_p50, 0)} / ${f(r.ttft_ms_p99, 0)} | ${f(r.itl_ms_p50)} / ${f(r.itl_ms_p99)} |`),
+  "",
+  "### Hosts (greedy, 256 tokens through /v1/completions, 1 WASM thread; Workers with its low-memory session options)",
+  "",
+  "| host | decode tok/s | WASM heap after the runs (MB) |",
+  "|---|---|---|",
+  ...hosts.map((h) => `| ${h.host} | ${f(h.decode_tok_s, 0)} | ${f(h.wasm_heap_mb, 1)} |`),
   "",
   "### Tokenizer and roofline",
   "",
