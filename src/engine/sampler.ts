@@ -136,32 +136,38 @@ export function sample(raw: Float32Array, counts: Map<number, number>, p: Sampli
   const logits = new Float32Array(raw); // a copy: the transforms write into it
   applyLogitBias(logits, p.logitBias);
   applyPenalties(logits, counts, p);
-  let token: number;
-  if (p.temperature === 0) {
-    token = argmax(logits);
-  } else {
+  if (p.temperature > 0) {
     applyTemperature(logits, p.temperature);
     applyTopK(logits, p.topK);
     applyTopP(logits, p.topP);
     applyMinP(logits, p.minP);
-    token = draw(logits, rng);
   }
-  const logprob = logSoftmaxAt(logits, token);
-  const top = p.logprobs > 0 ? topLogprobs(logits, p.logprobs) : [];
-  return { token, logprob, top };
-}
-
-function draw(logits: Float32Array, rng: () => number): number {
+  // One exp pass serves the draw and the log-probabilities.
   let max = -Infinity;
   for (const l of logits) if (l > max) max = l;
   let sum = 0;
-  for (const l of logits) sum += Math.exp(l - max);
+  let token: number;
+  if (p.temperature === 0) {
+    for (const l of logits) sum += Math.exp(l - max);
+    token = argmax(logits);
+  } else {
+    const exps = new Float32Array(logits.length);
+    for (let i = 0; i < logits.length; i++) sum += exps[i] = Math.exp(logits[i] - max);
+    token = draw(exps, sum, rng);
+  }
+  const logZ = max + Math.log(sum);
+  const top = p.logprobs > 0 ? ranked(logits).slice(0, p.logprobs).map((t) => ({ token: t, logprob: logits[t] - logZ })) : [];
+  return { token, logprob: logits[token] - logZ, top };
+}
+
+/** Inverse-CDF draw from unnormalised probabilities. */
+function draw(exps: Float32Array, sum: number, rng: () => number): number {
   let r = rng() * sum;
   let last = 0;
-  for (let i = 0; i < logits.length; i++) {
-    if (logits[i] === -Infinity) continue;
+  for (let i = 0; i < exps.length; i++) {
+    if (exps[i] === 0) continue;
     last = i;
-    r -= Math.exp(logits[i] - max);
+    r -= exps[i];
     if (r <= 0) return i;
   }
   return last;
