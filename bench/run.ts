@@ -19,8 +19,14 @@ const QUICK = flags.has("quick");
 const tsx = join("node_modules", ".bin", "tsx");
 
 function engineRow(engine: string, file: string, threads: number) {
-  const out = execFileSync(tsx, ["bench/engine-cli.ts", engine, MODEL_DIR, file, String(threads), String(RUNS)], { encoding: "utf8" });
-  return JSON.parse(out.trim().split("\n").at(-1)!);
+  try {
+    const out = execFileSync(tsx, ["bench/engine-cli.ts", engine, MODEL_DIR, file, String(threads), String(RUNS)], { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
+    return JSON.parse(out.trim().split("\n").at(-1)!);
+  } catch (err) {
+    const reason = String((err as { stderr?: string }).stderr ?? err).split("\n").find((l) => l.includes("Error")) ?? "failed";
+    console.error(`engine ${engine} ${file} t=${threads}: failed (${reason.slice(0, 160)})`);
+    return { engine, file, threads, failed: reason.slice(0, 160), prefill_ms: {}, decode_tok_s: {}, ttft_ms_128: NaN, peak_rss_mb: NaN, wasm_heap_mb: null };
+  }
 }
 
 async function startServer(env: Record<string, string>): Promise<{ url: string; stop: () => void }> {
@@ -85,7 +91,7 @@ for (const file of QUICK ? ["onnx/model_quantized.onnx"] : ["onnx/model_quantize
   for (const threads of QUICK ? [1] : [1, 2]) {
     for (const engine of ["web", "native"]) {
       const row = engineRow(engine, file, threads);
-      console.error(`engine ${engine} ${file} t=${threads}: decode@128 ${row.decode_tok_s["128"]?.toFixed(0)} tok/s, prefill128 ${row.prefill_ms["128"]?.toFixed(1)} ms`);
+      if (!row.failed) console.error(`engine ${engine} ${file} t=${threads}: decode@128 ${row.decode_tok_s["128"]?.toFixed(0)} tok/s, prefill128 ${row.prefill_ms["128"]?.toFixed(1)} ms`);
       engines.push(row);
     }
   }
@@ -137,7 +143,7 @@ const lines = [
   "",
   "| engine | graph | threads | prefill 16 / 128 / 512 (ms) | TTFT @128 (ms) | decode tok/s @128 | decode tok/s @512 | peak RSS (MB) | WASM heap (MB) |",
   "|---|---|---|---|---|---|---|---|---|",
-  ...engines.map((e) => `| ${e.engine === "web" ? "ort-web (wasm)" : "ort-node (native)"} | ${e.file.includes("quantized") ? "int8" : "fp32"} | ${e.threads} | ${f(e.prefill_ms["16"])} / ${f(e.prefill_ms["128"])} / ${f(e.prefill_ms["512"])} | ${f(e.ttft_ms_128)} | ${f(e.decode_tok_s["128"], 0)} | ${f(e.decode_tok_s["512"], 0)} | ${f(e.peak_rss_mb, 0)} | ${e.wasm_heap_mb === null ? "–" : f(e.wasm_heap_mb, 0)} |`),
+  ...engines.map((e) => e.failed ? `| ${e.engine === "web" ? "ort-web (wasm)" : "ort-node (native)"} | ${e.file.includes("quantized") ? "int8" : "fp32"} | ${e.threads} | not available in Node: multi-threaded WASM needs worker threads with SharedArrayBuffer | | | | | |` : `| ${e.engine === "web" ? "ort-web (wasm)" : "ort-node (native)"} | ${e.file.includes("quantized") ? "int8" : "fp32"} | ${e.threads} | ${f(e.prefill_ms["16"])} / ${f(e.prefill_ms["128"])} / ${f(e.prefill_ms["512"])} | ${f(e.ttft_ms_128)} | ${f(e.decode_tok_s["128"], 0)} | ${f(e.decode_tok_s["512"], 0)} | ${f(e.peak_rss_mb, 0)} | ${e.wasm_heap_mb === null ? "–" : f(e.wasm_heap_mb, 0)} |`),
   "",
   "### Server load test (streaming clients on 127.0.0.1, 2 requests each, max_tokens 128, int8 graph, 1 WASM thread)",
   "",
