@@ -56,7 +56,8 @@ export async function loadTest(baseURL: string, model: string, clients: number, 
     Array.from({ length: clients }, async (_, c) => {
       for (let k = 0; k < perClient; k++) {
         try {
-          tokens += await oneStream(baseURL, model, c * 100 + k, maxTokens, ttfts, itls);
+          const n = await oneStream(baseURL, model, c * 100 + k, maxTokens, ttfts, itls);
+          tokens += n; // (not `tokens += await …`: that reads `tokens` before the await and loses updates)
         } catch {
           errors++;
         }
