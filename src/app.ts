@@ -50,11 +50,11 @@ function jsonBody<S extends z.ZodType>(schema: S) {
 }
 
 function safeEqual(a: string, b: string): boolean {
-  // Constant time in the length of the expected key: no early exit on the first differing byte.
+  // Constant time in the length of the expected key `b`: no early exit on the first differing byte.
   const x = new TextEncoder().encode(a);
   const y = new TextEncoder().encode(b);
   let diff = x.length ^ y.length;
-  for (let i = 0; i < y.length; i++) diff |= (x[i % Math.max(1, x.length)] ?? 0) ^ y[i];
+  for (let i = 0; i < y.length; i++) diff |= (x[i] ?? 0) ^ y[i];
   return diff === 0;
 }
 

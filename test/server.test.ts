@@ -67,8 +67,9 @@ describe("disconnects and overload", () => {
       }
     });
     const statuses = await Promise.all(aborted);
-    expect(statuses.every((s) => s === 200 || s === 429)).toBe(true);
-    for (let i = 0; i < 100; i++) {
+    expect(statuses.filter((s) => s !== 200 && s !== 429)).toEqual([]);
+    // Cancellation happens at the next engine step; allow a loaded CI machine time to get there.
+    for (let i = 0; i < 300; i++) {
       const g = await engineGauges();
       if (g.queued === 0 && g.running === 0) break;
       await new Promise((r) => setTimeout(r, 50));

@@ -96,8 +96,11 @@ def truncate_log(path: Path, step: int, round_: int) -> None:
     """Drop log lines written after the checkpoint we resume from (they will be written again)."""
     if not path.exists():
         return
-    keep = [line for line in path.read_text().splitlines()
-            if (lambda e: (e.get("round", 1), e.get("step", 0)) <= (round_, step))(json.loads(line))]
+    def written_before(line: str) -> bool:
+        entry = json.loads(line)
+        return (entry.get("round", 1), entry.get("step", 0)) <= (round_, step)
+
+    keep = [line for line in path.read_text().splitlines() if written_before(line)]
     path.write_text("".join(line + "\n" for line in keep))
 
 

@@ -53,7 +53,6 @@ class Sequence {
   readonly rng: () => number;
   cache!: KvCache;
   pending: number[] = []; // tokens to feed next
-  produced = 0;
   readonly generated: number[] = [];
   cancelled = false;
   promptLogprobs: (number | null)[] = [];
@@ -152,11 +151,10 @@ export class Engine {
     this.counters.promptTokens += prompt.length;
     this.counters.reusedPromptTokens += reuse;
     const [logits] = await this.decoder.step([{ cache: seq.cache, tokens: prompt.slice(reuse) }]);
+    const vocab = this.decoder.shape.vocabSize;
     if (seq.request.promptLogprobs) {
-      const vocab = this.decoder.shape.vocabSize;
       seq.promptLogprobs = prompt.map((t, i) => (i === 0 ? null : logSoftmaxAt(logits.subarray((i - 1) * vocab, i * vocab), t)));
     }
-    const vocab = this.decoder.shape.vocabSize;
     this.emit(seq, logits.subarray(logits.length - vocab));
   }
 
@@ -170,12 +168,11 @@ export class Engine {
   private emit(seq: Sequence, logits: Float32Array): void {
     if (seq.cancelled) return;
     const picked = sample(logits, seq.counts, seq.request.sampling, seq.rng);
-    seq.produced++;
     seq.generated.push(picked.token);
     this.counters.generatedTokens++;
     seq.counts.set(picked.token, (seq.counts.get(picked.token) ?? 0) + 1);
     const stop = seq.request.stopTokens.has(picked.token);
-    const atLimit = seq.produced >= seq.request.maxTokens || seq.cache.length + 1 >= this.maxLength;
+    const atLimit = seq.generated.length >= seq.request.maxTokens || seq.cache.length + 1 >= this.maxLength;
     const finish = stop ? "stop" : atLimit ? "length" : null;
     seq.channel.push({ ...picked, finish });
     if (finish) {

@@ -93,7 +93,9 @@ export class OnnxDecoder {
       const padSeq = seq - tokens.length;
       cache.appendFrom(presents, b, total, past + padSeq, tokens.length);
       const start = (b * seq + padSeq) * vocabSize;
-      return logits.slice(start, start + tokens.length * vocabSize);
+      // A view, not a copy: a 512-token prefill's logits are 16 MB, and ORT's CPU outputs are plain
+      // JS arrays that stay valid after dispose().
+      return logits.subarray(start, start + tokens.length * vocabSize);
     });
     for (const t of Object.values(out)) t.dispose?.();
     return result;
