@@ -2,11 +2,15 @@
 
 torch.onnx.export traces every dynamic shape into Shape/Gather/Unsqueeze/Concat chains: ~1,900 nodes
 for 8 layers, and onnxruntime-web pays a dispatch cost per node on every decode step. Written by hand
-the same model is ~35 nodes per layer: Reshape targets use 0 ("copy this dimension") and -1, the
+the same model is ~30 nodes per layer: Reshape targets use 0 ("copy this dimension") and -1, the
 causal mask is built once, rotary embeddings use com.microsoft.RotaryEmbedding (positions from
-position_ids, so left padding works), and grouped-query attention folds the query heads of a group
-into the sequence axis instead of copying K and V per head. Same contract as before (see
-FOLDER_README in export.py); parity with PyTorch is checked by the TypeScript tests.
+position_ids, so left padding works), grouped-query attention folds the query heads of a group into
+the sequence axis instead of copying K and V per head, and q/k/v and gate/up are one MatMul each.
+
+What crosses the JS/WASM boundary is kept small, because onnxruntime-web copies every input and
+output on every run and pays per tensor: the whole KV cache is one input (`past_kv`), only the new
+positions' keys and values come back (`new_kv`), and `logits_to_keep` asks for the last positions'
+logits only (a prefill needs one row, not one per prompt token). Contract: FOLDER_README in export.py.
 """
 from __future__ import annotations
 
@@ -79,16 +83,21 @@ def build_graph(model: TinyLM) -> onnx.ModelProto:
     shape_scores5 = g.op("Concat", [g.const("s5_head", np.array([0, KV, G, -1], dtype=np.int64)), total_1d], "shape_scores5", axis=0)
     shape_scores4 = g.op("Concat", [g.const("s4_head", np.array([0, KV, -1], dtype=np.int64)), total_1d], "shape_scores4", axis=0)
 
+    split_qkv = g.const("split_qkv", np.array([H * hd, KV * hd, KV * hd], dtype=np.int64))
+    split_ffn = g.const("split_ffn", np.array([cfg.ffn_hidden, cfg.ffn_hidden], dtype=np.int64))
+    # past_kv [B, 2·L·KV, P, hd] holds layer i's keys at heads [2i·KV, (2i+1)·KV) and its values next.
+    past = g.op("Split", ["past_kv", g.const("split_kv", np.full(2 * L, KV, dtype=np.int64))], "past", outputs=2 * L, axis=1)
+    new_kv = []
+
     x = g.op("Gather", [emb, "input_ids"], "embeddings")
-    present_outputs = []
     for i in range(L):
         p = f"layers.{i}."
-        w = lambda name: g.const(f"{p}{name}.T", np.ascontiguousarray(sd[f"{p}{name}"].T))  # MatMul wants [in, out]
+        # MatMul wants [in, out]; projections that read the same input are concatenated along out.
+        w = lambda name, *parts: g.const(f"{p}{name}.T", np.ascontiguousarray(np.concatenate([sd[f"{p}{n}"].T for n in parts or [name]], axis=1)))
         h = g.op("SimplifiedLayerNormalization", [x, g.const(f"{p}input_layernorm.weight", sd[f"{p}input_layernorm.weight"])],
                  f"l{i}_attn_norm", axis=-1, epsilon=cfg.norm_eps)
-        q = g.op("MatMul", [h, w("self_attn.q_proj.weight")], f"l{i}_q")
-        k = g.op("MatMul", [h, w("self_attn.k_proj.weight")], f"l{i}_k")
-        v = g.op("MatMul", [h, w("self_attn.v_proj.weight")], f"l{i}_v")
+        qkv = g.op("MatMul", [h, w("self_attn.qkv_proj.weight", "self_attn.q_proj.weight", "self_attn.k_proj.weight", "self_attn.v_proj.weight")], f"l{i}_qkv")
+        q, k, v = g.op("Split", [qkv, split_qkv], f"l{i}_qkv_split", outputs=3, axis=-1)
         q = g.op("RotaryEmbedding", [q, "position_ids", cos_cache, sin_cache], f"l{i}_q_rot", domain="com.microsoft",
                  interleaved=0, num_heads=H)
         k = g.op("RotaryEmbedding", [k, "position_ids", cos_cache, sin_cache], f"l{i}_k_rot", domain="com.microsoft",
@@ -96,9 +105,9 @@ def build_graph(model: TinyLM) -> onnx.ModelProto:
         q4 = g.op("Transpose", [g.op("Reshape", [q, shape_q4])], f"l{i}_q4", perm=[0, 2, 1, 3])  # [B,H,T,hd]
         k4 = g.op("Transpose", [g.op("Reshape", [k, shape_kv4])], f"l{i}_k4", perm=[0, 2, 1, 3])  # [B,KV,T,hd]
         v4 = g.op("Transpose", [g.op("Reshape", [v, shape_kv4])], f"l{i}_v4", perm=[0, 2, 1, 3])
-        present_k = g.op("Concat", [f"past_key_values.{i}.key", k4], f"present.{i}.key", axis=2)
-        present_v = g.op("Concat", [f"past_key_values.{i}.value", v4], f"present.{i}.value", axis=2)
-        present_outputs += [present_k, present_v]
+        present_k = g.op("Concat", [past[2 * i], k4], f"l{i}_key", axis=2)  # [B,KV,L,hd]
+        present_v = g.op("Concat", [past[2 * i + 1], v4], f"l{i}_value", axis=2)
+        new_kv += [k4, v4]
         # Query heads h = kv·G + g: fold a group's heads into the sequence axis and attend once per KV head.
         qg = g.op("Reshape", [g.op("Mul", [q4, scale]), shape_grouped], f"l{i}_qg")  # [B,KV,G*T,hd]
         scores = g.op("MatMul", [qg, g.op("Transpose", [present_k], f"l{i}_kT", perm=[0, 1, 3, 2])], f"l{i}_scores")
@@ -109,10 +118,15 @@ def build_graph(model: TinyLM) -> onnx.ModelProto:
         x = g.op("Add", [x, g.op("MatMul", [ctx, w("self_attn.o_proj.weight")], f"l{i}_o")], f"l{i}_resid1")
         h = g.op("SimplifiedLayerNormalization", [x, g.const(f"{p}post_attention_layernorm.weight", sd[f"{p}post_attention_layernorm.weight"])],
                  f"l{i}_ffn_norm", axis=-1, epsilon=cfg.norm_eps)
-        gate = g.op("MatMul", [h, w("mlp.gate_proj.weight")], f"l{i}_gate")
-        up = g.op("MatMul", [h, w("mlp.up_proj.weight")], f"l{i}_up")
+        gate_up = g.op("MatMul", [h, w("mlp.gate_up_proj.weight", "mlp.gate_proj.weight", "mlp.up_proj.weight")], f"l{i}_gate_up")
+        gate, up = g.op("Split", [gate_up, split_ffn], f"l{i}_gate_up_split", outputs=2, axis=-1)
         act = g.op("Mul", [g.op("Mul", [gate, g.op("Sigmoid", [gate])]), up], f"l{i}_act")
         x = g.op("Add", [x, g.op("MatMul", [act, w("mlp.down_proj.weight")], f"l{i}_down")], f"l{i}_resid2")
+    g.op("Concat", new_kv, "new_kv", axis=1)  # [B, 2·L·KV, T, hd]
+    # Only the last logits_to_keep positions go through the final norm and the LM head.
+    starts = g.op("Neg", ["logits_to_keep"], "keep_from")
+    x = g.op("Slice", [x, starts, g.const("slice_end", np.array([np.iinfo(np.int64).max], dtype=np.int64)),
+                       g.const("slice_axis", np.array([1], dtype=np.int64))], "kept")
     x = g.op("SimplifiedLayerNormalization", [x, g.const("norm.weight", sd["norm.weight"])], "final_norm", axis=-1, epsilon=cfg.norm_eps)
     head = "lm_head.weight.T"
     g.nodes.append(helper.make_node("Transpose", [emb], [head], perm=[1, 0], name="lm_head_tied"))
@@ -122,12 +136,13 @@ def build_graph(model: TinyLM) -> onnx.ModelProto:
         helper.make_tensor_value_info("input_ids", I64, ["batch", "seq"]),
         helper.make_tensor_value_info("attention_mask", I64, ["batch", "total"]),
         helper.make_tensor_value_info("position_ids", I64, ["batch", "seq"]),
+        helper.make_tensor_value_info("past_kv", F32, ["batch", 2 * L * KV, "past", hd]),
+        helper.make_tensor_value_info("logits_to_keep", I64, [1]),
     ]
-    outputs = [helper.make_tensor_value_info("logits", F32, ["batch", "seq", cfg.vocab_size])]
-    for i in range(L):
-        for kv in ("key", "value"):
-            inputs.append(helper.make_tensor_value_info(f"past_key_values.{i}.{kv}", F32, ["batch", KV, "past", hd]))
-            outputs.append(helper.make_tensor_value_info(f"present.{i}.{kv}", F32, ["batch", KV, "total", hd]))
+    outputs = [
+        helper.make_tensor_value_info("logits", F32, ["batch", "kept", cfg.vocab_size]),
+        helper.make_tensor_value_info("new_kv", F32, ["batch", 2 * L * KV, "seq", hd]),
+    ]
     graph = helper.make_graph(g.nodes, "tinylm", inputs, outputs, g.inits)
     m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("com.microsoft", 1)],
                           producer_name="tinylm-edge")

@@ -150,7 +150,7 @@ export class Engine {
     seq.cache = reuse > 0 ? this.lastCache!.prefix(reuse) : this.decoder.newCache();
     this.counters.promptTokens += prompt.length;
     this.counters.reusedPromptTokens += reuse;
-    const [logits] = await this.decoder.step([{ cache: seq.cache, tokens: prompt.slice(reuse) }]);
+    const [logits] = await this.decoder.step([{ cache: seq.cache, tokens: prompt.slice(reuse) }], seq.request.promptLogprobs ? "all" : "last");
     const vocab = this.decoder.shape.vocabSize;
     if (seq.request.promptLogprobs) {
       seq.promptLogprobs = prompt.map((t, i) => (i === 0 ? null : logSoftmaxAt(logits.subarray((i - 1) * vocab, i * vocab), t)));

@@ -1,6 +1,6 @@
-// One sequence's KV cache: per layer, keys and values as [n_kv_heads, capacity, head_dim] float
-// buffers that grow by doubling. Batched runs copy from here into ONNX inputs and only the new
-// positions come back, so a decode step never copies the whole cache twice.
+// One sequence's KV cache, laid out like the graph's past_kv row: [2·layers·kvHeads, capacity,
+// headDim] (layer i's key heads, then its value heads), grown by doubling. A step copies the cache
+// into the batched past_kv input and appends only the new positions (new_kv) back.
 
 export interface KvShape {
   layers: number;
@@ -8,74 +8,67 @@ export interface KvShape {
   headDim: number;
 }
 
+/** Rows of the packed KV tensors: a key and a value row per KV head per layer. */
+export const kvRows = (s: KvShape): number => 2 * s.layers * s.kvHeads;
+
 export class KvCache {
   length = 0;
   private capacity: number;
-  private buffers: Float32Array[]; // 2 per layer: key, value
+  private data: Float32Array;
 
   constructor(readonly shape: KvShape, capacity = 64) {
     this.capacity = capacity;
-    this.buffers = Array.from({ length: 2 * shape.layers }, () => new Float32Array(shape.kvHeads * capacity * shape.headDim));
+    this.data = new Float32Array(kvRows(shape) * capacity * shape.headDim);
   }
 
   private reserve(length: number): void {
     if (length <= this.capacity) return;
     let capacity = this.capacity;
     while (capacity < length) capacity *= 2;
-    const { kvHeads, headDim } = this.shape;
-    this.buffers = this.buffers.map((old) => {
-      const grown = new Float32Array(kvHeads * capacity * headDim);
-      for (let h = 0; h < kvHeads; h++) {
-        grown.set(old.subarray(h * this.capacity * headDim, (h * this.capacity + this.length) * headDim), h * capacity * headDim);
-      }
-      return grown;
-    });
+    const grown = new Float32Array(kvRows(this.shape) * capacity * this.shape.headDim);
+    this.copyRows(grown, 0, capacity, this.length);
+    this.data = grown;
     this.capacity = capacity;
   }
 
+  /** Copy the first `count` positions of every row into dst rows of `stride` positions, starting at `offset` floats. */
+  private copyRows(dst: Float32Array, offset: number, stride: number, count: number, pad = 0): void {
+    const hd = this.shape.headDim;
+    for (let r = 0, rows = kvRows(this.shape); r < rows; r++) {
+      const s = r * this.capacity * hd;
+      dst.set(this.data.subarray(s, s + count * hd), offset + (r * stride + pad) * hd);
+    }
+  }
+
   /**
-   * Append `count` positions taken from a present tensor [batch, kvHeads, total, headDim]:
-   * row `row`, positions [from, from + count).
+   * Append `count` positions from a new_kv tensor [batch, rows, seq, headDim]: batch row `row`,
+   * positions [from, from + count).
    */
-  appendFrom(tensors: Float32Array[], row: number, total: number, from: number, count: number): void {
+  appendFrom(newKv: Float32Array, row: number, seq: number, from: number, count: number): void {
     this.reserve(this.length + count);
-    const { kvHeads, headDim } = this.shape;
-    tensors.forEach((src, i) => {
-      const dst = this.buffers[i];
-      for (let h = 0; h < kvHeads; h++) {
-        const s = ((row * kvHeads + h) * total + from) * headDim;
-        dst.set(src.subarray(s, s + count * headDim), (h * this.capacity + this.length) * headDim);
-      }
-    });
+    const hd = this.shape.headDim;
+    const rows = kvRows(this.shape);
+    for (let r = 0; r < rows; r++) {
+      const s = ((row * rows + r) * seq + from) * hd;
+      this.data.set(newKv.subarray(s, s + count * hd), (r * this.capacity + this.length) * hd);
+    }
     this.length += count;
   }
 
-  /** Copy this cache into a batched past tensor [batch, kvHeads, past, headDim], right-aligned (left padding). */
-  copyInto(dsts: Float32Array[], row: number, past: number): void {
-    const { kvHeads, headDim } = this.shape;
-    const pad = past - this.length;
-    this.buffers.forEach((src, i) => {
-      for (let h = 0; h < kvHeads; h++) {
-        const s = h * this.capacity * headDim;
-        dsts[i].set(src.subarray(s, s + this.length * headDim), ((row * kvHeads + h) * past + pad) * headDim);
-      }
-    });
+  /** Copy this cache into batch row `row` of a past_kv tensor [batch, rows, past, headDim], right-aligned (left padding). */
+  copyInto(pastKv: Float32Array, row: number, past: number): void {
+    this.copyRows(pastKv, row * kvRows(this.shape) * past * this.shape.headDim, past, this.length, past - this.length);
   }
 
   /** A new cache holding the first `length` positions of this one (shared prompt prefixes). */
   prefix(length: number): KvCache {
     const copy = new KvCache(this.shape, Math.max(64, length));
-    const { kvHeads, headDim } = this.shape;
-    this.buffers.forEach((src, i) => {
-      for (let h = 0; h < kvHeads; h++) {
-        copy.buffers[i].set(src.subarray(h * this.capacity * headDim, (h * this.capacity + length) * headDim), h * copy.capacity * headDim);
-      }
-    });
+    this.copyRows(copy.data, 0, copy.capacity, length);
     copy.length = length;
     return copy;
   }
 
   get bytes(): number {
-    return this.buffers.reduce((s, b) => s + b.byteLength, 0);
+    return this.data.byteLength;
   }
 }

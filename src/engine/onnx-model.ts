@@ -1,7 +1,7 @@
 // The ONNX decoder behind one onnxruntime-web session: turns "these sequences, these new tokens"
 // into one session.run with left padding, and keeps each sequence's KV cache up to date.
 import type { InferenceSession, Tensor as OrtTensor } from "onnxruntime-web";
-import { KvCache, type KvShape } from "./kv-cache.js";
+import { KvCache, kvRows, type KvShape } from "./kv-cache.js";
 
 /** The parts of config.json (Hugging Face Llama keys) the engine needs. */
 export interface ModelShape extends KvShape {
@@ -33,15 +33,24 @@ export interface StepInput {
   tokens: number[];
 }
 
+/** Which positions' logits a step returns: the last fed token's (sampling) or every fed token's. */
+export type LogitsWanted = "last" | "all";
+
 export class OnnxDecoder {
+  // The past_kv input is rebuilt every step; reusing one buffer keeps a decode step free of large
+  // allocations (ORT copies inputs in, so the buffer is free again once run() resolves).
+  private scratch = new Float32Array(0);
+  private scratchInUse = false;
+
   constructor(
     private readonly session: InferenceSession,
     private readonly Tensor: TensorCtor,
     readonly shape: ModelShape,
   ) {
-    const expected = ["input_ids", "attention_mask", "position_ids", "past_key_values.0.key"];
-    for (const name of expected) {
-      if (!session.inputNames.includes(name)) throw new Error(`model.onnx lacks input "${name}"`);
+    for (const name of ["input_ids", "attention_mask", "position_ids", "past_kv", "logits_to_keep"]) {
+      if (!session.inputNames.includes(name)) {
+        throw new Error(`model.onnx lacks input "${name}": re-export the model with this version (npm run export)`);
+      }
     }
   }
 
@@ -50,54 +59,65 @@ export class OnnxDecoder {
   }
 
   /**
-   * Feed each sequence its new tokens in one run (rows left-padded to the longest); append the new
-   * KV entries to each cache and return, per sequence, logits for every fed position [n × vocab].
+   * Feed each sequence its new tokens in one run (rows left-padded to the longest), append the new
+   * KV entries to each cache and return, per sequence, logits [positions × vocab] for its last fed
+   * token ("last") or for every fed token ("all").
    */
-  async step(inputs: StepInput[]): Promise<Float32Array[]> {
-    const { layers, kvHeads, headDim, vocabSize } = this.shape;
+  async step(inputs: StepInput[], wanted: LogitsWanted = "last"): Promise<Float32Array[]> {
+    const { headDim, vocabSize } = this.shape;
+    const rows = kvRows(this.shape);
     const batch = inputs.length;
     const past = Math.max(...inputs.map((s) => s.cache.length));
     const seq = Math.max(...inputs.map((s) => s.tokens.length));
     const total = past + seq;
+    const keep = wanted === "all" ? seq : 1;
     const ids = new BigInt64Array(batch * seq);
     const mask = new BigInt64Array(batch * total);
     const positions = new BigInt64Array(batch * seq);
-    const pastBuffers = Array.from({ length: 2 * layers }, () => new Float32Array(batch * kvHeads * past * headDim));
+    const rowFloats = rows * past * headDim;
+    const ownsScratch = !this.scratchInUse;
+    let pastKv: Float32Array;
+    if (ownsScratch) {
+      if (this.scratch.length < batch * rowFloats) this.scratch = new Float32Array(batch * rowFloats * 2);
+      pastKv = this.scratch.subarray(0, batch * rowFloats);
+      this.scratchInUse = true;
+    } else {
+      pastKv = new Float32Array(batch * rowFloats);
+    }
     inputs.forEach(({ cache, tokens }, b) => {
       const padPast = past - cache.length;
       const padSeq = seq - tokens.length;
-      for (let j = cache.length ? padPast : past; j < past; j++) mask[b * total + j] = 1n;
+      for (let j = padPast; j < past; j++) mask[b * total + j] = 1n;
       tokens.forEach((t, j) => {
         ids[b * seq + padSeq + j] = BigInt(t);
         positions[b * seq + padSeq + j] = BigInt(cache.length + j);
         mask[b * total + past + padSeq + j] = 1n;
       });
-      if (cache.length) cache.copyInto(pastBuffers, b, past);
+      if (padPast && ownsScratch) pastKv.fill(0, b * rowFloats, (b + 1) * rowFloats); // masked, but keep it clean
+      cache.copyInto(pastKv, b, past);
     });
-    const feeds: Record<string, OrtTensor> = {
-      input_ids: new this.Tensor("int64", ids, [batch, seq]),
-      attention_mask: new this.Tensor("int64", mask, [batch, total]),
-      position_ids: new this.Tensor("int64", positions, [batch, seq]),
-    };
-    for (let i = 0; i < layers; i++) {
-      feeds[`past_key_values.${i}.key`] = new this.Tensor("float32", pastBuffers[2 * i], [batch, kvHeads, past, headDim]);
-      feeds[`past_key_values.${i}.value`] = new this.Tensor("float32", pastBuffers[2 * i + 1], [batch, kvHeads, past, headDim]);
+    try {
+      const out = await this.session.run({
+        input_ids: new this.Tensor("int64", ids, [batch, seq]),
+        attention_mask: new this.Tensor("int64", mask, [batch, total]),
+        position_ids: new this.Tensor("int64", positions, [batch, seq]),
+        past_kv: new this.Tensor("float32", pastKv, [batch, rows, past, headDim]),
+        logits_to_keep: new this.Tensor("int64", BigInt64Array.of(BigInt(keep)), [1]),
+      });
+      const newKv = out.new_kv.data as Float32Array;
+      const logits = out.logits.data as Float32Array;
+      const result = inputs.map(({ cache, tokens }, b) => {
+        const padSeq = seq - tokens.length;
+        cache.appendFrom(newKv, b, seq, padSeq, tokens.length);
+        const n = wanted === "all" ? tokens.length : 1;
+        const end = (b + 1) * keep * vocabSize;
+        // A view, not a copy: ORT's CPU outputs are plain JS arrays that stay valid after dispose().
+        return logits.subarray(end - n * vocabSize, end);
+      });
+      for (const t of Object.values(out)) t.dispose?.();
+      return result;
+    } finally {
+      if (ownsScratch) this.scratchInUse = false;
     }
-    const out = await this.session.run(feeds);
-    const presents: Float32Array[] = [];
-    for (let i = 0; i < layers; i++) {
-      presents.push(out[`present.${i}.key`].data as Float32Array, out[`present.${i}.value`].data as Float32Array);
-    }
-    const logits = out.logits.data as Float32Array;
-    const result = inputs.map(({ cache, tokens }, b) => {
-      const padSeq = seq - tokens.length;
-      cache.appendFrom(presents, b, total, past + padSeq, tokens.length);
-      const start = (b * seq + padSeq) * vocabSize;
-      // A view, not a copy: a 512-token prefill's logits are 16 MB, and ORT's CPU outputs are plain
-      // JS arrays that stay valid after dispose().
-      return logits.subarray(start, start + tokens.length * vocabSize);
-    });
-    for (const t of Object.values(out)) t.dispose?.();
-    return result;
   }
 }
