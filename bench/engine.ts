@@ -2,6 +2,7 @@
 // onnxruntime-node (native): prefill, time to first token, decode tok/s at two context lengths.
 import { readFileSync } from "node:fs";
 import { createRequire } from "node:module";
+import v8 from "node:v8";
 import { join } from "node:path";
 import type { OnnxDecoder } from "../src/engine/onnx-model.js";
 import { OnnxDecoder as Decoder, modelShapeFromConfig } from "../src/engine/onnx-model.js";
@@ -37,6 +38,7 @@ export async function decoderFor(engine: "web" | "native", modelDir: string, fil
       ortWeb.env.wasm.wasmBinary = readFileSync(createRequire(import.meta.url).resolve("onnxruntime-web/ort-wasm-simd-threaded.wasm"));
       ortWeb.env.wasm.numThreads = threads; // fixed at WASM initialisation: one thread count per process
       ortWeb.env.logLevel = "error";
+      if (!process.env.BENCH_KEEP_FLAGS) v8.setFlagsFromString("--no-liftoff"); // as the Node and Deno hosts do (see src/hosts/node.ts)
       webThreads = threads;
     }
     if (threads !== webThreads) throw new Error("onnxruntime-web's thread count is fixed per process");

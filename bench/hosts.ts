@@ -44,7 +44,7 @@ export async function benchHosts(modelDir: string, model: string, runs: number):
     }],
     ["Deno", async () => {
       const port = await freePort();
-      return spawnHost(bin("deno"), ["run", "--allow-read=.", `--allow-env=${ENV_NAMES}`, "--allow-net=127.0.0.1", "src/hosts/deno.ts"],
+      return spawnHost(bin("deno"), ["run", "--v8-flags=--no-liftoff", "--allow-read=.", `--allow-env=${ENV_NAMES}`, "--allow-net=127.0.0.1", "src/hosts/deno.ts"],
         { MODEL_DIR: modelDir, PORT: String(port), DENO_NO_UPDATE_CHECK: "1" }, port);
     }],
   ];

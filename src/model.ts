@@ -32,6 +32,8 @@ export interface LoadOptions {
   onnxFile: string; // e.g. "onnx/model_quantized.onnx"
   engine: EngineOptions;
   lowMemory?: boolean;
+  /** Run the graph once before serving (see OnnxDecoder.warmUp). */
+  warmUp?: boolean;
 }
 
 async function readJson<T>(read: ReadModelFile, path: string, optional = false): Promise<T | undefined> {
@@ -59,6 +61,7 @@ export async function loadModel(read: ReadModelFile, opts: LoadOptions): Promise
     throw new Error(`config.json vocab_size ${shape.vocabSize} ≠ tokenizer.json's ${tokenizer.vocabSize}`);
   }
   const decoder = await createDecoder(opts.ort, await read(opts.onnxFile), shape, { lowMemory: opts.lowMemory });
+  if (opts.warmUp) await decoder.warmUp();
   return {
     id: manifest.name ?? "tinylm-edge",
     tokenizer,

@@ -1,5 +1,6 @@
 // Deno host: Deno.serve + the same app. Run with the least privileges that still let ORT read its .wasm:
 //   npm run start:deno   (reads only the project folder and the settings variables; listens on 127.0.0.1)
+// The script passes --v8-flags=--no-liftoff for the reason given in node.ts.
 import * as ort from "onnxruntime-web/wasm";
 import { createApp } from "../app.js";
 import { loadModel, ModelHandle } from "../model.js";
@@ -25,7 +26,7 @@ const read = async (path: string) => {
     throw new Error(`${modelDir}/${path}: ${(err as Error).name === "NotFound" ? "not found" : (err as Error).message}`);
   }
 };
-const handle = new ModelHandle(() => loadModel(read, { ort, onnxFile: settings.onnxFile, engine: settings.engine, lowMemory: settings.lowMemory }));
+const handle = new ModelHandle(() => loadModel(read, { ort, onnxFile: settings.onnxFile, engine: settings.engine, lowMemory: settings.lowMemory, warmUp: true }));
 const app = createApp(handle, settings.app);
 const hostname = env.HOST || "127.0.0.1";
 Deno.serve({ port: Number(env.PORT || 8787), hostname, onListen: ({ port }) => console.log(`tinylm-edge (deno) listening on http://${hostname}:${port}/`) }, app.fetch);
