@@ -62,6 +62,32 @@ describe("sampler transforms", () => {
     expect(Array.from({ length: 5 }, () => a())).toEqual(Array.from({ length: 5 }, () => b()));
   });
 
+  it("top-k, top-p and top logprobs over a large vocabulary equal a full sort's answer", () => {
+    // The fast paths (short insertion list, buckets by distance from the best) against the plain definition.
+    const sortedIds = (l: Float32Array) => Array.from(l.keys()).filter((i) => l[i] > -Infinity).sort((a, b) => l[b] - l[a] || a - b);
+    const vocab = fc.array(fc.oneof(fc.integer({ min: -40, max: 12 }).map((x) => x / 2), fc.double({ min: -60, max: 15, noNaN: true })), { minLength: 1, maxLength: 3000 });
+    fc.assert(fc.property(vocab, fc.integer({ min: 1, max: 80 }), fc.double({ min: 0.01, max: 0.99, noNaN: true }), (values, k, topP) => {
+      const raw = Float32Array.from(values);
+      const order = sortedIds(raw);
+      const top = topLogprobs(raw, k).map((t) => t.token);
+      expect(top).toEqual(order.slice(0, k));
+      const kept = new Float32Array(raw);
+      applyTopK(kept, k);
+      expect(sortedIds(kept)).toEqual(k >= raw.length ? order : order.slice(0, k));
+      const max = raw[order[0]];
+      const probs = Array.from(raw, (l) => Math.exp(l - max));
+      const z = probs.reduce((a, b) => a + b);
+      let n = 0;
+      for (let cumulative = 0; n < order.length && cumulative < topP * z; n++) cumulative += probs[order[n]];
+      const nucleus = new Float32Array(raw);
+      applyTopP(nucleus, topP);
+      const got = sortedIds(nucleus);
+      // Summation order differs, so a token whose inclusion hinges on the last ulp may differ by one.
+      expect(Math.abs(got.length - n)).toBeLessThanOrEqual(1);
+      expect(got).toEqual(order.slice(0, got.length));
+    }), { numRuns: 300 });
+  });
+
   it("never samples a token removed by the transforms", () => {
     fc.assert(fc.property(fc.integer({ min: 1, max: 4 }), fc.integer(), (k, seed) => {
       const s = sample(logits(), new Map(), { ...DEFAULT_SAMPLING, topK: k, seed }, createRng(seed));

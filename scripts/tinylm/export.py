@@ -9,8 +9,8 @@ logits for the TypeScript parity test) and manifest.json (sha256 of every file).
 written beside the target and renamed into place, so a failed export leaves nothing half-written.
 
 ONNX contract: inputs input_ids [batch, seq], attention_mask [batch, past + seq], position_ids
-[batch, seq], logits_to_keep [1] (all int64), past_kv [batch, 2·layers·kv_heads, past, head_dim];
-outputs logits [batch, logits_to_keep, vocab], new_kv [batch, 2·layers·kv_heads, seq, head_dim].
+[batch, seq], logits_to_keep [1] (all int64), past_key_values.{i}.key/.value [batch, kv_heads, past,
+head_dim]; outputs logits [batch, logits_to_keep, vocab], new_kv [batch, 2·layers·kv_heads, seq, head_dim].
 """
 from __future__ import annotations
 
@@ -60,22 +60,22 @@ Inputs:
 - `input_ids` int64 [batch, seq]
 - `attention_mask` int64 [batch, past + seq] — 1 for real tokens, 0 for left padding
 - `position_ids` int64 [batch, seq] — positions of the new tokens (count of real tokens before them)
-- `past_kv` float32 [batch, 2 × num_hidden_layers × num_key_value_heads, past, head_dim] — the whole
-  KV cache in one tensor: for layer i, rows [2i·kv, (2i+1)·kv) are its key heads and the next kv rows
-  its value heads
+- `past_key_values.{i}.key`, `past_key_values.{i}.value` float32 [batch, num_key_value_heads, past, head_dim], for each layer i
 - `logits_to_keep` int64 [1] — how many of the last positions get logits (1 when sampling; seq for
   per-token scores)
 
 Outputs:
 - `logits` float32 [batch, logits_to_keep, vocab_size]
 - `new_kv` float32 [batch, 2 × num_hidden_layers × num_key_value_heads, seq, head_dim] — keys and
-  values of the new positions only, same row order as `past_kv`; append them to the cache
+  values of the new positions only, in one tensor: for layer i, rows [2i·kv, (2i+1)·kv) are its key
+  heads and the next kv rows its value heads; append them to the cache
 
 One graph serves prefill (past = 0) and decode, and batches of several sequences with left padding
 (the padded positions are masked out of attention). Rotary embeddings follow Hugging Face's
-rotate-half layout. This is not Optimum's `past_key_values.{i}` / `present.{i}` naming on purpose:
-onnxruntime-web copies every input and output between JS and WASM memory on every run and pays per
-tensor, so the cache travels as one tensor in and only the new positions come back out.
+rotate-half layout. The inputs follow Optimum's naming; the outputs do not, on purpose:
+onnxruntime-web copies every output from WASM to JS memory on every run, so only the new positions
+come back (Optimum's `present.{i}` would return the whole cache, growing with the context), and
+attention scores the past and new keys separately so the cache is not concatenated inside the graph.
 
 The graph is written directly with onnx.helper (`scripts/tinylm/onnx_graph.py`): ~30 nodes per layer
 (`SimplifiedLayerNormalization`, `com.microsoft.RotaryEmbedding`, one MatMul for q/k/v and one for

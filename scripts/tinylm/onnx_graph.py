@@ -7,10 +7,11 @@ causal mask is built once, rotary embeddings use com.microsoft.RotaryEmbedding (
 position_ids, so left padding works), grouped-query attention folds the query heads of a group into
 the sequence axis instead of copying K and V per head, and q/k/v and gate/up are one MatMul each.
 
-What crosses the JS/WASM boundary is kept small, because onnxruntime-web copies every input and
-output on every run and pays per tensor: the whole KV cache is one input (`past_kv`), only the new
-positions' keys and values come back (`new_kv`), and `logits_to_keep` asks for the last positions'
-logits only (a prefill needs one row, not one per prompt token). Contract: FOLDER_README in export.py.
+The cache is copied as little as possible, because onnxruntime-web copies every input and output
+between JS and WASM memory on every run: only the new positions' keys and values come back (one
+`new_kv` output), attention scores the past and the new keys separately so the cache is never
+concatenated inside the graph, and `logits_to_keep` asks for the last positions' logits only (a
+prefill needs one row, not one per prompt token). Contract: FOLDER_README in export.py.
 """
 from __future__ import annotations
 
@@ -85,8 +86,12 @@ def build_graph(model: TinyLM) -> onnx.ModelProto:
 
     split_qkv = g.const("split_qkv", np.array([H * hd, KV * hd, KV * hd], dtype=np.int64))
     split_ffn = g.const("split_ffn", np.array([cfg.ffn_hidden, cfg.ffn_hidden], dtype=np.int64))
-    # past_kv [B, 2·L·KV, P, hd] holds layer i's keys at heads [2i·KV, (2i+1)·KV) and its values next.
-    past = g.op("Split", ["past_kv", g.const("split_kv", np.full(2 * L, KV, dtype=np.int64))], "past", outputs=2 * L, axis=1)
+    # Attention scores are computed against the past and the new keys separately and the softmax
+    # weights sliced back apart, so the cache is never concatenated (copied) inside the graph.
+    past_1d = g.op("Unsqueeze", [past_len, g.const("ax_0c", np.array([0], dtype=np.int64))], "past_len_1d")
+    axis_last = g.const("axis_last", np.array([-1], dtype=np.int64))
+    zero_1d = g.const("zero_1d", np.array([0], dtype=np.int64))
+    end_1d = g.const("end_1d", np.array([np.iinfo(np.int64).max], dtype=np.int64))
     new_kv = []
 
     x = g.op("Gather", [emb, "input_ids"], "embeddings")
@@ -105,15 +110,19 @@ def build_graph(model: TinyLM) -> onnx.ModelProto:
         q4 = g.op("Transpose", [g.op("Reshape", [q, shape_q4])], f"l{i}_q4", perm=[0, 2, 1, 3])  # [B,H,T,hd]
         k4 = g.op("Transpose", [g.op("Reshape", [k, shape_kv4])], f"l{i}_k4", perm=[0, 2, 1, 3])  # [B,KV,T,hd]
         v4 = g.op("Transpose", [g.op("Reshape", [v, shape_kv4])], f"l{i}_v4", perm=[0, 2, 1, 3])
-        present_k = g.op("Concat", [past[2 * i], k4], f"l{i}_key", axis=2)  # [B,KV,L,hd]
-        present_v = g.op("Concat", [past[2 * i + 1], v4], f"l{i}_value", axis=2)
         new_kv += [k4, v4]
+        past_k, past_v = f"past_key_values.{i}.key", f"past_key_values.{i}.value"  # [B,KV,P,hd]
         # Query heads h = kv·G + g: fold a group's heads into the sequence axis and attend once per KV head.
         qg = g.op("Reshape", [g.op("Mul", [q4, scale]), shape_grouped], f"l{i}_qg")  # [B,KV,G*T,hd]
-        scores = g.op("MatMul", [qg, g.op("Transpose", [present_k], f"l{i}_kT", perm=[0, 1, 3, 2])], f"l{i}_scores")
+        keys_t = lambda k, name: g.op("Transpose", [k], name, perm=[0, 1, 3, 2])
+        scores = g.op("Concat", [g.op("MatMul", [qg, keys_t(past_k, f"l{i}_past_kT")], f"l{i}_scores_past"),
+                                 g.op("MatMul", [qg, keys_t(k4, f"l{i}_new_kT")], f"l{i}_scores_new")], f"l{i}_scores", axis=-1)
         scores = g.op("Add", [g.op("Reshape", [scores, shape_scores5]), bias5], f"l{i}_masked")  # [B,KV,G,T,L]
-        probs = g.op("Softmax", [g.op("Reshape", [scores, shape_scores4])], f"l{i}_probs", axis=-1)
-        ctx = g.op("Reshape", [g.op("MatMul", [probs, present_v]), shape_heads], f"l{i}_ctx")  # [B,H,T,hd]
+        probs = g.op("Softmax", [g.op("Reshape", [scores, shape_scores4])], f"l{i}_probs", axis=-1)  # [B,KV,G*T,L]
+        probs_past = g.op("Slice", [probs, zero_1d, past_1d, axis_last], f"l{i}_probs_past")
+        probs_new = g.op("Slice", [probs, past_1d, end_1d, axis_last], f"l{i}_probs_new")
+        ctx = g.op("Add", [g.op("MatMul", [probs_past, past_v]), g.op("MatMul", [probs_new, v4])], f"l{i}_ctx_sum")
+        ctx = g.op("Reshape", [ctx, shape_heads], f"l{i}_ctx")  # [B,H,T,hd]
         ctx = g.op("Reshape", [g.op("Transpose", [ctx], perm=[0, 2, 1, 3]), shape_out], f"l{i}_ctx3")
         x = g.op("Add", [x, g.op("MatMul", [ctx, w("self_attn.o_proj.weight")], f"l{i}_o")], f"l{i}_resid1")
         h = g.op("SimplifiedLayerNormalization", [x, g.const(f"{p}post_attention_layernorm.weight", sd[f"{p}post_attention_layernorm.weight"])],
@@ -136,9 +145,11 @@ def build_graph(model: TinyLM) -> onnx.ModelProto:
         helper.make_tensor_value_info("input_ids", I64, ["batch", "seq"]),
         helper.make_tensor_value_info("attention_mask", I64, ["batch", "total"]),
         helper.make_tensor_value_info("position_ids", I64, ["batch", "seq"]),
-        helper.make_tensor_value_info("past_kv", F32, ["batch", 2 * L * KV, "past", hd]),
         helper.make_tensor_value_info("logits_to_keep", I64, [1]),
     ]
+    for i in range(L):
+        for kv in ("key", "value"):
+            inputs.append(helper.make_tensor_value_info(f"past_key_values.{i}.{kv}", F32, ["batch", KV, "past", hd]))
     outputs = [
         helper.make_tensor_value_info("logits", F32, ["batch", "kept", cfg.vocab_size]),
         helper.make_tensor_value_info("new_kv", F32, ["batch", 2 * L * KV, "seq", hd]),

@@ -1,6 +1,6 @@
-// One sequence's KV cache, laid out like the graph's past_kv row: [2·layers·kvHeads, capacity,
-// headDim] (layer i's key heads, then its value heads), grown by doubling. A step copies the cache
-// into the batched past_kv input and appends only the new positions (new_kv) back.
+// One sequence's KV cache as rows [2·layers·kvHeads, capacity, headDim] (layer i's key heads, then
+// its value heads, as in the graph's new_kv output), grown by doubling. A step copies the cache into
+// the batched past_key_values inputs and appends only the new positions (new_kv) back.
 
 export interface KvShape {
   layers: number;
@@ -26,17 +26,18 @@ export class KvCache {
     let capacity = this.capacity;
     while (capacity < length) capacity *= 2;
     const grown = new Float32Array(kvRows(this.shape) * capacity * this.shape.headDim);
-    this.copyRows(grown, 0, capacity, this.length);
+    this.copyRows(grown, (r) => r * capacity * this.shape.headDim, this.length);
     this.data = grown;
     this.capacity = capacity;
   }
 
-  /** Copy the first `count` positions of every row into dst rows of `stride` positions, starting at `offset` floats. */
-  private copyRows(dst: Float32Array, offset: number, stride: number, count: number, pad = 0): void {
+  /** Copy the first `count` positions of row r to dst at offset(r), after `pad` zeroed positions. */
+  private copyRows(dst: Float32Array, offset: (row: number) => number, count: number, pad = 0): void {
     const hd = this.shape.headDim;
     for (let r = 0, rows = kvRows(this.shape); r < rows; r++) {
       const s = r * this.capacity * hd;
-      dst.set(this.data.subarray(s, s + count * hd), offset + (r * stride + pad) * hd);
+      if (pad) dst.fill(0, offset(r), offset(r) + pad * hd); // masked out of attention, but never stale
+      dst.set(this.data.subarray(s, s + count * hd), offset(r) + pad * hd);
     }
   }
 
@@ -55,15 +56,21 @@ export class KvCache {
     this.length += count;
   }
 
-  /** Copy this cache into batch row `row` of a past_kv tensor [batch, rows, past, headDim], right-aligned (left padding). */
-  copyInto(pastKv: Float32Array, row: number, past: number): void {
-    this.copyRows(pastKv, row * kvRows(this.shape) * past * this.shape.headDim, past, this.length, past - this.length);
+  /**
+   * Copy this cache into batch row `row` of the past inputs, right-aligned (left padding). `past` is
+   * laid out [2·layers, batch, kvHeads, pastLength, headDim]: one [batch, kvHeads, past, headDim]
+   * block per layer's keys or values, each a past_key_values.{i}.key/value input.
+   */
+  copyInto(past: Float32Array, row: number, batch: number, pastLength: number): void {
+    const { kvHeads, headDim } = this.shape;
+    const offset = (r: number) => ((Math.floor(r / kvHeads) * batch + row) * kvHeads + (r % kvHeads)) * pastLength * headDim;
+    this.copyRows(past, offset, this.length, pastLength - this.length);
   }
 
   /** A new cache holding the first `length` positions of this one (shared prompt prefixes). */
   prefix(length: number): KvCache {
     const copy = new KvCache(this.shape, Math.max(64, length));
-    this.copyRows(copy.data, 0, copy.capacity, length);
+    this.copyRows(copy.data, (r) => r * copy.capacity * this.shape.headDim, length);
     copy.length = length;
     return copy;
   }

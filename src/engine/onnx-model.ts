@@ -37,7 +37,7 @@ export interface StepInput {
 export type LogitsWanted = "last" | "all";
 
 export class OnnxDecoder {
-  // The past_kv input is rebuilt every step; reusing one buffer keeps a decode step free of large
+  // The past inputs are rebuilt every step; reusing one buffer keeps a decode step free of large
   // allocations (ORT copies inputs in, so the buffer is free again once run() resolves).
   private scratch = new Float32Array(0);
   private scratchInUse = false;
@@ -47,7 +47,7 @@ export class OnnxDecoder {
     private readonly Tensor: TensorCtor,
     readonly shape: ModelShape,
   ) {
-    for (const name of ["input_ids", "attention_mask", "position_ids", "past_kv", "logits_to_keep"]) {
+    for (const name of ["input_ids", "attention_mask", "position_ids", "logits_to_keep", "past_key_values.0.key"]) {
       if (!session.inputNames.includes(name)) {
         throw new Error(`model.onnx lacks input "${name}": re-export the model with this version (npm run export)`);
       }
@@ -77,8 +77,7 @@ export class OnnxDecoder {
    * token ("last") or for every fed token ("all").
    */
   async step(inputs: StepInput[], wanted: LogitsWanted = "last"): Promise<Float32Array[]> {
-    const { headDim, vocabSize } = this.shape;
-    const rows = kvRows(this.shape);
+    const { layers, kvHeads, headDim, vocabSize } = this.shape;
     const batch = inputs.length;
     const past = Math.max(...inputs.map((s) => s.cache.length));
     const seq = Math.max(...inputs.map((s) => s.tokens.length));
@@ -87,15 +86,15 @@ export class OnnxDecoder {
     const ids = new BigInt64Array(batch * seq);
     const mask = new BigInt64Array(batch * total);
     const positions = new BigInt64Array(batch * seq);
-    const rowFloats = rows * past * headDim;
+    const rowFloats = kvRows(this.shape) * past * headDim; // one sequence's share of the past inputs
     const ownsScratch = !this.scratchInUse;
-    let pastKv: Float32Array;
+    let pastData: Float32Array;
     if (ownsScratch) {
       if (this.scratch.length < batch * rowFloats) this.scratch = new Float32Array(batch * rowFloats * 2);
-      pastKv = this.scratch.subarray(0, batch * rowFloats);
+      pastData = this.scratch.subarray(0, batch * rowFloats);
       this.scratchInUse = true;
     } else {
-      pastKv = new Float32Array(batch * rowFloats);
+      pastData = new Float32Array(batch * rowFloats);
     }
     inputs.forEach(({ cache, tokens }, b) => {
       const padPast = past - cache.length;
@@ -106,17 +105,21 @@ export class OnnxDecoder {
         positions[b * seq + padSeq + j] = BigInt(cache.length + j);
         mask[b * total + past + padSeq + j] = 1n;
       });
-      if (padPast && ownsScratch) pastKv.fill(0, b * rowFloats, (b + 1) * rowFloats); // masked, but keep it clean
-      cache.copyInto(pastKv, b, past);
+      cache.copyInto(pastData, b, batch, past);
     });
+    const feeds: Record<string, OrtTensor> = {
+      input_ids: new this.Tensor("int64", ids, [batch, seq]),
+      attention_mask: new this.Tensor("int64", mask, [batch, total]),
+      position_ids: new this.Tensor("int64", positions, [batch, seq]),
+      logits_to_keep: new this.Tensor("int64", BigInt64Array.of(BigInt(keep)), [1]),
+    };
+    const block = batch * kvHeads * past * headDim; // one layer's keys (or values) for the batch
+    for (let i = 0; i < 2 * layers; i++) {
+      const name = `past_key_values.${i >> 1}.${i & 1 ? "value" : "key"}`;
+      feeds[name] = new this.Tensor("float32", pastData.subarray(i * block, (i + 1) * block), [batch, kvHeads, past, headDim]);
+    }
     try {
-      const out = await this.session.run({
-        input_ids: new this.Tensor("int64", ids, [batch, seq]),
-        attention_mask: new this.Tensor("int64", mask, [batch, total]),
-        position_ids: new this.Tensor("int64", positions, [batch, seq]),
-        past_kv: new this.Tensor("float32", pastKv, [batch, rows, past, headDim]),
-        logits_to_keep: new this.Tensor("int64", BigInt64Array.of(BigInt(keep)), [1]),
-      });
+      const out = await this.session.run(feeds);
       const newKv = out.new_kv.data as Float32Array;
       const logits = out.logits.data as Float32Array;
       const result = inputs.map(({ cache, tokens }, b) => {
