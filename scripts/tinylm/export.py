@@ -90,7 +90,9 @@ pays per node on every decode step.
 (±63): native onnxruntime on AVX2 machines without VNNI saturates u8×s8 sums for full-range int8 weights,
 while 7-bit weights give the same results on onnxruntime-web (wasm) and onnxruntime-node. The tied
 embedding is stored once, as the LM head's int8 weight; the token lookup gathers its transpose and
-rescales. Measured alternatives are in `BENCHMARKS.md`.
+rescales. The LM head multiplies in fp32 on the same int8 storage: `Cast(int8) * scale`, which ONNX
+Runtime folds once at session start (DynamicQuantizeMatMul over a single row and the whole vocabulary
+is slow on wasm). Measured alternatives are in `BENCHMARKS.md`.
 """
 
 
@@ -212,7 +214,8 @@ def export(ckpt_path: str, tokenizer_dir: str, out_dir: str, name: str, eval_pat
                        "embedding_share": round(cfg.vocab_size * cfg.d_model / model.num_params(), 4)},
         "vocabulary": {"size": cfg.vocab_size, "parent": "cl100k_base (100,256 tokens)", "eos_id": eos_id},
         "quantization": {"onnx/model.onnx": "fp32", "onnx/model_quantized.onnx":
-                         "int8 weights (7-bit symmetric, per output column), DynamicQuantizeMatMul; tied int8 embedding"},
+                         "int8 weights (7-bit symmetric, per output column), DynamicQuantizeMatMul; tied int8 embedding; "
+                         "LM head dequantized to fp32 at session start"},
         "training": {k: ckpt.get(k) for k in ("tokens_seen", "val_loss", "data_dir", "rounds", "inherited") if k in ckpt},
         "eval": evals,
         "files": {str(p.relative_to(tmp)): {"bytes": p.stat().st_size, "sha256": sha256(p)} for p in files},

@@ -63,9 +63,9 @@ def build_graph(model: TinyLM) -> onnx.ModelProto:
     shape_grouped = g.const("shape_grouped", np.array([0, KV, -1, hd], dtype=np.int64))  # [B, KV, G*T, hd]
     shape_heads = g.const("shape_heads", np.array([0, H, -1, hd], dtype=np.int64))  # [B, H, T, hd]
     shape_out = g.const("shape_out", np.array([0, 0, H * hd], dtype=np.int64))
-    scale = g.const("attn_scale", np.array(1.0 / math.sqrt(hd), dtype=np.float32))
 
-    # Additive attention bias [B, 1, 1, T, L], built once: causal and key-padding masks.
+    # Additive attention bias, built once: causal and key-padding masks, repeated for the G query
+    # heads of a group ([B, 1, G*T, L], matching the grouped queries below).
     one = g.const("one_i64", np.array(1, dtype=np.int64))
     zero = g.const("zero_i64", np.array(0, dtype=np.int64))
     total_len = g.op("Gather", [g.op("Shape", ["attention_mask"]), one], "total_len")
@@ -79,10 +79,8 @@ def build_graph(model: TinyLM) -> onnx.ModelProto:
     neg = g.const("neg_inf", np.array(np.finfo(np.float32).min, dtype=np.float32))
     zero_f = g.const("zero_f", np.array(0.0, dtype=np.float32))
     bias = g.op("Where", [blocked, neg, zero_f], "attn_bias")
-    bias5 = g.op("Unsqueeze", [bias, g.const("ax_1", np.array([1], dtype=np.int64))], "attn_bias5")  # [B,1,1,T,L]
-    total_1d = g.op("Unsqueeze", [total_len, g.const("ax_0b", np.array([0], dtype=np.int64))], "total_len_1d")
-    shape_scores5 = g.op("Concat", [g.const("s5_head", np.array([0, KV, G, -1], dtype=np.int64)), total_1d], "shape_scores5", axis=0)
-    shape_scores4 = g.op("Concat", [g.const("s4_head", np.array([0, KV, -1], dtype=np.int64)), total_1d], "shape_scores4", axis=0)
+    if G > 1:
+        bias = g.op("Tile", [bias, g.const("bias_repeats", np.array([1, 1, G, 1], dtype=np.int64))], "attn_bias_grouped")
 
     split_qkv = g.const("split_qkv", np.array([H * hd, KV * hd, KV * hd], dtype=np.int64))
     split_ffn = g.const("split_ffn", np.array([cfg.ffn_hidden, cfg.ffn_hidden], dtype=np.int64))
@@ -98,7 +96,9 @@ def build_graph(model: TinyLM) -> onnx.ModelProto:
     for i in range(L):
         p = f"layers.{i}."
         # MatMul wants [in, out]; projections that read the same input are concatenated along out.
-        w = lambda name, *parts: g.const(f"{p}{name}.T", np.ascontiguousarray(np.concatenate([sd[f"{p}{n}"].T for n in parts or [name]], axis=1)))
+        # The attention scale 1/√hd is folded into the query weights (rotary embedding is linear).
+        mat = lambda n: sd[f"{p}{n}"].T * (1.0 / math.sqrt(hd) if n == "self_attn.q_proj.weight" else 1.0)
+        w = lambda name, *parts: g.const(f"{p}{name}.T", np.ascontiguousarray(np.concatenate([mat(n) for n in parts or [name]], axis=1), dtype=np.float32))
         h = g.op("SimplifiedLayerNormalization", [x, g.const(f"{p}input_layernorm.weight", sd[f"{p}input_layernorm.weight"])],
                  f"l{i}_attn_norm", axis=-1, epsilon=cfg.norm_eps)
         qkv = g.op("MatMul", [h, w("self_attn.qkv_proj.weight", "self_attn.q_proj.weight", "self_attn.k_proj.weight", "self_attn.v_proj.weight")], f"l{i}_qkv")
@@ -113,12 +113,11 @@ def build_graph(model: TinyLM) -> onnx.ModelProto:
         new_kv += [k4, v4]
         past_k, past_v = f"past_key_values.{i}.key", f"past_key_values.{i}.value"  # [B,KV,P,hd]
         # Query heads h = kv·G + g: fold a group's heads into the sequence axis and attend once per KV head.
-        qg = g.op("Reshape", [g.op("Mul", [q4, scale]), shape_grouped], f"l{i}_qg")  # [B,KV,G*T,hd]
+        qg = g.op("Reshape", [q4, shape_grouped], f"l{i}_qg")  # [B,KV,G*T,hd], already scaled by 1/√hd
         keys_t = lambda k, name: g.op("Transpose", [k], name, perm=[0, 1, 3, 2])
         scores = g.op("Concat", [g.op("MatMul", [qg, keys_t(past_k, f"l{i}_past_kT")], f"l{i}_scores_past"),
                                  g.op("MatMul", [qg, keys_t(k4, f"l{i}_new_kT")], f"l{i}_scores_new")], f"l{i}_scores", axis=-1)
-        scores = g.op("Add", [g.op("Reshape", [scores, shape_scores5]), bias5], f"l{i}_masked")  # [B,KV,G,T,L]
-        probs = g.op("Softmax", [g.op("Reshape", [scores, shape_scores4])], f"l{i}_probs", axis=-1)  # [B,KV,G*T,L]
+        probs = g.op("Softmax", [g.op("Add", [scores, bias], f"l{i}_masked")], f"l{i}_probs", axis=-1)  # [B,KV,G*T,L]
         probs_past = g.op("Slice", [probs, zero_1d, past_1d, axis_last], f"l{i}_probs_past")
         probs_new = g.op("Slice", [probs, past_1d, end_1d, axis_last], f"l{i}_probs_new")
         ctx = g.op("Add", [g.op("MatMul", [probs_past, past_v]), g.op("MatMul", [probs_new, v4])], f"l{i}_ctx_sum")
