@@ -119,8 +119,9 @@ const cfg = JSON.parse(readFileSync(join(MODEL_DIR, "config.json"), "utf8"));
 const nonEmbedding = manifest.parameters.non_embedding as number;
 const vocabD = cfg.vocab_size * cfg.hidden_size;
 const roofline = {
-  // int8: every matrix weight is read once per decoded token (incl. the tied LM head), 1 byte each.
-  weight_bytes_per_token_int8: nonEmbedding + vocabD,
+  // int8 graph: every layer weight is read once per decoded token, 1 byte each; the LM head runs in
+  // fp32 (dequantized at load, see scripts/tinylm/quantize.py), 4 bytes each.
+  weight_bytes_per_token_int8: nonEmbedding + 4 * vocabD,
   flops_per_token: 2 * (nonEmbedding + vocabD),
   memcpy_gb_s: memcpyGBs(),
 };
