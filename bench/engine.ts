@@ -56,7 +56,7 @@ function prompt(n: number): number[] {
 
 async function timePrefill(dec: OnnxDecoder, n: number): Promise<number> {
   const t = performance.now();
-  const [logits] = await dec.step([{ cache: dec.newCache(), tokens: prompt(n) }]);
+  const [{ logits }] = await dec.step([{ cache: dec.newCache(), tokens: prompt(n) }]);
   argmax(logits.subarray(logits.length - dec.shape.vocabSize));
   return performance.now() - t;
 }
@@ -67,7 +67,7 @@ async function timeDecode(dec: OnnxDecoder, context: number, steps: number): Pro
   let next = 1000;
   const t = performance.now();
   for (let i = 0; i < steps; i++) {
-    const [logits] = await dec.step([{ cache, tokens: [next] }]);
+    const [{ logits }] = await dec.step([{ cache, tokens: [next] }]);
     next = argmax(logits);
   }
   return (steps / (performance.now() - t)) * 1000;

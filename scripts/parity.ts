@@ -62,7 +62,7 @@ export async function parityError(folder: ModelFolder, dec: OnnxDecoder): Promis
     if (c.kind === "single") {
       const cache = dec.newCache();
       for (const s of c.steps) {
-        const [logits] = await dec.step([{ cache, tokens: s.input }]);
+        const [{ logits }] = await dec.step([{ cache, tokens: s.input }]);
         worst = Math.max(worst, maxAbsDiff(logits.subarray(logits.length - V), folder.referenceRow(s.row)));
       }
     } else {
@@ -71,7 +71,7 @@ export async function parityError(folder: ModelFolder, dec: OnnxDecoder): Promis
       let inputs = c.input_ids.map((ids, b) => ids.filter((_, j) => c.attention_mask[b][j] === 1));
       for (const s of c.steps) {
         const out = await dec.step(caches.map((cache, b) => ({ cache, tokens: s.input ? [s.input[b]] : inputs[b] })));
-        out.forEach((logits, b) => (worst = Math.max(worst, maxAbsDiff(logits.subarray(logits.length - V), folder.referenceRow(s.rows[b])))));
+        out.forEach(({ logits }, b) => (worst = Math.max(worst, maxAbsDiff(logits.subarray(logits.length - V), folder.referenceRow(s.rows[b])))));
         inputs = [];
       }
     }
@@ -85,7 +85,7 @@ export async function greedy(dec: OnnxDecoder, prompt: number[], n: number): Pro
   const out: number[] = [];
   let feed = prompt;
   for (let i = 0; i < n; i++) {
-    const [logits] = await dec.step([{ cache, tokens: feed }]);
+    const [{ logits }] = await dec.step([{ cache, tokens: feed }]);
     const next = argmax(logits.subarray(logits.length - V));
     out.push(next);
     feed = [next];
@@ -101,7 +101,7 @@ export async function scoreText(dec: OnnxDecoder, tokens: number[], window = 256
   let count = 0;
   for (let start = 0; start + 1 < tokens.length; start += window) {
     const chunk = tokens.slice(start, start + window + 1);
-    const [logits] = await dec.step([{ cache: dec.newCache(), tokens: chunk.slice(0, -1) }], "all");
+    const [{ logits }] = await dec.step([{ cache: dec.newCache(), tokens: chunk.slice(0, -1) }], "all");
     for (let i = 0; i < chunk.length - 1; i++) {
       const row = logits.subarray(i * V, (i + 1) * V);
       argmaxes.push(argmax(row));

@@ -88,6 +88,30 @@ describe("sampler transforms", () => {
     }), { numRuns: 300 });
   });
 
+  it("with the graph's probabilities: same greedy token and log-probabilities, same distribution", () => {
+    const softmax = (l: Float32Array, t: number) => {
+      const e = Array.from(l, (x) => Math.exp(x / t));
+      const z = e.reduce((a, b) => a + b);
+      return Float32Array.from(e, (x) => x / z);
+    };
+    const greedy = { ...DEFAULT_SAMPLING, temperature: 0, logprobs: 3 };
+    const fast = sample(logits(), new Map(), greedy, createRng(1), softmax(logits(), 1));
+    const slow = sample(logits(), new Map(), greedy, createRng(1));
+    expect(fast.token).toBe(slow.token);
+    expect(fast.logprob).toBeCloseTo(slow.logprob, 6);
+    expect(fast.top.map((t) => t.token)).toEqual(slow.top.map((t) => t.token));
+    fast.top.forEach((t, i) => expect(t.logprob).toBeCloseTo(slow.top[i].logprob, 6));
+    const warm = { ...DEFAULT_SAMPLING, temperature: 0.7 };
+    const probs = softmax(logits(), 0.7);
+    const rng = createRng(3);
+    const hits = new Array(5).fill(0);
+    for (let i = 0; i < 20_000; i++) hits[sample(logits(), new Map(), warm, rng, probs).token]++;
+    hits.forEach((h, i) => expect(Math.abs(h / 20_000 - probs[i])).toBeLessThan(0.015));
+    // Any other transform falls back to processing the logits.
+    const biased = sample(logits(), new Map(), { ...greedy, logitBias: new Map([[2, 10]]) }, createRng(1), softmax(logits(), 1));
+    expect(biased.token).toBe(2);
+  });
+
   it("never samples a token removed by the transforms", () => {
     fc.assert(fc.property(fc.integer({ min: 1, max: 4 }), fc.integer(), (k, seed) => {
       const s = sample(logits(), new Map(), { ...DEFAULT_SAMPLING, topK: k, seed }, createRng(seed));

@@ -26,6 +26,24 @@ describe("fp32 graph", () => {
   });
 });
 
+describe("sampling head", () => {
+  it("probs is softmax(logits / temperature) per row, and temperature 0 means 1", async () => {
+    const dec = await webDecoder("onnx/model_quantized.onnx");
+    const temps = [0.5, 1, 0, 2];
+    const caches = temps.map(() => dec.newCache());
+    const outs = await dec.step(caches.map((cache, b) => ({ cache, tokens: [300 + b, 301, 302 + 7 * b], temperature: temps[b] })));
+    outs.forEach(({ logits, probs }, b) => {
+      const t = temps[b] || 1;
+      const max = Math.max(...logits);
+      const exps = Array.from(logits, (l) => Math.exp((l - max) / t));
+      const z = exps.reduce((x, y) => x + y);
+      let worst = 0;
+      exps.forEach((e, i) => (worst = Math.max(worst, Math.abs(e / z - probs[i]) / (e / z))));
+      expect(worst).toBeLessThan(1e-5); // relative: float32 and a vectorized exp
+    });
+  });
+});
+
 describe("int8 graph", () => {
   it("agrees with fp32 on real text: top-1 and perplexity (fixture bounds, see model/README.md)", async () => {
     const tokens = validationTokens(1025);

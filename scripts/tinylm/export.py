@@ -9,8 +9,9 @@ logits for the TypeScript parity test) and manifest.json (sha256 of every file).
 written beside the target and renamed into place, so a failed export leaves nothing half-written.
 
 ONNX contract: inputs input_ids [batch, seq], attention_mask [batch, past + seq], position_ids
-[batch, seq], logits_to_keep [1] (all int64), past_key_values.{i}.key/.value [batch, kv_heads, past,
-head_dim]; outputs logits [batch, logits_to_keep, vocab], new_kv [batch, 2·layers·kv_heads, seq, head_dim].
+[batch, seq], logits_to_keep [1] (all int64), temperature [batch] (float), past_key_values.{i}.key/.value
+[batch, kv_heads, past, head_dim]; outputs logits and probs [batch, logits_to_keep, vocab], new_kv
+[batch, 2·layers·kv_heads, seq, head_dim].
 """
 from __future__ import annotations
 
@@ -63,9 +64,12 @@ Inputs:
 - `past_key_values.{i}.key`, `past_key_values.{i}.value` float32 [batch, num_key_value_heads, past, head_dim], for each layer i
 - `logits_to_keep` int64 [1] — how many of the last positions get logits (1 when sampling; seq for
   per-token scores)
+- `temperature` float32 [batch] — per row, for `probs` (pass 1 for plain softmax probabilities)
 
 Outputs:
 - `logits` float32 [batch, logits_to_keep, vocab_size]
+- `probs` float32 [batch, logits_to_keep, vocab_size] — softmax(logits / temperature), so sampling
+  needs no exp per vocabulary entry in JS
 - `new_kv` float32 [batch, 2 × num_hidden_layers × num_key_value_heads, seq, head_dim] — keys and
   values of the new positions only, in one tensor: for layer i, rows [2i·kv, (2i+1)·kv) are its key
   heads and the next kv rows its value heads; append them to the cache

@@ -11,7 +11,8 @@ The cache is copied as little as possible, because onnxruntime-web copies every 
 between JS and WASM memory on every run: only the new positions' keys and values come back (one
 `new_kv` output), attention scores the past and the new keys separately so the cache is never
 concatenated inside the graph, and `logits_to_keep` asks for the last positions' logits only (a
-prefill needs one row, not one per prompt token). Contract: FOLDER_README in export.py.
+prefill needs one row, not one per prompt token). The softmax for sampling is in the graph too
+(`probs`, at a per-row `temperature`). Contract: FOLDER_README in export.py.
 """
 from __future__ import annotations
 
@@ -138,19 +139,25 @@ def build_graph(model: TinyLM) -> onnx.ModelProto:
     x = g.op("SimplifiedLayerNormalization", [x, g.const("norm.weight", sd["norm.weight"])], "final_norm", axis=-1, epsilon=cfg.norm_eps)
     head = "lm_head.weight.T"
     g.nodes.append(helper.make_node("Transpose", [emb], [head], perm=[1, 0], name="lm_head_tied"))
-    g.op("MatMul", [x, head], "logits")
+    logits = g.op("MatMul", [x, head], "logits")
+    # Sampling's softmax, here rather than in JS: one vectorized pass in WASM instead of 8k Math.exp
+    # calls per token. Each row has its own temperature (1 for greedy and for log-probabilities).
+    temperature = g.op("Unsqueeze", ["temperature", g.const("ax_12t", np.array([1, 2], dtype=np.int64))], "temperature_3d")
+    g.op("Softmax", [g.op("Div", [logits, temperature], "scaled_logits")], "probs", axis=-1)
 
     inputs = [
         helper.make_tensor_value_info("input_ids", I64, ["batch", "seq"]),
         helper.make_tensor_value_info("attention_mask", I64, ["batch", "total"]),
         helper.make_tensor_value_info("position_ids", I64, ["batch", "seq"]),
         helper.make_tensor_value_info("logits_to_keep", I64, [1]),
+        helper.make_tensor_value_info("temperature", F32, ["batch"]),
     ]
     for i in range(L):
         for kv in ("key", "value"):
             inputs.append(helper.make_tensor_value_info(f"past_key_values.{i}.{kv}", F32, ["batch", KV, "past", hd]))
     outputs = [
         helper.make_tensor_value_info("logits", F32, ["batch", "kept", cfg.vocab_size]),
+        helper.make_tensor_value_info("probs", F32, ["batch", "kept", cfg.vocab_size]),
         helper.make_tensor_value_info("new_kv", F32, ["batch", 2 * L * KV, "seq", hd]),
     ]
     graph = helper.make_graph(g.nodes, "tinylm", inputs, outputs, g.inits)

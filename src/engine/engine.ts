@@ -150,24 +150,26 @@ export class Engine {
     seq.cache = reuse > 0 ? this.lastCache!.prefix(reuse) : this.decoder.newCache();
     this.counters.promptTokens += prompt.length;
     this.counters.reusedPromptTokens += reuse;
-    const [logits] = await this.decoder.step([{ cache: seq.cache, tokens: prompt.slice(reuse) }], seq.request.promptLogprobs ? "all" : "last");
+    const [out] = await this.decoder.step([{ cache: seq.cache, tokens: prompt.slice(reuse), temperature: seq.request.sampling.temperature }],
+      seq.request.promptLogprobs ? "all" : "last");
+    const logits = out.logits;
     const vocab = this.decoder.shape.vocabSize;
     if (seq.request.promptLogprobs) {
       seq.promptLogprobs = prompt.map((t, i) => (i === 0 ? null : logSoftmaxAt(logits.subarray((i - 1) * vocab, i * vocab), t)));
     }
-    this.emit(seq, logits.subarray(logits.length - vocab));
+    this.emit(seq, logits.subarray(logits.length - vocab), out.probs.subarray(out.probs.length - vocab));
   }
 
   private async decodeStep(seqs: Sequence[]): Promise<void> {
-    const logits = await this.decoder.step(seqs.map((s) => ({ cache: s.cache, tokens: s.pending })));
+    const outs = await this.decoder.step(seqs.map((s) => ({ cache: s.cache, tokens: s.pending, temperature: s.request.sampling.temperature })));
     this.counters.steps++;
-    seqs.forEach((s, i) => this.emit(s, logits[i]));
+    seqs.forEach((s, i) => this.emit(s, outs[i].logits, outs[i].probs));
   }
 
   /** Sample the next token for a sequence and hand it to its consumer; retire finished sequences. */
-  private emit(seq: Sequence, logits: Float32Array): void {
+  private emit(seq: Sequence, logits: Float32Array, probs: Float32Array): void {
     if (seq.cancelled) return;
-    const picked = sample(logits, seq.counts, seq.request.sampling, seq.rng);
+    const picked = sample(logits, seq.counts, seq.request.sampling, seq.rng, probs);
     seq.generated.push(picked.token);
     this.counters.generatedTokens++;
     seq.counts.set(picked.token, (seq.counts.get(picked.token) ?? 0) + 1);

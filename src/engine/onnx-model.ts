@@ -31,6 +31,14 @@ export interface StepInput {
   cache: KvCache;
   /** New tokens to feed (a prompt remainder, or the last sampled token). */
   tokens: number[];
+  /** Temperature of the returned probabilities (default 1; 0 also gives 1, for greedy rows). */
+  temperature?: number;
+}
+
+/** Per sequence: logits and softmax(logits / temperature), [positions × vocab] each. */
+export interface StepOutput {
+  logits: Float32Array;
+  probs: Float32Array;
 }
 
 /** Which positions' logits a step returns: the last fed token's (sampling) or every fed token's. */
@@ -47,7 +55,7 @@ export class OnnxDecoder {
     private readonly Tensor: TensorCtor,
     readonly shape: ModelShape,
   ) {
-    for (const name of ["input_ids", "attention_mask", "position_ids", "logits_to_keep", "past_key_values.0.key"]) {
+    for (const name of ["input_ids", "attention_mask", "position_ids", "logits_to_keep", "temperature", "past_key_values.0.key"]) {
       if (!session.inputNames.includes(name)) {
         throw new Error(`model.onnx lacks input "${name}": re-export the model with this version (npm run export)`);
       }
@@ -73,10 +81,10 @@ export class OnnxDecoder {
 
   /**
    * Feed each sequence its new tokens in one run (rows left-padded to the longest), append the new
-   * KV entries to each cache and return, per sequence, logits [positions × vocab] for its last fed
-   * token ("last") or for every fed token ("all").
+   * KV entries to each cache and return, per sequence, logits and probabilities [positions × vocab]
+   * for its last fed token ("last") or for every fed token ("all").
    */
-  async step(inputs: StepInput[], wanted: LogitsWanted = "last"): Promise<Float32Array[]> {
+  async step(inputs: StepInput[], wanted: LogitsWanted = "last"): Promise<StepOutput[]> {
     const { layers, kvHeads, headDim, vocabSize } = this.shape;
     const batch = inputs.length;
     const past = Math.max(...inputs.map((s) => s.cache.length));
@@ -112,6 +120,7 @@ export class OnnxDecoder {
       attention_mask: new this.Tensor("int64", mask, [batch, total]),
       position_ids: new this.Tensor("int64", positions, [batch, seq]),
       logits_to_keep: new this.Tensor("int64", BigInt64Array.of(BigInt(keep)), [1]),
+      temperature: new this.Tensor("float32", Float32Array.from(inputs, (s) => s.temperature || 1), [batch]),
     };
     const block = batch * kvHeads * past * headDim; // one layer's keys (or values) for the batch
     for (let i = 0; i < 2 * layers; i++) {
@@ -122,13 +131,14 @@ export class OnnxDecoder {
       const out = await this.session.run(feeds);
       const newKv = out.new_kv.data as Float32Array;
       const logits = out.logits.data as Float32Array;
+      const probs = out.probs.data as Float32Array;
       const result = inputs.map(({ cache, tokens }, b) => {
         const padSeq = seq - tokens.length;
         cache.appendFrom(newKv, b, seq, padSeq, tokens.length);
         const n = wanted === "all" ? tokens.length : 1;
         const end = (b + 1) * keep * vocabSize;
-        // A view, not a copy: ORT's CPU outputs are plain JS arrays that stay valid after dispose().
-        return logits.subarray(end - n * vocabSize, end);
+        // Views, not copies: ORT's CPU outputs are plain JS arrays that stay valid after dispose().
+        return { logits: logits.subarray(end - n * vocabSize, end), probs: probs.subarray(end - n * vocabSize, end) };
       });
       for (const t of Object.values(out)) t.dispose?.();
       return result;

@@ -156,8 +156,23 @@ export interface Sampled {
   top: { token: number; logprob: number }[];
 }
 
-/** Process raw logits with every transform, then pick a token (greedy at temperature 0). */
-export function sample(raw: Float32Array, counts: Map<number, number>, p: SamplingParams, rng: () => number): Sampled {
+/** True when no transform but temperature applies, so softmax(logits / temperature) is the distribution. */
+export function onlyTemperature(p: SamplingParams, counts: Map<number, number>): boolean {
+  const penalties = counts.size > 0 && (p.presencePenalty !== 0 || p.frequencyPenalty !== 0 || p.repetitionPenalty !== 1);
+  return p.logitBias.size === 0 && !penalties && (p.temperature === 0 || (p.topK <= 0 && p.topP >= 1 && p.minP <= 0));
+}
+
+/**
+ * Process raw logits with every transform, then pick a token (greedy at temperature 0). `probs`, when
+ * given, is softmax(raw / temperature) from the graph (temperature 1 for greedy): with no other
+ * transform the draw and log-probabilities read it directly, skipping an exp per vocabulary entry.
+ */
+export function sample(raw: Float32Array, counts: Map<number, number>, p: SamplingParams, rng: () => number, probs?: Float32Array): Sampled {
+  if (probs && onlyTemperature(p, counts)) {
+    const token = p.temperature === 0 ? argmax(raw) : draw(probs, probs.length, 1, rng);
+    const top = p.logprobs > 0 ? topIndices(raw, p.logprobs).map((t) => ({ token: t, logprob: Math.log(probs[t]) })) : [];
+    return { token, logprob: Math.log(probs[token]), top };
+  }
   const logits = new Float32Array(raw); // a copy: the transforms write into it
   applyLogitBias(logits, p.logitBias);
   applyPenalties(logits, counts, p);
@@ -177,7 +192,7 @@ export function sample(raw: Float32Array, counts: Map<number, number>, p: Sampli
 }
 
 /** Inverse-CDF draw from unnormalised probabilities. */
-function draw(exps: Float64Array, n: number, sum: number, rng: () => number): number {
+function draw(exps: Float32Array | Float64Array, n: number, sum: number, rng: () => number): number {
   let r = rng() * sum;
   let last = 0;
   for (let i = 0; i < n; i++) {
