@@ -26,22 +26,28 @@ export interface EngineRow {
   prefill_ms: Record<string, number>;
   ttft_ms_128: number;
   decode_tok_s: Record<string, number>;
+  /** Aggregate tok/s of 8 sequences decoded together at context 128 (one run per step). */
+  decode_batch8_tok_s: number;
 }
 
 const ortWeb = await import("onnxruntime-web/wasm");
 let webThreads = -1;
 
+function initWeb(threads: number): void {
+  if (webThreads === -1) {
+    ortWeb.env.wasm.wasmBinary = readFileSync(createRequire(import.meta.url).resolve("onnxruntime-web/ort-wasm-simd-threaded.wasm"));
+    ortWeb.env.wasm.numThreads = threads; // fixed at WASM initialisation: one thread count per process
+    ortWeb.env.logLevel = "error";
+    v8.setFlagsFromString("--no-liftoff"); // as the Node and Deno hosts do (see src/hosts/node.ts)
+    webThreads = threads;
+  }
+  if (threads !== webThreads) throw new Error("onnxruntime-web's thread count is fixed per process");
+}
+
 export async function decoderFor(engine: "web" | "native", modelDir: string, file: string, threads: number): Promise<OnnxDecoder> {
   const shape = modelShapeFromConfig(JSON.parse(readFileSync(join(modelDir, "config.json"), "utf8")));
   if (engine === "web") {
-    if (webThreads === -1) {
-      ortWeb.env.wasm.wasmBinary = readFileSync(createRequire(import.meta.url).resolve("onnxruntime-web/ort-wasm-simd-threaded.wasm"));
-      ortWeb.env.wasm.numThreads = threads; // fixed at WASM initialisation: one thread count per process
-      ortWeb.env.logLevel = "error";
-      if (!process.env.BENCH_KEEP_FLAGS) v8.setFlagsFromString("--no-liftoff"); // as the Node and Deno hosts do (see src/hosts/node.ts)
-      webThreads = threads;
-    }
-    if (threads !== webThreads) throw new Error("onnxruntime-web's thread count is fixed per process");
+    initWeb(threads);
     const session = await ortWeb.InferenceSession.create(readFileSync(join(modelDir, file)), { executionProviders: ["wasm"], graphOptimizationLevel: "all" });
     return new Decoder(session, ortWeb.Tensor, shape);
   }
@@ -61,16 +67,34 @@ async function timePrefill(dec: OnnxDecoder, n: number): Promise<number> {
   return performance.now() - t;
 }
 
-async function timeDecode(dec: OnnxDecoder, context: number, steps: number): Promise<number> {
-  const cache = dec.newCache();
-  await dec.step([{ cache, tokens: prompt(context - steps) }]);
-  let next = 1000;
+async function timeDecode(dec: OnnxDecoder, context: number, steps: number, batch = 1): Promise<number> {
+  const caches = Array.from({ length: batch }, () => dec.newCache());
+  for (const cache of caches) await dec.step([{ cache, tokens: prompt(context - steps) }]);
+  let next = caches.map(() => 1000);
   const t = performance.now();
   for (let i = 0; i < steps; i++) {
-    const [{ logits }] = await dec.step([{ cache, tokens: [next] }]);
-    next = argmax(logits);
+    const out = await dec.step(caches.map((cache, b) => ({ cache, tokens: [next[b]] })));
+    next = out.map(({ logits }) => argmax(logits));
   }
-  return (steps / (performance.now() - t)) * 1000;
+  return ((batch * steps) / (performance.now() - t)) * 1000;
+}
+
+/** GFLOP/s of one 512×512×512 fp32 MatMul in onnxruntime-web (1 thread): the wasm build's arithmetic peak. */
+export async function wasmMatMulGflops(runs: number): Promise<number> {
+  initWeb(1);
+  const n = 512;
+  const session = await ortWeb.InferenceSession.create(readFileSync(join(import.meta.dirname, "matmul.onnx")), { executionProviders: ["wasm"] });
+  const feeds = {
+    a: new ortWeb.Tensor("float32", new Float32Array(n * n).fill(0.5), [n, n]),
+    b: new ortWeb.Tensor("float32", new Float32Array(n * n).fill(0.25), [n, n]),
+  };
+  await session.run(feeds); // warm-up
+  const ms = await repeat(runs, async () => {
+    const t = performance.now();
+    await session.run(feeds);
+    return performance.now() - t;
+  });
+  return (2 * n ** 3) / (median(ms) / 1000) / 1e9;
 }
 
 export async function benchEngine(engine: "web" | "native", modelDir: string, file: string, threads: number, runs: number): Promise<EngineRow> {
@@ -86,7 +110,8 @@ export async function benchEngine(engine: "web" | "native", modelDir: string, fi
   for (const ctx of [128, 512].filter((c) => c <= max)) {
     decode[ctx] = median(await repeat(runs, () => timeDecode(dec, ctx, 64)));
   }
-  return { engine, file, threads, prefill_ms: prefill, ttft_ms_128: prefill[128], decode_tok_s: decode };
+  const batch8 = median(await repeat(runs, () => timeDecode(dec, Math.min(128, max), 64, 8)));
+  return { engine, file, threads, prefill_ms: prefill, ttft_ms_128: prefill[128], decode_tok_s: decode, decode_batch8_tok_s: batch8 };
 }
 
 async function repeat(n: number, f: () => Promise<number>): Promise<number[]> {

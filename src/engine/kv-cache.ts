@@ -1,5 +1,5 @@
 // One sequence's KV cache as rows [2·layers·kvHeads, capacity, headDim] (layer i's key heads, then
-// its value heads, as in the graph's new_kv output), grown by doubling. A step copies the cache into
+// its value heads, as in the graph's new_kv output), grown by doubling. The decoder copies it into
 // the batched past_key_values inputs and appends only the new positions (new_kv) back.
 
 export interface KvShape {
@@ -31,13 +31,12 @@ export class KvCache {
     this.capacity = capacity;
   }
 
-  /** Copy the first `count` positions of row r to dst at offset(r), after `pad` zeroed positions. */
-  private copyRows(dst: Float32Array, offset: (row: number) => number, count: number, pad = 0): void {
+  /** Copy positions [from, to) of every row r to dst at offset(r) + the same positions. */
+  private copyRows(dst: Float32Array, offset: (row: number) => number, to: number, from = 0): void {
     const hd = this.shape.headDim;
     for (let r = 0, rows = kvRows(this.shape); r < rows; r++) {
       const s = r * this.capacity * hd;
-      if (pad) dst.fill(0, offset(r), offset(r) + pad * hd); // masked out of attention, but never stale
-      dst.set(this.data.subarray(s, s + count * hd), offset(r) + pad * hd);
+      dst.set(this.data.subarray(s + from * hd, s + to * hd), offset(r) + from * hd);
     }
   }
 
@@ -57,14 +56,15 @@ export class KvCache {
   }
 
   /**
-   * Copy this cache into batch row `row` of the past inputs, right-aligned (left padding). `past` is
-   * laid out [2·layers, batch, kvHeads, pastLength, headDim]: one [batch, kvHeads, past, headDim]
-   * block per layer's keys or values, each a past_key_values.{i}.key/value input.
+   * Copy positions [from, length) into batch row `row` of the past inputs, at the same positions
+   * (left-aligned; the rest of the window is masked). `past` is laid out [2·layers, batch, kvHeads,
+   * window, headDim]: one [batch, kvHeads, window, headDim] block per layer's keys or values, each a
+   * past_key_values.{i}.key/value input.
    */
-  copyInto(past: Float32Array, row: number, batch: number, pastLength: number): void {
+  copyInto(past: Float32Array, row: number, batch: number, window: number, from = 0): void {
     const { kvHeads, headDim } = this.shape;
-    const offset = (r: number) => ((Math.floor(r / kvHeads) * batch + row) * kvHeads + (r % kvHeads)) * pastLength * headDim;
-    this.copyRows(past, offset, this.length, pastLength - this.length);
+    const offset = (r: number) => ((Math.floor(r / kvHeads) * batch + row) * kvHeads + (r % kvHeads)) * window * headDim;
+    this.copyRows(past, offset, this.length, from);
   }
 
   /** A new cache holding the first `length` positions of this one (shared prompt prefixes). */
