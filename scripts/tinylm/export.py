@@ -59,7 +59,8 @@ transformers.js expect, so other tools can read it too.
 
 Inputs:
 - `input_ids` int64 [batch, seq]
-- `attention_mask` int64 [batch, past + seq] — 1 for real tokens, 0 for left padding
+- `attention_mask` int64 [batch, past + seq] — 1 for real tokens, 0 for padding (anywhere: the
+  server left-aligns each cache in the past and right-aligns the new tokens)
 - `position_ids` int64 [batch, seq] — positions of the new tokens (count of real tokens before them)
 - `past_key_values.{i}.key`, `past_key_values.{i}.value` float32 [batch, num_key_value_heads, past, head_dim], for each layer i
 - `logits_to_keep` int64 [1] — how many of the last positions get logits (1 when sampling; seq for
@@ -74,8 +75,8 @@ Outputs:
   values of the new positions only, in one tensor: for layer i, rows [2i·kv, (2i+1)·kv) are its key
   heads and the next kv rows its value heads; append them to the cache
 
-One graph serves prefill (past = 0) and decode, and batches of several sequences with left padding
-(the padded positions are masked out of attention). Rotary embeddings follow Hugging Face's
+One graph serves prefill (past = 0) and decode, and batches of several sequences of different
+lengths (padded positions are masked out of attention; positions come from `position_ids`). Rotary embeddings follow Hugging Face's
 rotate-half layout. The inputs follow Optimum's naming; the outputs do not, on purpose:
 onnxruntime-web copies every output from WASM to JS memory on every run, so only the new positions
 come back (Optimum's `present.{i}` would return the whole cache, growing with the context), and

@@ -4,7 +4,7 @@ torch.onnx.export traces every dynamic shape into Shape/Gather/Unsqueeze/Concat 
 for 8 layers, and onnxruntime-web pays a dispatch cost per node on every decode step. Written by hand
 the same model is ~30 nodes per layer: Reshape targets use 0 ("copy this dimension") and -1, the
 causal mask is built once, rotary embeddings use com.microsoft.RotaryEmbedding (positions from
-position_ids, so left padding works), grouped-query attention folds the query heads of a group into
+position_ids, so padded batches work), grouped-query attention folds the query heads of a group into
 the sequence axis instead of copying K and V per head, and q/k/v and gate/up are one MatMul each.
 
 The cache is copied as little as possible, because onnxruntime-web copies every input and output

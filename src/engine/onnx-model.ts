@@ -1,5 +1,5 @@
 // The ONNX decoder behind one onnxruntime-web session: turns "these sequences, these new tokens"
-// into one session.run with left padding, and keeps each sequence's KV cache up to date.
+// into one session.run (padding masked), and keeps each sequence's KV cache up to date.
 import type { InferenceSession, Tensor as OrtTensor } from "onnxruntime-web";
 import { KvCache, kvRows, type KvShape } from "./kv-cache.js";
 
@@ -86,9 +86,10 @@ export class OnnxDecoder {
   }
 
   /**
-   * Feed each sequence its new tokens in one run (rows left-padded to the longest), append the new
-   * KV entries to each cache and return, per sequence, logits and probabilities [positions × vocab]
-   * for its last fed token ("last") or for every fed token ("all").
+   * Feed each sequence its new tokens in one run (new tokens right-aligned, caches left-aligned in
+   * the past window, padding masked), append the new KV entries to each cache and return, per
+   * sequence, logits and probabilities [positions × vocab] for its last fed token ("last") or for
+   * every fed token ("all").
    */
   async step(inputs: StepInput[], wanted: LogitsWanted = "last"): Promise<StepOutput[]> {
     const { layers, kvHeads, headDim } = this.shape;
