@@ -76,11 +76,12 @@ Outputs:
   heads and the next kv rows its value heads; append them to the cache
 
 One graph serves prefill (past = 0) and decode, and batches of several sequences of different
-lengths (padded positions are masked out of attention; positions come from `position_ids`). Rotary embeddings follow Hugging Face's
-rotate-half layout. The inputs follow Optimum's naming; the outputs do not, on purpose:
-onnxruntime-web copies every output from WASM to JS memory on every run, so only the new positions
-come back (Optimum's `present.{i}` would return the whole cache, growing with the context), and
-attention scores the past and new keys separately so the cache is not concatenated inside the graph.
+lengths (padded positions are masked out of attention; positions come from `position_ids`). Rotary
+embeddings follow Hugging Face's rotate-half layout. The inputs follow Optimum's naming; the outputs
+do not, on purpose: onnxruntime-web copies every output from WASM to JS memory on every run, so only
+the new positions come back (Optimum's `present.{i}` would return the whole cache, growing with the
+context), and attention scores the past and new keys separately so the cache is not concatenated
+inside the graph. The softmax for sampling is part of the graph too (`probs`).
 
 The graph is written directly with onnx.helper (`scripts/tinylm/onnx_graph.py`): ~30 nodes per layer
 (`SimplifiedLayerNormalization`, `com.microsoft.RotaryEmbedding`, one MatMul for q/k/v and one for
