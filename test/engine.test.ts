@@ -183,6 +183,31 @@ describe("engine", () => {
     expect(batched.stats.steps).toBeLessThan(serial.stats.steps);
   });
 
+  it("the decoder's persistent past window follows batches that repeat, reorder, shrink and outgrow it (fp32)", async () => {
+    // One decoder reuses its batched past inputs between steps; the other sees every sequence alone.
+    const shared = await webDecoder("onnx/model.onnx");
+    const alone = await webDecoder("onnx/model.onnx");
+    const prompts = [[8187, 300, 301], [8187, 1000, 1001, 1002, 1003], [8187, 7]];
+    const caches = prompts.map(() => shared.newCache());
+    const refs = prompts.map(() => alone.newCache());
+    const next = prompts.map(() => 0);
+    const check = async (rows: number[], fed: (r: number) => number[]) => {
+      const outs = await shared.step(rows.map((r) => ({ cache: caches[r], tokens: fed(r) })));
+      for (const [j, r] of rows.entries()) {
+        const [ref] = await alone.step([{ cache: refs[r], tokens: fed(r) }]);
+        let worst = 0;
+        ref.logits.forEach((l, i) => (worst = Math.max(worst, Math.abs(l - outs[j].logits[i]))));
+        expect(worst).toBeLessThan(1e-4);
+        next[r] = argmax(ref.logits);
+      }
+    };
+    await check([0, 1, 2], (r) => prompts[r]); // a batched prefill of different lengths
+    const schedule = [[0, 1, 2], [0, 1, 2], [2, 0, 1], [0, 1], [0, 1], [1, 2], [0, 1, 2]];
+    for (let step = 0; step < 45; step++) await check(schedule[Math.min(step >> 3, schedule.length - 1)], (r) => [next[r]]);
+    expect(caches.map((c) => c.length)).toEqual(refs.map((c) => c.length));
+    expect(Math.max(...caches.map((c) => c.length))).toBeGreaterThan(32); // crossed a window boundary
+  });
+
   it("the prefix cache reuses a shared prompt and keeps greedy output identical (fp32)", async () => {
     const engine = new Engine(await webDecoder("onnx/model.onnx"), { maxBatch: 4, maxQueue: 16, prefixCache: true });
     const fresh = new Engine(await webDecoder("onnx/model.onnx"), { maxBatch: 4, maxQueue: 16, prefixCache: false });
