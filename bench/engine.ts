@@ -30,7 +30,9 @@ export interface EngineRow {
   decode_batch8_tok_s: number;
 }
 
-const ortWeb = await import("onnxruntime-web/wasm");
+// The Node build of onnxruntime-web, as the Node host uses (it can start worker threads; the
+// "onnxruntime-web/wasm" bundle cannot in Node). Same .wasm binary as every host.
+const ortWeb = await import("onnxruntime-web");
 let webThreads = -1;
 
 function initWeb(threads: number): void {

@@ -100,7 +100,7 @@ for (const file of QUICK ? ["onnx/model_quantized.onnx"] : ["onnx/model_quantize
 const rounds = configs.map(() => [] as ReturnType<typeof engineRow>[]);
 for (let r = 0; r < ROUNDS; r++) {
   configs.forEach(({ engine, file, threads }, i) => {
-    if (rounds[i][0]?.failed) return; // unavailable (multi-threaded WASM in Node): once is enough
+    if (rounds[i][0]?.failed) return; // a configuration that cannot run: once is enough
     const row = engineRow(engine, file, threads);
     if (!row.failed) console.error(`round ${r + 1}: engine ${engine} ${file} t=${threads}: decode@128 ${row.decode_tok_s["128"]?.toFixed(0)} tok/s, prefill128 ${row.prefill_ms["128"]?.toFixed(1)} ms`);
     rounds[i].push(row);
@@ -169,7 +169,7 @@ const lines = [
   "",
   "| engine | graph | threads | prefill 16 / 128 / 512 (ms) | TTFT @128 (ms) | decode tok/s @128 | decode tok/s @512 | batch of 8, tok/s @128 | peak RSS (MB) | WASM heap (MB) |",
   "|---|---|---|---|---|---|---|---|---|---|",
-  ...engines.map((e) => e.failed ? `| ${e.engine === "web" ? "ort-web (wasm)" : "ort-node (native)"} | ${e.file.includes("quantized") ? "int8" : "fp32"} | ${e.threads} | not available in Node: multi-threaded WASM needs worker threads with SharedArrayBuffer | | | | | | |` : `| ${e.engine === "web" ? "ort-web (wasm)" : "ort-node (native)"} | ${e.file.includes("quantized") ? "int8" : "fp32"} | ${e.threads} | ${f(e.prefill_ms["16"])} / ${f(e.prefill_ms["128"])} / ${f(e.prefill_ms["512"])} | ${f(e.ttft_ms_128)} | ${f(e.decode_tok_s["128"], 0)} | ${f(e.decode_tok_s["512"], 0)} | ${f(e.decode_batch8_tok_s, 0)} | ${f(e.peak_rss_mb, 0)} | ${e.wasm_heap_mb === null ? "–" : f(e.wasm_heap_mb, 0)} |`),
+  ...engines.map((e) => e.failed ? `| ${e.engine === "web" ? "ort-web (wasm)" : "ort-node (native)"} | ${e.file.includes("quantized") ? "int8" : "fp32"} | ${e.threads} | failed: ${e.failed} | | | | | | |` : `| ${e.engine === "web" ? "ort-web (wasm)" : "ort-node (native)"} | ${e.file.includes("quantized") ? "int8" : "fp32"} | ${e.threads} | ${f(e.prefill_ms["16"])} / ${f(e.prefill_ms["128"])} / ${f(e.prefill_ms["512"])} | ${f(e.ttft_ms_128)} | ${f(e.decode_tok_s["128"], 0)} | ${f(e.decode_tok_s["512"], 0)} | ${f(e.decode_batch8_tok_s, 0)} | ${f(e.peak_rss_mb, 0)} | ${e.wasm_heap_mb === null ? "–" : f(e.wasm_heap_mb, 0)} |`),
   "",
   "### Server load test (streaming clients on 127.0.0.1, 2 requests each, max_tokens 128, int8 graph, 1 WASM thread)",
   "",

@@ -1,13 +1,16 @@
-// The same host-agnostic API suite on workerd (wrangler dev) and Deno, each on 127.0.0.1.
+// The same host-agnostic API suite on workerd (wrangler dev) and Deno, each on 127.0.0.1, and the
+// Node host in a process of its own with two WASM threads (ORT fixes its thread count per process).
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { apiCases } from "./api-cases.js";
-import { FIXTURE_DIR } from "./helpers/fixture.js";
+import { FIXTURE_DIR, parity } from "./helpers/fixture.js";
+import { loadTokenizer } from "../scripts/tokenizer/files.js";
 import type { RunningServer } from "./helpers/server.js";
 import { freePort, spawnHost } from "./helpers/spawn.js";
 
 const ROOT = join(import.meta.dirname, "..");
 const bin = (name: string) => join(ROOT, "node_modules/.bin", name);
+const tokenizer = loadTokenizer(FIXTURE_DIR);
 
 /** wrangler dev (workerd) on a free loopback port with the fixture model; no Request.cf download, telemetry or update check. */
 async function startWorker(extraArgs: string[] = [], anyStatus = false): Promise<RunningServer> {
@@ -54,4 +57,27 @@ describe("Deno host", () => {
   }, 120_000);
   afterAll(() => server?.close());
   apiCases(() => server.baseURL);
+});
+
+describe("Node host with THREADS=2", () => {
+  let server: RunningServer;
+  beforeAll(async () => {
+    const port = await freePort();
+    server = await spawnHost(bin("tsx"), ["src/hosts/node.ts"], { MODEL_DIR: FIXTURE_DIR, PORT: String(port), HOST: "127.0.0.1", THREADS: "2", ONNX_FILE: "onnx/model.onnx" }, port);
+  }, 120_000);
+  afterAll(() => server?.close());
+
+  it("loads and gives PyTorch's greedy continuation", async () => {
+    for (const g of parity.greedy) {
+      const res = await fetch(`${server.baseURL}/v1/completions`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ model: "tinylm-fixture", prompt: g.prompt, max_tokens: g.tokens.length, temperature: 0 }),
+      });
+      expect(res.status).toBe(200);
+      const body = (await res.json()) as { choices: { text: string }[] };
+      const eos = g.tokens.indexOf(tokenizer.eosId!);
+      expect(body.choices[0].text).toBe(tokenizer.decode(eos >= 0 ? g.tokens.slice(0, eos) : g.tokens));
+    }
+  });
 });

@@ -5,7 +5,9 @@ import { createRequire } from "node:module";
 import v8 from "node:v8";
 import { join, resolve } from "node:path";
 import { serve } from "@hono/node-server";
-import * as ort from "onnxruntime-web/wasm";
+// The Node build of onnxruntime-web (same .wasm as the other hosts) starts its own worker threads when
+// THREADS > 1; the "onnxruntime-web/wasm" bundle cannot in Node.
+import * as ort from "onnxruntime-web";
 import { createApp } from "../app.js";
 import { loadModel, ModelHandle } from "../model.js";
 import { settingsFrom } from "./config.js";
