@@ -1,23 +1,15 @@
 // Engine benchmark: the same ONNX file and thread count on onnxruntime-web (WASM SIMD) and
 // onnxruntime-node (native): prefill, time to first token, decode tok/s at two context lengths.
 import { readFileSync } from "node:fs";
-import { createRequire } from "node:module";
-import v8 from "node:v8";
 import { join } from "node:path";
 import type { OnnxDecoder } from "../src/engine/onnx-model.js";
 import { OnnxDecoder as Decoder, modelShapeFromConfig } from "../src/engine/onnx-model.js";
 import { argmax } from "../src/engine/sampler.js";
+import { createDecoder } from "../src/engine/session.js";
+import { nodeOrt } from "../src/hosts/node-ort.js";
 import { median } from "./stats.js";
 
-// Record every WebAssembly.Memory ORT creates, to read the WASM heap size.
-const memories: WebAssembly.Memory[] = [];
-const OriginalMemory = WebAssembly.Memory;
-(WebAssembly as { Memory: unknown }).Memory = function (desc: WebAssembly.MemoryDescriptor) {
-  const m = new OriginalMemory(desc);
-  memories.push(m);
-  return m;
-} as unknown as typeof WebAssembly.Memory;
-export const wasmHeapBytes = () => Math.max(0, ...memories.map((m) => m.buffer.byteLength));
+export { wasmHeapBytes } from "../src/engine/session.js";
 
 export interface EngineRow {
   engine: "web" | "native";
@@ -30,29 +22,9 @@ export interface EngineRow {
   decode_batch8_tok_s: number;
 }
 
-// The Node build of onnxruntime-web, as the Node host uses (it can start worker threads; the
-// "onnxruntime-web/wasm" bundle cannot in Node). Same .wasm binary as every host.
-const ortWeb = await import("onnxruntime-web");
-let webThreads = -1;
-
-function initWeb(threads: number): void {
-  if (webThreads === -1) {
-    ortWeb.env.wasm.wasmBinary = readFileSync(createRequire(import.meta.url).resolve("onnxruntime-web/ort-wasm-simd-threaded.wasm"));
-    ortWeb.env.wasm.numThreads = threads; // fixed at WASM initialisation: one thread count per process
-    ortWeb.env.logLevel = "error";
-    v8.setFlagsFromString("--no-liftoff"); // as the Node and Deno hosts do (see src/hosts/node.ts)
-    webThreads = threads;
-  }
-  if (threads !== webThreads) throw new Error("onnxruntime-web's thread count is fixed per process");
-}
-
 export async function decoderFor(engine: "web" | "native", modelDir: string, file: string, threads: number): Promise<OnnxDecoder> {
   const shape = modelShapeFromConfig(JSON.parse(readFileSync(join(modelDir, "config.json"), "utf8")));
-  if (engine === "web") {
-    initWeb(threads);
-    const session = await ortWeb.InferenceSession.create(readFileSync(join(modelDir, file)), { executionProviders: ["wasm"], graphOptimizationLevel: "all" });
-    return new Decoder(session, ortWeb.Tensor, shape);
-  }
+  if (engine === "web") return createDecoder(nodeOrt(threads), readFileSync(join(modelDir, file)), shape); // as the Node host
   const ortNode = await import("onnxruntime-node");
   const session = await ortNode.InferenceSession.create(join(modelDir, file), { intraOpNumThreads: threads, interOpNumThreads: 1, graphOptimizationLevel: "all" });
   return new Decoder(session as never, ortNode.Tensor as never, shape);
@@ -83,7 +55,7 @@ async function timeDecode(dec: OnnxDecoder, context: number, steps: number, batc
 
 /** GFLOP/s of one 512×512×512 fp32 MatMul in onnxruntime-web (1 thread): the wasm build's arithmetic peak. */
 export async function wasmMatMulGflops(runs: number): Promise<number> {
-  initWeb(1);
+  const ortWeb = nodeOrt(1);
   const n = 512;
   const session = await ortWeb.InferenceSession.create(readFileSync(join(import.meta.dirname, "matmul.onnx")), { executionProviders: ["wasm"] });
   const feeds = {

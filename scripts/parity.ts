@@ -2,12 +2,11 @@
 // in onnxruntime-web: fp32 max |Δlogit|, greedy continuations, and int8 vs fp32 on real text.
 //   npm run parity -- model [--val-data build/data/compact-8k]
 import { readFileSync } from "node:fs";
-import { createRequire } from "node:module";
 import { join } from "node:path";
-import * as ortWeb from "onnxruntime-web/wasm";
 import { modelShapeFromConfig, type OnnxDecoder } from "../src/engine/onnx-model.js";
 import { argmax } from "../src/engine/sampler.js";
 import { createDecoder } from "../src/engine/session.js";
+import { nodeOrt } from "../src/hosts/node-ort.js";
 import { parseFlags, runMain } from "./tokenizer/cli.js";
 
 export interface ParityCases {
@@ -39,12 +38,7 @@ export class ModelFolder {
   }
 
   async webDecoder(file: string): Promise<OnnxDecoder> {
-    if (!ortWeb.env.wasm.wasmBinary) {
-      ortWeb.env.wasm.wasmBinary = readFileSync(createRequire(import.meta.url).resolve("onnxruntime-web/ort-wasm-simd-threaded.wasm"));
-      ortWeb.env.wasm.numThreads = 1;
-      ortWeb.env.logLevel = "error";
-    }
-    return createDecoder(ortWeb, readFileSync(join(this.dir, file)), this.shape);
+    return createDecoder(nodeOrt(1), readFileSync(join(this.dir, file)), this.shape);
   }
 }
 

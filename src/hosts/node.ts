@@ -1,28 +1,17 @@
 // Node host: read the model folder and ORT's .wasm from disk, build the app, listen.
 //   MODEL_DIR=model PORT=8787 HOST=127.0.0.1 npm start
 import { readFile } from "node:fs/promises";
-import { createRequire } from "node:module";
-import v8 from "node:v8";
 import { join, resolve } from "node:path";
 import { serve } from "@hono/node-server";
-// The Node build of onnxruntime-web (same .wasm as the other hosts) starts its own worker threads when
-// THREADS > 1; the "onnxruntime-web/wasm" bundle cannot in Node.
-import * as ort from "onnxruntime-web";
 import { createApp } from "../app.js";
 import { loadModel, ModelHandle } from "../model.js";
 import { settingsFrom } from "./config.js";
+import { nodeOrt } from "./node-ort.js";
 
 export async function startNodeServer(env: Record<string, string | undefined> = process.env) {
   const settings = settingsFrom(env);
   const modelDir = resolve(env.MODEL_DIR || "model");
-  // V8 first runs WebAssembly on its baseline compiler (Liftoff) and optimizes hot functions later;
-  // ORT's kernels then need dozens of runs to reach full speed. Optimize on first use instead, which
-  // the warm-up at load pays for once (~1 s). Must be set before ORT compiles its .wasm.
-  v8.setFlagsFromString("--no-liftoff");
-  const wasmPath = createRequire(import.meta.url).resolve("onnxruntime-web/ort-wasm-simd-threaded.wasm");
-  ort.env.wasm.wasmBinary = await readFile(wasmPath);
-  ort.env.wasm.numThreads = Number(env.THREADS || 1);
-  ort.env.logLevel = "error";
+  const ort = nodeOrt(Number(env.THREADS || 1));
   const read = async (path: string) => {
     try {
       return new Uint8Array(await readFile(join(modelDir, path)));
