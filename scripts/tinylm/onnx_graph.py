@@ -98,11 +98,11 @@ def build_graph(model: TinyLM) -> onnx.ModelProto:
         p = f"layers.{i}."
         # MatMul wants [in, out]; projections that read the same input are concatenated along out.
         # The attention scale 1/√hd is folded into the query weights (rotary embedding is linear).
-        mat = lambda n: sd[f"{p}{n}"].T * (1.0 / math.sqrt(hd) if n == "self_attn.q_proj.weight" else 1.0)
-        w = lambda name, *parts: g.const(f"{p}{name}.T", np.ascontiguousarray(np.concatenate([mat(n) for n in parts or [name]], axis=1), dtype=np.float32))
+        t = lambda n: sd[f"{p}{n}"].T
+        w = lambda name, *mats: g.const(f"{p}{name}.T", np.ascontiguousarray(np.concatenate(mats, axis=1), dtype=np.float32))
         h = g.op("SimplifiedLayerNormalization", [x, g.const(f"{p}input_layernorm.weight", sd[f"{p}input_layernorm.weight"])],
                  f"l{i}_attn_norm", axis=-1, epsilon=cfg.norm_eps)
-        qkv = g.op("MatMul", [h, w("self_attn.qkv_proj.weight", "self_attn.q_proj.weight", "self_attn.k_proj.weight", "self_attn.v_proj.weight")], f"l{i}_qkv")
+        qkv = g.op("MatMul", [h, w("self_attn.qkv_proj.weight", t("self_attn.q_proj.weight") * (1.0 / math.sqrt(hd)), t("self_attn.k_proj.weight"), t("self_attn.v_proj.weight"))], f"l{i}_qkv")
         q, k, v = g.op("Split", [qkv, split_qkv], f"l{i}_qkv_split", outputs=3, axis=-1)
         q = g.op("RotaryEmbedding", [q, "position_ids", cos_cache, sin_cache], f"l{i}_q_rot", domain="com.microsoft",
                  interleaved=0, num_heads=H)
@@ -124,13 +124,13 @@ def build_graph(model: TinyLM) -> onnx.ModelProto:
         ctx = g.op("Add", [g.op("MatMul", [probs_past, past_v]), g.op("MatMul", [probs_new, v4])], f"l{i}_ctx_sum")
         ctx = g.op("Reshape", [ctx, shape_heads], f"l{i}_ctx")  # [B,H,T,hd]
         ctx = g.op("Reshape", [g.op("Transpose", [ctx], perm=[0, 2, 1, 3]), shape_out], f"l{i}_ctx3")
-        x = g.op("Add", [x, g.op("MatMul", [ctx, w("self_attn.o_proj.weight")], f"l{i}_o")], f"l{i}_resid1")
+        x = g.op("Add", [x, g.op("MatMul", [ctx, w("self_attn.o_proj.weight", t("self_attn.o_proj.weight"))], f"l{i}_o")], f"l{i}_resid1")
         h = g.op("SimplifiedLayerNormalization", [x, g.const(f"{p}post_attention_layernorm.weight", sd[f"{p}post_attention_layernorm.weight"])],
                  f"l{i}_ffn_norm", axis=-1, epsilon=cfg.norm_eps)
-        gate_up = g.op("MatMul", [h, w("mlp.gate_up_proj.weight", "mlp.gate_proj.weight", "mlp.up_proj.weight")], f"l{i}_gate_up")
+        gate_up = g.op("MatMul", [h, w("mlp.gate_up_proj.weight", t("mlp.gate_proj.weight"), t("mlp.up_proj.weight"))], f"l{i}_gate_up")
         gate, up = g.op("Split", [gate_up, split_ffn], f"l{i}_gate_up_split", outputs=2, axis=-1)
         act = g.op("Mul", [g.op("Mul", [gate, g.op("Sigmoid", [gate])]), up], f"l{i}_act")
-        x = g.op("Add", [x, g.op("MatMul", [act, w("mlp.down_proj.weight")], f"l{i}_down")], f"l{i}_resid2")
+        x = g.op("Add", [x, g.op("MatMul", [act, w("mlp.down_proj.weight", t("mlp.down_proj.weight"))], f"l{i}_down")], f"l{i}_resid2")
     g.op("Concat", new_kv, "new_kv", axis=1)  # [B, 2·L·KV, T, hd]
     # Only the last logits_to_keep positions go through the final norm and the LM head.
     starts = g.op("Neg", ["logits_to_keep"], "keep_from")
