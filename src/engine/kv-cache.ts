@@ -74,8 +74,4 @@ export class KvCache {
     copy.length = length;
     return copy;
   }
-
-  get bytes(): number {
-    return this.data.byteLength;
-  }
 }

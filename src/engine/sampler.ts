@@ -54,7 +54,7 @@ function ranked(logits: Float32Array): number[] {
 }
 
 /** The n highest finite logits' indices, in ranked() order, by insertion into a short list: O(V) for small n. */
-export function topIndices(logits: Float32Array, n: number): number[] {
+function topIndices(logits: Float32Array, n: number): number[] {
   if (n > 64) return ranked(logits).slice(0, n);
   const best: number[] = [];
   for (let i = 0; i < logits.length; i++) {
@@ -157,7 +157,7 @@ export interface Sampled {
 }
 
 /** True when no transform but temperature applies, so softmax(logits / temperature) is the distribution. */
-export function onlyTemperature(p: SamplingParams, counts: Map<number, number>): boolean {
+function onlyTemperature(p: SamplingParams, counts: Map<number, number>): boolean {
   const penalties = counts.size > 0 && (p.presencePenalty !== 0 || p.frequencyPenalty !== 0 || p.repetitionPenalty !== 1);
   return p.logitBias.size === 0 && !penalties && (p.temperature === 0 || (p.topK <= 0 && p.topP >= 1 && p.minP <= 0));
 }
