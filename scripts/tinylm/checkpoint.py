@@ -27,7 +27,8 @@ def load_checkpoint(path: str | Path) -> dict:
     if not path.exists():
         raise CheckpointError(f"{path}: checkpoint not found")
     try:
-        ckpt = torch.load(path, map_location="cpu")
+        # Our own files: they hold numpy/python RNG state, which torch ≥ 2.6's weights_only default refuses.
+        ckpt = torch.load(path, map_location="cpu", weights_only=False)
     except Exception as err:  # torch raises many types for a damaged file
         raise CheckpointError(f"{path}: not a readable checkpoint ({err.__class__.__name__}: {err})") from None
     if not isinstance(ckpt, dict) or "model" not in ckpt or "model_config" not in ckpt:

@@ -64,10 +64,14 @@ class TrainConfig:
     # Multiple-round training: round r+1 trains on a loss-weighted sample of round r's batches.
     rounds: int = 1
     round_fraction: float = 0.5
-    round_sampling: str = "loss"  # loss (∝ exp(loss)) | uniform
+    round_sampling: str = "loss"  # loss (∝ exp(loss)) | uniform | fresh (unseen batches: the equal-token control)
     round_steps: int = 0  # steps of each later round (0: as many as the sampled batches)
     round_score_limit: int = 0  # score at most this many (evenly spaced) batches of a round (0: all, as the paper)
+    round_lr: float = 0.0  # peak learning rate of later rounds (0: lr)
     init_from: str = ""  # checkpoint to start from (e.g. an inherited student)
+    # A finished run's ckpt.pt to continue from into its next round with this config's round settings,
+    # so several later-round variants can share one round 1.
+    branch_from: str = ""
 
 
 @dataclass

@@ -69,11 +69,35 @@ def score_option(model: TinyLM, context: list[int], continuation: list[int], dev
     return float(logprobs.gather(1, target[:, None]).sum()), bool((logits.argmax(-1) == target).all())
 
 
+@torch.no_grad()
+def score_options(model: TinyLM, options: list[dict], device: str = "cpu", batch_size: int = 32) -> list[tuple[float, bool]]:
+    """score_option for many options at once: sequences sorted by length and right-padded into batches
+    (a causal model's output at a position ignores everything after it, so the padding changes nothing)."""
+    seqs = [((o["context"] + o["continuation"])[-(model.config.max_seq_len + 1):], len(o["continuation"])) for o in options]
+    order = sorted(range(len(seqs)), key=lambda i: len(seqs[i][0]))
+    results: list[tuple[float, bool]] = [(0.0, False)] * len(seqs)
+    for start in range(0, len(order), batch_size):
+        rows = order[start:start + batch_size]
+        x = torch.zeros(len(rows), max(len(seqs[i][0]) for i in rows) - 1, dtype=torch.long)
+        for r, i in enumerate(rows):
+            x[r, :len(seqs[i][0]) - 1] = torch.tensor(seqs[i][0][:-1])
+        logits = model(x.to(device))[0]
+        for r, i in enumerate(rows):
+            ids, n = seqs[i]
+            end = len(ids) - 1
+            target = torch.tensor(ids[-n:], device=device)
+            scored = logits[r, end - n:end].float()
+            ll = F.log_softmax(scored, dim=-1).gather(1, target[:, None]).sum()
+            results[i] = (float(ll), bool((scored.argmax(-1) == target).all()))
+    return results
+
+
 def evaluate_task(model: TinyLM, examples: list[dict], device: str = "cpu") -> dict:
     """Each example: {"options": [{"context", "continuation", "bytes"}], "gold"}; one option = LAMBADA-style."""
+    flat = score_options(model, [o for ex in examples for o in ex["options"]], device)
     acc = acc_norm = 0
     for ex in examples:
-        scored = [score_option(model, o["context"], o["continuation"], device) for o in ex["options"]]
+        scored, flat = flat[:len(ex["options"])], flat[len(ex["options"]):]
         if len(scored) == 1:  # LAMBADA: a hit is an exact greedy reproduction
             acc += scored[0][1]
             acc_norm += scored[0][1]

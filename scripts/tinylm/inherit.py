@@ -109,12 +109,13 @@ def learnable_scores(model: TinyLM, batches, keep: dict[str, float], steps: int 
     """Sigmoid gates on channels, heads and neurons, trained on calibration data with frozen weights
     and a penalty pulling each gate family's mean to its keep ratio; the gate values are the scores."""
     cfg = model.config
+    device = next(model.parameters()).device
     for p in model.parameters():
         p.requires_grad_(False)
     logits = {
-        "channels": torch.full((cfg.d_model,), 3.0, requires_grad=True),
-        "heads": torch.full((cfg.n_layers, cfg.n_heads), 3.0, requires_grad=True),
-        "neurons": torch.full((cfg.n_layers, cfg.ffn_hidden), 3.0, requires_grad=True),
+        "channels": torch.full((cfg.d_model,), 3.0, requires_grad=True, device=device),
+        "heads": torch.full((cfg.n_layers, cfg.n_heads), 3.0, requires_grad=True, device=device),
+        "neurons": torch.full((cfg.n_layers, cfg.ffn_hidden), 3.0, requires_grad=True, device=device),
     }
     # Plain SGD, not Adam: a dead unit's gate must move only as fast as the penalty pushes it, while
     # Adam would normalise every gate's step to the same size and blur that difference.
@@ -140,6 +141,10 @@ def learnable_scores(model: TinyLM, batches, keep: dict[str, float], steps: int 
     gates = {k: torch.sigmoid(v.detach()) for k, v in logits.items()}
     heads = list(gates["heads"])
     return UnitScores(gates["channels"], heads, [h.view(cfg.n_kv_heads, -1).sum(1) for h in heads], list(gates["neurons"]))
+
+
+def scores_to_cpu(s: UnitScores) -> UnitScores:
+    return UnitScores(s.channels.cpu(), [t.cpu() for t in s.heads], [t.cpu() for t in s.kv_groups], [t.cpu() for t in s.neurons])
 
 
 def top_sorted(scores: torch.Tensor, k: int) -> torch.Tensor:
@@ -190,10 +195,14 @@ def build_student(parent: TinyLM, student_cfg: ModelConfig, vocab_map: list[int]
 
 
 def inherit(parent: TinyLM, student_cfg: ModelConfig, vocab_map: list[int], batches, layer_method: str = "first_last",
-            width_method: str = "taylor", first: int | None = None) -> tuple[TinyLM, dict]:
-    """The whole inheritance: pick layers, score units on the kept layers, build the student."""
+            width_method: str = "taylor", first: int | None = None, device: str = "cpu",
+            mask_steps: int = 200) -> tuple[TinyLM, dict]:
+    """The whole inheritance: pick layers, score units on the kept layers, build the student.
+    Scoring runs on `device` (a GPU for a large parent); the student is built on the CPU."""
     if width_method not in WIDTH_METHODS:
         raise ConfigError(f"unknown width criterion {width_method!r} (choose from {WIDTH_METHODS})")
+    parent = parent.to(device)
+    batches = [(x.to(device), y.to(device)) for x, y in batches]
     skip = layer_skip_scores(parent, batches) if layer_method == "score" else None
     layers = select_layers(parent.config.n_layers, student_cfg.n_layers, layer_method, skip, first)
     if width_method == "l2":
@@ -203,8 +212,8 @@ def inherit(parent: TinyLM, student_cfg: ModelConfig, vocab_map: list[int], batc
     else:
         pc, sc = parent.config, student_cfg
         keep = {"channels": sc.d_model / pc.d_model, "heads": sc.n_heads / pc.n_heads, "neurons": sc.ffn_hidden / pc.ffn_hidden}
-        scores = learnable_scores(parent, batches, keep)
-    student = build_student(parent, student_cfg, vocab_map, layers, scores)
+        scores = learnable_scores(parent, batches, keep, steps=mask_steps)
+    student = build_student(parent.cpu(), student_cfg, vocab_map, layers, scores_to_cpu(scores))
     return student, {"layers": layers, "layer_method": layer_method, "width_method": width_method}
 
 

@@ -19,17 +19,21 @@ def score_batches(model, batch_fn, batch_ids, device, autocast) -> torch.Tensor:
     return torch.tensor(losses)
 
 
-def sample_batches(batch_ids: list[int], losses: torch.Tensor, fraction: float, mode: str, seed: int) -> list[int]:
-    """Draw round(fraction × n) batches without replacement: ∝ exp(loss) ("loss") or uniformly ("uniform")."""
+def sample_batches(batch_ids: list[int], losses: torch.Tensor | None, fraction: float, mode: str, seed: int) -> list[int]:
+    """Draw round(fraction × n) batches without replacement: ∝ exp(loss) ("loss") or uniformly ("uniform");
+    "fresh" takes as many batches the run has not seen yet (the same extra tokens without any reuse)."""
     if not 0 < fraction <= 1:
         raise ValueError(f"round_fraction must be in (0, 1], got {fraction}")
     k = max(1, round(fraction * len(batch_ids)))
+    if mode == "fresh":
+        first = max(batch_ids) + 1
+        return list(range(first, first + k))
     if mode == "loss":
         weights = torch.softmax(losses.double(), dim=0)  # ∝ exp(loss), computed stably
     elif mode == "uniform":
         weights = torch.ones(len(batch_ids), dtype=torch.double)
     else:
-        raise ValueError(f"round_sampling must be 'loss' or 'uniform', got {mode!r}")
+        raise ValueError(f"round_sampling must be 'loss', 'uniform' or 'fresh', got {mode!r}")
     g = torch.Generator().manual_seed(seed)
     picked = torch.multinomial(weights, k, replacement=False, generator=g)
     return [batch_ids[int(i)] for i in picked]

@@ -38,12 +38,13 @@ def make_autocast(device: str, dtype: str):
     return contextlib.nullcontext
 
 
-def lr_at(step: int, total: int, cfg) -> float:
-    """Linear warmup, then cosine decay to min_lr at the end of the round."""
+def lr_at(step: int, total: int, cfg, peak: float | None = None) -> float:
+    """Linear warmup to the peak (cfg.lr unless given), then cosine decay to min_lr at the end of the round."""
+    peak = cfg.lr if peak is None else peak
     if step < cfg.warmup_steps:
-        return cfg.lr * (step + 1) / cfg.warmup_steps
+        return peak * (step + 1) / cfg.warmup_steps
     progress = min(1.0, (step - cfg.warmup_steps) / max(1, total - cfg.warmup_steps))
-    return cfg.min_lr + 0.5 * (1 + math.cos(math.pi * progress)) * (cfg.lr - cfg.min_lr)
+    return cfg.min_lr + 0.5 * (1 + math.cos(math.pi * progress)) * (peak - cfg.min_lr)
 
 
 def make_optimizer(model: TinyLM, cfg, device: str) -> torch.optim.AdamW:
@@ -140,6 +141,12 @@ def train(cfg: Config, stop_after: int | None = None) -> Path:
 
     resume_path = out / "ckpt.pt"
     state = load_checkpoint(resume_path) if resume_path.exists() else None
+    if state is None and tc.branch_from:
+        state = load_checkpoint(tc.branch_from)
+        if not state.get("done") or state["round"] >= tc.rounds:
+            raise ConfigError(f"{tc.branch_from}: branch_from needs a finished run with fewer than {tc.rounds} rounds")
+        if state["round"] == 1 and state["step"] != tc.max_steps:
+            raise ConfigError(f"{tc.branch_from}: its round 1 ran {state['step']} steps, this config says max_steps {tc.max_steps}")
     if state is not None:
         model = model_from_checkpoint(state, str(resume_path))
     elif tc.init_from:
@@ -203,24 +210,25 @@ def train(cfg: Config, stop_after: int | None = None) -> Path:
         progress = Progress((total - step) * tokens_per_step)
         start_tokens, t0 = tokens_seen, time.time()
         while step < total:
-            lr = lr_at(step, total, tc)
+            lr = lr_at(step, total, tc, tc.round_lr if round_ > 1 and tc.round_lr else None)
             for group in optimizer.param_groups:
                 group["lr"] = lr
-            loss_sum = 0.0
+            loss_sum = 0.0  # kept on the device: reading it every step would stall a GPU
             for k in range(tc.grad_accum):
                 x, y = plan.batch(micro_batch_id(round_, step, k, round_batches))
                 sync = contextlib.nullcontext() if not ddp or k == tc.grad_accum - 1 else run_model.no_sync()
                 with sync, autocast():
                     _, loss, _ = run_model(x.to(device), y.to(device))
                     (loss / tc.grad_accum).backward()
-                loss_sum += float(loss) / tc.grad_accum
-            grad_norm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip))
+                loss_sum = loss_sum + loss.detach() / tc.grad_accum
+            grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
             step += 1
             steps_this_process += 1
             tokens_seen += tokens_per_step
             if step % tc.log_interval == 0 or step == total:
+                loss_sum, grad_norm = float(loss_sum), float(grad_norm)
                 elapsed = time.time() - t0
                 log({"round": round_, "step": step, "loss": loss_sum, "lr": lr, "grad_norm": grad_norm,
                      "tokens": tokens_seen, "tok_per_s": (tokens_seen - start_tokens) / max(elapsed, 1e-9)})
@@ -241,10 +249,11 @@ def train(cfg: Config, stop_after: int | None = None) -> Path:
             trained = round_batches if round_ > 1 else list(range(total * micro_per_step))
             if tc.round_score_limit and len(trained) > tc.round_score_limit:  # CPU budget: an even subset
                 trained = [trained[i * len(trained) // tc.round_score_limit] for i in range(tc.round_score_limit)]
-            losses = score_batches(model, plan.batch, trained, device, autocast)
+            losses = None if tc.round_sampling == "fresh" else score_batches(model, plan.batch, trained, device, autocast)
             round_batches = sample_batches(trained, losses, tc.round_fraction, tc.round_sampling, tc.seed + round_)
-            log({"round": round_, "step": step, "scored_batches": len(trained), "sampled_batches": len(round_batches),
-                 "scored_mean_loss": float(losses.mean()), "tokens": tokens_seen})
+            log({"round": round_, "step": step, "scored_batches": 0 if losses is None else len(trained),
+                 "sampled_batches": len(round_batches), "sampling": tc.round_sampling,
+                 "scored_mean_loss": None if losses is None else float(losses.mean()), "tokens": tokens_seen})
         round_ += 1
         step = 0
         if round_ <= tc.rounds:

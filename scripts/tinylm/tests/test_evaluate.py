@@ -5,7 +5,7 @@ import numpy as np
 import torch
 
 from scripts.tinylm.data import TokenSplit
-from scripts.tinylm.evaluate import bits_per_byte, evaluate_task, score_option
+from scripts.tinylm.evaluate import bits_per_byte, evaluate_task, score_option, score_options
 from .conftest import write_shards
 
 
@@ -65,3 +65,16 @@ def test_bits_per_byte_counts_bytes_of_targets(tmp_path):
     assert r["tokens"] == 64
     assert abs(r["val_loss"] + math.log(0.9)) < 1e-5
     assert abs(r["bits_per_byte"] - (-math.log2(0.9) / 2)) < 1e-5
+
+
+def test_batched_scoring_equals_one_option_at_a_time(tiny_model):
+    g = torch.Generator().manual_seed(3)
+
+    def ids(n):
+        return torch.randint(0, 97, (n,), generator=g).tolist()
+
+    options = [{"context": ids(c), "continuation": ids(n)} for c, n in [(5, 1), (1, 3), (17, 2), (9, 9), (2, 1), (30, 4)]]
+    batched = score_options(tiny_model, options, batch_size=4)  # rows of different lengths share a batch
+    for o, (ll, greedy) in zip(options, batched):
+        ref_ll, ref_greedy = score_option(tiny_model, o["context"], o["continuation"])
+        assert abs(ll - ref_ll) < 1e-4 and greedy == ref_greedy

