@@ -78,7 +78,7 @@ def resolve(study: dict, name: str, inst: dict, out: Path, scale: float, done: d
     """The arm's model and train config (as TrainConfig fields), given the finished arms it needs."""
     run_dir = out / name
     if "branch" in inst:  # the best finished candidate (lowest validation loss) goes on into round 2
-        ok = [c for c in inst["branch"] if done.get(c, {}).get("ok")]
+        ok = [c for c in inst["branch"] if done.get(c, {}).get("ok")]  # (the candidates of this run)
         base = min(ok, key=lambda c: done[c]["val_loss"])
         spec = json.loads((out / base / "arm.json").read_text())
         train_cfg = {**spec["train"], **inst.get("train", {}), "out_dir": str(run_dir),
@@ -164,7 +164,7 @@ def probe(study: dict, steps: int = 5) -> dict[str, float]:
                 (loss / tc.grad_accum).backward()
             opt.step()
             opt.zero_grad(set_to_none=True)
-        float(loss)
+        float(loss.detach())
         rates[f"{inst['shape']}/{inst['vocab']}"] = steps * tokens_per_step(vars(tc)) / (time.time() - t0)
         del model, opt
         if device == "cuda":
@@ -189,26 +189,41 @@ def estimate_s(study: dict, rates: dict, scale: float) -> float:
 
 # ---- the driver -----------------------------------------------------------------------------------
 
-def run(study_path: str | dict, budget_s: float, only: list[str] | None = None) -> dict:
+def run(study_path: str | dict, budget_s: float, only: list[str] | None = None, scale: float | None = None,
+        tokens: dict[str, float] | None = None, parallel: int | None = None, zero_shot_eval: bool = True,
+        out_dir: str | None = None) -> dict:
+    """Run the study. scale: a fixed token scale (skips the probe); tokens: arm → tokens overrides."""
     t_start = time.time()
     study = load_study(study_path)
+    for arm, n in (tokens or {}).items():
+        study["arm"][arm]["tokens"] = n
+    if out_dir:
+        study["study"]["out_dir"] = out_dir
+    if not zero_shot_eval:
+        for vocab in study["vocab"].values():
+            vocab["tasks"] = ""
     out = Path(study["study"]["out_dir"])
     out.mkdir(parents=True, exist_ok=True)
     insts = instances(study)
     if only:
-        insts = {k: v for k, v in insts.items() if v["arm"] in only or k in only}
-    rates = probe(study)
-    reserve = study["study"].get("reserve_s", 30)
-    avail = budget_s - (time.time() - t_start) - reserve
-    scale = min(1.0, avail / estimate_s(study, rates, 1.0)) if budget_s > 0 else 1.0
-    print(f"probe tokens/s {json.dumps({k: round(v) for k, v in rates.items()})}; plan ~{estimate_s(study, rates, 1.0):.0f} s "
-          f"sequential for {avail:.0f} s available: token scale {scale:.2f}", file=sys.stderr, flush=True)
+        insts = {k: v for k, v in insts.items() if k in only}
+        for v in insts.values():  # a branch chooses among the candidates that run
+            if "branch" in v:
+                v["branch"] = [c for c in v["branch"] if c in insts]
+    rates = {}
+    if scale is None:
+        rates = probe(study)
+        reserve = study["study"].get("reserve_s", 30)
+        avail = budget_s - (time.time() - t_start) - reserve
+        scale = min(1.0, avail / estimate_s(study, rates, 1.0)) if budget_s > 0 else 1.0
+        print(f"probe tokens/s {json.dumps({k: round(v) for k, v in rates.items()})}; plan ~{estimate_s(study, rates, 1.0):.0f} s "
+              f"sequential for {avail:.0f} s available: token scale {scale:.2f}", file=sys.stderr, flush=True)
     done: dict[str, dict] = {}
     for name in insts:  # finished earlier (a rerun picks up where it stopped)
         if (out / name / "result.json").exists():
             done[name] = json.loads((out / name / "result.json").read_text())
     running: dict[str, tuple[subprocess.Popen, float]] = {}
-    parallel = study["study"].get("parallel", 4)
+    parallel = parallel or study["study"].get("parallel", 4)
     deadline = t_start + budget_s if budget_s > 0 else math.inf
     order = sorted(insts, key=lambda n: -int(any(n in needs(i) for i in insts.values())))  # parents first
     while True:
@@ -226,7 +241,7 @@ def run(study_path: str | dict, budget_s: float, only: list[str] | None = None) 
             if name in done or name in running or len(running) >= parallel:
                 continue
             deps = needs(insts[name])
-            if any(d not in insts for d in deps):
+            if any(d not in insts for d in deps) or not deps and "branch" in insts[name]:
                 done[name] = {"ok": False, "error": f"needs {deps}, not in this run"}
                 continue
             if not all(d in done for d in deps):
@@ -354,6 +369,11 @@ def main(argv: list[str]) -> int:
     r.add_argument("study")
     r.add_argument("--budget-s", type=float, default=0, help="wall-clock budget (0: no limit, no scaling)")
     r.add_argument("--only", nargs="*", help="run only these arms (and nothing they need that is missing)")
+    r.add_argument("--scale", type=float, default=None, help="fixed token scale (skips the speed probe)")
+    r.add_argument("--tokens", nargs="*", default=[], help="ARM=TOKENS overrides")
+    r.add_argument("--parallel", type=int, default=None, help="arms at a time (default: the config's)")
+    r.add_argument("--no-zero-shot", action="store_true", help="validation only (zero-shot evaluated elsewhere)")
+    r.add_argument("--out-dir", default=None)
     a = sub.add_parser("arm")
     a.add_argument("run_dir")
     c = sub.add_parser("collect")
@@ -365,7 +385,9 @@ def main(argv: list[str]) -> int:
     args = ap.parse_args(argv)
     try:
         if args.cmd == "run":
-            summary = run(args.study, args.budget_s, args.only)
+            summary = run(args.study, args.budget_s, args.only, args.scale,
+                          {k: float(v) for k, v in (t.split("=", 1) for t in args.tokens)}, args.parallel,
+                          not args.no_zero_shot, args.out_dir)
             print(json.dumps({k: {"ok": v.get("ok"), "bits_per_byte": v.get("bits_per_byte"), "error": v.get("error")}
                               for k, v in summary["arms"].items()}, indent=1))
         elif args.cmd == "arm":

@@ -143,6 +143,8 @@ def train(cfg: Config, stop_after: int | None = None) -> Path:
     state = load_checkpoint(resume_path) if resume_path.exists() else None
     if state is None and tc.branch_from:
         state = load_checkpoint(tc.branch_from)
+        if "optimizer" not in state:  # a weights-only final.pt of a 1-round run: the optimizer starts afresh
+            state = {**state, "round": 1, "step": tc.max_steps, "round_batches": None, "done": True}
         if not state.get("done") or state["round"] >= tc.rounds:
             raise ConfigError(f"{tc.branch_from}: branch_from needs a finished run with fewer than {tc.rounds} rounds")
         if state["round"] == 1 and state["step"] != tc.max_steps:
@@ -167,10 +169,11 @@ def train(cfg: Config, stop_after: int | None = None) -> Path:
     micro_per_step = tc.grad_accum * world
     round_, step, round_batches, tokens_seen = 1, 0, None, 0
     if state is not None:
-        optimizer.load_state_dict(state["optimizer"])
+        if "optimizer" in state:
+            optimizer.load_state_dict(state["optimizer"])
+            set_rng_state(state["rng"])
         round_, step, round_batches = state["round"], state["step"], state["round_batches"]
         tokens_seen = state["tokens_seen"]
-        set_rng_state(state["rng"])
         if master:
             truncate_log(out / "log.jsonl", step, round_)
     if master:

@@ -144,7 +144,7 @@ def parent_encoder(tokenizer_json_path: Path):
     return "tiktoken", lambda docs: enc.encode_ordinary_batch(docs, num_threads=os.cpu_count())
 
 
-def unpack(src: Path, out: Path) -> None:
+def unpack(src: Path, out: Path, parent: bool = True) -> None:
     t0 = time.time()
     jobs = [(str(f), str(out / f.relative_to(src).with_suffix(""))) for f in src.rglob("*.xz")]
     with ProcessPoolExecutor(os.cpu_count()) as pool:
@@ -152,6 +152,8 @@ def unpack(src: Path, out: Path) -> None:
     compact_dir, parent_dir = out / "compact-8k", out / "parent"
     shutil.copy(src / "compact-8k" / "index.json", compact_dir / "index.json")
     index = json.loads((compact_dir / "index.json").read_text())
+    if not parent:
+        return
     parent_index = json.loads((src / "parent-index.json").read_text())
     decoder = BookDecoder(vocab_bytes(json.loads((out / "tokenizer-8k" / "tokenizer.json").read_text())))
     name, encode = parent_encoder(out / "tokenizer-parent" / "tokenizer.json")
@@ -193,12 +195,13 @@ def main(argv: list[str]) -> int:
     u = sub.add_parser("unpack")
     u.add_argument("src")
     u.add_argument("--out", default="build")
+    u.add_argument("--no-parent", action="store_true", help="only the compact shards (no parent rebuild)")
     args = ap.parse_args(argv)
     if args.cmd == "pack":
         pack(Path(args.out), Path(args.data), Path(args.tokenizer), Path(args.parent_data), [Path(e) for e in args.evals],
              args.train_tokens)
     else:
-        unpack(Path(args.src), Path(args.out))
+        unpack(Path(args.src), Path(args.out), not args.no_parent)
     return 0
 
 

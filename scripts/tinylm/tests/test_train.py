@@ -3,9 +3,10 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 import torch
 
-from scripts.tinylm.config import load_config
+from scripts.tinylm.config import ConfigError, load_config
 from scripts.tinylm.data import TokenSplit
 from scripts.tinylm.train import train
 from .conftest import ROOT, TINY_SHARDS, write_config
@@ -85,3 +86,32 @@ def test_missing_shard_and_checkpoint_are_clear_errors(tmp_path):
     garbled.write_bytes(b"not a checkpoint")
     r = run_cli("scripts.tinylm.evaluate", str(garbled), "--data", str(TINY_SHARDS), "--tokenizer", "test/fixtures/tiny-model")
     assert r.returncode == 1 and f"{garbled}: not a readable checkpoint" in r.stderr
+
+
+def test_a_second_round_branches_from_a_finished_run(tmp_path):
+    """Round-2 variants share one round 1: branching from the run's ckpt.pt reproduces the straight
+    two-round run; from a weights-only final.pt it draws the same batches (optimizer starts afresh)."""
+    kw = dict(max_steps=8, round_fraction=0.5, checkpoint_interval=100)
+    train(load_config(write_config(tmp_path / "a.toml", TINY_SHARDS, tmp_path / "a", rounds=2, **kw)))
+    train(load_config(write_config(tmp_path / "b.toml", TINY_SHARDS, tmp_path / "b", rounds=1, **kw)))
+    for name, source in (("c", "ckpt.pt"), ("d", "final.pt")):
+        train(load_config(write_config(tmp_path / f"{name}.toml", TINY_SHARDS, tmp_path / name, rounds=2,
+                                       branch_from=str(tmp_path / "b" / source), **kw)))
+    picked = {n: torch.load(tmp_path / n / "ckpt.pt")["round_batches"] for n in "acd"}
+    assert picked["a"] == picked["c"] == picked["d"]
+    round2 = {n: [e for e in read_log(tmp_path / n) if e.get("round") == 2 and "loss" in e] for n in "ac"}
+    assert [e["loss"] for e in round2["a"]] == [e["loss"] for e in round2["c"]]
+    assert torch.load(tmp_path / "d" / "final.pt")["tokens_seen"] == 12 * 4 * 32  # 8 + 4 steps of 4 × 32 tokens
+
+    train(load_config(write_config(tmp_path / "e.toml", TINY_SHARDS, tmp_path / "e", rounds=2, round_sampling="fresh",
+                                   branch_from=str(tmp_path / "b" / "ckpt.pt"), **kw)))
+    assert torch.load(tmp_path / "e" / "ckpt.pt")["round_batches"] == [8, 9, 10, 11]  # batches round 1 never saw
+
+
+def test_branching_needs_a_finished_run_of_the_same_length(tmp_path):
+    kw = dict(max_steps=8, checkpoint_interval=100)
+    train(load_config(write_config(tmp_path / "b.toml", TINY_SHARDS, tmp_path / "b", rounds=1, **kw)))
+    cfg = load_config(write_config(tmp_path / "c.toml", TINY_SHARDS, tmp_path / "c", rounds=2,
+                                   branch_from=str(tmp_path / "b" / "ckpt.pt"), **{**kw, "max_steps": 9}))
+    with pytest.raises(ConfigError, match="ran 8 steps"):
+        train(cfg)
