@@ -4,7 +4,7 @@
 // over 3 rounds (--rounds N); the machine is named in the output.
 import { execFileSync, spawn } from "node:child_process";
 import { cpus, totalmem } from "node:os";
-import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { loadTest, type LoadRow } from "./load.js";
 import { benchHosts } from "./hosts.js";
@@ -92,7 +92,10 @@ console.error(`machine: ${JSON.stringify(machine)}`);
 // interleave the configurations (web and native see the same conditions), and each number reported
 // is the median over rounds of the per-process medians.
 const configs = [];
-for (const file of QUICK ? ["onnx/model_quantized.onnx"] : ["onnx/model_quantized.onnx", "onnx/model.onnx"]) {
+// model/ ships the int8 graph only (fp32 is 4× the size); an export folder with both gets fp32 rows too.
+const files = (QUICK ? ["onnx/model_quantized.onnx"] : ["onnx/model_quantized.onnx", "onnx/model.onnx"])
+  .filter((file) => existsSync(join(MODEL_DIR, file)));
+for (const file of files) {
   for (const threads of QUICK ? [1] : [1, 2]) {
     for (const engine of ["web", "native"]) configs.push({ engine, file, threads });
   }

@@ -1,8 +1,9 @@
-// npm run export -- <checkpoint> <out-dir> [--tokenizer build/tokenizer-8k] [--name NAME] [--eval results.json]
+// npm run export -- <checkpoint> <out-dir> [--tokenizer build/tokenizer-8k] [--name NAME] [--eval results.json] [--drop-fp32]
 // The Python export (ONNX fp32 + int8, reference logits), then the TypeScript parity check, whose
-// numbers are recorded in the folder's manifest.json.
+// numbers are recorded in the folder's manifest.json. --drop-fp32 then removes the fp32 graph (the
+// shipped model/ carries int8 only: fp32 is 4× the size and the server never loads it).
 import { spawnSync } from "node:child_process";
-import { readFileSync, writeFileSync } from "node:fs";
+import { readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { checkFolder } from "./parity.js";
 import { parseFlags, runMain } from "./tokenizer/cli.js";
@@ -20,6 +21,13 @@ runMain(async () => {
   const manifestPath = join(out, "manifest.json");
   const manifest = JSON.parse(readFileSync(manifestPath, "utf8"));
   manifest.parity = report;
+  if (flags.has("drop-fp32")) {
+    const { bytes } = manifest.files["onnx/model.onnx"];
+    rmSync(join(out, "onnx", "model.onnx"));
+    delete manifest.files["onnx/model.onnx"];
+    manifest.quantization["onnx/model.onnx"] =
+      `fp32, not kept in this folder (${(bytes / 2 ** 20).toFixed(1)} MiB); npm run export writes it from the checkpoint`;
+  }
   writeFileSync(manifestPath, JSON.stringify(manifest, null, 2));
   const ok = report.fp32_max_abs_logit_diff <= 1e-3 && report.fp32_greedy_matches;
   if (!ok) throw new Error(`${out}: fp32 graph does not match PyTorch (max |Δlogit| ${report.fp32_max_abs_logit_diff})`);

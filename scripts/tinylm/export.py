@@ -50,7 +50,7 @@ transformers.js expect, so other tools can read it too.
 | `generation_config.json` | default sampling settings |
 | `tokenizer.json`, `tokenizer_config.json` | the compact byte-level BPE (cl100k subset) and the chat template |
 | `vocab_map.json` | compact id → cl100k id (for inheriting embedding rows) |
-| `onnx/model.onnx` | fp32 graph |
+| `onnx/model.onnx` | fp32 graph (for the parity check; left out of a folder exported with `--drop-fp32`, as the shipped `model/`) |
 | `onnx/model_quantized.onnx` | int8 graph (what the server loads by default) |
 | `parity/` | PyTorch reference logits used by the parity check (`npm run parity -- <folder>`) |
 | `manifest.json` | architecture, parameter counts, quantization, training data and tokens, eval and parity results, sha256 of every file |
