@@ -189,10 +189,33 @@ def estimate_s(study: dict, rates: dict, scale: float) -> float:
 
 # ---- the driver -----------------------------------------------------------------------------------
 
+def readiness(name: str, insts: dict, done: dict) -> str | None:
+    """None when the arm can start now; "wait" while an arm it needs runs; otherwise why it cannot run."""
+    inst = insts[name]
+    deps = needs(inst)
+    if any(d not in insts for d in deps) or ("branch" in inst and not deps):
+        return f"needs {deps}, not in this run"
+    if not all(d in done for d in deps):
+        return "wait"
+    ok = [d for d in deps if done[d].get("ok")]
+    enough = bool(ok) if "branch" in inst else len(ok) == len(deps)  # a branch needs one candidate
+    return None if enough else f"the arms it needs failed: {deps}"
+
+
+def launch(study: dict, name: str, inst: dict, out: Path, scale: float, done: dict) -> subprocess.Popen:
+    spec = resolve(study, name, inst, out, scale, done)
+    (out / name).mkdir(parents=True, exist_ok=True)
+    (out / name / "arm.json").write_text(json.dumps(spec, indent=2))
+    with open(out / name / "stdout.log", "w") as log:
+        return subprocess.Popen([sys.executable, "-m", "scripts.tinylm.study", "arm", str(out / name)],
+                                stdout=log, stderr=subprocess.STDOUT)
+
+
 def run(study_path: str | dict, budget_s: float, only: list[str] | None = None, scale: float | None = None,
         tokens: dict[str, float] | None = None, parallel: int | None = None, zero_shot_eval: bool = True,
         out_dir: str | None = None) -> dict:
-    """Run the study. scale: a fixed token scale (skips the probe); tokens: arm → tokens overrides."""
+    """Run the study. only: these arm instances; scale: a fixed token scale (skips the probe);
+    tokens: arm → tokens overrides. Arms that outlive budget_s are stopped (0: no limit)."""
     t_start = time.time()
     study = load_study(study_path)
     for arm, n in (tokens or {}).items():
@@ -213,20 +236,17 @@ def run(study_path: str | dict, budget_s: float, only: list[str] | None = None, 
     rates = {}
     if scale is None:
         rates = probe(study)
-        reserve = study["study"].get("reserve_s", 30)
-        avail = budget_s - (time.time() - t_start) - reserve
+        avail = budget_s - (time.time() - t_start) - study["study"].get("reserve_s", 30)
         scale = min(1.0, avail / estimate_s(study, rates, 1.0)) if budget_s > 0 else 1.0
         print(f"probe tokens/s {json.dumps({k: round(v) for k, v in rates.items()})}; plan ~{estimate_s(study, rates, 1.0):.0f} s "
               f"sequential for {avail:.0f} s available: token scale {scale:.2f}", file=sys.stderr, flush=True)
-    done: dict[str, dict] = {}
-    for name in insts:  # finished earlier (a rerun picks up where it stopped)
-        if (out / name / "result.json").exists():
-            done[name] = json.loads((out / name / "result.json").read_text())
+    done = {n: json.loads((out / n / "result.json").read_text())  # finished earlier: a rerun goes on from there
+            for n in insts if (out / n / "result.json").exists()}
     running: dict[str, tuple[subprocess.Popen, float]] = {}
     parallel = parallel or study["study"].get("parallel", 4)
     deadline = t_start + budget_s if budget_s > 0 else math.inf
     order = sorted(insts, key=lambda n: -int(any(n in needs(i) for i in insts.values())))  # parents first
-    while True:
+    while running or any(n not in done for n in insts):
         for name, (proc, started) in list(running.items()):
             if proc.poll() is None:
                 continue
@@ -240,33 +260,19 @@ def run(study_path: str | dict, budget_s: float, only: list[str] | None = None, 
         for name in order:
             if name in done or name in running or len(running) >= parallel:
                 continue
-            deps = needs(insts[name])
-            if any(d not in insts for d in deps) or not deps and "branch" in insts[name]:
-                done[name] = {"ok": False, "error": f"needs {deps}, not in this run"}
-                continue
-            if not all(d in done for d in deps):
-                continue
-            ok_deps = [d for d in deps if done[d].get("ok")]
-            if not ok_deps if "branch" in insts[name] else len(ok_deps) < len(deps):
-                done[name] = {"ok": False, "error": f"the arms it needs failed: {deps}"}
-                continue
-            spec = resolve(study, name, insts[name], out, scale, done)
-            (out / name).mkdir(parents=True, exist_ok=True)
-            (out / name / "arm.json").write_text(json.dumps(spec, indent=2))
-            log = open(out / name / "stdout.log", "w")
-            proc = subprocess.Popen([sys.executable, "-m", "scripts.tinylm.study", "arm", str(out / name)],
-                                    stdout=log, stderr=subprocess.STDOUT)
-            running[name] = (proc, time.time())
-        if not running and all(n in done for n in insts):
-            break
+            why = readiness(name, insts, done)
+            if why is None:
+                running[name] = (launch(study, name, insts[name], out, scale, done), time.time())
+            elif why != "wait":
+                done[name] = {"ok": False, "error": why}
         if time.time() > deadline:
             for name, (proc, started) in running.items():
                 proc.kill()
                 done[name] = {"ok": False, "error": "stopped at the time budget", "elapsed_s": time.time() - started}
+            running.clear()
             for name in insts:
                 done.setdefault(name, {"ok": False, "error": "not started: time budget spent"})
-            break
-        time.sleep(0.5)
+        time.sleep(0.5 if running else 0)
     summary = {"device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu",
                "torch": torch.__version__, "probe_tokens_per_s": rates, "token_scale": scale,
                "wall_s": time.time() - t_start, "arms": done}

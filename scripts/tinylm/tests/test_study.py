@@ -69,3 +69,15 @@ def test_budget_scales_every_arm_by_one_factor(tmp_path):
     inst = st.instances(study)["scratch"]
     spec = st.resolve(study, "scratch", inst, tmp_path, 0.5, {})
     assert spec["train"]["max_steps"] == 4 and spec["train"]["warmup_steps"] == 1
+
+
+def test_an_arm_starts_when_what_it_needs_is_done_and_a_branch_needs_one_good_candidate(tmp_path):
+    insts = st.instances(tiny_study(tmp_path))
+    assert st.readiness("inherit-l2", insts, {}) == "wait"
+    assert "failed" in st.readiness("inherit-l2", insts, {"parent": {"ok": False}})
+    assert st.readiness("inherit-l2", insts, {"parent": {"ok": True}}) is None
+    candidates = {"inherit-taylor": {"ok": False}, "inherit-l2": {"ok": True}}
+    assert st.readiness("round2-loss", insts, candidates) == "wait"  # inherit-learnable still running
+    assert st.readiness("round2-loss", insts, {**candidates, "inherit-learnable": {"ok": False}}) is None
+    only = {k: v for k, v in insts.items() if k != "parent"}
+    assert "not in this run" in st.readiness("inherit-l2", only, {})
