@@ -1,7 +1,7 @@
 // Parity of an exported model folder against its PyTorch reference (parity/ written by export.py),
 // in onnxruntime-web: fp32 max |Δlogit|, greedy continuations, and int8 vs fp32 on real text.
 //   npm run parity -- model [--val-data build/data/compact-8k]
-import { readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { modelShapeFromConfig, type OnnxDecoder } from "../src/engine/onnx-model.js";
 import { argmax } from "../src/engine/sampler.js";
@@ -131,6 +131,10 @@ export interface ParityReport {
 }
 
 export async function checkFolder(dir: string, valData: string, tokens = 2049): Promise<ParityReport> {
+  if (!existsSync(join(dir, "onnx", "model.onnx"))) {
+    throw new Error(`${dir}/onnx/model.onnx is not there (the folder was exported with --drop-fp32): its parity, ` +
+      `measured at export, is in manifest.json; npm run export from the checkpoint writes the fp32 graph to check again`);
+  }
   const folder = new ModelFolder(dir);
   const fp32 = await folder.webDecoder("onnx/model.onnx");
   const int8 = await folder.webDecoder("onnx/model_quantized.onnx");
