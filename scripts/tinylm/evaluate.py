@@ -72,23 +72,29 @@ def score_option(model: TinyLM, context: list[int], continuation: list[int], dev
 @torch.no_grad()
 def score_options(model: TinyLM, options: list[dict], device: str = "cpu", batch_size: int = 32) -> list[tuple[float, bool]]:
     """score_option for many options at once: sequences sorted by length and right-padded into batches
-    (a causal model's output at a position ignores everything after it, so the padding changes nothing)."""
+    (a causal model's output at a position ignores everything after it, so the padding changes nothing),
+    scored with whole-batch tensor operations and one read-back per batch."""
     seqs = [((o["context"] + o["continuation"])[-(model.config.max_seq_len + 1):], len(o["continuation"])) for o in options]
     order = sorted(range(len(seqs)), key=lambda i: len(seqs[i][0]))
     results: list[tuple[float, bool]] = [(0.0, False)] * len(seqs)
     for start in range(0, len(order), batch_size):
         rows = order[start:start + batch_size]
-        x = torch.zeros(len(rows), max(len(seqs[i][0]) for i in rows) - 1, dtype=torch.long)
-        for r, i in enumerate(rows):
-            x[r, :len(seqs[i][0]) - 1] = torch.tensor(seqs[i][0][:-1])
-        logits = model(x.to(device))[0]
+        width = max(len(seqs[i][0]) for i in rows) - 1
+        x = torch.zeros(len(rows), width, dtype=torch.long)
+        y = torch.zeros(len(rows), width, dtype=torch.long)
+        scored = torch.zeros(len(rows), width, dtype=torch.bool)  # the continuation's positions
         for r, i in enumerate(rows):
             ids, n = seqs[i]
-            end = len(ids) - 1
-            target = torch.tensor(ids[-n:], device=device)
-            scored = logits[r, end - n:end].float()
-            ll = F.log_softmax(scored, dim=-1).gather(1, target[:, None]).sum()
-            results[i] = (float(ll), bool((scored.argmax(-1) == target).all()))
+            x[r, :len(ids) - 1] = torch.tensor(ids[:-1])
+            y[r, :len(ids) - 1] = torch.tensor(ids[1:])
+            scored[r, len(ids) - 1 - n:len(ids) - 1] = True
+        x, y, scored = x.to(device), y.to(device), scored.to(device)
+        logits = model(x)[0].float()
+        logprobs = logits.gather(2, y[..., None])[..., 0] - logits.logsumexp(-1)  # no [B, T, vocab] copy
+        ll = (logprobs * scored).sum(1)
+        greedy = ((logits.argmax(-1) == y) | ~scored).all(1)
+        for i, (a, b) in zip(rows, zip(ll.tolist(), greedy.tolist())):
+            results[i] = (a, b)
     return results
 
 
