@@ -98,7 +98,8 @@ def resolve(study: dict, name: str, inst: dict, out: Path, scale: float, done: d
     return {"name": name, "arm": inst["arm"], "vocab": inst["vocab"], "shape": inst["shape"],
             "model": study["shape"][inst["shape"]], "train": train_cfg, "inherit": inh,
             "describe": inst.get("describe", name),
-            "eval": {**study["vocab"][inst["vocab"]], "limit": study["study"].get("eval_limit", 0)}}
+            "eval": {**study["vocab"][inst["vocab"]], "limit": study["study"].get("eval_limit", 0),
+                     "limit_tokens": study["study"].get("eval_tokens", 0)}}
 
 
 # ---- one arm (in its own process) -----------------------------------------------------------------
@@ -126,7 +127,8 @@ def run_arm(run_dir: Path) -> dict:
     ev = spec["eval"]
     batch = 64 if cfg.model.vocab_size <= 16384 else 8
     validation = bits_per_byte(model, TokenSplit(ev["data"], "val"), token_byte_lengths(ev["tokenizer"]),
-                               seq_len=cfg.train.seq_len, batch_size=batch, device=device)
+                               seq_len=cfg.train.seq_len, limit_tokens=ev.get("limit_tokens", 0), batch_size=batch,
+                               device=device)
     result = {"ok": True, "name": spec["name"], "arm": spec["arm"], "vocab": spec["vocab"],
               "params": model.num_params(), "params_non_embedding": model.num_params(embedding=False),
               "tokens": ckpt.get("tokens_seen"), "val_loss": validation["val_loss"],
