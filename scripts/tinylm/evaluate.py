@@ -58,20 +58,9 @@ def bits_per_byte(model: TinyLM, split: TokenSplit, byte_lengths: torch.Tensor, 
 
 
 @torch.no_grad()
-def score_option(model: TinyLM, context: list[int], continuation: list[int], device: str = "cpu") -> tuple[float, bool]:
-    """Sum log-probability of the continuation given the context, and whether greedy decoding reproduces it."""
-    ids = (context + continuation)[-(model.config.max_seq_len + 1):]
-    n = len(continuation)
-    x = torch.tensor([ids[:-1]], device=device)
-    logits = model(x)[0][0, -n:].float()
-    target = torch.tensor(ids[-n:], device=device)
-    logprobs = F.log_softmax(logits, dim=-1)
-    return float(logprobs.gather(1, target[:, None]).sum()), bool((logits.argmax(-1) == target).all())
-
-
-@torch.no_grad()
 def score_options(model: TinyLM, options: list[dict], device: str = "cpu", batch_size: int = 32) -> list[tuple[float, bool]]:
-    """score_option for many options at once: sequences sorted by length and right-padded into batches
+    """Per option: the continuation's summed log-probability given the context, and whether greedy
+    decoding reproduces it. Sequences are sorted by length and right-padded into batches
     (a causal model's output at a position ignores everything after it, so the padding changes nothing),
     scored with whole-batch tensor operations and one read-back per batch."""
     seqs = [((o["context"] + o["continuation"])[-(model.config.max_seq_len + 1):], len(o["continuation"])) for o in options]

@@ -16,6 +16,7 @@ import json
 import math
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
@@ -143,6 +144,12 @@ def learnable_scores(model: TinyLM, batches, keep: dict[str, float], steps: int 
     return UnitScores(gates["channels"], heads, [h.view(cfg.n_kv_heads, -1).sum(1) for h in heads], list(gates["neurons"]))
 
 
+def calibration_batches(data_dir: str | Path, seq_len: int, batch_size: int, count: int) -> list:
+    """The first `count` batches of a fixed order over a data folder in the parent's vocabulary."""
+    plan = BatchPlan(TokenSplit(data_dir, "train"), seq_len, batch_size, seed=4242)
+    return [plan.batch(b) for b in range(min(count, plan.batches_per_epoch))]
+
+
 def scores_to_cpu(s: UnitScores) -> UnitScores:
     return UnitScores(s.channels.cpu(), [t.cpu() for t in s.heads], [t.cpu() for t in s.kv_groups], [t.cpu() for t in s.neurons])
 
@@ -241,8 +248,7 @@ def main(argv: list[str]) -> int:
         split = TokenSplit(args.calib, "train")
         if split.vocab_size > parent.config.vocab_size:
             raise ConfigError(f"{args.calib}: vocabulary {split.vocab_size} is not the parent's ({parent.config.vocab_size})")
-        plan = BatchPlan(split, args.seq_len, args.batch_size, seed=4242)
-        batches = [plan.batch(b) for b in range(min(args.calib_batches, plan.batches_per_epoch))]
+        batches = calibration_batches(args.calib, args.seq_len, args.batch_size, args.calib_batches)
         student, info = inherit(parent, student_cfg, vocab_map, batches, args.layers, args.width, args.first)
     except (ConfigError, DataError, CheckpointError) as err:
         print(f"error: {err}", file=sys.stderr)

@@ -12,9 +12,9 @@ from pathlib import Path
 
 from .checkpoint import CheckpointError, load_checkpoint, model_from_checkpoint, save_atomic, weights_only
 from .config import Config, ConfigError, ModelConfig, TrainConfig, _fill, read_toml
-from .data import BatchPlan, DataError, TokenSplit
+from .data import DataError, TokenSplit
 from .evaluate import bits_per_byte, token_byte_lengths, zero_shot
-from .inherit import inherit
+from .inherit import calibration_batches, inherit
 from .train import train
 
 
@@ -65,8 +65,8 @@ def run(recipe_path: str) -> dict:
             vocab_map = json.loads(vocab_map_path.read_text())
         except (OSError, json.JSONDecodeError) as err:
             raise ConfigError(f"{vocab_map_path}: cannot read vocab map ({err})") from None
-        plan = BatchPlan(TokenSplit(paths["parent_data"], "train"), inh.get("seq_len", 128), inh.get("batch_size", 8), seed=4242)
-        batches = [plan.batch(b) for b in range(min(inh.get("calib_batches", 8), plan.batches_per_epoch))]
+        batches = calibration_batches(paths["parent_data"], inh.get("seq_len", 128), inh.get("batch_size", 8),
+                                      inh.get("calib_batches", 8))
         student, info = inherit(parent, student_cfg.model, vocab_map, batches, inh.get("layers", "first_last"),
                                 inh.get("width", "taylor"), inh.get("first"))
         save_atomic(weights_only(student, {"inherited": {**info, "parent": str(parent_final)}}), student_init)

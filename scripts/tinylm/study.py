@@ -27,9 +27,9 @@ import torch
 
 from .checkpoint import load_checkpoint, model_from_checkpoint, save_atomic, weights_only
 from .config import Config, ConfigError, ModelConfig, TrainConfig, _fill, read_toml
-from .data import BatchPlan, TokenSplit
+from .data import TokenSplit
 from .evaluate import bits_per_byte, token_byte_lengths, zero_shot
-from .inherit import inherit
+from .inherit import calibration_batches, inherit
 from .model import TinyLM
 from .train import make_autocast, make_optimizer, pick_device, train
 
@@ -113,8 +113,8 @@ def run_arm(run_dir: Path) -> dict:
     inh = spec.get("inherit")
     if inh and not Path(cfg.train.init_from).exists():
         parent = model_from_checkpoint(load_checkpoint(inh["parent_ckpt"]), inh["parent_ckpt"])
-        plan = BatchPlan(TokenSplit(inh["parent_data"], "train"), inh.get("seq_len", 512), inh.get("batch_size", 8), seed=4242)
-        batches = [plan.batch(b) for b in range(min(inh.get("calib_batches", 8), plan.batches_per_epoch))]
+        batches = calibration_batches(inh["parent_data"], inh.get("seq_len", 512), inh.get("batch_size", 8),
+                                      inh.get("calib_batches", 8))
         student, info = inherit(parent, cfg.model, json.loads(Path(inh["vocab_map"]).read_text()), batches,
                                 inh["layers"], inh["width"], inh.get("first"), device=device,
                                 mask_steps=inh.get("mask_steps", 200))

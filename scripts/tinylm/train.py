@@ -150,7 +150,7 @@ def train(cfg: Config, stop_after: int | None = None) -> Path:
         if state["round"] == 1 and state["step"] != tc.max_steps:
             raise ConfigError(f"{tc.branch_from}: its round 1 ran {state['step']} steps, this config says max_steps {tc.max_steps}")
     if state is not None:
-        model = model_from_checkpoint(state, str(resume_path))
+        model = model_from_checkpoint(state, str(resume_path if resume_path.exists() else tc.branch_from))
     elif tc.init_from:
         init = load_checkpoint(tc.init_from)
         model = model_from_checkpoint(init, tc.init_from)
@@ -250,9 +250,10 @@ def train(cfg: Config, stop_after: int | None = None) -> Path:
         # Round finished: pick the batches of the next round.
         if round_ < tc.rounds:
             trained = round_batches if round_ > 1 else list(range(total * micro_per_step))
-            if tc.round_score_limit and len(trained) > tc.round_score_limit:  # CPU budget: an even subset
+            fresh = tc.round_sampling == "fresh"  # needs no scores, and must start after every batch seen
+            if not fresh and tc.round_score_limit and len(trained) > tc.round_score_limit:  # CPU budget: an even subset
                 trained = [trained[i * len(trained) // tc.round_score_limit] for i in range(tc.round_score_limit)]
-            losses = None if tc.round_sampling == "fresh" else score_batches(model, plan.batch, trained, device, autocast)
+            losses = None if fresh else score_batches(model, plan.batch, trained, device, autocast)
             round_batches = sample_batches(trained, losses, tc.round_fraction, tc.round_sampling, tc.seed + round_)
             log({"round": round_, "step": step, "scored_batches": 0 if losses is None else len(trained),
                  "sampled_batches": len(round_batches), "sampling": tc.round_sampling,

@@ -5,7 +5,7 @@ import numpy as np
 import torch
 
 from scripts.tinylm.data import TokenSplit
-from scripts.tinylm.evaluate import bits_per_byte, evaluate_task, score_option, score_options
+from scripts.tinylm.evaluate import bits_per_byte, evaluate_task, score_options
 from .conftest import write_shards
 
 
@@ -23,11 +23,22 @@ class SuccessorModel(torch.nn.Module):
         return logp, None, None
 
 
+def score_option(model, context, continuation):
+    """The unbatched reference: one option, one forward pass."""
+    ids = (context + continuation)[-(model.config.max_seq_len + 1):]
+    n = len(continuation)
+    with torch.no_grad():
+        logits = model(torch.tensor([ids[:-1]]))[0][0, -n:].float()
+    target = torch.tensor(ids[-n:])
+    logprobs = torch.log_softmax(logits, dim=-1)
+    return float(logprobs.gather(1, target[:, None]).sum()), bool((logits.argmax(-1) == target).all())
+
+
 def test_score_option_sums_continuation_logprobs():
     m = SuccessorModel()
-    ll, greedy = score_option(m, [1, 2], [3, 4])
+    ll, greedy = score_options(m, [{"context": [1, 2], "continuation": [3, 4]}])[0]
     assert abs(ll - 2 * math.log(0.9)) < 1e-5 and greedy
-    ll, greedy = score_option(m, [1, 2], [5])
+    ll, greedy = score_options(m, [{"context": [1, 2], "continuation": [5]}])[0]
     assert abs(ll - math.log(0.1 / 9)) < 1e-5 and not greedy
 
 

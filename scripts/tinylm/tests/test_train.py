@@ -115,3 +115,9 @@ def test_branching_needs_a_finished_run_of_the_same_length(tmp_path):
                                    branch_from=str(tmp_path / "b" / "ckpt.pt"), **{**kw, "max_steps": 9}))
     with pytest.raises(ConfigError, match="ran 8 steps"):
         train(cfg)
+
+
+def test_fresh_batches_start_after_everything_round_one_saw_even_with_a_score_limit(tmp_path):
+    train(load_config(write_config(tmp_path / "f.toml", TINY_SHARDS, tmp_path / "f", max_steps=8, rounds=2,
+                                   round_sampling="fresh", round_score_limit=3, checkpoint_interval=100)))
+    assert torch.load(tmp_path / "f" / "ckpt.pt")["round_batches"] == [8, 9, 10, 11]
