@@ -1,7 +1,7 @@
 // One engine benchmark row per process (onnxruntime-web fixes its thread count at initialisation):
-//   tsx bench/engine-cli.ts web|native <model-dir> <onnx-file> <threads> <runs>
+//   tsx bench/engine-cli.ts simd|web|native <model-dir> <onnx-file> <threads> <runs>
 //   tsx bench/engine-cli.ts matmul <runs>      (the wasm build's fp32 MatMul GFLOP/s, for the roofline)
-import { benchEngine, wasmHeapBytes, wasmMatMulGflops } from "./engine.js";
+import { benchEngine, wasmHeapBytes, wasmMatMulGflops, type EngineName } from "./engine.js";
 
 if (process.argv[2] === "matmul") {
   console.log(JSON.stringify({ wasm_matmul_gflops: await wasmMatMulGflops(Number(process.argv[3])) }));
@@ -9,8 +9,8 @@ if (process.argv[2] === "matmul") {
   const [engine, modelDir, file, threads, runs] = process.argv.slice(2);
   let peakRss = process.memoryUsage().rss;
   const timer = setInterval(() => (peakRss = Math.max(peakRss, process.memoryUsage().rss)), 20);
-  const row = await benchEngine(engine as "web" | "native", modelDir, file, Number(threads), Number(runs));
+  const row = await benchEngine(engine as EngineName, modelDir, file, Number(threads), Number(runs));
   clearInterval(timer);
   peakRss = Math.max(peakRss, process.memoryUsage().rss);
-  console.log(JSON.stringify({ ...row, peak_rss_mb: peakRss / 2 ** 20, wasm_heap_mb: engine === "web" ? wasmHeapBytes() / 2 ** 20 : null }));
+  console.log(JSON.stringify({ ...row, peak_rss_mb: peakRss / 2 ** 20, wasm_heap_mb: engine !== "native" ? wasmHeapBytes() / 2 ** 20 : null }));
 }

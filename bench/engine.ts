@@ -1,9 +1,13 @@
-// Engine benchmark: the same ONNX file and thread count on onnxruntime-web (WASM SIMD) and
-// onnxruntime-node (native): prefill, time to first token, decode tok/s at two context lengths.
+// Engine benchmark: the same ONNX file and thread count on our WASM SIMD kernels, onnxruntime-web
+// (WASM SIMD) and onnxruntime-node (native): prefill, time to first token, decode tok/s at two
+// context lengths, a batch of 8.
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import type { OnnxDecoder } from "../src/engine/onnx-model.js";
-import { OnnxDecoder as Decoder, modelShapeFromConfig } from "../src/engine/onnx-model.js";
+import { modelShapeFromConfig, type Decoder } from "../src/engine/decoder.js";
+import { OnnxDecoder } from "../src/engine/onnx-model.js";
+import { SimdDecoder } from "../src/engine/simd/decoder.js";
+import { llamaWeights } from "../src/engine/simd/llama-weights.js";
+import { readOnnx } from "../src/engine/simd/onnx-reader.js";
 import { argmax } from "../src/engine/sampler.js";
 import { createDecoder } from "../src/engine/session.js";
 import { nodeOrt } from "../src/hosts/node-ort.js";
@@ -11,8 +15,10 @@ import { median } from "./stats.js";
 
 export { wasmHeapBytes } from "../src/engine/session.js";
 
+export type EngineName = "simd" | "web" | "native";
+
 export interface EngineRow {
-  engine: "web" | "native";
+  engine: EngineName;
   file: string;
   threads: number;
   prefill_ms: Record<string, number>;
@@ -22,26 +28,37 @@ export interface EngineRow {
   decode_batch8_tok_s: number;
 }
 
-export async function decoderFor(engine: "web" | "native", modelDir: string, file: string, threads: number): Promise<OnnxDecoder> {
-  const shape = modelShapeFromConfig(JSON.parse(readFileSync(join(modelDir, "config.json"), "utf8")));
+export const KERNELS_WASM = join(import.meta.dirname, "../src/engine/simd/kernels.wasm");
+
+export async function decoderFor(engine: EngineName, modelDir: string, file: string, threads: number): Promise<Decoder> {
+  const config = JSON.parse(readFileSync(join(modelDir, "config.json"), "utf8"));
+  const shape = modelShapeFromConfig(config);
+  if (engine === "simd") {
+    if (threads !== 1) throw new Error("the WASM SIMD kernels run on one thread");
+    nodeOrt(1); // the same V8 flags as the Node host (no Liftoff)
+    return SimdDecoder.create(await WebAssembly.compile(readFileSync(KERNELS_WASM)), llamaWeights(readOnnx(readFileSync(join(modelDir, file))), config));
+  }
   if (engine === "web") return createDecoder(nodeOrt(threads), readFileSync(join(modelDir, file)), shape); // as the Node host
   const ortNode = await import("onnxruntime-node");
   const session = await ortNode.InferenceSession.create(join(modelDir, file), { intraOpNumThreads: threads, interOpNumThreads: 1, graphOptimizationLevel: "all" });
-  return new Decoder(session as never, ortNode.Tensor as never, shape);
+  return new OnnxDecoder(session as never, ortNode.Tensor as never, shape);
 }
 
 function prompt(n: number): number[] {
   return Array.from({ length: n }, (_, i) => 300 + ((i * 37) % 4000));
 }
 
-async function timePrefill(dec: OnnxDecoder, n: number): Promise<number> {
+async function timePrefill(dec: Decoder, n: number): Promise<number> {
+  const cache = dec.newCache();
   const t = performance.now();
-  const [{ logits }] = await dec.step([{ cache: dec.newCache(), tokens: prompt(n) }]);
+  const [{ logits }] = await dec.step([{ cache, tokens: prompt(n) }]);
   argmax(logits.subarray(logits.length - dec.shape.vocabSize));
-  return performance.now() - t;
+  const ms = performance.now() - t;
+  cache.release();
+  return ms;
 }
 
-async function timeDecode(dec: OnnxDecoder, context: number, steps: number, batch = 1): Promise<number> {
+async function timeDecode(dec: Decoder, context: number, steps: number, batch = 1): Promise<number> {
   const caches = Array.from({ length: batch }, () => dec.newCache());
   for (const cache of caches) await dec.step([{ cache, tokens: prompt(context - steps) }]);
   let next = caches.map(() => 1000);
@@ -50,7 +67,9 @@ async function timeDecode(dec: OnnxDecoder, context: number, steps: number, batc
     const out = await dec.step(caches.map((cache, b) => ({ cache, tokens: [next[b]] })));
     next = out.map(({ logits }) => argmax(logits));
   }
-  return ((batch * steps) / (performance.now() - t)) * 1000;
+  const rate = ((batch * steps) / (performance.now() - t)) * 1000;
+  for (const cache of caches) cache.release();
+  return rate;
 }
 
 /** GFLOP/s of one 512×512×512 fp32 MatMul in onnxruntime-web (1 thread): the wasm build's arithmetic peak. */
@@ -71,7 +90,7 @@ export async function wasmMatMulGflops(runs: number): Promise<number> {
   return (2 * n ** 3) / (median(ms) / 1000) / 1e9;
 }
 
-export async function benchEngine(engine: "web" | "native", modelDir: string, file: string, threads: number, runs: number): Promise<EngineRow> {
+export async function benchEngine(engine: EngineName, modelDir: string, file: string, threads: number, runs: number): Promise<EngineRow> {
   const dec = await decoderFor(engine, modelDir, file, threads);
   const max = dec.shape.maxLength;
   await timePrefill(dec, 16); // warm-up, excluded

@@ -6,7 +6,7 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { modelShapeFromConfig } from "../src/engine/onnx-model.js";
+import { modelShapeFromConfig } from "../src/engine/decoder.js";
 import { nodeOrt } from "../src/hosts/node-ort.js";
 import { median } from "./stats.js";
 

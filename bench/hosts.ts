@@ -11,7 +11,7 @@ export interface HostRow {
 }
 
 const bin = (name: string) => join("node_modules", ".bin", name);
-const ENV_NAMES = "MODEL_DIR,ONNX_FILE,HOST,PORT,API_KEY,MAX_BATCH,MAX_QUEUE,MAX_TOKENS_LIMIT,MAX_BODY_BYTES,CORS_ORIGINS,PREFIX_CACHE,LOW_MEMORY,THREADS";
+const ENV_NAMES = "MODEL_DIR,ONNX_FILE,HOST,PORT,API_KEY,MAX_BATCH,MAX_QUEUE,MAX_TOKENS_LIMIT,MAX_BODY_BYTES,CORS_ORIGINS,PREFIX_CACHE,LOW_MEMORY,THREADS,ENGINE";
 
 async function measure(host: string, baseURL: string, model: string, runs: number): Promise<HostRow> {
   const rates: number[] = [];

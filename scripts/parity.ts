@@ -3,7 +3,7 @@
 //   npm run parity -- model [--val-data build/data/compact-8k]
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { modelShapeFromConfig, type OnnxDecoder } from "../src/engine/onnx-model.js";
+import { modelShapeFromConfig, type Decoder } from "../src/engine/decoder.js";
 import { argmax } from "../src/engine/sampler.js";
 import { createDecoder } from "../src/engine/session.js";
 import { nodeOrt } from "../src/hosts/node-ort.js";
@@ -37,7 +37,7 @@ export class ModelFolder {
     return this.logits.subarray(row * v, (row + 1) * v);
   }
 
-  async webDecoder(file: string): Promise<OnnxDecoder> {
+  async webDecoder(file: string): Promise<Decoder> {
     return createDecoder(nodeOrt(1), readFileSync(join(this.dir, file)), this.shape);
   }
 }
@@ -49,7 +49,7 @@ function maxAbsDiff(a: Float32Array, b: Float32Array): number {
 }
 
 /** Max |Δlogit| over every reference case (prefill, decode steps, left-padded batch of two). */
-export async function parityError(folder: ModelFolder, dec: OnnxDecoder): Promise<number> {
+export async function parityError(folder: ModelFolder, dec: Decoder): Promise<number> {
   const V = folder.shape.vocabSize;
   let worst = 0;
   for (const c of folder.parity.cases) {
@@ -73,7 +73,7 @@ export async function parityError(folder: ModelFolder, dec: OnnxDecoder): Promis
   return worst;
 }
 
-export async function greedy(dec: OnnxDecoder, prompt: number[], n: number): Promise<number[]> {
+export async function greedy(dec: Decoder, prompt: number[], n: number): Promise<number[]> {
   const V = dec.shape.vocabSize;
   const cache = dec.newCache();
   const out: number[] = [];
@@ -88,7 +88,7 @@ export async function greedy(dec: OnnxDecoder, prompt: number[], n: number): Pro
 }
 
 /** Per-token argmax and perplexity over windows of real text. */
-export async function scoreText(dec: OnnxDecoder, tokens: number[], window = 256) {
+export async function scoreText(dec: Decoder, tokens: number[], window = 256) {
   const V = dec.shape.vocabSize;
   const argmaxes: number[] = [];
   let nll = 0;

@@ -34,13 +34,14 @@ export class Metrics {
     this.durations.get(route)!.observe(seconds);
   }
 
-  render(heapBytes: number, engine?: { queued: number; running: number; promptTokens: number; generatedTokens: number; reusedPromptTokens: number; steps: number }): string {
+  render(heapBytes: number, backend?: string, engine?: { queued: number; running: number; promptTokens: number; generatedTokens: number; reusedPromptTokens: number; steps: number }): string {
     const lines = ["# HELP tinylm_requests_total HTTP requests by route and status.", "# TYPE tinylm_requests_total counter"];
     for (const [labels, n] of this.requests) lines.push(`tinylm_requests_total{${labels}} ${n}`);
     lines.push("# HELP tinylm_request_duration_seconds Time to complete a request (streams: until the last event).");
     lines.push("# TYPE tinylm_request_duration_seconds histogram");
     for (const [route, h] of this.durations) lines.push(...h.render("tinylm_request_duration_seconds", `route="${route}"`));
-    lines.push("# HELP tinylm_wasm_heap_bytes Size of the onnxruntime-web WebAssembly heap.", "# TYPE tinylm_wasm_heap_bytes gauge", `tinylm_wasm_heap_bytes ${heapBytes}`);
+    lines.push("# HELP tinylm_wasm_heap_bytes Size of the decoder's WebAssembly heap (our kernels' or onnxruntime-web's).", "# TYPE tinylm_wasm_heap_bytes gauge", `tinylm_wasm_heap_bytes ${heapBytes}`);
+    if (backend) lines.push("# HELP tinylm_engine_info The decoder backend: simd (our WASM SIMD kernels) or ort (onnxruntime-web).", "# TYPE tinylm_engine_info gauge", `tinylm_engine_info{backend="${backend}"} 1`);
     if (engine) {
       const gauge = (name: string, help: string, v: number, type = "gauge") =>
         lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`, `${name} ${v}`);

@@ -1,8 +1,11 @@
 // Loading a model folder (Hugging Face layout, see model/README.md) into a ready engine. Hosts
 // supply the bytes (file system, static assets, R2) and the onnxruntime-web module they set up.
+import { modelShapeFromConfig, type Decoder, type ModelShape } from "./engine/decoder.js";
 import { Engine, type EngineOptions } from "./engine/engine.js";
-import { modelShapeFromConfig } from "./engine/onnx-model.js";
 import { createDecoder, type OrtModule } from "./engine/session.js";
+import { SimdDecoder } from "./engine/simd/decoder.js";
+import { llamaWeights, UnsupportedModel } from "./engine/simd/llama-weights.js";
+import { readOnnx } from "./engine/simd/onnx-reader.js";
 import { ChatTemplate } from "./openai/chat-template.js";
 import { Tokenizer, type TokenizerConfig } from "./tokenizer/tokenizer.js";
 
@@ -24,11 +27,21 @@ export interface LoadedModel {
   chatTemplate: ChatTemplate;
   manifest: Manifest;
   onnxFile: string;
+  /** Which backend runs the model, and why when the kernels were not used ("auto" fell back). */
+  backend: { name: "simd" | "ort"; reason: string | null };
   created: number;
 }
 
+/** ENGINE: our WASM SIMD kernels, onnxruntime-web, or ours when the model is one they support. */
+export type BackendChoice = "auto" | "simd" | "ort";
+
 export interface LoadOptions {
   ort: OrtModule;
+  backend?: BackendChoice; // default "auto"
+  /** The compiled kernels.wasm (hosts load it as they load ORT's .wasm). Required unless backend is "ort". */
+  kernels?: () => Promise<WebAssembly.Module>;
+  /** Where the one line saying why "auto" fell back to onnxruntime-web goes (default console.warn). */
+  log?: (line: string) => void;
   onnxFile: string; // e.g. "onnx/model_quantized.onnx"
   engine: EngineOptions;
   lowMemory?: boolean;
@@ -60,7 +73,9 @@ export async function loadModel(read: ReadModelFile, opts: LoadOptions): Promise
   if (shape.vocabSize !== tokenizer.vocabSize) {
     throw new Error(`config.json vocab_size ${shape.vocabSize} ≠ tokenizer.json's ${tokenizer.vocabSize}`);
   }
-  const decoder = await createDecoder(opts.ort, await read(opts.onnxFile), shape, { lowMemory: opts.lowMemory });
+  const onnxBytes = await read(opts.onnxFile);
+  await checkDigest(opts.onnxFile, onnxBytes, manifest);
+  const { decoder, reason } = await createBackend(onnxBytes, config, shape, opts);
   if (opts.warmUp) await decoder.warmUp();
   return {
     id: manifest.name ?? "tinylm-edge",
@@ -72,8 +87,43 @@ export async function loadModel(read: ReadModelFile, opts: LoadOptions): Promise
     }),
     manifest,
     onnxFile: opts.onnxFile,
+    backend: { name: decoder.backend, reason },
     created: Math.floor(Date.now() / 1000),
   };
+}
+
+/** A file whose sha256 differs from manifest.json's is corrupt (or replaced): say so, naming it. */
+async function checkDigest(path: string, bytes: Uint8Array, manifest: Manifest): Promise<void> {
+  const files = manifest.files as Record<string, { sha256?: string }> | undefined;
+  const expected = files?.[path]?.sha256;
+  if (!expected) return;
+  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", bytes as Uint8Array<ArrayBuffer>));
+  const hex = Array.from(digest, (b) => b.toString(16).padStart(2, "0")).join("");
+  if (hex !== expected) throw new Error(`${path}: sha256 ${hex} does not match manifest.json's ${expected} (corrupt or partial download?)`);
+}
+
+/** Our kernels when they can run the graph (and ENGINE allows), else onnxruntime-web. */
+async function createBackend(bytes: Uint8Array, config: Record<string, unknown>, shape: ModelShape, opts: LoadOptions): Promise<{ decoder: Decoder; reason: string | null }> {
+  const choice = opts.backend ?? "auto";
+  let reason: string | null = choice === "ort" ? "ENGINE=ort" : null;
+  if (choice !== "ort") {
+    if (!opts.kernels) throw new Error("the host did not provide kernels.wasm (set ENGINE=ort to use onnxruntime-web)");
+    let graph;
+    try {
+      graph = readOnnx(bytes);
+    } catch (err) {
+      throw new Error(`${opts.onnxFile}: not a readable ONNX file (${(err as Error).message})`);
+    }
+    try {
+      return { decoder: await SimdDecoder.create(await opts.kernels(), llamaWeights(graph, config)), reason: null };
+    } catch (err) {
+      if (!(err instanceof UnsupportedModel)) throw new Error(`${opts.onnxFile}: ${(err as Error).message}`);
+      if (choice === "simd") throw new Error(`ENGINE=simd, but the kernels cannot run ${opts.onnxFile}: ${err.message}`);
+      reason = err.message;
+      (opts.log ?? console.warn)(`tinylm-edge: ${opts.onnxFile} runs on onnxruntime-web: the WASM SIMD kernels cannot run it (${reason})`);
+    }
+  }
+  return { decoder: await createDecoder(opts.ort, bytes, shape, { lowMemory: opts.lowMemory }), reason };
 }
 
 /** Loads once, on first use; concurrent callers share the one load. A failed load is retried on the next call. */

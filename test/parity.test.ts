@@ -1,10 +1,10 @@
 // Export parity: the ONNX graphs in onnxruntime-web (and native onnxruntime) against PyTorch.
 import { describe, expect, it } from "vitest";
 import { greedy, parityError as folderParityError, scoreText } from "../scripts/parity.js";
-import type { OnnxDecoder } from "../src/engine/onnx-model.js";
+import type { Decoder } from "../src/engine/decoder.js";
 import { fixture, nativeDecoder, parity, validationTokens, webDecoder } from "./helpers/fixture.js";
 
-const parityError = (dec: OnnxDecoder) => folderParityError(fixture, dec);
+const parityError = (dec: Decoder) => folderParityError(fixture, dec);
 
 describe("fp32 graph", () => {
   it("matches PyTorch within 1e-3 in onnxruntime-web (prefill, decode, padded batch)", async () => {

@@ -2,8 +2,7 @@
 // running sequences their next token in one session.run; sequences join (after their own prefill)
 // and leave (finished, cancelled, disconnected) between steps.
 import { Channel } from "./channel.js";
-import type { KvCache } from "./kv-cache.js";
-import type { OnnxDecoder } from "./onnx-model.js";
+import type { Decoder, SequenceCache } from "./decoder.js";
 import { createRng, logSoftmaxAt, sample, type Sampled, type SamplingParams } from "./sampler.js";
 
 export class QueueFullError extends Error {
@@ -51,7 +50,7 @@ class Sequence {
   readonly channel: Channel<GeneratedToken>;
   readonly counts = new Map<number, number>();
   readonly rng: () => number;
-  cache!: KvCache;
+  cache: SequenceCache | null = null;
   pending: number[] = []; // tokens to feed next
   readonly generated: number[] = [];
   cancelled = false;
@@ -73,10 +72,10 @@ export class Engine {
   private running: Sequence[] = [];
   private loop: Promise<void> | null = null;
   private lastTokens: number[] = [];
-  private lastCache: KvCache | null = null;
+  private lastCache: SequenceCache | null = null;
   private readonly counters = { promptTokens: 0, generatedTokens: 0, reusedPromptTokens: 0, steps: 0 };
 
-  constructor(readonly decoder: OnnxDecoder, readonly options: EngineOptions) {}
+  constructor(readonly decoder: Decoder, readonly options: EngineOptions) {}
 
   /** Resolves when no work is left (Workers: keep the request that joined the loop alive until then). */
   whenIdle(): Promise<void> {
@@ -114,18 +113,30 @@ export class Engine {
     // Yield once so requests arriving in the same tick are batched from the first step.
     await new Promise((r) => setTimeout(r, 0));
     while (this.waiting.length || this.running.length) {
-      this.running = this.running.filter((s) => !s.cancelled);
+      this.running = this.retire(this.running);
       while (this.running.length < this.options.maxBatch && this.waiting.length) {
         const seq = this.waiting.shift()!;
         if (seq.cancelled) continue;
         await this.guard([seq], () => this.prefill(seq));
         if (!seq.cancelled) this.running.push(seq);
+        else this.release(seq);
       }
-      this.running = this.running.filter((s) => !s.cancelled);
+      this.running = this.retire(this.running);
       if (this.running.length) await this.guard(this.running, () => this.decodeStep(this.running));
       // Let HTTP writes and new requests in between steps.
       await new Promise((r) => (typeof setImmediate === "function" ? setImmediate(r) : setTimeout(r, 0)));
     }
+  }
+
+  /** The sequences still running; the others' caches go back to the decoder. */
+  private retire(seqs: Sequence[]): Sequence[] {
+    for (const s of seqs) if (s.cancelled) this.release(s);
+    return seqs.filter((s) => !s.cancelled);
+  }
+
+  private release(seq: Sequence): void {
+    if (seq.cache && seq.cache !== this.lastCache) seq.cache.release();
+    seq.cache = null;
   }
 
   /** A failure inside the model ends the affected sequences with the error; the engine goes on. */
@@ -150,7 +161,7 @@ export class Engine {
     seq.cache = reuse > 0 ? this.lastCache!.prefix(reuse) : this.decoder.newCache();
     this.counters.promptTokens += prompt.length;
     this.counters.reusedPromptTokens += reuse;
-    const [out] = await this.decoder.step([{ cache: seq.cache, tokens: prompt.slice(reuse), temperature: seq.request.sampling.temperature }],
+    const [out] = await this.decoder.step([{ cache: seq.cache!, tokens: prompt.slice(reuse), temperature: seq.request.sampling.temperature }],
       seq.request.promptLogprobs ? "all" : "last");
     const logits = out.logits;
     const vocab = this.decoder.shape.vocabSize;
@@ -161,7 +172,7 @@ export class Engine {
   }
 
   private async decodeStep(seqs: Sequence[]): Promise<void> {
-    const outs = await this.decoder.step(seqs.map((s) => ({ cache: s.cache, tokens: s.pending, temperature: s.request.sampling.temperature })));
+    const outs = await this.decoder.step(seqs.map((s) => ({ cache: s.cache!, tokens: s.pending, temperature: s.request.sampling.temperature })));
     this.counters.steps++;
     seqs.forEach((s, i) => this.emit(s, outs[i].logits, outs[i].probs));
   }
@@ -174,7 +185,7 @@ export class Engine {
     this.counters.generatedTokens++;
     seq.counts.set(picked.token, (seq.counts.get(picked.token) ?? 0) + 1);
     const stop = seq.request.stopTokens.has(picked.token);
-    const atLimit = seq.generated.length >= seq.request.maxTokens || seq.cache.length + 1 >= this.maxLength;
+    const atLimit = seq.generated.length >= seq.request.maxTokens || seq.cache!.length + 1 >= this.maxLength;
     const finish = stop ? "stop" : atLimit ? "length" : null;
     seq.channel.push({ ...picked, finish });
     if (finish) {
@@ -188,8 +199,10 @@ export class Engine {
 
   private rememberPrefix(seq: Sequence): void {
     if (!this.options.prefixCache) return;
-    this.lastCache = seq.cache;
+    const cache = seq.cache!;
+    if (this.lastCache && this.lastCache !== cache) this.lastCache.release();
+    this.lastCache = cache;
     // The cache holds the prompt and every generated token but the last (never fed back).
-    this.lastTokens = [...seq.request.prompt, ...seq.generated].slice(0, seq.cache.length);
+    this.lastTokens = [...seq.request.prompt, ...seq.generated].slice(0, cache.length);
   }
 }

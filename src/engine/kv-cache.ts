@@ -12,6 +12,7 @@ export interface KvShape {
 export const kvRows = (s: KvShape): number => 2 * s.layers * s.kvHeads;
 
 export class KvCache {
+  // A plain JS array: the garbage collector frees it (release() is for backends with their own heap).
   length = 0;
   private capacity: number;
   private data: Float32Array;
@@ -65,6 +66,10 @@ export class KvCache {
     const { kvHeads, headDim } = this.shape;
     const offset = (r: number) => ((Math.floor(r / kvHeads) * batch + row) * kvHeads + (r % kvHeads)) * window * headDim;
     this.copyRows(past, offset, this.length, from);
+  }
+
+  release(): void {
+    this.length = 0;
   }
 
   /** A new cache holding the first `length` positions of this one (shared prompt prefixes). */

@@ -1,53 +1,16 @@
 // The ONNX decoder behind one onnxruntime-web session: turns "these sequences, these new tokens"
 // into one session.run (padding masked), and keeps each sequence's KV cache up to date.
 import type { InferenceSession, Tensor as OrtTensor } from "onnxruntime-web";
-import { KvCache, kvRows, type KvShape } from "./kv-cache.js";
-
-/** The parts of config.json (Hugging Face Llama keys) the engine needs. */
-export interface ModelShape extends KvShape {
-  vocabSize: number;
-  maxLength: number;
-}
-
-export function modelShapeFromConfig(config: Record<string, unknown>, source = "config.json"): ModelShape {
-  const num = (key: string): number => {
-    const v = config[key];
-    if (typeof v !== "number" || !Number.isInteger(v) || v <= 0) throw new Error(`${source}: "${key}" must be a positive integer`);
-    return v;
-  };
-  const heads = num("num_attention_heads");
-  return {
-    layers: num("num_hidden_layers"),
-    kvHeads: num("num_key_value_heads"),
-    headDim: typeof config.head_dim === "number" ? (config.head_dim as number) : num("hidden_size") / heads,
-    vocabSize: num("vocab_size"),
-    maxLength: num("max_position_embeddings"),
-  };
-}
+import type { Decoder, LogitsWanted, ModelShape, StepInput, StepOutput } from "./decoder.js";
+import { KvCache, kvRows } from "./kv-cache.js";
 
 type TensorCtor = typeof OrtTensor;
-
-export interface StepInput {
-  cache: KvCache;
-  /** New tokens to feed (a prompt remainder, or the last sampled token). */
-  tokens: number[];
-  /** Temperature of the returned probabilities (default 1; 0 also gives 1, for greedy rows). */
-  temperature?: number;
-}
-
-/** Per sequence: logits and softmax(logits / temperature), [positions × vocab] each. */
-export interface StepOutput {
-  logits: Float32Array;
-  probs: Float32Array;
-}
-
-/** Which positions' logits a step returns: the last fed token's (sampling) or every fed token's. */
-export type LogitsWanted = "last" | "all";
 
 /** Positions of past the inputs are padded to, so a batch keeps one layout for this many steps. */
 const WINDOW_STEP = 32;
 
-export class OnnxDecoder {
+export class OnnxDecoder implements Decoder<KvCache> {
+  readonly backend = "ort";
   // The batched past inputs persist between steps. Each sequence's cache is left-aligned in a window
   // rounded up to WINDOW_STEP positions (the tail is masked out of attention), so while the batch
   // stays the same a decode step writes only each sequence's new positions instead of copying every
@@ -91,7 +54,7 @@ export class OnnxDecoder {
    * sequence, logits and probabilities [positions × vocab] for its last fed token ("last") or for
    * every fed token ("all").
    */
-  async step(inputs: StepInput[], wanted: LogitsWanted = "last"): Promise<StepOutput[]> {
+  async step(inputs: StepInput<KvCache>[], wanted: LogitsWanted = "last"): Promise<StepOutput[]> {
     const { layers, kvHeads, headDim } = this.shape;
     const batch = inputs.length;
     const seq = Math.max(...inputs.map((s) => s.tokens.length));
@@ -150,7 +113,7 @@ export class OnnxDecoder {
   }
 
   /** The persistent past inputs for this batch: reused when the batch is the one of the last step. */
-  private pastFor(inputs: StepInput[]) {
+  private pastFor(inputs: StepInput<KvCache>[]) {
     const p = this.past;
     const same = p.caches.length === inputs.length &&
       inputs.every(({ cache }, b) => cache === p.caches[b] && cache.length === p.lengths[b] && cache.length <= p.window);
@@ -165,7 +128,7 @@ export class OnnxDecoder {
     return p;
   }
 
-  private freshPast(inputs: StepInput[]) {
+  private freshPast(inputs: StepInput<KvCache>[]) {
     const window = Math.max(...inputs.map((s) => s.cache.length));
     const data = new Float32Array(inputs.length * kvRows(this.shape) * window * this.shape.headDim);
     inputs.forEach(({ cache }, b) => cache.copyInto(data, b, inputs.length, window));

@@ -1,7 +1,8 @@
 // Creating the onnxruntime-web session. Hosts configure ort.env.wasm (binary, threads) first; the
 // options here are the ones that keep the WASM heap small (Workers allow 128 MB per isolate).
 import type * as Ort from "onnxruntime-web";
-import { OnnxDecoder, type ModelShape } from "./onnx-model.js";
+import type { ModelShape } from "./decoder.js";
+import { OnnxDecoder } from "./onnx-model.js";
 
 export type OrtModule = typeof Ort;
 

@@ -1,11 +1,12 @@
 // Settings from environment variables (Node, Deno) or Worker vars: one parser for every host.
 import { DEFAULT_CONFIG, type AppConfig } from "../app.js";
 import type { EngineOptions } from "../engine/engine.js";
+import type { BackendChoice } from "../model.js";
 
 /** Every variable the hosts read (Deno is granted exactly these). */
 export const SETTING_NAMES = [
   "MODEL_DIR", "ONNX_FILE", "HOST", "PORT", "API_KEY", "MAX_BATCH", "MAX_QUEUE", "MAX_TOKENS_LIMIT",
-  "MAX_BODY_BYTES", "CORS_ORIGINS", "PREFIX_CACHE", "LOW_MEMORY", "THREADS",
+  "MAX_BODY_BYTES", "CORS_ORIGINS", "PREFIX_CACHE", "LOW_MEMORY", "THREADS", "ENGINE",
 ] as const;
 
 export interface HostSettings {
@@ -13,6 +14,7 @@ export interface HostSettings {
   engine: EngineOptions;
   onnxFile: string;
   lowMemory: boolean;
+  backend: BackendChoice;
 }
 
 export function settingsFrom(env: Record<string, string | undefined>, defaults: { maxTokensLimit?: number; lowMemory?: boolean } = {}): HostSettings {
@@ -24,6 +26,8 @@ export function settingsFrom(env: Record<string, string | undefined>, defaults: 
     return n;
   };
   const origins = env.CORS_ORIGINS?.trim();
+  const backend = (env.ENGINE || "auto") as BackendChoice;
+  if (!["auto", "simd", "ort"].includes(backend)) throw new Error(`ENGINE must be auto, simd or ort, got "${env.ENGINE}"`);
   return {
     app: {
       apiKey: env.API_KEY || undefined,
@@ -38,5 +42,6 @@ export function settingsFrom(env: Record<string, string | undefined>, defaults: 
     },
     onnxFile: env.ONNX_FILE || "onnx/model_quantized.onnx",
     lowMemory: env.LOW_MEMORY ? env.LOW_MEMORY === "1" : (defaults.lowMemory ?? false),
+    backend,
   };
 }

@@ -26,11 +26,14 @@ const read = async (path: string) => {
     throw new Error(`${modelDir}/${path}: ${(err as Error).name === "NotFound" ? "not found" : (err as Error).message}`);
   }
 };
-const handle = new ModelHandle(() => loadModel(read, { ort, onnxFile: settings.onnxFile, engine: settings.engine, lowMemory: settings.lowMemory, warmUp: true }));
+const kernels = async () => WebAssembly.compile((await Deno.readFile(new URL("../engine/simd/kernels.wasm", import.meta.url))) as Uint8Array<ArrayBuffer>);
+const handle = new ModelHandle(() => loadModel(read, {
+  ort, kernels, backend: settings.backend, onnxFile: settings.onnxFile, engine: settings.engine, lowMemory: settings.lowMemory, warmUp: true,
+}));
 const app = createApp(handle, settings.app);
 const hostname = env.HOST || "127.0.0.1";
 Deno.serve({ port: Number(env.PORT || 8787), hostname, onListen: ({ port }) => console.log(`tinylm-edge (deno) listening on http://${hostname}:${port}/`) }, app.fetch);
 handle.get().then(
-  (m) => console.log(`tinylm-edge (deno): ${m.id} ready`),
+  (m) => console.log(`tinylm-edge (deno): ${m.id} ready (${m.backend.name})`),
   (err: Error) => console.error(`tinylm-edge (deno): cannot load model from ${modelDir}: ${err.message}`),
 );

@@ -19,7 +19,10 @@ export async function startNodeServer(env: Record<string, string | undefined> = 
       throw new Error(`${join(modelDir, path)}: ${(err as NodeJS.ErrnoException).code === "ENOENT" ? "not found" : (err as Error).message}`);
     }
   };
-  const handle = new ModelHandle(() => loadModel(read, { ort, onnxFile: settings.onnxFile, engine: settings.engine, lowMemory: settings.lowMemory, warmUp: true }));
+  const kernels = async () => WebAssembly.compile(new Uint8Array(await readFile(new URL("../engine/simd/kernels.wasm", import.meta.url))));
+  const handle = new ModelHandle(() => loadModel(read, {
+    ort, kernels, backend: settings.backend, onnxFile: settings.onnxFile, engine: settings.engine, lowMemory: settings.lowMemory, warmUp: true,
+  }));
   const app = createApp(handle, settings.app);
   const port = Number(env.PORT || 8787);
   const hostname = env.HOST || "127.0.0.1";
@@ -28,7 +31,7 @@ export async function startNodeServer(env: Record<string, string | undefined> = 
   const address = server.address();
   const actualPort = typeof address === "object" && address ? address.port : port;
   const loaded = handle.get().then(
-    (m) => console.log(`tinylm-edge: ${m.id} (${settings.onnxFile}) ready on http://${hostname}:${actualPort}/`),
+    (m) => console.log(`tinylm-edge: ${m.id} (${settings.onnxFile}, ${m.backend.name === "simd" ? "WASM SIMD kernels" : "onnxruntime-web"}) ready on http://${hostname}:${actualPort}/`),
     (err: Error) => console.error(`tinylm-edge: cannot load model from ${modelDir}: ${err.message}`),
   );
   return { server, app, handle, loaded, port: actualPort };

@@ -5,6 +5,7 @@
 import * as ort from "onnxruntime-web/wasm";
 // wrangler turns a .wasm import into a precompiled WebAssembly.Module (Workers forbid compiling bytes).
 import ortWasm from "onnxruntime-web/ort-wasm-simd-threaded.wasm";
+import kernelsWasm from "../engine/simd/kernels.wasm";
 import { createApp } from "../app.js";
 import { loadModel, ModelHandle, type ReadModelFile } from "../model.js";
 import { settingsFrom } from "./config.js";
@@ -71,7 +72,10 @@ function appFor(env: WorkerEnv) {
   const settings = settingsFrom(vars, { maxTokensLimit: 512, lowMemory: true });
   const handle = new ModelHandle(async () => {
     const read = modelReader(env);
-    return withPrecompiledWasm(() => loadModel(read, { ort, onnxFile: settings.onnxFile, engine: settings.engine, lowMemory: settings.lowMemory }));
+    const kernels = async () => kernelsWasm as WebAssembly.Module;
+    return withPrecompiledWasm(() => loadModel(read, {
+      ort, kernels, backend: settings.backend, onnxFile: settings.onnxFile, engine: settings.engine, lowMemory: settings.lowMemory,
+    }));
   });
   app = createApp(handle, settings.app);
   return app;

@@ -1,0 +1,66 @@
+// What the scheduler needs of a decoder backend, whichever runs the model: onnxruntime-web
+// (ort/onnx-model.ts, any graph in our contract) or our own WebAssembly SIMD kernels (simd/).
+import type { KvShape } from "./kv-cache.js";
+
+/** The parts of config.json (Hugging Face Llama keys) the engine needs. */
+export interface ModelShape extends KvShape {
+  vocabSize: number;
+  maxLength: number;
+}
+
+export function modelShapeFromConfig(config: Record<string, unknown>, source = "config.json"): ModelShape {
+  const num = (key: string): number => {
+    const v = config[key];
+    if (typeof v !== "number" || !Number.isInteger(v) || v <= 0) throw new Error(`${source}: "${key}" must be a positive integer`);
+    return v;
+  };
+  const heads = num("num_attention_heads");
+  return {
+    layers: num("num_hidden_layers"),
+    kvHeads: num("num_key_value_heads"),
+    headDim: typeof config.head_dim === "number" ? (config.head_dim as number) : num("hidden_size") / heads,
+    vocabSize: num("vocab_size"),
+    maxLength: num("max_position_embeddings"),
+  };
+}
+
+/** One sequence's keys and values so far, owned by a backend. */
+export interface SequenceCache {
+  /** Positions held. */
+  readonly length: number;
+  /** A new cache holding the first `length` positions of this one (shared prompt prefixes). */
+  prefix(length: number): SequenceCache;
+  /** Give its memory back (a backend with its own heap reuses it); the cache is empty afterwards. */
+  release(): void;
+}
+
+export interface StepInput<C extends SequenceCache = SequenceCache> {
+  cache: C;
+  /** New tokens to feed (a prompt remainder, or the last sampled token). */
+  tokens: number[];
+  /** Temperature of the returned probabilities (default 1; 0 also gives 1, for greedy rows). */
+  temperature?: number;
+}
+
+/** Per sequence: logits and softmax(logits / temperature), [positions × vocab] each. */
+export interface StepOutput {
+  logits: Float32Array;
+  probs: Float32Array;
+}
+
+/** Which positions' logits a step returns: the last fed token's (sampling) or every fed token's. */
+export type LogitsWanted = "last" | "all";
+
+export interface Decoder<C extends SequenceCache = SequenceCache> {
+  /** "simd" (our kernels) or "ort" (onnxruntime-web, or native onnxruntime in tests and the bench). */
+  readonly backend: "simd" | "ort";
+  readonly shape: ModelShape;
+  newCache(): C;
+  /** Run each code path once so the first request does not pay for compilation. */
+  warmUp(): Promise<void>;
+  /**
+   * Feed each sequence its new tokens, append their keys and values to its cache and return, per
+   * sequence, logits and probabilities for its last fed token ("last") or every fed token ("all").
+   */
+  step(inputs: StepInput<C>[], wanted?: LogitsWanted): Promise<StepOutput[]>;
+}

@@ -1,0 +1,191 @@
+// The decoder on our own WebAssembly SIMD kernels (kernels/*.c → kernels.wasm): the whole forward
+// pass is one call into WASM per chunk of rows, weights and KV cache live in WASM memory, and only
+// token ids go in and the wanted logits come out. Same interface as the onnxruntime-web backend.
+import type { Decoder, LogitsWanted, ModelShape, SequenceCache, StepInput, StepOutput } from "../decoder.js";
+import { Heap, PagePool } from "./heap.js";
+import type { Int8Matrix, LlamaWeights } from "./llama-weights.js";
+
+/** Positions per KV page. */
+const PAGE = 16;
+/** Rows (tokens) per forward call: longer prompts are fed in chunks; bounds the scratch memory. */
+const MAX_ROWS = 64;
+
+// Field counts of the C structs (simd.h): every field is 4 bytes.
+const MODEL_FIELDS = 26;
+const LAYER_FIELDS = 18;
+const ROW_FIELDS = 3;
+
+interface Kernels {
+  forward(model: number, rows: number, nRows: number, headRows: number, nHead: number, invTemp: number, logits: number, probs: number): void;
+}
+
+export class PagedKvCache implements SequenceCache {
+  length = 0;
+  pages: number[] = [];
+
+  constructor(private readonly pool: PagePool) {}
+
+  reserve(length: number): void {
+    while (this.pages.length * PAGE < length) this.pages.push(this.pool.take());
+  }
+
+  prefix(length: number): PagedKvCache {
+    const copy = new PagedKvCache(this.pool);
+    copy.reserve(length);
+    copy.pages.forEach((page, i) => this.pool.copy(page, this.pages[i]));
+    copy.length = length;
+    return copy;
+  }
+
+  release(): void {
+    this.pool.give(this.pages);
+    this.pages = [];
+    this.length = 0;
+  }
+}
+
+export class SimdDecoder implements Decoder<PagedKvCache> {
+  readonly backend = "simd";
+  readonly shape: ModelShape;
+  private readonly kernels: Kernels;
+  private readonly heap: Heap;
+  private readonly pool: PagePool;
+  private readonly model: number;
+  private readonly io: { rows: number; tables: number; headRows: number; invTemp: number; logits: number; probs: number };
+  private readonly pagesPerSeq: number;
+
+  /** Instantiate the kernels (a compiled kernels.wasm: Workers cannot compile bytes) with these weights. */
+  static async create(module: WebAssembly.Module, weights: LlamaWeights): Promise<SimdDecoder> {
+    const memory = new WebAssembly.Memory({ initial: 2 });
+    return new SimdDecoder(await WebAssembly.instantiate(module, { env: { memory } }), memory, weights);
+  }
+
+  private constructor(instance: WebAssembly.Instance, memory: WebAssembly.Memory, weights: LlamaWeights) {
+    const c = weights.config;
+    this.shape = { layers: c.layers, kvHeads: c.kvHeads, headDim: c.headDim, vocabSize: c.vocab, maxLength: c.maxLength };
+    this.kernels = instance.exports as unknown as Kernels;
+    const heapBase = (instance.exports.__heap_base as WebAssembly.Global).value as number;
+    const heap = (this.heap = new Heap(memory, heapBase));
+
+    // The model struct and its weights. Matrices are transposed to one row per output.
+    const model = (this.model = heap.alloc(MODEL_FIELDS * 4));
+    const layers = heap.alloc(c.layers * LAYER_FIELDS * 4);
+    const floats = (data: Float32Array) => {
+      const at = heap.alloc(data.byteLength);
+      heap.f32(at, data.length).set(data);
+      return at;
+    };
+    const matrix = (m: Int8Matrix): number[] => {
+      const w = heap.alloc(m.rows * m.cols);
+      const out = new Int8Array(heap.memory.buffer, w, m.rows * m.cols);
+      for (let k = 0; k < m.cols; k++) {
+        const src = k * m.rows;
+        for (let o = 0; o < m.rows; o++) out[o * m.cols + k] = m.columnMajor[src + o];
+      }
+      return [w, floats(m.scale), m.rows, m.cols];
+    };
+    weights.layers.forEach((l, i) => {
+      const fields = [floats(l.attnNorm), ...matrix(l.qkv), ...matrix(l.o), floats(l.ffnNorm), ...matrix(l.gateUp), ...matrix(l.down)];
+      heap.i32(layers + i * LAYER_FIELDS * 4, LAYER_FIELDS).set(fields);
+    });
+    const width = (c.heads + 2 * c.kvHeads) * c.headDim;
+    const widest = Math.max(c.dim, c.ffn, c.heads * c.headDim);
+    const scratch = (floatsPerRow: number) => heap.alloc(MAX_ROWS * floatsPerRow * 4);
+    const fields = [
+      c.dim, c.layers, c.heads, c.kvHeads, c.headDim, c.ffn, c.vocab, MAX_ROWS, PAGE, 0,
+      ...matrix(weights.embedding), floats(weights.finalNorm), floats(weights.ropeCos), floats(weights.ropeSin), layers,
+      scratch(c.dim), scratch(c.dim), scratch(width), scratch(widest), scratch(2 * c.ffn),
+      heap.alloc((c.heads / c.kvHeads) * c.maxLength * 4), heap.alloc(MAX_ROWS * widest * 2), scratch(1),
+    ];
+    heap.i32(model, MODEL_FIELDS).set(fields);
+    heap.f32(model + 9 * 4, 1)[0] = c.eps;
+
+    // Per-call inputs and outputs.
+    this.pagesPerSeq = Math.ceil(c.maxLength / PAGE);
+    this.io = {
+      rows: heap.alloc(MAX_ROWS * ROW_FIELDS * 4),
+      tables: heap.alloc(MAX_ROWS * this.pagesPerSeq * 4),
+      headRows: heap.alloc(MAX_ROWS * 4),
+      invTemp: heap.alloc(MAX_ROWS * 4),
+      logits: scratch(c.vocab),
+      probs: scratch(c.vocab),
+    };
+    this.pool = new PagePool(heap, c.layers * 2 * c.kvHeads * PAGE * c.headDim * 4);
+  }
+
+  /** Bytes of the kernels' WebAssembly memory (weights, scratch, KV pages). */
+  get heapBytes(): number {
+    return this.heap.bytes;
+  }
+
+  newCache(): PagedKvCache {
+    return new PagedKvCache(this.pool);
+  }
+
+  async warmUp(): Promise<void> {
+    const caches = [this.newCache(), this.newCache()];
+    const prompt = Array.from({ length: Math.min(128, this.shape.maxLength - 2) }, (_, i) => i % this.shape.vocabSize);
+    await this.step([{ cache: caches[0], tokens: prompt }]);
+    await this.step([{ cache: caches[1], tokens: prompt.slice(0, 5) }], "all");
+    await this.step(caches.map((cache) => ({ cache, tokens: [1] })));
+    for (const c of caches) c.release();
+  }
+
+  async step(inputs: StepInput<PagedKvCache>[], wanted: LogitsWanted = "last"): Promise<StepOutput[]> {
+    const V = this.shape.vocabSize;
+    // Every fed token is a row: (sequence b, its j-th new token). Rows run in chunks of MAX_ROWS;
+    // a sequence's rows stay in order, so later chunks see the keys and values earlier ones stored.
+    const rows: { b: number; j: number }[] = [];
+    for (const [b, { cache, tokens }] of inputs.entries()) {
+      if (!tokens.length) throw new Error("a step needs at least one new token per sequence");
+      if (cache.length + tokens.length > this.shape.maxLength) {
+        throw new Error(`context of ${cache.length + tokens.length} tokens exceeds the model's ${this.shape.maxLength}`);
+      }
+      cache.reserve(cache.length + tokens.length);
+      for (let j = 0; j < tokens.length; j++) rows.push({ b, j });
+    }
+    const outputs = inputs.map(({ tokens }) => {
+      const n = wanted === "all" ? tokens.length : 1;
+      return { logits: new Float32Array(n * V), probs: new Float32Array(n * V) };
+    });
+    for (let start = 0; start < rows.length; start += MAX_ROWS) {
+      this.forward(inputs, rows.slice(start, start + MAX_ROWS), wanted, outputs);
+    }
+    for (const { cache, tokens } of inputs) cache.length += tokens.length;
+    return outputs;
+  }
+
+  private forward(inputs: StepInput<PagedKvCache>[], chunk: { b: number; j: number }[], wanted: LogitsWanted, outputs: StepOutput[]): void {
+    const { heap, io } = this;
+    const V = this.shape.vocabSize;
+    // Each sequence's page table once per chunk.
+    const tableOf = new Map<number, number>();
+    const rowFields = heap.i32(io.rows, chunk.length * ROW_FIELDS);
+    const head: { row: number; b: number; j: number }[] = [];
+    chunk.forEach(({ b, j }, r) => {
+      const { cache, tokens } = inputs[b];
+      let table = tableOf.get(b);
+      if (table === undefined) {
+        table = io.tables + tableOf.size * this.pagesPerSeq * 4;
+        heap.i32(table, cache.pages.length).set(cache.pages);
+        tableOf.set(b, table);
+      }
+      rowFields.set([tokens[j], cache.length + j, table], r * ROW_FIELDS);
+      if (wanted === "all" || j === tokens.length - 1) head.push({ row: r, b, j });
+    });
+    heap.i32(io.headRows, head.length).set(head.map((h) => h.row));
+    heap.f32(io.invTemp, head.length).set(head.map(({ b }) => 1 / temperatureOf(inputs[b].temperature)));
+    this.kernels.forward(this.model, io.rows, chunk.length, io.headRows, head.length, io.invTemp, io.logits, io.probs);
+    const logits = heap.f32(io.logits, head.length * V), probs = heap.f32(io.probs, head.length * V);
+    head.forEach(({ b, j }, i) => {
+      const at = (wanted === "all" ? j : 0) * V;
+      outputs[b].logits.set(logits.subarray(i * V, (i + 1) * V), at);
+      outputs[b].probs.set(probs.subarray(i * V, (i + 1) * V), at);
+    });
+  }
+}
+
+/** The probabilities' temperature: 1 for greedy rows (0) and unset ones; tiny values are floored (no NaN). */
+function temperatureOf(t: number | undefined): number {
+  return t && t > 0 ? Math.max(t, 1e-4) : 1;
+}

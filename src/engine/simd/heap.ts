@@ -1,0 +1,62 @@
+// The kernels' linear memory, managed from JS: a bump allocator for what lives as long as the model
+// (weights, the Model struct, scratch) and a free list of fixed-size KV pages on top of it.
+// WebAssembly memory never shrinks, so freed pages are reused rather than returned.
+
+const WASM_PAGE = 65536;
+
+export class Heap {
+  private top: number;
+
+  constructor(readonly memory: WebAssembly.Memory, base: number) {
+    this.top = base;
+  }
+
+  /** `bytes` bytes aligned to 16 (SIMD loads), zeroed (fresh memory is zero and is never reused here). */
+  alloc(bytes: number): number {
+    const at = Math.ceil(this.top / 16) * 16;
+    this.top = at + bytes;
+    const missing = this.top - this.memory.buffer.byteLength;
+    if (missing > 0) this.memory.grow(Math.ceil(missing / WASM_PAGE));
+    return at;
+  }
+
+  get bytes(): number {
+    return this.memory.buffer.byteLength;
+  }
+
+  // Views are made per use: growing the memory detaches the old ArrayBuffer.
+  i32(at: number, length: number): Int32Array {
+    return new Int32Array(this.memory.buffer, at, length);
+  }
+
+  f32(at: number, length: number): Float32Array {
+    return new Float32Array(this.memory.buffer, at, length);
+  }
+
+  u8(at: number, length: number): Uint8Array {
+    return new Uint8Array(this.memory.buffer, at, length);
+  }
+}
+
+/** KV pages of one size; a sequence's cache is a list of them (see kernels/attention.c for the layout). */
+export class PagePool {
+  private readonly free: number[] = [];
+  inUse = 0;
+
+  constructor(private readonly heap: Heap, readonly pageBytes: number) {}
+
+  take(): number {
+    this.inUse++;
+    return this.free.pop() ?? this.heap.alloc(this.pageBytes);
+  }
+
+  give(pages: number[]): void {
+    this.inUse -= pages.length;
+    this.free.push(...pages);
+  }
+
+  copy(to: number, from: number): void {
+    const bytes = new Uint8Array(this.heap.memory.buffer);
+    bytes.copyWithin(to, from, from + this.pageBytes);
+  }
+}

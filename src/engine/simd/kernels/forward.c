@@ -1,0 +1,49 @@
+// The Llama-family decoder's forward pass over a batch of rows (tokens of one or several sequences):
+// embedding lookup from the tied int8 table, then per layer RMSNorm → qkv → rotary → KV store →
+// attention → o → residual, RMSNorm → gate_up → SwiGLU → down → residual; then, for the rows that
+// want them, final RMSNorm → tied LM head → logits, and softmax at each row's temperature → probs.
+#include "simd.h"
+
+// rows: n_rows ≤ max_rows. head_rows: indices of the rows whose logits are wanted (n_head of them),
+// inv_temperature[n_head]; logits and probs: [n_head][vocab].
+EXPORT void forward(const Model *m, const Row *rows, int n_rows, const int32_t *head_rows, int n_head,
+                    const float *inv_temperature, float *logits, float *probs) {
+  const int dim = m->dim, hd = m->head_dim, H = m->n_heads, KV = m->n_kv_heads;
+  const int width = (H + 2 * KV) * hd, half = hd / 2;
+  float *x = m->x, *h = m->h;
+
+  for (int r = 0; r < n_rows; r++) {
+    const int8_t *e = m->embedding.w + rows[r].token * dim;
+    const float s = m->embedding.scale[rows[r].token];
+    for (int i = 0; i < dim; i++) x[r * dim + i] = e[i] * s;
+  }
+  for (int l = 0; l < m->n_layers; l++) {
+    const Layer *L = &m->layers[l];
+    rmsnorm(h, x, L->attn_norm, n_rows, dim, m->eps);
+    linear(m, m->qkv, h, n_rows, &L->qkv);
+    for (int r = 0; r < n_rows; r++) {
+      const float *c = m->rope_cos + rows[r].position * half, *s = m->rope_sin + rows[r].position * half;
+      rope(m->qkv + r * width, H + KV, hd, c, s);  // q heads then k heads are contiguous
+    }
+    kv_store(m, l, rows, n_rows, m->qkv);
+    attend(m, l, rows, n_rows, m->qkv, m->att);
+    linear(m, h, m->att, n_rows, &L->o);
+    add_rows(x, h, n_rows * dim);
+    rmsnorm(h, x, L->ffn_norm, n_rows, dim, m->eps);
+    linear(m, m->gu, h, n_rows, &L->gate_up);
+    swiglu(m->att, m->gu, n_rows, m->ffn);  // att is free again and holds max(heads·hd, ffn) per row
+    linear(m, h, m->att, n_rows, &L->down);
+    add_rows(x, h, n_rows * dim);
+  }
+  for (int i = 0; i < n_head; i++) {
+    const float *xr = x + head_rows[i] * dim;
+    for (int k = 0; k < dim; k++) m->att[i * dim + k] = xr[k];  // gather the wanted rows (i ≤ head_rows[i])
+  }
+  rmsnorm(h, m->att, m->final_norm, n_head, dim, m->eps);
+  linear(m, logits, h, n_head, &m->embedding);
+  for (int i = 0; i < n_head; i++) {
+    float *p = probs + i * m->vocab, *l = logits + i * m->vocab;
+    for (int k = 0; k < m->vocab; k++) p[k] = l[k];
+    softmax(p, m->vocab, inv_temperature[i]);
+  }
+}

@@ -1,0 +1,60 @@
+// Shared declarations of the decoder kernels (C, WebAssembly SIMD128, no libc).
+// Every buffer is addressed by a 32-bit pointer into the one linear memory that JS also sees.
+#pragma once
+#include <stdint.h>
+#include <wasm_simd128.h>
+
+#define EXPORT __attribute__((visibility("default")))
+
+// An int8 weight matrix: n_out rows of n_in int8 values (row-major, one row per output) and one
+// f32 scale per row, so that W[o][k] ≈ w[o * n_in + k] * scale[o]. n_in is a multiple of 8.
+typedef struct {
+  const int8_t *w;
+  const float *scale;
+  int32_t n_out, n_in;
+} QMatrix;
+
+typedef struct {
+  const float *attn_norm;    // [dim]
+  QMatrix qkv;               // [(heads + 2·kv_heads)·head_dim, dim]: q (pre-scaled by 1/√head_dim), k, v
+  QMatrix o;                 // [dim, heads·head_dim]
+  const float *ffn_norm;     // [dim]
+  QMatrix gate_up;           // [2·ffn, dim]: gate rows, then up rows
+  QMatrix down;              // [dim, ffn]
+} Layer;
+
+// The model and its scratch space; JS writes this struct (every field 4 bytes, in this order).
+typedef struct {
+  int32_t dim, n_layers, n_heads, n_kv_heads, head_dim, ffn, vocab, max_rows, page_size;
+  float eps;
+  QMatrix embedding;         // [vocab, dim], tied: the token lookup and the LM head
+  const float *final_norm;   // [dim]
+  const float *rope_cos;     // [max_positions, head_dim / 2]
+  const float *rope_sin;
+  const Layer *layers;       // [n_layers]
+  // Scratch, each sized for max_rows rows.
+  float *x, *h, *qkv, *att, *gu, *scores;
+  int16_t *xq;               // activations quantized to int16, [max_rows, max(dim, ffn, heads·head_dim)]
+  float *xq_scale;           // [max_rows]
+} Model;
+
+// One row (token) of a forward pass: its position, and its sequence's KV pages (page_size positions
+// each, laid out [layer][key | value][kv_head][page_size][head_dim] f32).
+typedef struct {
+  int32_t token, position;
+  float *const *pages;
+} Row;
+
+// matmul.c
+void linear(const Model *m, float *y, const float *x, int rows, const QMatrix *w);
+// ops.c
+v128_t exp_f32x4(v128_t x);
+float exp_f32(float x);
+void rmsnorm(float *y, const float *x, const float *weight, int rows, int dim, float eps);
+void rope(float *v, int heads, int head_dim, const float *cos, const float *sin);
+void swiglu(float *act, const float *gate_up, int rows, int ffn);
+void add_rows(float *x, const float *y, int n);
+void softmax(float *v, int n, float inv_temperature);
+// attention.c
+void kv_store(const Model *m, int layer, const Row *rows, int n_rows, const float *qkv);
+void attend(const Model *m, int layer, const Row *rows, int n_rows, const float *qkv, float *out);
