@@ -1,6 +1,10 @@
 // The exported test fixture model and its PyTorch reference data.
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { OnnxDecoder } from "../../src/engine/onnx-model.js";
+import { SimdDecoder } from "../../src/engine/simd/decoder.js";
+import { llamaWeights } from "../../src/engine/simd/llama-weights.js";
+import { readOnnx } from "../../src/engine/simd/onnx-reader.js";
 import { ModelFolder, validationTokens as folderTokens } from "../../scripts/parity.js";
 
 export const FIXTURE_DIR = join(import.meta.dirname, "../fixtures/tiny-model");
@@ -18,3 +22,11 @@ export async function nativeDecoder(file: string): Promise<OnnxDecoder> {
 
 /** Validation tokens of the tiny real shards (compact 8k vocabulary). */
 export const validationTokens = (count: number) => folderTokens(TINY_SHARDS, count);
+
+export const KERNELS_WASM = join(import.meta.dirname, "../../src/engine/simd/kernels.wasm");
+
+/** Our WASM SIMD kernels on a graph of the fixture folder (the int8 one unless told). */
+export async function simdDecoder(file = "onnx/model_quantized.onnx"): Promise<SimdDecoder> {
+  const module = await WebAssembly.compile(readFileSync(KERNELS_WASM));
+  return SimdDecoder.create(module, llamaWeights(readOnnx(readFileSync(join(FIXTURE_DIR, file))), fixture.config));
+}

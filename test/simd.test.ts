@@ -1,0 +1,183 @@
+// Our WebAssembly SIMD kernels (src/engine/simd) against PyTorch's logits and onnxruntime-web's
+// int8 graph on the fixture model, their invariants (cached decode = full recompute, batched rows =
+// rows alone, chunked prompts, page reuse), the fallback to onnxruntime-web, and the committed .wasm.
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, readFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { greedy, parityError } from "../scripts/parity.js";
+import type { Decoder } from "../src/engine/decoder.js";
+import { loadModel } from "../src/model.js";
+import { nodeOrt } from "../src/hosts/node-ort.js";
+import { FIXTURE_DIR, fixture, KERNELS_WASM, parity, simdDecoder, webDecoder } from "./helpers/fixture.js";
+
+const V = fixture.shape.vocabSize;
+const prompt = (n: number, seed = 0) => Array.from({ length: n }, (_, i) => 300 + ((i * 37 + seed * 101) % 4000));
+
+function maxDiff(a: Float32Array, b: Float32Array): number {
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
+  return m;
+}
+
+/** Mean KL(reference ‖ model) over the reference rows of the parity cases (prefill and decode steps). */
+async function meanKl(dec: Decoder): Promise<number> {
+  const logSoftmax = (l: Float32Array) => {
+    let max = -Infinity;
+    for (const x of l) max = Math.max(max, x);
+    let z = 0;
+    for (const x of l) z += Math.exp(x - max);
+    return Float64Array.from(l, (x) => x - max - Math.log(z));
+  };
+  let total = 0, rows = 0;
+  for (const c of parity.cases) {
+    if (c.kind !== "single") continue;
+    const cache = dec.newCache();
+    for (const s of c.steps) {
+      const [{ logits }] = await dec.step([{ cache, tokens: s.input }]);
+      const p = logSoftmax(fixture.referenceRow(s.row)), q = logSoftmax(logits.subarray(logits.length - V));
+      for (let i = 0; i < V; i++) total += Math.exp(p[i]) * (p[i] - q[i]);
+      rows++;
+    }
+  }
+  return total / rows;
+}
+
+describe("WASM SIMD kernels on the fixture's int8 graph", () => {
+  it("stay as close to PyTorch's fp32 logits as onnxruntime-web's int8 graph (max |Δ| and mean KL)", async () => {
+    const simd = await simdDecoder(), web = await webDecoder("onnx/model_quantized.onnx");
+    const [simdErr, webErr] = [await parityError(fixture, simd), await parityError(fixture, web)];
+    const [simdKl, webKl] = [await meanKl(simd), await meanKl(web)];
+    console.log(`vs PyTorch fp32: max |Δlogit| simd ${simdErr.toFixed(4)}, ort-web int8 ${webErr.toFixed(4)}; mean KL simd ${simdKl.toExponential(2)}, ort-web int8 ${webKl.toExponential(2)}`);
+    expect(simdKl).toBeLessThanOrEqual(webKl);
+    expect(simdErr).toBeLessThanOrEqual(webErr * 1.25);
+  });
+
+  it("give the int8 graph's greedy continuations", async () => {
+    const simd = await simdDecoder(), web = await webDecoder("onnx/model_quantized.onnx");
+    for (const g of parity.greedy) {
+      expect(await greedy(simd, g.prompt, g.tokens.length)).toEqual(await greedy(web, g.prompt, g.tokens.length));
+    }
+  });
+
+  it("decode with the KV cache equals a full recompute, across chunks of rows", async () => {
+    const dec = await simdDecoder();
+    const tokens = prompt(150); // more rows than one forward call takes (64)
+    const [full] = await dec.step([{ cache: dec.newCache(), tokens }], "all");
+    const cache = dec.newCache();
+    await dec.step([{ cache, tokens: tokens.slice(0, 40) }]);
+    for (let i = 40; i < tokens.length; i++) {
+      const [{ logits }] = await dec.step([{ cache, tokens: [tokens[i]] }]);
+      expect(maxDiff(logits, full.logits.subarray(i * V, (i + 1) * V))).toBeLessThan(1e-4);
+    }
+    expect(cache.length).toBe(tokens.length);
+  });
+
+  it("batched rows equal the same sequences decoded alone (different lengths, prompts and decode mixed)", async () => {
+    const dec = await simdDecoder();
+    const lengths = [3, 17, 1, 70];
+    const alone = [];
+    for (const [b, n] of lengths.entries()) {
+      const cache = dec.newCache();
+      const [first] = await dec.step([{ cache, tokens: prompt(n, b) }]);
+      const [second] = await dec.step([{ cache, tokens: [42 + b] }]);
+      alone.push([first.logits, second.logits]);
+    }
+    const caches = lengths.map(() => dec.newCache());
+    const firsts = await dec.step(caches.map((cache, b) => ({ cache, tokens: prompt(lengths[b], b) })));
+    const seconds = await dec.step(caches.map((cache, b) => ({ cache, tokens: [42 + b] })));
+    lengths.forEach((_, b) => {
+      expect(maxDiff(firsts[b].logits, alone[b][0])).toBeLessThan(1e-4);
+      expect(maxDiff(seconds[b].logits, alone[b][1])).toBeLessThan(1e-4);
+    });
+  });
+
+  it("probs is softmax(logits / temperature) per row; temperature 0 means 1", async () => {
+    const dec = await simdDecoder();
+    const temps = [0.5, 1, 0, 2];
+    const outs = await dec.step(temps.map((temperature, b) => ({ cache: dec.newCache(), tokens: prompt(3, b), temperature })));
+    outs.forEach(({ logits, probs }, b) => {
+      const t = temps[b] || 1;
+      const max = Math.max(...logits);
+      const exps = Array.from(logits, (l) => Math.exp((l - max) / t));
+      const z = exps.reduce((x, y) => x + y);
+      exps.forEach((e, i) => expect(Math.abs(e / z - probs[i])).toBeLessThan(1e-5 * Math.max(e / z, 1e-3)));
+    });
+  });
+
+  it("prefix copies continue like the original, and released pages are reused (the heap stops growing)", async () => {
+    const dec = await simdDecoder();
+    const tokens = prompt(40);
+    const original = dec.newCache();
+    await dec.step([{ cache: original, tokens }]);
+    const copy = original.prefix(25);
+    const [a] = await dec.step([{ cache: copy, tokens: tokens.slice(25, 30) }]);
+    const [b] = await dec.step([{ cache: dec.newCache(), tokens: tokens.slice(0, 30) }]);
+    expect(maxDiff(a.logits, b.logits)).toBeLessThan(1e-4);
+    const cycle = async () => {
+      const caches = Array.from({ length: 4 }, () => dec.newCache());
+      await dec.step(caches.map((cache, i) => ({ cache, tokens: prompt(100, i) })));
+      for (const c of caches) c.release();
+    };
+    await cycle();
+    const heap = dec.heapBytes;
+    for (let i = 0; i < 5; i++) await cycle();
+    expect(dec.heapBytes).toBe(heap);
+  });
+
+  it("refuse a context past the model's length, before touching the cache", async () => {
+    const dec = await simdDecoder();
+    const cache = dec.newCache();
+    await expect(dec.step([{ cache, tokens: prompt(fixture.shape.maxLength + 1) }])).rejects.toThrow(/exceeds the model's/);
+    expect(cache.length).toBe(0);
+  });
+});
+
+describe("backend choice at load", () => {
+  const read = (mutate?: (path: string, bytes: Uint8Array) => Uint8Array) => async (path: string) => {
+    const bytes = new Uint8Array(readFileSync(join(FIXTURE_DIR, path)));
+    return mutate ? mutate(path, bytes) : bytes;
+  };
+  const kernels = async () => WebAssembly.compile(readFileSync(KERNELS_WASM));
+  const base = { ort: nodeOrt(1), kernels, engine: { maxBatch: 4, maxQueue: 4, prefixCache: true } };
+
+  it("auto: the int8 graph runs on the kernels; the fp32 graph falls back to onnxruntime-web with one line saying why", async () => {
+    const logs: string[] = [];
+    const int8 = await loadModel(read(), { ...base, onnxFile: "onnx/model_quantized.onnx", log: (l) => logs.push(l) });
+    expect(int8.backend).toEqual({ name: "simd", reason: null });
+    const fp32 = await loadModel(read(), { ...base, onnxFile: "onnx/model.onnx", log: (l) => logs.push(l) });
+    expect(fp32.backend.name).toBe("ort");
+    expect(logs).toHaveLength(1);
+    expect(logs[0]).toMatch(/onnx\/model\.onnx runs on onnxruntime-web: .*DynamicQuantizeMatMul/);
+  });
+
+  it("ENGINE=simd refuses a graph the kernels cannot run; ENGINE=ort uses onnxruntime-web", async () => {
+    await expect(loadModel(read(), { ...base, backend: "simd", onnxFile: "onnx/model.onnx" })).rejects.toThrow(/ENGINE=simd.*model\.onnx/);
+    const ort = await loadModel(read(), { ...base, backend: "ort", onnxFile: "onnx/model_quantized.onnx" });
+    expect(ort.backend).toEqual({ name: "ort", reason: "ENGINE=ort" });
+  });
+
+  it("a corrupt graph is an error at load naming the file (checksum, then the ONNX reader)", async () => {
+    const flip = (path: string, bytes: Uint8Array) => {
+      if (path.endsWith(".onnx")) bytes[bytes.length >> 1] ^= 0xff;
+      return bytes;
+    };
+    await expect(loadModel(read(flip), { ...base, onnxFile: "onnx/model_quantized.onnx" }))
+      .rejects.toThrow(/onnx\/model_quantized\.onnx: sha256 .* does not match manifest\.json/);
+    const noManifest = (path: string, bytes: Uint8Array) => {
+      if (path === "manifest.json") throw new Error("manifest.json: not found");
+      return path.endsWith(".onnx") ? bytes.subarray(0, bytes.length >> 1) : bytes;
+    };
+    await expect(loadModel(read(noManifest), { ...base, onnxFile: "onnx/model_quantized.onnx" }))
+      .rejects.toThrow(/onnx\/model_quantized\.onnx: /);
+  });
+});
+
+describe("kernels.wasm", () => {
+  it("rebuilds byte-identically from kernels/*.c (npm run build:kernels)", () => {
+    const out = join(mkdtempSync(join(tmpdir(), "kernels-")), "kernels.wasm");
+    execFileSync("bash", [join(import.meta.dirname, "../src/engine/simd/kernels/build.sh"), out]);
+    expect(Buffer.compare(readFileSync(out), readFileSync(KERNELS_WASM))).toBe(0);
+  });
+});
