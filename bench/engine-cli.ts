@@ -1,9 +1,13 @@
 // One engine benchmark row per process (onnxruntime-web fixes its thread count at initialisation):
 //   tsx bench/engine-cli.ts simd|web|native <model-dir> <onnx-file> <threads> <runs>
+//   tsx bench/engine-cli.ts profile <model-dir> <onnx-file> <context> <steps>   (our kernels' per-stage split)
 //   tsx bench/engine-cli.ts matmul <runs>      (the wasm build's fp32 MatMul GFLOP/s, for the roofline)
-import { benchEngine, wasmHeapBytes, wasmMatMulGflops, type EngineName } from "./engine.js";
+import { benchEngine, profileSimd, wasmHeapBytes, wasmMatMulGflops, type EngineName } from "./engine.js";
 
-if (process.argv[2] === "matmul") {
+if (process.argv[2] === "profile") {
+  const [modelDir, file, context, steps] = process.argv.slice(3);
+  console.log(JSON.stringify(await profileSimd(modelDir, file, Number(context), Number(steps))));
+} else if (process.argv[2] === "matmul") {
   console.log(JSON.stringify({ wasm_matmul_gflops: await wasmMatMulGflops(Number(process.argv[3])) }));
 } else {
   const [engine, modelDir, file, threads, runs] = process.argv.slice(2);

@@ -1,7 +1,9 @@
 // Engine benchmark: the same ONNX file and thread count on our WASM SIMD kernels, onnxruntime-web
 // (WASM SIMD) and onnxruntime-node (native): prefill, time to first token, decode tok/s at two
 // context lengths, a batch of 8.
-import { readFileSync } from "node:fs";
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, readFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { modelShapeFromConfig, type Decoder } from "../src/engine/decoder.js";
 import { OnnxDecoder } from "../src/engine/onnx-model.js";
@@ -105,6 +107,34 @@ export async function benchEngine(engine: EngineName, modelDir: string, file: st
   }
   const batch8 = median(await repeat(runs, () => timeDecode(dec, Math.min(128, max), 64, 8)));
   return { engine, file, threads, prefill_ms: prefill, ttft_ms_128: prefill[128], decode_tok_s: decode, decode_batch8_tok_s: batch8 };
+}
+
+/** Stages of kernels/forward.c, in its enum's order. */
+export const STAGES = ["embed", "rmsnorm", "qkv matmul", "rope + kv store", "attention", "o matmul", "ffn matmuls", "swiglu + residual", "lm head", "sampling softmax"];
+
+/**
+ * Where a decode step's time goes in our kernels: a build with per-stage timers (build.sh --profile,
+ * needs clang), `steps` decode steps at context `context`, milliseconds per token per stage.
+ */
+export async function profileSimd(modelDir: string, file: string, context: number, steps: number): Promise<Record<string, number>> {
+  const out = join(mkdtempSync(join(tmpdir(), "kernels-")), "kernels-profile.wasm");
+  execFileSync("bash", [join(import.meta.dirname, "../src/engine/simd/kernels/build.sh"), "--profile", out]);
+  nodeOrt(1);
+  const config = JSON.parse(readFileSync(join(modelDir, "config.json"), "utf8"));
+  const dec = await SimdDecoder.create(await WebAssembly.compile(readFileSync(out)), llamaWeights(readOnnx(readFileSync(join(modelDir, file))), config),
+    { now: () => performance.now() });
+  await dec.warmUp();
+  const profileSlots = dec.instance.exports.profile_slots as () => number;
+  const cache = dec.newCache();
+  await dec.step([{ cache, tokens: prompt(context) }]);
+  const slots = () => new Float64Array(dec.memory.buffer, profileSlots(), STAGES.length);
+  slots().fill(0);
+  let next = 1000;
+  const t = performance.now();
+  for (let i = 0; i < steps; i++) next = argmax((await dec.step([{ cache, tokens: [next] }]))[0].logits);
+  const total = (performance.now() - t) / steps;
+  const perStage = Object.fromEntries(STAGES.map((name, i) => [name, slots()[i] / steps]));
+  return { ...perStage, "outside the kernels (JS)": total - Object.values(perStage).reduce((a, b) => a + b, 0), total };
 }
 
 async function repeat(n: number, f: () => Promise<number>): Promise<number[]> {

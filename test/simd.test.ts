@@ -77,7 +77,7 @@ describe("WASM SIMD kernels on the fixture's int8 graph", () => {
   it("batched rows equal the same sequences decoded alone (different lengths, prompts and decode mixed)", async () => {
     const dec = await simdDecoder();
     const lengths = [3, 17, 1, 70];
-    const alone = [];
+    const alone: Float32Array[][] = [];
     for (const [b, n] of lengths.entries()) {
       const cache = dec.newCache();
       const [first] = await dec.step([{ cache, tokens: prompt(n, b) }]);

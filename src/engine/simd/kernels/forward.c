@@ -4,6 +4,18 @@
 // want them, final RMSNorm → tied LM head → logits, and softmax at each row's temperature → probs.
 #include "simd.h"
 
+// Per-stage timing for the bench (build.sh --profile): each stage's milliseconds are added to
+// profile_ms[stage], read through the exported profile_slots(); `now` is imported (performance.now).
+enum { EMBED, NORM, QKV, ROPE_KV, ATTENTION, OUT_PROJ, FFN_MATMULS, SWIGLU_RESIDUAL, LM_HEAD, SAMPLING_SOFTMAX, STAGES };
+#ifdef TINYLM_PROFILE
+double now(void);
+static double profile_ms[STAGES];
+EXPORT double *profile_slots(void) { return profile_ms; }
+#define TIMED(stage, ...) do { double t0_ = now(); __VA_ARGS__; profile_ms[stage] += now() - t0_; } while (0)
+#else
+#define TIMED(stage, ...) __VA_ARGS__
+#endif
+
 // rows: n_rows ≤ max_rows. head_rows: indices of the rows whose logits are wanted (n_head of them),
 // inv_temperature[n_head]; logits and probs: [n_head][vocab].
 EXPORT void forward(const Model *m, const Row *rows, int n_rows, const int32_t *head_rows, int n_head,
@@ -12,38 +24,42 @@ EXPORT void forward(const Model *m, const Row *rows, int n_rows, const int32_t *
   const int width = (H + 2 * KV) * hd, half = hd / 2;
   float *x = m->x, *h = m->h;
 
-  for (int r = 0; r < n_rows; r++) {
+  TIMED(EMBED, for (int r = 0; r < n_rows; r++) {
     const int8_t *e = m->embedding.w + rows[r].token * dim;
     const float s = m->embedding.scale[rows[r].token];
     for (int i = 0; i < dim; i++) x[r * dim + i] = e[i] * s;
-  }
+  });
   for (int l = 0; l < m->n_layers; l++) {
     const Layer *L = &m->layers[l];
-    rmsnorm(h, x, L->attn_norm, n_rows, dim, m->eps);
-    linear(m, m->qkv, h, n_rows, &L->qkv);
-    for (int r = 0; r < n_rows; r++) {
-      const float *c = m->rope_cos + rows[r].position * half, *s = m->rope_sin + rows[r].position * half;
-      rope(m->qkv + r * width, H + KV, hd, c, s);  // q heads then k heads are contiguous
+    TIMED(NORM, rmsnorm(h, x, L->attn_norm, n_rows, dim, m->eps));
+    TIMED(QKV, linear(m, m->qkv, h, n_rows, &L->qkv));
+    TIMED(ROPE_KV, {
+      for (int r = 0; r < n_rows; r++) {
+        const float *c = m->rope_cos + rows[r].position * half, *s = m->rope_sin + rows[r].position * half;
+        rope(m->qkv + r * width, H + KV, hd, c, s);  // q heads then k heads are contiguous
+      }
+      kv_store(m, l, rows, n_rows, m->qkv);
+    });
+    TIMED(ATTENTION, attend(m, l, rows, n_rows, m->qkv, m->att));
+    TIMED(OUT_PROJ, linear(m, h, m->att, n_rows, &L->o));
+    TIMED(SWIGLU_RESIDUAL, add_rows(x, h, n_rows * dim));
+    TIMED(NORM, rmsnorm(h, x, L->ffn_norm, n_rows, dim, m->eps));
+    TIMED(FFN_MATMULS, linear(m, m->gu, h, n_rows, &L->gate_up));
+    TIMED(SWIGLU_RESIDUAL, swiglu(m->att, m->gu, n_rows, m->ffn));  // att is free again: max(heads·hd, ffn) per row
+    TIMED(FFN_MATMULS, linear(m, h, m->att, n_rows, &L->down));
+    TIMED(SWIGLU_RESIDUAL, add_rows(x, h, n_rows * dim));
+  }
+  TIMED(LM_HEAD, {
+    for (int i = 0; i < n_head; i++) {
+      const float *xr = x + head_rows[i] * dim;
+      for (int k = 0; k < dim; k++) m->att[i * dim + k] = xr[k];  // gather the wanted rows (i ≤ head_rows[i])
     }
-    kv_store(m, l, rows, n_rows, m->qkv);
-    attend(m, l, rows, n_rows, m->qkv, m->att);
-    linear(m, h, m->att, n_rows, &L->o);
-    add_rows(x, h, n_rows * dim);
-    rmsnorm(h, x, L->ffn_norm, n_rows, dim, m->eps);
-    linear(m, m->gu, h, n_rows, &L->gate_up);
-    swiglu(m->att, m->gu, n_rows, m->ffn);  // att is free again and holds max(heads·hd, ffn) per row
-    linear(m, h, m->att, n_rows, &L->down);
-    add_rows(x, h, n_rows * dim);
-  }
-  for (int i = 0; i < n_head; i++) {
-    const float *xr = x + head_rows[i] * dim;
-    for (int k = 0; k < dim; k++) m->att[i * dim + k] = xr[k];  // gather the wanted rows (i ≤ head_rows[i])
-  }
-  rmsnorm(h, m->att, m->final_norm, n_head, dim, m->eps);
-  linear(m, logits, h, n_head, &m->embedding);
-  for (int i = 0; i < n_head; i++) {
+    rmsnorm(h, m->att, m->final_norm, n_head, dim, m->eps);
+    linear(m, logits, h, n_head, &m->embedding);
+  });
+  TIMED(SAMPLING_SOFTMAX, for (int i = 0; i < n_head; i++) {
     float *p = probs + i * m->vocab, *l = logits + i * m->vocab;
     for (int k = 0; k < m->vocab; k++) p[k] = l[k];
     softmax(p, m->vocab, inv_temperature[i]);
-  }
+  });
 }
