@@ -1,5 +1,6 @@
-// npm run bench: engine (web vs native, 1 and 2 threads, int8 and fp32), server load test, tokenizer
-// speed and a roofline line, on the shipped model. Writes bench/results/latest.json and the generated
+// npm run bench: engine (our WASM SIMD kernels vs onnxruntime-web vs native onnxruntime, 1 and 2
+// threads, int8 and fp32), where our kernels' decode step goes, server load test per backend, hosts,
+// tokenizer speed and a roofline line, on the shipped model. Writes bench/results/latest.json and the generated
 // part of BENCHMARKS.md. Medians over ≥ 5 runs, warm-up excluded, engine configurations interleaved
 // over 3 rounds (--rounds N); the machine is named in the output.
 import { execFileSync, spawn } from "node:child_process";
@@ -97,7 +98,9 @@ const files = (QUICK ? ["onnx/model_quantized.onnx"] : ["onnx/model_quantized.on
   .filter((file) => existsSync(join(MODEL_DIR, file)));
 for (const file of files) {
   for (const threads of QUICK ? [1] : [1, 2]) {
-    for (const engine of ["web", "native"]) configs.push({ engine, file, threads });
+    // Our kernels run the int8 graph on one thread.
+    const engines = threads === 1 && file.includes("quantized") ? ["simd", "web", "native"] : ["web", "native"];
+    for (const engine of engines) configs.push({ engine, file, threads });
   }
 }
 const rounds = configs.map(() => [] as ReturnType<typeof engineRow>[]);
@@ -123,18 +126,31 @@ const engines = rounds.map((rows) => rows[0].failed ? rows[0] : {
   rounds: rows.length,
 });
 
+// Where a decode step of our kernels goes (a build with per-stage timers; needs clang).
+const profileRun = (context: number) => {
+  try {
+    return JSON.parse(execFileSync(tsx, ["bench/engine-cli.ts", "profile", MODEL_DIR, "onnx/model_quantized.onnx", String(context), "128"], { encoding: "utf8" }).trim().split("\n").at(-1)!) as Record<string, number>;
+  } catch (err) {
+    console.error(`profile at context ${context}: failed (${String(err).slice(0, 160)})`);
+    return null;
+  }
+};
+const profiles = Object.fromEntries([128, 384].map((ctx) => [ctx, profileRun(ctx)]));
+
 // Load test: the client counts run in turn, over the same rounds as the engine (drift hits all of
 // them alike); each row reported is its median round by aggregate tok/s.
-const loadRounds = new Map<string, (LoadRow & { max_batch: number })[]>();
-for (const maxBatch of [8, 1]) {
-  const server = await startServer({ MAX_BATCH: String(maxBatch), MAX_QUEUE: "64" });
+const loadRounds = new Map<string, (LoadRow & { max_batch: number; backend: string })[]>();
+const loadConfigs = [{ backend: "simd", maxBatch: 8 }, { backend: "simd", maxBatch: 1 }, { backend: "ort", maxBatch: 8 }];
+for (const { backend, maxBatch } of loadConfigs) {
+  const server = await startServer({ ENGINE: backend, MAX_BATCH: String(maxBatch), MAX_QUEUE: "64" });
   try {
     await loadTest(server.url, manifest.name, 2, 2, 128); // warm-up (JIT, WASM), excluded
     for (let r = 0; r < ROUNDS; r++) {
-      for (const clients of maxBatch === 1 ? [8] : QUICK ? [1, 8] : [1, 4, 8, 16]) {
-        const row = { ...(await loadTest(server.url, manifest.name, clients, 2, 128)), max_batch: maxBatch };
-        console.error(`round ${r + 1}: load max_batch=${maxBatch} clients=${clients}: ${row.aggregate_tok_s.toFixed(0)} tok/s, TTFT p50 ${row.ttft_ms_p50.toFixed(0)} ms`);
-        loadRounds.set(`${maxBatch}/${clients}`, [...(loadRounds.get(`${maxBatch}/${clients}`) ?? []), row]);
+      for (const clients of maxBatch === 1 ? [8] : QUICK || backend === "ort" ? [1, 8] : [1, 4, 8, 16]) {
+        const row = { ...(await loadTest(server.url, manifest.name, clients, 2, 128)), max_batch: maxBatch, backend };
+        console.error(`round ${r + 1}: load ${backend} max_batch=${maxBatch} clients=${clients}: ${row.aggregate_tok_s.toFixed(0)} tok/s, TTFT p50 ${row.ttft_ms_p50.toFixed(0)} ms`);
+        const key = `${backend}/${maxBatch}/${clients}`;
+        loadRounds.set(key, [...(loadRounds.get(key) ?? []), row]);
       }
     }
   } finally {
@@ -150,23 +166,30 @@ const cfg = JSON.parse(readFileSync(join(MODEL_DIR, "config.json"), "utf8"));
 const nonEmbedding = manifest.parameters.non_embedding as number;
 const vocabD = cfg.vocab_size * cfg.hidden_size;
 const roofline = {
-  // int8 graph: every layer weight is read once per decoded token, 1 byte each; the LM head runs in
-  // fp32 (dequantized at load, see scripts/tinylm/quantize.py), 4 bytes each.
+  // int8 graph on onnxruntime-web: every layer weight is read once per decoded token, 1 byte each;
+  // the LM head runs in fp32 (dequantized at load, see scripts/tinylm/quantize.py), 4 bytes each.
   weight_bytes_per_token_int8: nonEmbedding + 4 * vocabD,
+  // Our kernels read every weight as int8, the tied LM head included.
+  weight_bytes_per_token_simd: nonEmbedding + vocabD,
   flops_per_token: 2 * (nonEmbedding + vocabD),
   memcpy_gb_s: memcpyGBs(),
   wasm_matmul_gflops: JSON.parse(execFileSync(tsx, ["bench/engine-cli.ts", "matmul", String(RUNS)], { encoding: "utf8" }).trim().split("\n").at(-1)!).wasm_matmul_gflops as number,
 };
 const tokenizer = tokenizerSpeed();
-const results = { machine, model: { name: manifest.name, parameters: manifest.parameters }, engines, load, hosts, roofline, tokenizer };
+const results = { machine, model: { name: manifest.name, parameters: manifest.parameters }, engines, profiles, load, hosts, roofline, tokenizer };
 mkdirSync("bench/results", { recursive: true });
 writeFileSync("bench/results/latest.json", JSON.stringify(results, null, 2));
 
 // ---- BENCHMARKS.md (generated section) ----
 const f = (x: number | undefined, d = 1) => (x === undefined || Number.isNaN(x) ? "–" : x.toFixed(d));
-const webInt8 = engines.find((e) => e.engine === "web" && e.threads === 1 && e.file.includes("quantized"));
+const int8Row = (engine: string) => engines.find((e) => e.engine === engine && e.threads === 1 && e.file.includes("quantized"));
+const webInt8 = int8Row("web"), simdInt8 = int8Row("simd"), nativeInt8 = int8Row("native");
 const decodeRate = webInt8?.decode_tok_s["128"] ?? NaN;
 const batchRate = webInt8?.decode_batch8_tok_s ?? NaN;
+const simdRate = simdInt8?.decode_tok_s["128"] ?? NaN;
+const simdBatch = simdInt8?.decode_batch8_tok_s ?? NaN;
+const ratio = (a?: number, b?: number) => (a === undefined || b === undefined ? "–" : `${(a / b).toFixed(2)}×`);
+const engineName = (e: string) => ({ simd: "ours (WASM SIMD kernels)", web: "ort-web (wasm)", native: "ort-node (native)" })[e] ?? e;
 const lines = [
   `## Latest run (\`npm run bench\`)`,
   "",
@@ -177,15 +200,25 @@ const lines = [
   "",
   "| engine | graph | threads | prefill 16 / 128 / 512 (ms) | TTFT @128 (ms) | decode tok/s @128 | decode tok/s @512 | batch of 8, tok/s @128 | peak RSS (MB) | WASM heap (MB) |",
   "|---|---|---|---|---|---|---|---|---|---|",
-  ...engines.map((e) => e.failed ? `| ${e.engine === "web" ? "ort-web (wasm)" : "ort-node (native)"} | ${e.file.includes("quantized") ? "int8" : "fp32"} | ${e.threads} | failed: ${e.failed} | | | | | | |` : `| ${e.engine === "web" ? "ort-web (wasm)" : "ort-node (native)"} | ${e.file.includes("quantized") ? "int8" : "fp32"} | ${e.threads} | ${f(e.prefill_ms["16"])} / ${f(e.prefill_ms["128"])} / ${f(e.prefill_ms["512"])} | ${f(e.ttft_ms_128)} | ${f(e.decode_tok_s["128"], 0)} | ${f(e.decode_tok_s["512"], 0)} | ${f(e.decode_batch8_tok_s, 0)} | ${f(e.peak_rss_mb, 0)} | ${e.wasm_heap_mb === null ? "–" : f(e.wasm_heap_mb, 0)} |`),
+  ...engines.map((e) => e.failed ? `| ${engineName(e.engine)} | ${e.file.includes("quantized") ? "int8" : "fp32"} | ${e.threads} | failed: ${e.failed} | | | | | | |` : `| ${engineName(e.engine)} | ${e.file.includes("quantized") ? "int8" : "fp32"} | ${e.threads} | ${f(e.prefill_ms["16"])} / ${f(e.prefill_ms["128"])} / ${f(e.prefill_ms["512"])} | ${f(e.ttft_ms_128)} | ${f(e.decode_tok_s["128"], 0)} | ${f(e.decode_tok_s["512"], 0)} | ${f(e.decode_batch8_tok_s, 0)} | ${f(e.peak_rss_mb, 0)} | ${e.wasm_heap_mb === null ? "–" : f(e.wasm_heap_mb, 0)} |`),
+  "",
+  `Ours against onnxruntime-web (int8, 1 thread): decode @128 ${ratio(simdRate, decodeRate)}, @512 ${ratio(simdInt8?.decode_tok_s["512"], webInt8?.decode_tok_s["512"])}, ` +
+    `batch of 8 ${ratio(simdBatch, batchRate)}, TTFT @128 ${ratio(webInt8?.ttft_ms_128, simdInt8?.ttft_ms_128)} faster; against native onnxruntime: decode @128 ${ratio(simdRate, nativeInt8?.decode_tok_s["128"])}, ` +
+    `@512 ${ratio(simdInt8?.decode_tok_s["512"], nativeInt8?.decode_tok_s["512"])}. Eight streams decoded together: ${ratio(simdBatch, simdRate)} one stream's rate.`,
+  "",
+  "### Where our kernels' decode step goes (ms per token, one sequence, profiling build)",
+  "",
+  "| stage | context 128 | context 384 |",
+  "|---|---|---|",
+  ...Object.keys(profiles["128"] ?? profiles["384"] ?? {}).map((stage) => `| ${stage} | ${f(profiles["128"]?.[stage], 3)} | ${f(profiles["384"]?.[stage], 3)} |`),
   "",
   `### Server load test (streaming clients on 127.0.0.1, 2 requests each, max_tokens 128, int8 graph, 1 WASM thread; median of ${ROUNDS} rounds)`,
   "",
-  "| MAX_BATCH | clients | requests | errors | aggregate tok/s | TTFT p50 / p99 (ms) | inter-token p50 / p99 (ms) |",
-  "|---|---|---|---|---|---|---|",
-  ...load.map((r) => `| ${r.max_batch} | ${r.clients} | ${r.requests} | ${r.errors} | ${f(r.aggregate_tok_s, 0)} | ${f(r.ttft_ms_p50, 0)} / ${f(r.ttft_ms_p99, 0)} | ${f(r.itl_ms_p50)} / ${f(r.itl_ms_p99)} |`),
+  "| backend | MAX_BATCH | clients | requests | errors | aggregate tok/s | TTFT p50 / p99 (ms) | inter-token p50 / p99 (ms) |",
+  "|---|---|---|---|---|---|---|---|",
+  ...load.map((r) => `| ${r.backend} | ${r.max_batch} | ${r.clients} | ${r.requests} | ${r.errors} | ${f(r.aggregate_tok_s, 0)} | ${f(r.ttft_ms_p50, 0)} / ${f(r.ttft_ms_p99, 0)} | ${f(r.itl_ms_p50)} / ${f(r.itl_ms_p99)} |`),
   "",
-  "### Hosts (greedy, 256 tokens through /v1/completions, 1 WASM thread; Workers with its low-memory session options)",
+  "### Hosts (greedy, 256 tokens through /v1/completions, default ENGINE=auto: our kernels; 1 WASM thread; Workers with its low-memory settings)",
   "",
   "| host | decode tok/s | WASM heap after the runs (MB) |",
   "|---|---|---|",
@@ -194,7 +227,11 @@ const lines = [
   "### Tokenizer and roofline",
   "",
   `- Tokenizer (${(tokenizer.bytes / 1e6).toFixed(1)} MB of English): encode ${f(tokenizer.encode_mb_s, 2)} MB/s, decode ${f(tokenizer.decode_mb_s, 1)} MB/s.`,
-  `- Per decoded token the int8 model reads ${(roofline.weight_bytes_per_token_int8 / 1e6).toFixed(2)} MB of weights and does ${(roofline.flops_per_token / 1e6).toFixed(1)} MFLOP.`,
+  `- Our kernels read ${(roofline.weight_bytes_per_token_simd / 1e6).toFixed(2)} MB of int8 weights per decoded token (the LM head too): at ${f(simdRate, 0)} tok/s ` +
+    `(context 128) that is ${f((roofline.weight_bytes_per_token_simd * simdRate) / 1e9, 2)} GB/s against the ${f(roofline.memcpy_gb_s, 1)} GB/s a JS memcpy reaches here; ` +
+    `eight sequences together ${f((roofline.weight_bytes_per_token_simd * simdBatch) / 8 / 1e9, 2)} GB/s of weights for ${f((roofline.flops_per_token * simdBatch) / 1e9, 2)} GFLOP/s ` +
+    `(the int16 × int8 dot products, not the memory, bound it: see the profile above).`,
+  `- Per decoded token the int8 model on onnxruntime-web reads ${(roofline.weight_bytes_per_token_int8 / 1e6).toFixed(2)} MB of weights and does ${(roofline.flops_per_token / 1e6).toFixed(1)} MFLOP.`,
   `  At ${f(decodeRate, 0)} tok/s (wasm, 1 thread, context 128) that is ${f((roofline.weight_bytes_per_token_int8 * decodeRate) / 1e9, 2)} GB/s of weights ` +
     `(${f((100 * roofline.weight_bytes_per_token_int8 * decodeRate) / 1e9 / roofline.memcpy_gb_s, 1)}% of the ${f(roofline.memcpy_gb_s, 1)} GB/s a JS memcpy reaches here) and ` +
     `${f((roofline.flops_per_token * decodeRate) / 1e9, 2)} GFLOP/s, ${f((100 * roofline.flops_per_token * decodeRate) / 1e9 / roofline.wasm_matmul_gflops, 0)}% of the ` +
