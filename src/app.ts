@@ -12,7 +12,8 @@ import { chatRequest, completionRequest, describeIssue, detokenizeRequest, token
 import { Metrics } from "./metrics.js";
 import { wasmHeapBytes } from "./engine/session.js";
 import { keepAlive } from "./openai/sse.js";
-import type { LoadedModel, ModelHandle } from "./model.js";
+import { publicReason, type LoadedModel, type ModelHandle } from "./model.js";
+import type { ClientScope } from "./openai/generation.js";
 import { PLAYGROUND_HTML, playgroundCsp } from "./playground.js";
 
 export interface AppConfig {
@@ -20,13 +21,23 @@ export interface AppConfig {
   corsOrigins: string[] | "*";
   maxBodyBytes: number;
   maxTokensLimit: number;
+  /** Serve /metrics without the API key (it shows traffic counters). */
+  metricsPublic?: boolean;
 }
 
 export const DEFAULT_CONFIG: AppConfig = { corsOrigins: "*", maxBodyBytes: 1_000_000, maxTokensLimit: 2048 };
 
-/** Request body → UTF-8 JSON → schema, with every failure as OpenAI's 400 error object. */
+/**
+ * Request body → UTF-8 JSON → schema, with every failure as OpenAI's error object. Only
+ * application/json: any other type would let a web page start generations with a "simple"
+ * cross-origin request that needs no CORS preflight.
+ */
 function jsonBody<S extends z.ZodType>(schema: S) {
   return validator("json", async (_value, c) => {
+    const type = (c.req.header("Content-Type") ?? "").split(";")[0].trim().toLowerCase();
+    if (type !== "application/json") {
+      throw new ApiError(415, `Content-Type must be application/json, got "${type || "none"}"`, "invalid_request_error", null, "unsupported_media_type");
+    }
     const bytes = await c.req.arrayBuffer();
     let text: string;
     try {
@@ -69,7 +80,7 @@ export function createApp(handle: ModelHandle, config: AppConfig = DEFAULT_CONFI
       m = await handle.get();
     } catch (err) {
       console.error("model failed to load:", (err as Error).message);
-      throw new ApiError(503, `The model is not available: ${(err as Error).message}`, "service_unavailable", null, "model_not_loaded");
+      throw new ApiError(503, `The model is not available: ${publicReason(err as Error)}`, "service_unavailable", null, "model_not_loaded");
     }
     if (requested !== undefined && requested !== m.id) throw modelNotFound(requested);
     return m;
@@ -94,7 +105,12 @@ export function createApp(handle: ModelHandle, config: AppConfig = DEFAULT_CONFI
   app.use("*", async (c, next) => {
     const start = performance.now();
     await next();
-    metrics.observeRequest(c.req.routePath, c.res.status, (performance.now() - start) / 1000);
+    const observe = () => metrics.observeRequest(c.req.routePath, c.res.status, (performance.now() - start) / 1000);
+    if (!c.res.headers.get("Content-Type")?.startsWith("text/event-stream") || !c.res.body) return observe();
+    // A stream's duration ends with its last event, not when its headers go out.
+    const status = c.res.status;
+    const route = c.req.routePath;
+    c.res = new Response(c.res.body.pipeThrough(new TransformStream({ flush: () => metrics.observeRequest(route, status, (performance.now() - start) / 1000) })), c.res);
   });
   app.use("*", cors({ origin: config.corsOrigins === "*" ? "*" : config.corsOrigins, allowHeaders: ["Authorization", "Content-Type"] }));
   app.use(
@@ -108,15 +124,31 @@ export function createApp(handle: ModelHandle, config: AppConfig = DEFAULT_CONFI
   );
   if (config.apiKey) {
     const key = config.apiKey;
-    app.use("/v1/*", async (c, next) => {
-      const header = c.req.header("Authorization") ?? "";
-      const token = header.startsWith("Bearer ") ? header.slice(7) : "";
-      if (!safeEqual(token, key)) {
+    const requireKey = async (c: Context, next: () => Promise<void>) => {
+      const [scheme, token = ""] = (c.req.header("Authorization") ?? "").trim().split(/\s+/, 2);
+      if (scheme?.toLowerCase() !== "bearer" || !safeEqual(token, key)) {
         throw new ApiError(401, "Incorrect API key provided. Send it as 'Authorization: Bearer <key>'.", "authentication_error", null, "invalid_api_key");
       }
       await next();
-    });
+    };
+    app.use("/v1/*", requireKey);
+    app.use("/tokenize", requireKey);
+    app.use("/detokenize", requireKey);
+    if (!config.metricsPublic) app.use("/metrics", requireKey);
   }
+  // Prefix caches are shared only within one address and key, and not at all without a key while
+  // any web page may call us (CORS "*"): a page could time its way through the local user's prompts.
+  const prefixReuse = Boolean(config.apiKey) || config.corsOrigins !== "*";
+  const scopeOf = async (c: Context, user: string | null | undefined): Promise<ClientScope> => {
+    const address = clientAddress(c);
+    const key = c.req.header("Authorization") ?? "";
+    const keyTag = key ? Array.from(new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(key))).subarray(0, 8), (b) => b.toString(16).padStart(2, "0")).join("") : "";
+    return {
+      client: user || address,
+      cacheScope: prefixReuse ? `${address ?? "?"}|${keyTag}` : undefined,
+      signal: c.req.raw.signal,
+    };
+  };
 
   app.get("/", async (c) => c.html(PLAYGROUND_HTML, 200, { "Content-Security-Policy": await playgroundCsp }));
 
@@ -124,7 +156,8 @@ export function createApp(handle: ModelHandle, config: AppConfig = DEFAULT_CONFI
     if (handle.model) return c.json({ status: "ok", model: handle.model.id });
     // Start loading (Workers load lazily); keep the loading request alive until the load is done.
     keepAlive(c, handle.get());
-    return c.json({ status: "loading", error: handle.error?.message ?? null }, 503);
+    const error = handle.error ? publicReason(handle.error) : null;
+    return c.json({ status: error ? "failed" : "loading", error }, 503);
   });
 
   app.get("/metrics", (c) => c.text(metrics.render(wasmHeapBytes(), handle.model?.backend.name, handle.model?.engine.stats), 200, { "Content-Type": "text/plain; version=0.0.4" }));
@@ -140,17 +173,22 @@ export function createApp(handle: ModelHandle, config: AppConfig = DEFAULT_CONFI
 
   app.post("/v1/completions", jsonBody(completionRequest), async (c) => {
     const req = c.req.valid("json");
-    return completions(c, await model(c, req.model), req, limits);
+    return completions(c, await model(c, req.model), req, limits, await scopeOf(c, req.user));
   });
 
   app.post("/v1/chat/completions", jsonBody(chatRequest), async (c) => {
     const req = c.req.valid("json");
-    return chatCompletions(c, await model(c, req.model), req, limits);
+    return chatCompletions(c, await model(c, req.model), req, limits, await scopeOf(c, req.user));
   });
 
   app.post("/tokenize", jsonBody(tokenizeRequest), async (c) => {
-    const { tokenizer } = await model(c);
-    return c.json({ tokens: tokenizer.encode(c.req.valid("json").content) });
+    const { tokenizer, engine } = await model(c);
+    const { content } = c.req.valid("json");
+    // Bounded work: at most a few contexts' worth of text, encoded a slice at a time.
+    const limit = 4 * engine.maxLength;
+    const least = tokenizer.minTokens(content);
+    if (least > limit) throw invalidRequest(`content holds at least ${least} tokens; /tokenize takes at most ${limit}`, "content");
+    return c.json({ tokens: await tokenizer.encodeAsync(content) });
   });
 
   app.post("/detokenize", jsonBody(detokenizeRequest), async (c) => {
@@ -161,6 +199,12 @@ export function createApp(handle: ModelHandle, config: AppConfig = DEFAULT_CONFI
   });
 
   return app;
+}
+
+/** The client's address as the host reports it: Node's socket, Deno's remoteAddr (env), Cloudflare's header. */
+function clientAddress(c: Context): string | undefined {
+  const env = c.env as { incoming?: { socket?: { remoteAddress?: string } }; remoteAddr?: string } | undefined;
+  return env?.incoming?.socket?.remoteAddress ?? env?.remoteAddr ?? c.req.header("CF-Connecting-IP") ?? undefined;
 }
 
 function modelObject(m: LoadedModel) {

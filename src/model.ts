@@ -126,23 +126,39 @@ async function createBackend(bytes: Uint8Array, config: Record<string, unknown>,
   return { decoder: await createDecoder(opts.ort, bytes, shape, { lowMemory: opts.lowMemory }), reason };
 }
 
-/** Loads once, on first use; concurrent callers share the one load. A failed load is retried on the next call. */
+/** Loads once, on first use; concurrent callers share the one load. A failed load is a state: retried with backoff. */
 export class ModelHandle {
   private loading: Promise<LoadedModel> | null = null;
   model: LoadedModel | null = null;
   error: Error | null = null;
+  private failures = 0;
+  private retryAt = 0;
 
-  constructor(private readonly load: () => Promise<LoadedModel>) {}
+  constructor(private readonly load: () => Promise<LoadedModel>, private readonly backoffMs = 1000) {}
 
+  /** The model; a load that failed is tried again only after 1 s, 2 s, 4 s, … (at most a minute). */
   get(): Promise<LoadedModel> {
-    this.loading ??= this.load().then(
-      (m) => (this.model = m),
+    if (this.loading) return this.loading;
+    if (this.error && Date.now() < this.retryAt) return Promise.reject(this.error);
+    this.loading = this.load().then(
+      (m) => {
+        this.error = null;
+        return (this.model = m);
+      },
       (err: Error) => {
         this.error = err;
+        this.failures++;
+        this.retryAt = Date.now() + Math.min(60_000, this.backoffMs * 2 ** (this.failures - 1));
         this.loading = null;
         throw err;
       },
     );
     return this.loading;
   }
+}
+
+/** An error message fit for an unauthenticated client: no file-system paths, one line. */
+export function publicReason(err: Error): string {
+  // Hosts name files relative to the model folder; anything deeper (3+ directories) loses its directories.
+  return err.message.split("\n")[0].replace(/(^|[\s("'])(?:[A-Za-z]:)?(?:[\\/][^\s:"')\\/]+){2,}[\\/](?=[^\s\\/])/g, "$1");
 }

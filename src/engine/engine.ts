@@ -1,9 +1,18 @@
-// The scheduler: a bounded FIFO queue in front of a continuous batch. Every engine step feeds all
-// running sequences their next token in one session.run; sequences join (after their own prefill)
-// and leave (finished, cancelled, disconnected) between steps.
+// The scheduler: a bounded queue in front of a continuous batch. Each iteration runs one decode step
+// for every running sequence, then feeds one waiting sequence the next chunk of its prompt (chunked
+// prefill, as vLLM and llama-server do). While sequences are running, the chunk is sized so that
+// prefill takes about as long as the decode step did: a long prompt slows the running streams to
+// about half speed instead of stalling them. The waiting sequence is chosen round-robin between
+// clients, so one client's many requests cannot starve another's. Sequences join the batch after
+// their prompt and leave it (finished, cancelled, disconnected) between steps.
 import { Channel } from "./channel.js";
 import type { Decoder, SequenceCache } from "./decoder.js";
 import { createRng, logSoftmaxAt, sample, type Sampled, type SamplingParams } from "./sampler.js";
+
+/** Largest prompt chunk fed in one step (when nothing else is running). */
+const MAX_CHUNK = 256;
+/** Largest chunk when every position's logits come back (echo + logprobs): 64 × vocabulary floats × 2 per step. */
+const MAX_CHUNK_ALL_LOGITS = 64;
 
 export class QueueFullError extends Error {
   constructor(readonly retryAfterSeconds: number) {
@@ -19,11 +28,20 @@ export interface GenerateRequest {
   /** Also compute the log-probability of every prompt token (for echo + logprobs). */
   promptLogprobs?: boolean;
   /**
-   * Allow reusing a cached prompt prefix. Off for seeded requests: int8 graphs quantize activations
-   * per run, so a prompt split differently gives slightly different logits.
+   * Allow reusing a cached prompt prefix. Off for seeded requests: onnxruntime-web's int8 graph
+   * quantizes activations per run, so a prompt split differently gives slightly different logits.
    */
   reusePrefix?: boolean;
   signal?: AbortSignal;
+  /** Who asked (the request's `user`, else its address): prefill turns alternate between clients. */
+  client?: string;
+  /**
+   * The prefix cache is reused only within one scope (address and API key): a cache shared across
+   * clients would let one client read another's prompt, token by token, through timing.
+   */
+  cacheScope?: string;
+  /** The API request this sequence belongs to (its n choices share one): the queue counts requests. */
+  group?: object;
 }
 
 export interface GeneratedToken extends Sampled {
@@ -32,8 +50,8 @@ export interface GeneratedToken extends Sampled {
 }
 
 export interface EngineOptions {
-  maxBatch: number; // sequences decoded together
-  maxQueue: number; // requests waiting beyond the batch before 429
+  maxBatch: number; // sequences holding a KV cache (running, or part-way through their prompt)
+  maxQueue: number; // requests waiting for a place in the batch before 429
   prefixCache: boolean;
 }
 
@@ -51,6 +69,8 @@ class Sequence {
   readonly counts = new Map<number, number>();
   readonly rng: () => number;
   cache: SequenceCache | null = null;
+  /** Prompt tokens in the cache so far (reused or fed). */
+  fed = 0;
   pending: number[] = []; // tokens to feed next
   readonly generated: number[] = [];
   cancelled = false;
@@ -60,6 +80,10 @@ class Sequence {
     this.rng = createRng(request.sampling.seed);
     this.channel = new Channel(() => (this.cancelled = true));
   }
+
+  get group(): object {
+    return this.request.group ?? this.request;
+  }
 }
 
 export interface Generation extends AsyncIterable<GeneratedToken> {
@@ -68,11 +92,15 @@ export interface Generation extends AsyncIterable<GeneratedToken> {
 }
 
 export class Engine {
-  private readonly waiting: Sequence[] = [];
+  /** Sequences whose prompt is not yet all in their cache, oldest first; those with a cache are part-way. */
+  private waiting: Sequence[] = [];
   private running: Sequence[] = [];
   private loop: Promise<void> | null = null;
-  private lastTokens: number[] = [];
-  private lastCache: SequenceCache | null = null;
+  /** The cache of the last finished sequence, for a prompt that starts the same way. */
+  private prefix: { cache: SequenceCache; tokens: number[]; scope: string | undefined } | null = null;
+  private lastClient: string | undefined;
+  /** Recent prefill cost (ms per prompt token), to size chunks. */
+  private msPerPromptToken = 1;
   private readonly counters = { promptTokens: 0, generatedTokens: 0, reusedPromptTokens: 0, steps: 0 };
 
   constructor(readonly decoder: Decoder, readonly options: EngineOptions) {}
@@ -88,8 +116,10 @@ export class Engine {
 
   /** Queue a generation; throws QueueFullError at once when the queue is full. */
   generate(request: GenerateRequest): Generation {
-    if (this.waiting.length >= this.options.maxQueue) throw new QueueFullError(1);
     const seq = new Sequence(request);
+    const queued = new Set(this.waiting.filter((s) => !s.cancelled && !s.cache).map((s) => s.group));
+    if (!queued.has(seq.group) && queued.size >= this.options.maxQueue) throw new QueueFullError(1);
+    if (request.signal?.aborted) seq.channel.return();
     request.signal?.addEventListener("abort", () => seq.channel.return(), { once: true });
     this.waiting.push(seq);
     this.loop ??= this.runLoop().finally(() => (this.loop = null));
@@ -102,11 +132,24 @@ export class Engine {
   }
 
   get stats(): EngineStats {
+    const live = (seqs: Sequence[]) => seqs.filter((s) => !s.cancelled);
     return {
-      queued: this.waiting.filter((s) => !s.cancelled).length,
-      running: this.running.filter((s) => !s.cancelled).length,
+      queued: new Set(live(this.waiting).filter((s) => !s.cache).map((s) => s.group)).size,
+      running: live(this.running).length + live(this.waiting).filter((s) => s.cache).length,
       ...this.counters,
     };
+  }
+
+  /**
+   * End every generation now (shutdown): each consumer sees its stream end after the tokens it has;
+   * requests queued later still run.
+   */
+  stop(): void {
+    for (const seq of [...this.waiting, ...this.running]) {
+      if (seq.cancelled) continue;
+      seq.cancelled = true;
+      seq.channel.close();
+    }
   }
 
   private async runLoop(): Promise<void> {
@@ -114,28 +157,46 @@ export class Engine {
     await new Promise((r) => setTimeout(r, 0));
     while (this.waiting.length || this.running.length) {
       this.running = this.retire(this.running);
-      while (this.running.length < this.options.maxBatch && this.waiting.length) {
-        const seq = this.waiting.shift()!;
-        if (seq.cancelled) continue;
-        await this.guard([seq], () => this.prefill(seq));
-        if (!seq.cancelled) this.running.push(seq);
-        else this.release(seq);
+      this.waiting = this.retire(this.waiting);
+      let decodeMs = 0;
+      if (this.running.length) {
+        const start = performance.now();
+        await this.guard(this.running, () => this.decodeStep(this.running));
+        decodeMs = performance.now() - start;
+        this.running = this.retire(this.running);
       }
-      this.running = this.retire(this.running);
-      if (this.running.length) await this.guard(this.running, () => this.decodeStep(this.running));
+      const seq = this.nextToPrefill();
+      if (seq) {
+        // As long as the decode step took, at least one token; everything up to MAX_CHUNK when alone.
+        const most = seq.request.promptLogprobs ? MAX_CHUNK_ALL_LOGITS : MAX_CHUNK;
+        const budget = this.running.length ? Math.max(1, Math.min(most, Math.floor(decodeMs / this.msPerPromptToken))) : most;
+        await this.guard([seq], () => this.prefillChunk(seq, budget));
+      }
       // Let HTTP writes and new requests in between steps.
       await new Promise((r) => (typeof setImmediate === "function" ? setImmediate(r) : setTimeout(r, 0)));
     }
   }
 
-  /** The sequences still running; the others' caches go back to the decoder. */
+  /**
+   * The waiting sequence to feed next: one already part-way, or a new one while the batch has room;
+   * the oldest of a client other than the one served last, else the oldest.
+   */
+  private nextToPrefill(): Sequence | null {
+    const holding = this.running.length + this.waiting.filter((s) => s.cache).length;
+    const ready = this.waiting.filter((s) => !s.cancelled && (s.cache || holding < this.options.maxBatch));
+    const seq = ready.find((s) => s.request.client !== this.lastClient) ?? ready[0] ?? null;
+    if (seq) this.lastClient = seq.request.client;
+    return seq;
+  }
+
+  /** The sequences still live; the others' caches go back to the decoder. */
   private retire(seqs: Sequence[]): Sequence[] {
     for (const s of seqs) if (s.cancelled) this.release(s);
     return seqs.filter((s) => !s.cancelled);
   }
 
   private release(seq: Sequence): void {
-    if (seq.cache && seq.cache !== this.lastCache) seq.cache.release();
+    if (seq.cache && seq.cache !== this.prefix?.cache) seq.cache.release();
     seq.cache = null;
   }
 
@@ -151,24 +212,43 @@ export class Engine {
     }
   }
 
-  private async prefill(seq: Sequence): Promise<void> {
-    const prompt = seq.request.prompt;
-    let reuse = 0;
-    if (this.options.prefixCache && this.lastCache && seq.request.reusePrefix !== false && !seq.request.promptLogprobs) {
-      const limit = Math.min(this.lastCache.length, prompt.length - 1);
-      while (reuse < limit && prompt[reuse] === this.lastTokens[reuse]) reuse++;
+  /** Feed the next `budget` prompt tokens; after the last, sample the first token and join the batch. */
+  private async prefillChunk(seq: Sequence, budget: number): Promise<void> {
+    const { prompt, promptLogprobs, sampling } = seq.request;
+    if (!seq.cache) this.startCache(seq);
+    const chunk = prompt.slice(seq.fed, seq.fed + budget);
+    const start = performance.now();
+    const [out] = await this.decoder.step([{ cache: seq.cache!, tokens: chunk, temperature: sampling.temperature }], promptLogprobs ? "all" : "last");
+    this.msPerPromptToken = 0.7 * this.msPerPromptToken + 0.3 * ((performance.now() - start) / chunk.length);
+    const vocab = this.decoder.shape.vocabSize;
+    if (promptLogprobs) {
+      // Row i gives the distribution of the token after chunk[i].
+      if (seq.fed === 0) seq.promptLogprobs = [null];
+      for (let i = 0; i < chunk.length && seq.fed + i + 1 < prompt.length; i++) {
+        seq.promptLogprobs.push(logSoftmaxAt(out.logits.subarray(i * vocab, (i + 1) * vocab), prompt[seq.fed + i + 1]));
+      }
     }
-    seq.cache = reuse > 0 ? this.lastCache!.prefix(reuse) : this.decoder.newCache();
+    seq.fed += chunk.length;
+    if (seq.fed < prompt.length) return;
+    this.waiting.splice(this.waiting.indexOf(seq), 1);
+    this.emit(seq, out.logits.subarray(out.logits.length - vocab), out.probs.subarray(out.probs.length - vocab));
+    if (seq.cancelled) this.release(seq);
+    else this.running.push(seq);
+  }
+
+  /** A new cache for the sequence, starting from the prefix cache when its prompt begins the same way. */
+  private startCache(seq: Sequence): void {
+    const { prompt, reusePrefix, promptLogprobs, cacheScope } = seq.request;
+    let reuse = 0;
+    const p = this.prefix;
+    if (this.options.prefixCache && p && p.scope === cacheScope && reusePrefix !== false && !promptLogprobs) {
+      const limit = Math.min(p.cache.length, prompt.length - 1);
+      while (reuse < limit && prompt[reuse] === p.tokens[reuse]) reuse++;
+    }
+    seq.cache = reuse > 0 ? p!.cache.prefix(reuse) : this.decoder.newCache();
+    seq.fed = reuse;
     this.counters.promptTokens += prompt.length;
     this.counters.reusedPromptTokens += reuse;
-    const [out] = await this.decoder.step([{ cache: seq.cache!, tokens: prompt.slice(reuse), temperature: seq.request.sampling.temperature }],
-      seq.request.promptLogprobs ? "all" : "last");
-    const logits = out.logits;
-    const vocab = this.decoder.shape.vocabSize;
-    if (seq.request.promptLogprobs) {
-      seq.promptLogprobs = prompt.map((t, i) => (i === 0 ? null : logSoftmaxAt(logits.subarray((i - 1) * vocab, i * vocab), t)));
-    }
-    this.emit(seq, logits.subarray(logits.length - vocab), out.probs.subarray(out.probs.length - vocab));
   }
 
   private async decodeStep(seqs: Sequence[]): Promise<void> {
@@ -200,9 +280,8 @@ export class Engine {
   private rememberPrefix(seq: Sequence): void {
     if (!this.options.prefixCache) return;
     const cache = seq.cache!;
-    if (this.lastCache && this.lastCache !== cache) this.lastCache.release();
-    this.lastCache = cache;
+    if (this.prefix && this.prefix.cache !== cache) this.prefix.cache.release();
     // The cache holds the prompt and every generated token but the last (never fed back).
-    this.lastTokens = [...seq.request.prompt, ...seq.generated].slice(0, cache.length);
+    this.prefix = { cache, tokens: [...seq.request.prompt, ...seq.generated].slice(0, cache.length), scope: seq.request.cacheScope };
   }
 }

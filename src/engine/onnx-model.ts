@@ -120,7 +120,9 @@ export class OnnxDecoder implements Decoder<KvCache> {
     if (same) return p;
     const window = Math.ceil(Math.max(...inputs.map((s) => s.cache.length)) / WINDOW_STEP) * WINDOW_STEP;
     const size = inputs.length * kvRows(this.shape) * window * this.shape.headDim;
-    if (p.data.length < size) p.data = new Float32Array(size * 2);
+    // Grown with room to spare; given back once a batch needs far less (a long prompt's window
+    // would otherwise stay allocated for good).
+    if (p.data.length < size || p.data.length > 4 * size + 65536) p.data = new Float32Array(size * 2);
     p.data.fill(0, 0, size);
     p.window = window;
     p.caches = inputs.map((s) => s.cache);

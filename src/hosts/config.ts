@@ -6,7 +6,8 @@ import type { BackendChoice } from "../model.js";
 /** Every variable the hosts read (Deno is granted exactly these). */
 export const SETTING_NAMES = [
   "MODEL_DIR", "ONNX_FILE", "HOST", "PORT", "API_KEY", "MAX_BATCH", "MAX_QUEUE", "MAX_TOKENS_LIMIT",
-  "MAX_BODY_BYTES", "CORS_ORIGINS", "PREFIX_CACHE", "LOW_MEMORY", "THREADS", "ENGINE",
+  "MAX_BODY_BYTES", "CORS_ORIGINS", "PREFIX_CACHE", "LOW_MEMORY", "THREADS", "ENGINE", "METRICS_PUBLIC",
+  "SHUTDOWN_GRACE_MS",
 ] as const;
 
 export interface HostSettings {
@@ -15,6 +16,8 @@ export interface HostSettings {
   onnxFile: string;
   lowMemory: boolean;
   backend: BackendChoice;
+  /** How long running streams may go on after SIGTERM/SIGINT before they are ended (Node, Deno). */
+  shutdownGraceMs: number;
 }
 
 export function settingsFrom(env: Record<string, string | undefined>, defaults: { maxTokensLimit?: number; lowMemory?: boolean } = {}): HostSettings {
@@ -34,6 +37,7 @@ export function settingsFrom(env: Record<string, string | undefined>, defaults: 
       corsOrigins: !origins || origins === "*" ? "*" : origins.split(",").map((o) => o.trim()),
       maxBodyBytes: int("MAX_BODY_BYTES", DEFAULT_CONFIG.maxBodyBytes),
       maxTokensLimit: int("MAX_TOKENS_LIMIT", defaults.maxTokensLimit ?? DEFAULT_CONFIG.maxTokensLimit),
+      metricsPublic: env.METRICS_PUBLIC === "1",
     },
     engine: {
       maxBatch: int("MAX_BATCH", 8),
@@ -43,5 +47,6 @@ export function settingsFrom(env: Record<string, string | undefined>, defaults: 
     onnxFile: env.ONNX_FILE || "onnx/model_quantized.onnx",
     lowMemory: env.LOW_MEMORY ? env.LOW_MEMORY === "1" : (defaults.lowMemory ?? false),
     backend,
+    shutdownGraceMs: int("SHUTDOWN_GRACE_MS", 10_000),
   };
 }

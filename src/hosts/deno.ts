@@ -5,11 +5,17 @@ import * as ort from "onnxruntime-web/wasm";
 import { createApp } from "../app.js";
 import { loadModel, ModelHandle } from "../model.js";
 import { SETTING_NAMES, settingsFrom } from "./config.js";
+import { drain } from "./shutdown.js";
 
 declare const Deno: {
   env: { get(name: string): string | undefined };
   readFile(path: string | URL): Promise<Uint8Array>;
-  serve(options: { port: number; hostname: string; onListen?: (addr: { port: number }) => void }, handler: (req: Request) => Response | Promise<Response>): { finished: Promise<void> };
+  serve(
+    options: { port: number; hostname: string; onListen?: (addr: { port: number }) => void },
+    handler: (req: Request, info: { remoteAddr: { hostname: string } }) => Response | Promise<Response>,
+  ): { finished: Promise<void>; shutdown(): Promise<void> };
+  addSignalListener(signal: "SIGTERM" | "SIGINT", handler: () => void): void;
+  exit(code: number): never;
 };
 
 const env = Object.fromEntries(SETTING_NAMES.map((name) => [name, Deno.env.get(name)]));
@@ -23,7 +29,8 @@ const read = async (path: string) => {
   try {
     return await Deno.readFile(`${modelDir}/${path}`);
   } catch (err) {
-    throw new Error(`${modelDir}/${path}: ${(err as Error).name === "NotFound" ? "not found" : (err as Error).message}`);
+    // The path within the model folder: error messages reach clients, which need not see ours.
+    throw new Error(`${path}: ${(err as Error).name === "NotFound" ? "not found in the model folder" : (err as Error).name}`);
   }
 };
 const kernels = async () => WebAssembly.compile((await Deno.readFile(new URL("../engine/simd/kernels.wasm", import.meta.url))) as Uint8Array<ArrayBuffer>);
@@ -32,7 +39,18 @@ const handle = new ModelHandle(() => loadModel(read, {
 }));
 const app = createApp(handle, settings.app);
 const hostname = env.HOST || "127.0.0.1";
-Deno.serve({ port: Number(env.PORT || 8787), hostname, onListen: ({ port }) => console.log(`tinylm-edge (deno) listening on http://${hostname}:${port}/`) }, app.fetch);
+const server = Deno.serve(
+  { port: Number(env.PORT || 8787), hostname, onListen: ({ port }) => console.log(`tinylm-edge (deno) listening on http://${hostname}:${port}/`) },
+  (req, info) => app.fetch(req, { remoteAddr: info.remoteAddr.hostname }),
+);
+let stopping = false;
+for (const signal of ["SIGTERM", "SIGINT"] as const) {
+  Deno.addSignalListener(signal, () => {
+    if (stopping) return;
+    stopping = true;
+    void drain({ close: () => server.shutdown() }, handle, settings.shutdownGraceMs).then(() => Deno.exit(0));
+  });
+}
 handle.get().then(
   (m) => console.log(`tinylm-edge (deno): ${m.id} ready (${m.backend.name})`),
   (err: Error) => console.error(`tinylm-edge (deno): cannot load model from ${modelDir}: ${err.message}`),

@@ -7,6 +7,7 @@ import { createApp } from "../app.js";
 import { loadModel, ModelHandle } from "../model.js";
 import { settingsFrom } from "./config.js";
 import { nodeOrt } from "./node-ort.js";
+import { drain } from "./shutdown.js";
 
 export async function startNodeServer(env: Record<string, string | undefined> = process.env) {
   const settings = settingsFrom(env);
@@ -16,7 +17,8 @@ export async function startNodeServer(env: Record<string, string | undefined> = 
     try {
       return new Uint8Array(await readFile(join(modelDir, path)));
     } catch (err) {
-      throw new Error(`${join(modelDir, path)}: ${(err as NodeJS.ErrnoException).code === "ENOENT" ? "not found" : (err as Error).message}`);
+      // The path within the model folder: error messages reach clients, which need not see ours.
+      throw new Error(`${path}: ${(err as NodeJS.ErrnoException).code === "ENOENT" ? "not found in the model folder" : (err as NodeJS.ErrnoException).code ?? "unreadable"}`);
     }
   };
   const kernels = async () => WebAssembly.compile(new Uint8Array(await readFile(new URL("../engine/simd/kernels.wasm", import.meta.url))));
@@ -34,12 +36,23 @@ export async function startNodeServer(env: Record<string, string | undefined> = 
     (m) => console.log(`tinylm-edge: ${m.id} (${settings.onnxFile}, ${m.backend.name === "simd" ? "WASM SIMD kernels" : "onnxruntime-web"}) ready on http://${hostname}:${actualPort}/`),
     (err: Error) => console.error(`tinylm-edge: cannot load model from ${modelDir}: ${err.message}`),
   );
-  return { server, app, handle, loaded, port: actualPort };
+  const close = () => new Promise<void>((resolve) => {
+    server.close(() => resolve());
+    (server as { closeIdleConnections?: () => void }).closeIdleConnections?.();
+  });
+  return { server, app, handle, loaded, port: actualPort, shutdown: () => drain({ close }, handle, settings.shutdownGraceMs) };
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
-  startNodeServer().catch((err: Error) => {
-    console.error(`tinylm-edge: ${err.message}`);
-    process.exit(1);
-  });
+  startNodeServer().then(
+    ({ shutdown }) => {
+      for (const signal of ["SIGTERM", "SIGINT"] as const) {
+        process.once(signal, () => void shutdown().then(() => process.exit(0)));
+      }
+    },
+    (err: Error) => {
+      console.error(`tinylm-edge: ${err.message}`);
+      process.exit(1);
+    },
+  );
 }

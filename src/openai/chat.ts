@@ -3,8 +3,8 @@ import type { Context } from "hono";
 import { streamSSE } from "hono/streaming";
 import type { GeneratedToken } from "../engine/engine.js";
 import type { LoadedModel } from "../model.js";
-import { invalidRequest } from "./errors.js";
-import { collectChoices, deltaTokenCount, startChoices, type ChoiceRequest } from "./generation.js";
+import { invalidRequest, promptTooLong } from "./errors.js";
+import { collectChoices, deltaTokenCount, linkAbort, startChoices, type ChoiceRequest, type ClientScope } from "./generation.js";
 import { samplingParams, stopStrings, tokenBudget, type Limits } from "./params.js";
 import type { ChatRequest } from "./schemas.js";
 import { keepAlive, newId, sseError } from "./sse.js";
@@ -24,7 +24,7 @@ function logprobsOf(model: LoadedModel, tokens: GeneratedToken[]) {
   };
 }
 
-export async function chatCompletions(c: Context, model: LoadedModel, req: ChatRequest, limits: Limits): Promise<Response> {
+export async function chatCompletions(c: Context, model: LoadedModel, req: ChatRequest, limits: Limits, scope: ClientScope): Promise<Response> {
   if (req.stream_options && !req.stream) throw invalidRequest("stream_options is only allowed when stream is true", "stream_options");
   if (req.top_logprobs && !req.logprobs) throw invalidRequest("top_logprobs requires logprobs to be true", "top_logprobs");
   let promptText: string;
@@ -33,7 +33,9 @@ export async function chatCompletions(c: Context, model: LoadedModel, req: ChatR
   } catch (err) {
     throw invalidRequest(`messages could not be rendered with the chat template: ${(err as Error).message}`, "messages");
   }
-  const prompt = model.tokenizer.encode(promptText);
+  const least = model.tokenizer.minTokens(promptText);
+  if (least >= model.engine.maxLength) throw promptTooLong(model.engine.maxLength, least, "messages");
+  const prompt = await model.tokenizer.encodeAsync(promptText);
   const n = req.n ?? 1;
   const maxTokens = tokenBudget(req.max_completion_tokens ?? req.max_tokens, 256, prompt.length, model.engine.maxLength, limits);
   const wantLogprobs = Boolean(req.logprobs);
@@ -46,8 +48,9 @@ export async function chatCompletions(c: Context, model: LoadedModel, req: ChatR
     seeded: req.seed != null,
   }));
   const abort = new AbortController();
+  linkAbort(abort, scope.signal);
   const base = { id: newId("chatcmpl"), object: "chat.completion", created: Math.floor(Date.now() / 1000), model: model.id };
-  const deltas = startChoices(model, choices, abort.signal);
+  const deltas = startChoices(model, choices, abort.signal, scope);
   keepAlive(c, model.engine.whenIdle());
 
   if (req.stream) {

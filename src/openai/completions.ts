@@ -3,8 +3,8 @@ import type { Context } from "hono";
 import { streamSSE } from "hono/streaming";
 import type { GeneratedToken } from "../engine/engine.js";
 import type { LoadedModel } from "../model.js";
-import { ApiError, invalidRequest } from "./errors.js";
-import { collectChoices, deltaTokenCount, startChoices, type ChoiceRequest } from "./generation.js";
+import { ApiError, invalidRequest, promptTooLong } from "./errors.js";
+import { collectChoices, deltaTokenCount, linkAbort, startChoices, type ChoiceRequest, type ClientScope } from "./generation.js";
 import { samplingParams, stopStrings, tokenBudget, type Limits } from "./params.js";
 import type { CompletionRequest } from "./schemas.js";
 import { keepAlive, newId, sseError } from "./sse.js";
@@ -16,17 +16,28 @@ interface CompletionLogprobs {
   text_offset: number[];
 }
 
-function promptsOf(req: CompletionRequest, model: LoadedModel): number[][] {
+/** The prompts as token ids: strings are refused cheaply when too long for the context, then encoded a slice at a time. */
+async function promptsOf(req: CompletionRequest, model: LoadedModel): Promise<number[][]> {
   const p = req.prompt;
   const vocab = model.tokenizer.vocabSize;
   const check = (ids: number[]) => {
+    if (ids.length === 0) throw invalidRequest("prompt must not be empty", "prompt");
     if (ids.some((id) => id >= vocab)) throw invalidRequest(`prompt contains a token id ≥ the vocabulary size ${vocab}`, "prompt");
     return ids;
   };
-  if (typeof p === "string") return [model.tokenizer.encode(p)];
-  if (typeof p[0] === "string") return (p as string[]).map((s) => model.tokenizer.encode(s));
-  if (typeof p[0] === "number") return [check(p as number[])];
-  return (p as number[][]).map(check);
+  const encode = async (text: string) => {
+    if (text.length === 0) throw invalidRequest("prompt must not be empty", "prompt");
+    const least = model.tokenizer.minTokens(text);
+    if (least >= model.engine.maxLength) throw promptTooLong(model.engine.maxLength, least, "prompt");
+    return model.tokenizer.encodeAsync(text);
+  };
+  if (typeof p === "string") return [await encode(p)];
+  if (p.length === 0) throw invalidRequest("prompt must not be empty", "prompt");
+  const out: number[][] = [];
+  if (typeof p[0] === "string") for (const text of p as string[]) out.push(await encode(text));
+  else if (typeof p[0] === "number") out.push(check(p as number[]));
+  else for (const ids of p as number[][]) out.push(check(ids));
+  return out;
 }
 
 function logprobsOf(model: LoadedModel, tokens: GeneratedToken[], startOffset: number, prompt?: { ids: number[]; lps: (number | null)[] }): CompletionLogprobs {
@@ -45,9 +56,9 @@ function logprobsOf(model: LoadedModel, tokens: GeneratedToken[], startOffset: n
   return out;
 }
 
-export async function completions(c: Context, model: LoadedModel, req: CompletionRequest, limits: Limits): Promise<Response> {
+export async function completions(c: Context, model: LoadedModel, req: CompletionRequest, limits: Limits, scope: ClientScope): Promise<Response> {
   if (req.stream_options && !req.stream) throw invalidRequest("stream_options is only allowed when stream is true", "stream_options");
-  const prompts = promptsOf(req, model);
+  const prompts = await promptsOf(req, model);
   const n = req.n ?? 1;
   if (prompts.length * n > 8) throw invalidRequest("prompts × n may be at most 8", "n");
   const logprobs = req.logprobs ?? null;
@@ -66,12 +77,13 @@ export async function completions(c: Context, model: LoadedModel, req: Completio
     }
   });
   const abort = new AbortController();
+  linkAbort(abort, scope.signal);
   const id = newId("cmpl");
   const created = Math.floor(Date.now() / 1000);
   const base = { id, object: "text_completion", created, model: model.id };
   const promptTokens = prompts.reduce((s, p) => s + p.length, 0);
   const echoText = (i: number) => (req.echo ? model.tokenizer.decode(choices[i].prompt) : "");
-  const deltas = startChoices(model, choices, abort.signal);
+  const deltas = startChoices(model, choices, abort.signal, scope);
   keepAlive(c, model.engine.whenIdle());
 
   if (req.stream) {
@@ -83,11 +95,13 @@ export async function completions(c: Context, model: LoadedModel, req: Completio
         for await (const d of deltas) {
           completionTokens += deltaTokenCount(d);
           let text = d.text;
+          let prompt: { ids: number[]; lps: (number | null)[] } | undefined;
           if (!echoed.has(d.index)) {
             echoed.add(d.index);
             text = echoText(d.index) + text;
+            if (req.echo) prompt = { ids: choices[d.index].prompt, lps: d.generation.promptLogprobs };
           }
-          const lp = logprobs === null ? null : logprobsOf(model, d.tokens, 0);
+          const lp = logprobs === null ? null : logprobsOf(model, d.tokens, 0, prompt);
           await stream.writeSSE({ data: JSON.stringify({ ...base, choices: [{ text, index: d.index, logprobs: lp, finish_reason: d.finish }] }) });
         }
         if (req.stream_options?.include_usage) {

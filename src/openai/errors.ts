@@ -4,7 +4,7 @@ export type ErrorType = "invalid_request_error" | "authentication_error" | "not_
 
 export class ApiError extends Error {
   constructor(
-    readonly status: 400 | 401 | 404 | 405 | 413 | 429 | 500 | 503,
+    readonly status: 400 | 401 | 404 | 405 | 413 | 415 | 429 | 500 | 503,
     message: string,
     readonly type: ErrorType,
     readonly param: string | null = null,
@@ -29,6 +29,16 @@ export const contextLengthExceeded = (limit: number, prompt: number, maxTokens: 
       `(${prompt} in the prompt, ${maxTokens} for the completion). Please reduce the prompt or max_tokens.`,
     "invalid_request_error",
     "max_tokens",
+    "context_length_exceeded",
+  );
+
+/** Input refused before encoding it: its byte length alone proves it holds more tokens than the context. */
+export const promptTooLong = (limit: number, atLeast: number, param: string) =>
+  new ApiError(
+    400,
+    `This model's maximum context length is ${limit} tokens. However, your ${param} holds at least ${atLeast} tokens. Please reduce it.`,
+    "invalid_request_error",
+    param,
     "context_length_exceeded",
   );
 

@@ -16,6 +16,16 @@ export interface ChoiceRequest {
   seeded: boolean;
 }
 
+/** Who a request comes from, as the app sees it. */
+export interface ClientScope {
+  /** Fairness between clients: the request's `user`, else the client's address. */
+  client?: string;
+  /** Prefix-cache scope (address and API key); undefined: this request neither reuses nor shares one. */
+  cacheScope?: string;
+  /** Aborts when the client goes away (every host gives one). */
+  signal?: AbortSignal;
+}
+
 export interface ChoiceDelta {
   index: number;
   text: string;
@@ -45,11 +55,20 @@ async function* runChoice(model: LoadedModel, gen: Generation, req: ChoiceReques
     yield { index, text: finish ? delta + text.flush() : delta, tokens: [tok], finish, generation: gen };
     if (finish) return;
   }
+  // The engine ended the generation early (server shutdown): close the choice like a length cut.
+  yield { index, text: text.flush(), tokens: [], finish: "length", generation: gen };
+}
+
+/** Abort `controller` when `signal` aborts (or already has). */
+export function linkAbort(controller: AbortController, signal: AbortSignal | undefined): void {
+  if (signal?.aborted) controller.abort();
+  else signal?.addEventListener("abort", () => controller.abort(), { once: true });
 }
 
 /** Queue every choice (all or none: a full queue cancels those already queued), then merge their deltas. */
-export function startChoices(model: LoadedModel, reqs: ChoiceRequest[], signal: AbortSignal): AsyncGenerator<ChoiceDelta> {
+export function startChoices(model: LoadedModel, reqs: ChoiceRequest[], signal: AbortSignal, scope: ClientScope): AsyncGenerator<ChoiceDelta> {
   const gens: Generation[] = [];
+  const group = {}; // the queue limit counts this request once, whatever its n
   try {
     for (const req of reqs) {
       gens.push(model.engine.generate({
@@ -58,7 +77,10 @@ export function startChoices(model: LoadedModel, reqs: ChoiceRequest[], signal: 
         sampling: req.sampling,
         stopTokens: model.tokenizer.eosId !== undefined ? new Set([model.tokenizer.eosId]) : new Set(),
         promptLogprobs: req.promptLogprobs,
-        reusePrefix: !req.seeded,
+        reusePrefix: !req.seeded && scope.cacheScope !== undefined,
+        cacheScope: scope.cacheScope,
+        client: scope.client,
+        group,
         signal,
       }));
     }

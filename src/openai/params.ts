@@ -8,6 +8,9 @@ export interface Limits {
   maxTokensLimit: number;
 }
 
+/** Below this temperature sampling is greedy: 1/T would overflow float32 (NaN probabilities). */
+export const MIN_TEMPERATURE = 1e-3;
+
 export function samplingParams(req: CompletionRequest | ChatRequest, vocabSize: number, logprobs: number, index: number): SamplingParams {
   const logitBias = new Map<number, number>();
   for (const [id, bias] of Object.entries(req.logit_bias ?? {})) {
@@ -16,7 +19,7 @@ export function samplingParams(req: CompletionRequest | ChatRequest, vocabSize: 
   }
   return {
     ...DEFAULT_SAMPLING,
-    temperature: req.temperature ?? DEFAULT_SAMPLING.temperature,
+    temperature: (req.temperature ?? DEFAULT_SAMPLING.temperature) < MIN_TEMPERATURE ? 0 : (req.temperature ?? DEFAULT_SAMPLING.temperature),
     topP: req.top_p ?? 1,
     topK: req.top_k ?? 0,
     minP: req.min_p ?? 0,

@@ -21,9 +21,10 @@ export async function sseError(stream: SSEStreamingApi, err: unknown): Promise<v
 
 /** On Workers, work that outlives the response must be registered with waitUntil; elsewhere a no-op. */
 export function keepAlive(c: Context, work: Promise<unknown>): void {
+  const settled = work.catch(() => {}); // first: a rejection must never go unhandled
   try {
-    c.executionCtx.waitUntil(work.catch(() => {}));
+    c.executionCtx.waitUntil(settled);
   } catch {
-    // no execution context (Node, Deno)
+    // no execution context (Node, Deno): reading c.executionCtx throws
   }
 }

@@ -32,8 +32,33 @@ function parseTokenizerJson(json: unknown, source: string): TokenizerJson {
   return t as TokenizerJson;
 }
 
+/** Characters of text encoded between two yields to the event loop (encodeAsync). */
+const ENCODE_SLICE = 4096;
+
+const LETTER = /\p{L}/u;
+
+/**
+ * Where text can be cut without changing its tokens: before a space that follows a letter and
+ * precedes one. Byte-level BPE pre-tokenizers (GPT-2, cl100k, Llama 3) keep " word" as one piece
+ * and end the previous one at the letter, so the pieces on either side are encoded alike alone.
+ */
+function cutPoints(text: string, every: number): number[] {
+  const cuts: number[] = [];
+  let from = every;
+  while (from < text.length) {
+    let i = text.indexOf(" ", from);
+    while (i > 0 && i + 1 < text.length && !(LETTER.test(text[i - 1]) && LETTER.test(text[i + 1]))) i = text.indexOf(" ", i + 1);
+    if (i <= 0 || i + 1 >= text.length) break;
+    cuts.push(i);
+    from = i + every;
+  }
+  return cuts;
+}
+
 export class Tokenizer {
   readonly vocabSize: number;
+  /** Bytes of the longest token: a text of more bytes than n × this has more than n tokens. */
+  readonly maxTokenBytes: number;
   /** Special token text → id (e.g. "<|endoftext|>"). */
   readonly specialTokens: ReadonlyMap<string, number>;
   readonly eosId: number | undefined;
@@ -56,6 +81,7 @@ export class Tokenizer {
       if (!addedIds.has(id)) this.bytesById[id] = tokenStringToBytes(token);
     }
     for (const a of added) this.bytesById[a.id] = utf8.encode(a.content);
+    this.maxTokenBytes = Math.max(1, ...this.bytesById.map((b) => b.length));
     const specials = added.filter((a) => a.special !== false);
     this.specialTokens = new Map(specials.map((a) => [a.content, a.id]));
     this.specialIds = new Set(specials.map((a) => a.id));
@@ -78,6 +104,32 @@ export class Tokenizer {
   /** Text → ids. Special-token text such as "<|endoftext|>" becomes its special id. */
   encode(text: string): number[] {
     return this.hf.encode(text, { add_special_tokens: false }).ids;
+  }
+
+  /**
+   * encode(), a slice at a time with a yield to the event loop between slices, so a long prompt does
+   * not stall other requests. Gives exactly encode()'s ids (slices end where the pre-tokenizer cuts).
+   */
+  async encodeAsync(text: string): Promise<number[]> {
+    if (text.length <= ENCODE_SLICE) return this.encode(text);
+    const ids: number[] = [];
+    let start = 0;
+    for (const cut of [...cutPoints(text, ENCODE_SLICE), text.length]) {
+      for (const id of this.encode(text.slice(start, cut))) ids.push(id);
+      start = cut;
+      await new Promise((r) => setTimeout(r, 0));
+    }
+    return ids;
+  }
+
+  /** The fewest tokens `text` can be: cheap (its UTF-8 length), for refusing over-long input before encoding it. */
+  minTokens(text: string): number {
+    let bytes = 0;
+    for (let i = 0; i < text.length; i++) {
+      const c = text.charCodeAt(i);
+      bytes += c < 0x80 ? 1 : c < 0x800 ? 2 : c >= 0xd800 && c < 0xdc00 ? 2 : 3; // a surrogate pair is 4 bytes, 2 + 2
+    }
+    return Math.ceil(bytes / this.maxTokenBytes);
   }
 
   decode(ids: Iterable<number>, { skipSpecial = false } = {}): string {
