@@ -3,6 +3,7 @@
 import { join } from "node:path";
 import { freePort, spawnHost } from "../test/helpers/spawn.js";
 import { median } from "./stats.js";
+import { DENO_RUN_ARGS } from "../src/hosts/config.js";
 
 export interface HostRow {
   host: string;
@@ -11,7 +12,6 @@ export interface HostRow {
 }
 
 const bin = (name: string) => join("node_modules", ".bin", name);
-const ENV_NAMES = "MODEL_DIR,ONNX_FILE,HOST,PORT,API_KEY,MAX_BATCH,MAX_QUEUE,MAX_TOKENS_LIMIT,MAX_BODY_BYTES,CORS_ORIGINS,PREFIX_CACHE,LOW_MEMORY,THREADS,ENGINE";
 
 async function measure(host: string, baseURL: string, model: string, runs: number): Promise<HostRow> {
   const rates: number[] = [];
@@ -44,7 +44,7 @@ export async function benchHosts(modelDir: string, model: string, runs: number):
     }],
     ["Deno", async () => {
       const port = await freePort();
-      return spawnHost(bin("deno"), ["run", "--v8-flags=--no-liftoff", "--allow-read=.", `--allow-env=${ENV_NAMES}`, "--allow-net=127.0.0.1", "src/hosts/deno.ts"],
+      return spawnHost(bin("deno"), DENO_RUN_ARGS,
         { MODEL_DIR: modelDir, PORT: String(port), DENO_NO_UPDATE_CHECK: "1" }, port);
     }],
   ];

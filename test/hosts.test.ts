@@ -7,7 +7,7 @@ import { FIXTURE_DIR, parity } from "./helpers/fixture.js";
 import { loadTokenizer } from "../scripts/tokenizer/files.js";
 import type { RunningServer } from "./helpers/server.js";
 import { freePort, spawnHost } from "./helpers/spawn.js";
-import { SETTING_NAMES } from "../src/hosts/config.js";
+import { DENO_RUN_ARGS } from "../src/hosts/config.js";
 
 const ROOT = join(import.meta.dirname, "..");
 const bin = (name: string) => join(ROOT, "node_modules/.bin", name);
@@ -51,7 +51,7 @@ describe("Deno host", () => {
     const port = await freePort();
     server = await spawnHost(
       bin("deno"),
-      ["run", "--v8-flags=--no-liftoff", "--allow-read=.", `--allow-env=${SETTING_NAMES.join(",")}`, "--allow-net=127.0.0.1", "src/hosts/deno.ts"],
+      DENO_RUN_ARGS,
       { MODEL_DIR: FIXTURE_DIR.replace(`${ROOT}/`, ""), PORT: String(port), HOST: "127.0.0.1", DENO_NO_UPDATE_CHECK: "1" },
       port,
     );

@@ -5,6 +5,9 @@ import { FIXTURE_DIR } from "./fixture.js";
 export interface RunningServer {
   baseURL: string;
   close(): Promise<void>;
+  /** For hosts started as child processes. */
+  child?: import("node:child_process").ChildProcess;
+  log?: () => string;
 }
 
 export async function startFixtureServer(env: Record<string, string> = {}): Promise<RunningServer> {

@@ -43,6 +43,8 @@ export async function spawnHost(command: string, args: string[], env: Record<str
   }
   return {
     baseURL,
+    child,
+    log: () => log,
     close: async () => {
       try {
         process.kill(-child.pid!, "SIGTERM");
