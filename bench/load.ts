@@ -72,3 +72,44 @@ export async function loadTest(baseURL: string, model: string, clients: number, 
     itl_ms_p50: percentile(itls, 50), itl_ms_p99: percentile(itls, 99),
   };
 }
+
+export interface FairnessRow {
+  /** A lone greedy stream of 400 tokens, tok/s. */
+  solo_tok_s: number;
+  /** The same stream while another client loops n = 8, echo + logprobs, max_tokens 1 on a 500-token prompt. */
+  under_flood_tok_s: number;
+  ratio: number;
+  flood_requests: number;
+}
+
+/** One greedy stream's rate (tokens after the first ÷ the time after the first). */
+async function streamRate(baseURL: string, model: string, maxTokens: number): Promise<number> {
+  const ttfts: number[] = [];
+  const itls: number[] = [];
+  const n = await oneStream(baseURL, model, 7, maxTokens, ttfts, itls);
+  return (n - 1) / (itls.reduce((a, b) => a + b, 0) / 1000);
+}
+
+/** A victim stream's throughput alone and under the hostile loop of issue 21 (goal: ≥ 50% of solo). */
+export async function fairness(baseURL: string, model: string): Promise<FairnessRow> {
+  const solo = await streamRate(baseURL, model, 400);
+  let stop = false;
+  let floodRequests = 0;
+  const prompt = Array.from({ length: 500 }, (_, i) => 300 + ((i * 37) % 4000));
+  const flood = (async () => {
+    while (!stop) {
+      const res = await request(`${baseURL}/v1/completions`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ model, prompt, n: 8, echo: true, logprobs: 1, max_tokens: 1 }),
+      });
+      await res.body.text();
+      floodRequests++;
+    }
+  })();
+  await new Promise((r) => setTimeout(r, 200)); // the flood is under way
+  const under = await streamRate(baseURL, model, 400);
+  stop = true;
+  await flood;
+  return { solo_tok_s: solo, under_flood_tok_s: under, ratio: under / solo, flood_requests: floodRequests };
+}

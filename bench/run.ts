@@ -7,7 +7,7 @@ import { execFileSync, spawn } from "node:child_process";
 import { cpus, totalmem } from "node:os";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { loadTest, type LoadRow } from "./load.js";
+import { fairness, loadTest, type FairnessRow, type LoadRow } from "./load.js";
 import { benchHosts } from "./hosts.js";
 import { freePort } from "../test/helpers/spawn.js";
 import { loadTokenizer } from "../scripts/tokenizer/files.js";
@@ -157,6 +157,23 @@ for (const { backend, maxBatch } of loadConfigs) {
     server.stop();
   }
 }
+// Fairness: a victim stream under a hostile client's prefill flood (issue 21), per round, median ratio.
+const fairnessRounds: FairnessRow[] = [];
+{
+  const server = await startServer({ MAX_BATCH: "8", MAX_QUEUE: "64" });
+  try {
+    await loadTest(server.url, manifest.name, 1, 1, 32); // warm-up
+    for (let r = 0; r < ROUNDS; r++) {
+      const row = await fairness(server.url, manifest.name);
+      console.error(`round ${r + 1}: victim stream ${row.solo_tok_s.toFixed(0)} tok/s alone, ${row.under_flood_tok_s.toFixed(0)} under the flood (${(100 * row.ratio).toFixed(0)}%)`);
+      fairnessRounds.push(row);
+    }
+  } finally {
+    server.stop();
+  }
+}
+const fairnessRow = [...fairnessRounds].sort((a, b) => a.ratio - b.ratio)[Math.floor((fairnessRounds.length - 1) / 2)];
+
 const load = [...loadRounds.values()].map((rows) => [...rows].sort((a, b) => a.aggregate_tok_s - b.aggregate_tok_s)[Math.floor((rows.length - 1) / 2)]);
 
 const hosts = QUICK ? [] : await benchHosts(MODEL_DIR, manifest.name, 3);
@@ -176,7 +193,7 @@ const roofline = {
   wasm_matmul_gflops: JSON.parse(execFileSync(tsx, ["bench/engine-cli.ts", "matmul", String(RUNS)], { encoding: "utf8" }).trim().split("\n").at(-1)!).wasm_matmul_gflops as number,
 };
 const tokenizer = tokenizerSpeed();
-const results = { machine, model: { name: manifest.name, parameters: manifest.parameters }, engines, profiles, load, hosts, roofline, tokenizer };
+const results = { machine, model: { name: manifest.name, parameters: manifest.parameters }, engines, profiles, load, fairness: fairnessRow, hosts, roofline, tokenizer };
 mkdirSync("bench/results", { recursive: true });
 writeFileSync("bench/results/latest.json", JSON.stringify(results, null, 2));
 
@@ -217,6 +234,12 @@ const lines = [
   "| backend | MAX_BATCH | clients | requests | errors | aggregate tok/s | TTFT p50 / p99 (ms) | inter-token p50 / p99 (ms) |",
   "|---|---|---|---|---|---|---|---|",
   ...load.map((r) => `| ${r.backend} | ${r.max_batch} | ${r.clients} | ${r.requests} | ${r.errors} | ${f(r.aggregate_tok_s, 0)} | ${f(r.ttft_ms_p50, 0)} / ${f(r.ttft_ms_p99, 0)} | ${f(r.itl_ms_p50)} / ${f(r.itl_ms_p99)} |`),
+  "",
+  `### A stream under a hostile client (median of ${ROUNDS} rounds)`,
+  "",
+  `One greedy stream of 400 tokens: ${f(fairnessRow.solo_tok_s, 0)} tok/s alone, ${f(fairnessRow.under_flood_tok_s, 0)} tok/s while another client loops ` +
+    `\`n: 8, echo: true, logprobs: 1, max_tokens: 1\` on a 500-token prompt (${fairnessRow.flood_requests} such requests meanwhile): ` +
+    `${f(100 * fairnessRow.ratio, 0)}% of its solo speed (goal ≥ 50%; chunked prefill interleaved with decode steps).`,
   "",
   "### Hosts (greedy, 256 tokens through /v1/completions, default ENGINE=auto: our kernels; 1 WASM thread; Workers with its low-memory settings)",
   "",
