@@ -172,6 +172,27 @@ const fairnessRounds: FairnessRow[] = [];
     server.stop();
   }
 }
+// Memory on Workers' settings: the WASM heap after the largest request they admit (n = 8, echo +
+// logprobs, a 500-token prompt), per backend.
+const largestRequestHeap: Record<string, number> = {};
+for (const backend of ["simd", "ort"]) {
+  const server = await startServer({ ENGINE: backend, LOW_MEMORY: "1", MAX_BATCH: "4", MAX_QUEUE: "16", MAX_TOKENS_LIMIT: "512" });
+  try {
+    const prompt = Array.from({ length: 500 }, (_, i) => 300 + ((i * 37) % 4000));
+    const res = await fetch(`${server.url}/v1/completions`, {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ model: manifest.name, prompt, n: 8, echo: true, logprobs: 5, max_tokens: 10 }),
+    });
+    await res.text();
+    const metrics = await (await fetch(`${server.url}/metrics`)).text();
+    largestRequestHeap[backend] = Number(/^tinylm_wasm_heap_bytes (\d+)/m.exec(metrics)?.[1]) / 2 ** 20;
+    console.error(`largest admitted request, ${backend}: WASM heap ${largestRequestHeap[backend].toFixed(1)} MiB`);
+  } finally {
+    server.stop();
+  }
+}
+
 const fairnessRow = [...fairnessRounds].sort((a, b) => a.ratio - b.ratio)[Math.floor((fairnessRounds.length - 1) / 2)];
 
 const load = [...loadRounds.values()].map((rows) => [...rows].sort((a, b) => a.aggregate_tok_s - b.aggregate_tok_s)[Math.floor((rows.length - 1) / 2)]);
@@ -193,7 +214,7 @@ const roofline = {
   wasm_matmul_gflops: JSON.parse(execFileSync(tsx, ["bench/engine-cli.ts", "matmul", String(RUNS)], { encoding: "utf8" }).trim().split("\n").at(-1)!).wasm_matmul_gflops as number,
 };
 const tokenizer = tokenizerSpeed();
-const results = { machine, model: { name: manifest.name, parameters: manifest.parameters }, engines, profiles, load, fairness: fairnessRow, hosts, roofline, tokenizer };
+const results = { machine, model: { name: manifest.name, parameters: manifest.parameters }, engines, profiles, load, fairness: fairnessRow, largest_request_heap_mib: largestRequestHeap, hosts, roofline, tokenizer };
 mkdirSync("bench/results", { recursive: true });
 writeFileSync("bench/results/latest.json", JSON.stringify(results, null, 2));
 
@@ -240,6 +261,10 @@ const lines = [
   `One greedy stream of 400 tokens: ${f(fairnessRow.solo_tok_s, 0)} tok/s alone, ${f(fairnessRow.under_flood_tok_s, 0)} tok/s while another client loops ` +
     `\`n: 8, echo: true, logprobs: 1, max_tokens: 1\` on a 500-token prompt (${fairnessRow.flood_requests} such requests meanwhile): ` +
     `${f(100 * fairnessRow.ratio, 0)}% of its solo speed (goal ≥ 50%; chunked prefill interleaved with decode steps).`,
+  "",
+  `With Workers' settings (\`LOW_MEMORY=1 MAX_BATCH=4 MAX_TOKENS_LIMIT=512\`), the WASM heap after the largest request they admit ` +
+    `(n = 8, echo + logprobs, a 500-token prompt): ${f(largestRequestHeap.simd, 1)} MiB on our kernels, ${f(largestRequestHeap.ort, 1)} MiB on onnxruntime-web ` +
+    `(128 MB isolate; a step hands JS at most 64 positions' logits and probabilities, 4 MiB).`,
   "",
   "### Hosts (greedy, 256 tokens through /v1/completions, default ENGINE=auto: our kernels; 1 WASM thread; Workers with its low-memory settings)",
   "",

@@ -381,3 +381,28 @@ describe("7. graceful shutdown", () => {
     }
   });
 });
+
+describe("8. stream latency in /metrics", () => {
+  it("a stream's recorded duration lasts until its last event, not until its headers", async () => {
+    const server = await startFixtureServer({ MODEL_DIR: join(ROOT, "model") });
+    try {
+      const durations = async () => {
+        const text = await (await fetch(`${server.baseURL}/metrics`)).text();
+        return Number(/^tinylm_request_duration_seconds_sum\{route="\/v1\/completions"\} ([\d.e+-]+)/m.exec(text)?.[1] ?? 0);
+      };
+      const before = await durations();
+      const start = performance.now();
+      const res = await post(server.baseURL, "/v1/completions", { model: "tinylm-edge-14m", prompt: "Once upon a time", max_tokens: 300, stream: true, temperature: 1, stop: [] });
+      const headers = performance.now();
+      await res.text();
+      const end = performance.now();
+      await new Promise((r) => setTimeout(r, 20));
+      const recorded = (await durations()) - before;
+      expect(end - headers).toBeGreaterThan(50); // the stream took a while after its headers
+      expect(recorded * 1000).toBeGreaterThan(0.8 * (end - headers));
+      expect(recorded * 1000).toBeLessThan(end - start + 50);
+    } finally {
+      await server.close();
+    }
+  });
+});
