@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Set up a fresh Debian 12 machine for tinylm-edge: the Python training stack from Debian's
-# packages (no PyPI), headless Chromium for the playground test, and the npm dependencies.
+# packages (no PyPI), headless Chromium for the playground test, clang + lld for the kernels, and
+# the npm dependencies. Idempotent and quick when everything is there: `npm test` runs it first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -21,5 +22,5 @@ if ((${#missing[@]})); then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 
-# onnxruntime-node ships its CPU binaries in the package; skip its optional download step.
-ONNXRUNTIME_NODE_INSTALL=skip npm ci --no-audit --no-fund
+# npm ci only when node_modules is missing or older than package-lock.json.
+node scripts/ensure-deps.mjs

@@ -1,12 +1,21 @@
 // Reading the shared book corpus: streaming JSONL.gz, text normalisation, and the whole-book
 // train/validation split. Used by every corpus script so they all see the same text.
-import { createReadStream, readdirSync, statSync } from "node:fs";
+import { createReadStream, existsSync, readdirSync, statSync } from "node:fs";
 import { createGunzip } from "node:zlib";
 import { createInterface } from "node:readline";
 import { createHash } from "node:crypto";
 import { join } from "node:path";
 
-export const DEFAULT_CORPUS_DIR = "../shared/data/corpus";
+/**
+ * Where the pipeline reads the corpus: $CORPUS_DIR, else build/corpus (what `npm run data:fetch`
+ * writes), else ../shared/data/corpus when it is there (the project's own machines), else build/corpus.
+ */
+export function defaultCorpusDir(env: Record<string, string | undefined> = process.env): string {
+  if (env.CORPUS_DIR) return env.CORPUS_DIR;
+  for (const dir of ["build/corpus", "../shared/data/corpus"]) if (existsSync(dir)) return dir;
+  return "build/corpus";
+}
+export const DEFAULT_CORPUS_DIR = defaultCorpusDir();
 export const SPLIT_SEED = "tinylm-edge-v1";
 export const VALIDATION_FRACTION = 0.04;
 

@@ -43,8 +43,9 @@ export async function startNodeServer(env: Record<string, string | undefined> = 
   return { server, app, handle, loaded, port: actualPort, shutdown: () => drain({ close }, handle, settings.shutdownGraceMs) };
 }
 
-if (import.meta.url === `file://${process.argv[1]}`) {
-  startNodeServer().then(
+/** Serve until SIGTERM/SIGINT, then drain and exit 0 (the `npm start` and `tinylm-edge` entry point). */
+export function main(env: Record<string, string | undefined> = process.env): void {
+  startNodeServer(env).then(
     ({ shutdown }) => {
       for (const signal of ["SIGTERM", "SIGINT"] as const) {
         process.once(signal, () => void shutdown().then(() => process.exit(0)));
@@ -56,3 +57,5 @@ if (import.meta.url === `file://${process.argv[1]}`) {
     },
   );
 }
+
+if (import.meta.url === `file://${process.argv[1]}`) main();
