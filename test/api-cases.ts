@@ -143,4 +143,46 @@ export function apiCases(base: () => string) {
     expect(page.headers.get("content-security-policy")).toMatch(/default-src 'none'; script-src 'sha256-/);
     expect(await page.text()).toContain("tinylm-edge playground");
   });
+
+  it("carries an SDK chat loop: three turns, each reply sent back as it came, streamed or not", async () => {
+    for (const stream of [false, true]) {
+      const messages: OpenAI.ChatCompletionMessageParam[] = [{ role: "system", content: "You tell short stories." }];
+      for (const turn of ["Tell me a story.", "And then?", "How does it end?"]) {
+        messages.push({ role: "user", content: turn });
+        let reply: OpenAI.ChatCompletionMessageParam;
+        if (stream) {
+          let content = "";
+          for await (const chunk of await client().chat.completions.create({ model: MODEL, messages, max_tokens: 6, stream: true, store: false })) {
+            content += chunk.choices[0]?.delta.content ?? "";
+          }
+          reply = { role: "assistant", content };
+        } else {
+          const r = await client().chat.completions.create({ model: MODEL, messages, max_tokens: 6, metadata: { session: "t" }, store: false });
+          reply = r.choices[0].message as OpenAI.ChatCompletionMessageParam; // with refusal: null, annotations: []
+        }
+        messages.push(reply);
+      }
+      expect(messages).toHaveLength(7);
+    }
+  });
+
+  it("accepts every message shape the SDKs send, refuses non-text parts by name, and still refuses unknown fields", async () => {
+    const messages = [
+      { role: "developer", content: [{ type: "text", text: "Be brief." }] },
+      { role: "user", content: [{ type: "text", text: "Weather?" }], name: "ann" },
+      { role: "assistant", content: null, refusal: null, audio: null, annotations: [], tool_calls: [{ id: "call_1", type: "function", function: { name: "weather", arguments: "{\"city\":\"Oslo\"}" } }] },
+      { role: "tool", tool_call_id: "call_1", content: "Sunny" },
+      { role: "user", content: "Thanks." },
+    ];
+    const ok = await post("/v1/chat/completions", { model: MODEL, messages, max_tokens: 4, parallel_tool_calls: false, service_tier: "auto", user: "u1", modalities: ["text"] });
+    expect(ok.status).toBe(200);
+    const image = await post("/v1/chat/completions", { model: MODEL, max_tokens: 4, messages: [{ role: "user", content: [{ type: "text", text: "Look" }, { type: "image_url", image_url: { url: "data:," } }] }] });
+    expect(image.status).toBe(400);
+    expect(((await image.json()) as { error: { param: string; message: string } }).error).toMatchObject({ param: "messages.0.content.1.type", message: expect.stringContaining("image_url") });
+    const unknown = await post("/v1/chat/completions", { model: MODEL, max_tokens: 4, messages: [{ role: "user", content: "hi" }], frobnicate: true });
+    expect(unknown.status).toBe(400);
+    expect(((await unknown.json()) as { error: { param: string } }).error.param).toBe("frobnicate");
+    const toolWithoutId = await post("/v1/chat/completions", { model: MODEL, max_tokens: 4, messages: [{ role: "tool", content: "x" }] });
+    expect(toolWithoutId.status).toBe(400);
+  });
 }

@@ -8,6 +8,7 @@ import { collectChoices, deltaTokenCount, linkAbort, startChoices, type ChoiceRe
 import { samplingParams, stopStrings, tokenBudget, type Limits } from "./params.js";
 import type { ChatRequest } from "./schemas.js";
 import { keepAlive, newId, sseError } from "./sse.js";
+import { unreadablePart } from "./chat-template.js";
 import { usage } from "./completions.js";
 
 function tokenInfo(model: LoadedModel, id: number, logprob: number) {
@@ -27,6 +28,11 @@ function logprobsOf(model: LoadedModel, tokens: GeneratedToken[]) {
 export async function chatCompletions(c: Context, model: LoadedModel, req: ChatRequest, limits: Limits, scope: ClientScope): Promise<Response> {
   if (req.stream_options && !req.stream) throw invalidRequest("stream_options is only allowed when stream is true", "stream_options");
   if (req.top_logprobs && !req.logprobs) throw invalidRequest("top_logprobs requires logprobs to be true", "top_logprobs");
+  const unreadable = unreadablePart(req.messages);
+  if (unreadable) {
+    const [i, j, type] = unreadable;
+    throw invalidRequest(`messages[${i}].content[${j}]: content parts of type '${type}' are not supported: this model reads text only`, `messages.${i}.content.${j}.type`);
+  }
   let promptText: string;
   try {
     promptText = model.chatTemplate.render(req.messages);
@@ -83,7 +89,7 @@ export async function chatCompletions(c: Context, model: LoadedModel, req: ChatR
     ...base,
     choices: results.map((r, i) => ({
       index: i,
-      message: { role: "assistant", content: r.text, refusal: null },
+      message: { role: "assistant", content: r.text, refusal: null, annotations: [] },
       logprobs: wantLogprobs ? logprobsOf(model, r.tokens) : null,
       finish_reason: r.finish,
     })),

@@ -25,8 +25,21 @@ const sampling = {
   repetition_penalty: z.number().gt(0).max(10).nullish(),
 };
 
+/**
+ * Request fields OpenAI accepts that change nothing here: accepted and ignored (README lists them),
+ * so SDKs and chat loops that send them work. Anything else unknown is still a 400 naming it.
+ */
+const ignored = {
+  store: z.boolean().nullish(),
+  metadata: z.record(z.string(), z.string()).nullish(),
+  service_tier: z.string().nullish(),
+  prompt_cache_key: z.string().nullish(),
+  safety_identifier: z.string().nullish(),
+};
+
 export const completionRequest = z.strictObject({
   ...sampling,
+  ...ignored,
   prompt: z.union([
     z.string(),
     z.array(z.string()).min(1),
@@ -39,21 +52,43 @@ export const completionRequest = z.strictObject({
   best_of: z.literal(1).nullish(),
 });
 
-const textPart = z.strictObject({ type: z.literal("text"), text: z.string() });
+/** A content part: text is read; any other type is refused by name in chat.ts (this model reads text only). */
+const contentPart = z.looseObject({ type: z.string(), text: z.string().optional(), refusal: z.string().optional() });
+const content = z.union([z.string(), z.array(contentPart)]);
 
-export const chatMessage = z.strictObject({
-  role: z.enum(["system", "developer", "user", "assistant"]),
-  content: z.union([z.string(), z.array(textPart)]).nullable(),
-  name: z.string().optional(),
+const toolCall = z.looseObject({
+  id: z.string(),
+  type: z.literal("function"),
+  function: z.looseObject({ name: z.string(), arguments: z.string() }),
 });
+
+/** Every message shape the SDKs send, and every one this server returns (sent back by chat loops). */
+export const chatMessage = z.discriminatedUnion("role", [
+  z.strictObject({ role: z.enum(["system", "developer"]), content, name: z.string().optional() }),
+  z.strictObject({ role: z.literal("user"), content, name: z.string().optional() }),
+  z.strictObject({
+    role: z.literal("assistant"),
+    content: content.nullish(),
+    name: z.string().optional(),
+    refusal: z.string().nullish(),
+    tool_calls: z.array(toolCall).nullish(),
+    annotations: z.array(z.unknown()).nullish(),
+    audio: z.looseObject({ id: z.string() }).nullish(),
+    function_call: z.looseObject({ name: z.string(), arguments: z.string() }).nullish(),
+  }),
+  z.strictObject({ role: z.literal("tool"), content, tool_call_id: z.string() }),
+]);
 
 export const chatRequest = z.strictObject({
   ...sampling,
+  ...ignored,
   messages: z.array(chatMessage).min(1),
   max_completion_tokens: z.number().int().nonnegative().nullish(),
   logprobs: z.boolean().nullish(),
-  top_logprobs: z.number().int().min(0).max(5).nullish(),
+  top_logprobs: z.number().int().min(0).max(20).nullish(),
   response_format: z.strictObject({ type: z.literal("text") }).nullish(),
+  parallel_tool_calls: z.boolean().nullish(),
+  modalities: z.array(z.literal("text")).nullish(),
 });
 
 export const tokenizeRequest = z.strictObject({ content: z.string(), add_special: z.boolean().optional() });
