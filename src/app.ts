@@ -23,7 +23,12 @@ export interface AppConfig {
   maxTokensLimit: number;
   /** Serve /metrics without the API key (it shows traffic counters). */
   metricsPublic?: boolean;
+  /** One line per request on stdout (method, path, status, tokens in/out, ms); LOG=quiet turns it off. */
+  accessLog?: boolean;
 }
+
+/** Bodies declared larger than the limit are read and dropped up to this size before the 413. */
+const DRAIN_LIMIT_BYTES = 64 * 2 ** 20;
 
 export const DEFAULT_CONFIG: AppConfig = { corsOrigins: "*", maxBodyBytes: 1_000_000, maxTokensLimit: 2048 };
 
@@ -105,14 +110,35 @@ export function createApp(handle: ModelHandle, config: AppConfig = DEFAULT_CONFI
   app.use("*", async (c, next) => {
     const start = performance.now();
     await next();
-    const observe = () => metrics.observeRequest(c.req.routePath, c.res.status, (performance.now() - start) / 1000);
-    if (!c.res.headers.get("Content-Type")?.startsWith("text/event-stream") || !c.res.body) return observe();
-    // A stream's duration ends with its last event, not when its headers go out.
+    const { method, path, routePath } = c.req;
     const status = c.res.status;
-    const route = c.req.routePath;
-    c.res = new Response(c.res.body.pipeThrough(new TransformStream({ flush: () => metrics.observeRequest(route, status, (performance.now() - start) / 1000) })), c.res);
+    const done = () => {
+      const seconds = (performance.now() - start) / 1000;
+      metrics.observeRequest(routePath, status, seconds);
+      if (!config.accessLog) return;
+      const usage = (c.get as (key: string) => { prompt: number; completion: number } | undefined)("usage");
+      console.log(`${method} ${path} ${status}${usage ? ` tokens ${usage.prompt} in, ${usage.completion} out` : ""} ${(seconds * 1000).toFixed(0)} ms`);
+    };
+    if (!c.res.headers.get("Content-Type")?.startsWith("text/event-stream") || !c.res.body) return done();
+    // A stream ends with its last event, not when its headers go out.
+    c.res = new Response(c.res.body.pipeThrough(new TransformStream({ flush: done })), c.res);
   });
   app.use("*", cors({ origin: config.corsOrigins === "*" ? "*" : config.corsOrigins, allowHeaders: ["Authorization", "Content-Type"] }));
+  // A declared length over the limit: read (and drop) the body before answering, up to a bound, so the
+  // client finishes sending and reads the 413; answering mid-upload makes Node close the socket under it.
+  app.use("*", async (c, next) => {
+    const declared = Number(c.req.header("Content-Length") ?? NaN);
+    if (!(declared > config.maxBodyBytes)) return next();
+    if (declared <= DRAIN_LIMIT_BYTES && c.req.raw.body) {
+      const reader = c.req.raw.body.getReader();
+      try {
+        while (!(await reader.read()).done);
+      } catch {
+        // the client went away
+      }
+    }
+    throw new ApiError(413, `The request body is larger than ${config.maxBodyBytes} bytes`, "invalid_request_error", null, "request_too_large", { Connection: "close" });
+  });
   app.use(
     "*",
     bodyLimit({
@@ -143,10 +169,24 @@ export function createApp(handle: ModelHandle, config: AppConfig = DEFAULT_CONFI
     const address = clientAddress(c);
     const key = c.req.header("Authorization") ?? "";
     const keyTag = key ? Array.from(new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(key))).subarray(0, 8), (b) => b.toString(16).padStart(2, "0")).join("") : "";
+    const usage = { prompt: 0, completion: 0 };
+    (c.set as (key: string, value: unknown) => void)("usage", usage);
+    // Latency per choice: from the request's arrival to its first token, then between its tokens.
+    const arrived = performance.now();
+    const last = new Map<number, number>();
+    const onToken = (choice: number) => {
+      const now = performance.now();
+      const before = last.get(choice);
+      if (before === undefined) metrics.observeTimeToFirstToken((now - arrived) / 1000);
+      else metrics.observeInterTokenLatency((now - before) / 1000);
+      last.set(choice, now);
+    };
     return {
       client: user || address,
       cacheScope: prefixReuse ? `${address ?? "?"}|${keyTag}` : undefined,
       signal: c.req.raw.signal,
+      onToken,
+      usage,
     };
   };
 

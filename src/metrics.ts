@@ -3,19 +3,25 @@
 
 const BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
 
+/** Token gaps are milliseconds: finer buckets. */
+const TOKEN_BUCKETS = [0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1];
+
 class Histogram {
-  private readonly counts = new Array(BUCKETS.length).fill(0);
+  private readonly counts: number[];
   private sum = 0;
   private count = 0;
+  constructor(private readonly buckets: number[] = BUCKETS) {
+    this.counts = new Array(buckets.length).fill(0);
+  }
   observe(seconds: number): void {
-    BUCKETS.forEach((b, i) => seconds <= b && this.counts[i]++);
+    this.buckets.forEach((b, i) => seconds <= b && this.counts[i]++);
     this.sum += seconds;
     this.count++;
   }
   render(name: string, labels = ""): string[] {
     const sep = labels ? "," : "";
     return [
-      ...BUCKETS.map((b, i) => `${name}_bucket{${labels}${sep}le="${b}"} ${this.counts[i]}`),
+      ...this.buckets.map((b, i) => `${name}_bucket{${labels}${sep}le="${b}"} ${this.counts[i]}`),
       `${name}_bucket{${labels}${sep}le="+Inf"} ${this.count}`,
       `${name}_sum{${labels}} ${this.sum}`,
       `${name}_count{${labels}} ${this.count}`,
@@ -26,6 +32,18 @@ class Histogram {
 export class Metrics {
   private readonly requests = new Map<string, number>();
   private readonly durations = new Map<string, Histogram>();
+  private readonly ttft = new Histogram();
+  private readonly itl = new Histogram(TOKEN_BUCKETS);
+
+  /** Seconds from a generation request's arrival to its first token (per choice). */
+  observeTimeToFirstToken(seconds: number): void {
+    this.ttft.observe(seconds);
+  }
+
+  /** Seconds between two consecutive tokens of one choice. */
+  observeInterTokenLatency(seconds: number): void {
+    this.itl.observe(seconds);
+  }
 
   observeRequest(route: string, status: number, seconds: number): void {
     const key = `route="${route}",status="${status}"`;
@@ -40,6 +58,10 @@ export class Metrics {
     lines.push("# HELP tinylm_request_duration_seconds Time to complete a request (streams: until the last event).");
     lines.push("# TYPE tinylm_request_duration_seconds histogram");
     for (const [route, h] of this.durations) lines.push(...h.render("tinylm_request_duration_seconds", `route="${route}"`));
+    lines.push("# HELP tinylm_time_to_first_token_seconds From a generation request's arrival to each choice's first token.", "# TYPE tinylm_time_to_first_token_seconds histogram");
+    lines.push(...this.ttft.render("tinylm_time_to_first_token_seconds"));
+    lines.push("# HELP tinylm_inter_token_latency_seconds Between consecutive tokens of one choice.", "# TYPE tinylm_inter_token_latency_seconds histogram");
+    lines.push(...this.itl.render("tinylm_inter_token_latency_seconds"));
     lines.push("# HELP tinylm_wasm_heap_bytes Size of the decoder's WebAssembly heap (our kernels' or onnxruntime-web's).", "# TYPE tinylm_wasm_heap_bytes gauge", `tinylm_wasm_heap_bytes ${heapBytes}`);
     if (backend) lines.push("# HELP tinylm_engine_info The decoder backend: simd (our WASM SIMD kernels) or ort (onnxruntime-web).", "# TYPE tinylm_engine_info gauge", `tinylm_engine_info{backend="${backend}"} 1`);
     if (engine) {

@@ -20,8 +20,35 @@ export interface Manifest {
   [key: string]: unknown;
 }
 
+/** Sampling defaults from generation_config.json, used where a request leaves a field out (as vLLM's --generation-config auto). */
+export interface GenerationDefaults {
+  temperature?: number;
+  top_p?: number;
+  top_k?: number;
+  min_p?: number;
+  repetition_penalty?: number;
+}
+
+export function generationDefaults(config: Record<string, unknown> | undefined): GenerationDefaults {
+  if (!config) return {};
+  const num = (key: string, ok: (v: number) => boolean) => {
+    const v = config[key];
+    return typeof v === "number" && Number.isFinite(v) && ok(v) ? v : undefined;
+  };
+  const defaults: GenerationDefaults = {
+    temperature: config.do_sample === false ? 0 : num("temperature", (v) => v >= 0 && v <= 2),
+    top_p: num("top_p", (v) => v > 0 && v <= 1),
+    top_k: num("top_k", (v) => Number.isInteger(v) && v >= 0),
+    min_p: num("min_p", (v) => v >= 0 && v <= 1),
+    repetition_penalty: num("repetition_penalty", (v) => v > 0 && v <= 10),
+  };
+  return Object.fromEntries(Object.entries(defaults).filter(([, v]) => v !== undefined));
+}
+
 export interface LoadedModel {
   id: string;
+  /** Sampling defaults from generation_config.json. */
+  defaults: GenerationDefaults;
   tokenizer: Tokenizer;
   engine: Engine;
   chatTemplate: ChatTemplate;
@@ -68,6 +95,7 @@ export async function loadModel(read: ReadModelFile, opts: LoadOptions): Promise
   const config = (await readJson<Record<string, unknown>>(read, "config.json"))!;
   const tokenizerConfig = (await readJson<TokenizerConfig>(read, "tokenizer_config.json", true)) ?? {};
   const manifest = (await readJson<Manifest>(read, "manifest.json", true)) ?? {};
+  const generationConfig = await readJson<Record<string, unknown>>(read, "generation_config.json", true);
   const tokenizer = Tokenizer.fromJSON(await readJson(read, "tokenizer.json"), tokenizerConfig, "tokenizer.json");
   const shape = modelShapeFromConfig(config);
   if (shape.vocabSize !== tokenizer.vocabSize) {
@@ -79,6 +107,7 @@ export async function loadModel(read: ReadModelFile, opts: LoadOptions): Promise
   if (opts.warmUp) await decoder.warmUp();
   return {
     id: manifest.name ?? "tinylm-edge",
+    defaults: generationDefaults(generationConfig),
     tokenizer,
     engine: new Engine(decoder, opts.engine),
     chatTemplate: new ChatTemplate(tokenizerConfig.chat_template, {

@@ -7,7 +7,7 @@ import type { BackendChoice } from "../model.js";
 export const SETTING_NAMES = [
   "MODEL_DIR", "ONNX_FILE", "HOST", "PORT", "API_KEY", "MAX_BATCH", "MAX_QUEUE", "MAX_TOKENS_LIMIT",
   "MAX_BODY_BYTES", "CORS_ORIGINS", "PREFIX_CACHE", "LOW_MEMORY", "THREADS", "ENGINE", "METRICS_PUBLIC",
-  "SHUTDOWN_GRACE_MS",
+  "SHUTDOWN_GRACE_MS", "LOG",
 ] as const;
 
 /**
@@ -49,6 +49,7 @@ export function settingsFrom(env: Record<string, string | undefined>, defaults: 
       maxBodyBytes: int("MAX_BODY_BYTES", DEFAULT_CONFIG.maxBodyBytes),
       maxTokensLimit: int("MAX_TOKENS_LIMIT", defaults.maxTokensLimit ?? DEFAULT_CONFIG.maxTokensLimit),
       metricsPublic: env.METRICS_PUBLIC === "1",
+      accessLog: env.LOG !== "quiet",
     },
     engine: {
       maxBatch: int("MAX_BATCH", 8),

@@ -48,7 +48,7 @@ export async function chatCompletions(c: Context, model: LoadedModel, req: ChatR
   const choices: ChoiceRequest[] = Array.from({ length: n }, (_, k) => ({
     prompt,
     maxTokens,
-    sampling: samplingParams(req, model.tokenizer.vocabSize, wantLogprobs ? (req.top_logprobs ?? 0) : 0, k),
+    sampling: samplingParams(req, model.tokenizer.vocabSize, wantLogprobs ? (req.top_logprobs ?? 0) : 0, k, model.defaults),
     stops: stopStrings(req.stop),
     promptLogprobs: false,
     seeded: req.seed != null,

@@ -69,7 +69,7 @@ export async function completions(c: Context, model: LoadedModel, req: Completio
       choices.push({
         prompt,
         maxTokens,
-        sampling: samplingParams(req, model.tokenizer.vocabSize, logprobs ?? 0, p * n + k),
+        sampling: samplingParams(req, model.tokenizer.vocabSize, logprobs ?? 0, p * n + k, model.defaults),
         stops: stopStrings(req.stop),
         promptLogprobs: Boolean(req.echo && logprobs !== null),
         seeded: req.seed != null,

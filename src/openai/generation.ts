@@ -24,6 +24,10 @@ export interface ClientScope {
   cacheScope?: string;
   /** Aborts when the client goes away (every host gives one). */
   signal?: AbortSignal;
+  /** Called with each choice's index as each of its tokens comes out of the engine (latency metrics). */
+  onToken?: (choice: number) => void;
+  /** Filled by the handler for the access log: prompt and completion tokens. */
+  usage?: { prompt: number; completion: number };
 }
 
 export interface ChoiceDelta {
@@ -35,13 +39,14 @@ export interface ChoiceDelta {
   generation: Generation;
 }
 
-async function* runChoice(model: LoadedModel, gen: Generation, req: ChoiceRequest, index: number): AsyncGenerator<ChoiceDelta> {
+async function* runChoice(model: LoadedModel, gen: Generation, req: ChoiceRequest, index: number, onToken?: (choice: number) => void): AsyncGenerator<ChoiceDelta> {
   const text = new StopTextStream(model.tokenizer.streamDecoder({ skipSpecial: true }), req.stops);
   if (req.maxTokens === 0) {
     yield { index, text: "", tokens: [], finish: "length", generation: gen };
     return;
   }
   for await (const tok of gen) {
+    onToken?.(index);
     if (tok.finish === "stop") {
       yield { index, text: text.flush(), tokens: [], finish: "stop", generation: gen };
       return;
@@ -91,7 +96,16 @@ export function startChoices(model: LoadedModel, reqs: ChoiceRequest[], signal: 
     }
     throw err;
   }
-  return merge(gens.map((g, i) => runChoice(model, g, reqs[i], i)));
+  if (scope.usage) scope.usage.prompt = reqs.reduce((sum, r) => sum + r.prompt.length, 0);
+  const counted = merge(gens.map((g, i) => runChoice(model, g, reqs[i], i, scope.onToken)));
+  return scope.usage ? countUsage(counted, scope.usage) : counted;
+}
+
+async function* countUsage(deltas: AsyncGenerator<ChoiceDelta>, usage: { completion: number }): AsyncGenerator<ChoiceDelta> {
+  for await (const d of deltas) {
+    usage.completion += deltaTokenCount(d);
+    yield d;
+  }
 }
 
 async function* merge<T>(sources: AsyncGenerator<T>[]): AsyncGenerator<T> {

@@ -1,6 +1,7 @@
 // The straight road from a validated request to engine parameters: sampling, stops, token budget.
 import { DEFAULT_SAMPLING, type SamplingParams } from "../engine/sampler.js";
 import { contextLengthExceeded, invalidRequest } from "./errors.js";
+import type { GenerationDefaults } from "../model.js";
 import type { ChatRequest, CompletionRequest } from "./schemas.js";
 
 export interface Limits {
@@ -11,21 +12,23 @@ export interface Limits {
 /** Below this temperature sampling is greedy: 1/T would overflow float32 (NaN probabilities). */
 export const MIN_TEMPERATURE = 1e-3;
 
-export function samplingParams(req: CompletionRequest | ChatRequest, vocabSize: number, logprobs: number, index: number): SamplingParams {
+/** Sampling for one choice: the request's fields, else the model's generation_config.json defaults, else OpenAI's. */
+export function samplingParams(req: CompletionRequest | ChatRequest, vocabSize: number, logprobs: number, index: number, defaults: GenerationDefaults = {}): SamplingParams {
   const logitBias = new Map<number, number>();
   for (const [id, bias] of Object.entries(req.logit_bias ?? {})) {
     if (Number(id) >= vocabSize) throw invalidRequest(`logit_bias refers to token ${id}, but the vocabulary has ${vocabSize} tokens`, "logit_bias");
     logitBias.set(Number(id), bias);
   }
+  const temperature = req.temperature ?? defaults.temperature ?? DEFAULT_SAMPLING.temperature;
   return {
     ...DEFAULT_SAMPLING,
-    temperature: (req.temperature ?? DEFAULT_SAMPLING.temperature) < MIN_TEMPERATURE ? 0 : (req.temperature ?? DEFAULT_SAMPLING.temperature),
-    topP: req.top_p ?? 1,
-    topK: req.top_k ?? 0,
-    minP: req.min_p ?? 0,
+    temperature: temperature < MIN_TEMPERATURE ? 0 : temperature,
+    topP: req.top_p ?? defaults.top_p ?? 1,
+    topK: req.top_k ?? defaults.top_k ?? 0,
+    minP: req.min_p ?? defaults.min_p ?? 0,
     presencePenalty: req.presence_penalty ?? 0,
     frequencyPenalty: req.frequency_penalty ?? 0,
-    repetitionPenalty: req.repetition_penalty ?? 1,
+    repetitionPenalty: req.repetition_penalty ?? defaults.repetition_penalty ?? 1,
     logitBias,
     // Equal seeds give equal output; choices of one request get consecutive seeds.
     seed: (req.seed ?? Math.floor(Math.random() * 2 ** 31)) + index,

@@ -11,7 +11,7 @@ export interface RunningServer {
 }
 
 export async function startFixtureServer(env: Record<string, string> = {}): Promise<RunningServer> {
-  const { server, port, loaded } = await startNodeServer({ MODEL_DIR: FIXTURE_DIR, PORT: "0", HOST: "127.0.0.1", ...env });
+  const { server, port, loaded } = await startNodeServer({ MODEL_DIR: FIXTURE_DIR, PORT: "0", HOST: "127.0.0.1", LOG: "quiet", ...env });
   await loaded;
   return {
     baseURL: `http://127.0.0.1:${port}`,
