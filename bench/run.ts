@@ -14,7 +14,16 @@ import { loadTokenizer } from "../scripts/tokenizer/files.js";
 import { median } from "./stats.js";
 import { parseFlags } from "../scripts/tokenizer/cli.js";
 
-const { flags } = parseFlags(process.argv.slice(2));
+const USAGE = `
+usage: npm run bench -- [--model DIR] [--runs N] [--rounds N] [--quick]
+Benchmarks of the shipped model on this machine; rewrites the end of BENCHMARKS.md and bench/results/latest.json.
+  --model DIR   (default: model)
+  --runs N      runs per measurement, medians reported (default: 5)
+  --rounds N    interleaved rounds of every configuration (default: 3, 1 with --quick)
+  --quick       a one-minute subset
+`;
+
+const { flags } = parseFlags(process.argv.slice(2), USAGE);
 const MODEL_DIR = flags.get("model") ?? "model";
 const RUNS = Number(flags.get("runs") ?? 5);
 const QUICK = flags.has("quick");

@@ -8,8 +8,18 @@ import { join } from "node:path";
 import { checkFolder } from "./parity.js";
 import { parseFlags, runMain } from "./tokenizer/cli.js";
 
+const USAGE = `
+usage: npm run export -- CHECKPOINT OUT_DIR [--tokenizer DIR] [--name NAME] [--eval FILE] [--val-data DIR] [--drop-fp32]
+Export a checkpoint to a model folder (ONNX fp32 + int8, tokenizer, manifest) and check its parity.
+  --tokenizer DIR   (default: build/tokenizer-8k)
+  --name NAME       the model's id (default: tinylm-edge)
+  --eval FILE       evaluation results to put in the manifest
+  --val-data DIR    pre-tokenized validation data for the parity check (default: build/data/compact-8k)
+  --drop-fp32       keep only the int8 graph in the folder
+`;
+
 runMain(async () => {
-  const { flags, positional } = parseFlags(process.argv.slice(2));
+  const { flags, positional } = parseFlags(process.argv.slice(2), USAGE);
   const [checkpoint, out] = positional;
   if (!checkpoint || !out) throw new Error("usage: npm run export -- <checkpoint> <out-dir> [--tokenizer DIR] [--name NAME] [--eval FILE]");
   const args = ["-m", "scripts.tinylm.export", checkpoint, flags.get("tokenizer") ?? "build/tokenizer-8k", out, "--name", flags.get("name") ?? "tinylm-edge"];

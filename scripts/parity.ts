@@ -9,6 +9,13 @@ import { createDecoder } from "../src/engine/session.js";
 import { nodeOrt } from "../src/hosts/node-ort.js";
 import { parseFlags, runMain } from "./tokenizer/cli.js";
 
+const USAGE = `
+usage: npm run parity -- [MODEL_DIR] [--val-data DIR]
+Parity of an exported model folder against its PyTorch reference (needs the fp32 graph in the folder).
+  MODEL_DIR         the folder (default: model)
+  --val-data DIR    pre-tokenized validation data (default: build/data/compact-8k)
+`;
+
 export interface ParityCases {
   vocab_size: number;
   cases: (
@@ -157,7 +164,7 @@ export async function checkFolder(dir: string, valData: string, tokens = 2049): 
 
 if (import.meta.url === `file://${process.argv[1]}`) {
   runMain(async () => {
-    const { flags, positional } = parseFlags(process.argv.slice(2));
+    const { flags, positional } = parseFlags(process.argv.slice(2), USAGE);
     const dir = positional[0] ?? "model";
     const report = await checkFolder(dir, flags.get("val-data") ?? "build/data/compact-8k");
     console.log(JSON.stringify(report, null, 2));

@@ -5,6 +5,7 @@ Each stage is skipped when its output exists, so an interrupted recipe picks up 
 """
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 import time
@@ -98,11 +99,12 @@ def run(recipe_path: str) -> dict:
 
 
 def main(argv: list[str]) -> int:
-    if not argv:
-        print("usage: python3 -m scripts.tinylm.recipe RECIPE.toml", file=sys.stderr)
-        return 2
+    parser = argparse.ArgumentParser(prog="python3 -m scripts.tinylm.recipe",
+                                     description="The whole recipe from a TOML file: parent, inherited student, rounds, evaluation.")
+    parser.add_argument("recipe", help="the recipe's TOML file (configs/tiny-recipe.toml)")
+    args = parser.parse_args(argv)
     try:
-        results = run(argv[0])
+        results = run(args.recipe)
     except (ConfigError, DataError, CheckpointError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1

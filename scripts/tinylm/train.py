@@ -10,6 +10,7 @@ import json
 import math
 import os
 import random
+import argparse
 import sys
 import time
 from pathlib import Path
@@ -278,13 +279,13 @@ def train(cfg: Config, stop_after: int | None = None) -> Path:
 
 
 def main(argv: list[str]) -> int:
-    if len(argv) < 1:
-        print("usage: python3 -m scripts.tinylm.train CONFIG.toml [--stop-after N]", file=sys.stderr)
-        return 2
+    parser = argparse.ArgumentParser(prog="python3 -m scripts.tinylm.train", description="Train a model from a TOML config (configs/*.toml).")
+    parser.add_argument("config", help="the run's TOML config")
+    parser.add_argument("--stop-after", type=int, default=None, metavar="N", help="stop after N steps (a resumable checkpoint is kept)")
+    args = parser.parse_args(argv)
     try:
-        cfg = load_config(argv[0])
-        stop_after = int(argv[argv.index("--stop-after") + 1]) if "--stop-after" in argv else None
-        path = train(cfg, stop_after)
+        cfg = load_config(args.config)
+        path = train(cfg, args.stop_after)
     except (ConfigError, DataError, CheckpointError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1

@@ -1,6 +1,14 @@
 // Shared command-line plumbing for the corpus scripts: flags, one-line fatal errors, progress bars.
 
-export function parseFlags(argv: string[]): { flags: Map<string, string>; positional: string[] } {
+/**
+ * `--key value`, `--key=value` and bare `--key` flags, and positionals. With a usage text, `--help`
+ * (or `-h`) prints it and exits before the script touches anything.
+ */
+export function parseFlags(argv: string[], usage?: string): { flags: Map<string, string>; positional: string[] } {
+  if (usage && (argv.includes("--help") || argv.includes("-h"))) {
+    console.log(usage.trim());
+    process.exit(0);
+  }
   const flags = new Map<string, string>();
   const positional: string[] = [];
   for (let i = 0; i < argv.length; i++) {

@@ -10,6 +10,16 @@ import { bpeEncode, mergeRanks, readVocab, type ParentVocab } from "./bpe.js";
 import { loadTokenizerJson, readJsonFile } from "./files.js";
 import { parseFlags, runMain } from "./cli.js";
 
+const USAGE = `
+usage: npm run tokenizer:compress -- [--counts FILE] (--vocab N | --coverage F) [--parent DIR] [--out DIR]
+Keep the most frequent tokens of the parent vocabulary and write the compact tokenizer and vocab_map.json.
+  --counts FILE   token counts from corpus:encode (default: build/data/parent/counts.json)
+  --vocab N       tokens to keep (default: 8192), or
+  --coverage F    the fewest tokens covering this fraction of the corpus
+  --parent DIR    parent tokenizer (default: parent = cl100k)
+  --out DIR       (default: build/tokenizer-<N>)
+`;
+
 export interface CompressTarget {
   /** Total vocabulary size including special tokens. */
   vocab?: number;
@@ -159,7 +169,7 @@ export function readCounts(path: string): number[] {
 
 if (import.meta.url === `file://${process.argv[1]}`) {
   runMain(async () => {
-    const { flags } = parseFlags(process.argv.slice(2));
+    const { flags } = parseFlags(process.argv.slice(2), USAGE);
     const counts = readCounts(flags.get("counts") ?? "build/data/parent/counts.json");
     const target: CompressTarget = flags.has("coverage")
       ? { coverage: Number(flags.get("coverage")) }

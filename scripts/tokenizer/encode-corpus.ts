@@ -13,6 +13,16 @@ import { loadTokenizer, resolveTokenizerDir } from "./files.js";
 import { parseFlags, Progress, runMain } from "./cli.js";
 import type { ShardHeader, ShardJob, WorkerMessage } from "./encode-shard.js";
 
+const USAGE = `
+usage: npm run corpus:encode -- [--corpus DIR] [--tokenizer DIR|parent] [--out DIR] [--workers N] [--max-mb-per-shard N]
+Encode the corpus into uint16 token shards with a whole-book train/validation split, and count tokens.
+  --corpus DIR        $CORPUS_DIR, else build/corpus, else ../shared/data/corpus
+  --tokenizer         tokenizer folder, or "parent" for cl100k (default: parent)
+  --out DIR           (default: build/data/parent)
+  --workers N         worker threads (default: min(2, cores))
+  --max-mb-per-shard  read at most this many MB of each shard, 0 = all (default: 0)
+`;
+
 export interface EncodeOptions {
   corpus: string;
   tokenizer: string;
@@ -108,7 +118,7 @@ export async function encodeCorpus(opts: EncodeOptions): Promise<void> {
 
 if (import.meta.url === `file://${process.argv[1]}`) {
   runMain(async () => {
-    const { flags } = parseFlags(process.argv.slice(2));
+    const { flags } = parseFlags(process.argv.slice(2), USAGE);
     await encodeCorpus({
       corpus: flags.get("corpus") ?? DEFAULT_CORPUS_DIR,
       tokenizer: flags.get("tokenizer") ?? "parent",

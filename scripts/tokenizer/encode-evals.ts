@@ -7,6 +7,15 @@ import { loadTokenizer } from "./files.js";
 import { parseFlags, runMain } from "./cli.js";
 import type { Tokenizer } from "../../src/tokenizer/tokenizer.js";
 
+const USAGE = `
+usage: npm run eval:encode -- [--tokenizer DIR|parent] [--eval-dir DIR] [--limit N] [--out FILE]
+Tokenize the zero-shot eval sets in lm-evaluation-harness form.
+  --tokenizer   tokenizer folder, or "parent" for cl100k (default: parent)
+  --eval-dir    the eval sets (default: ../shared/data/eval)
+  --limit N     examples per task, 0 = all (default: 0)
+  --out FILE    (default: build/eval/tasks.json)
+`;
+
 interface Option {
   context: number[];
   continuation: number[];
@@ -39,7 +48,7 @@ const TASKS: Record<string, (tok: Tokenizer, ex: Record<string, unknown>) => { o
 };
 
 runMain(async () => {
-  const { flags } = parseFlags(process.argv.slice(2));
+  const { flags } = parseFlags(process.argv.slice(2), USAGE);
   const tok = loadTokenizer(flags.get("tokenizer") ?? "parent");
   const dir = flags.get("eval-dir") ?? "../shared/data/eval";
   const limit = Number(flags.get("limit") ?? 0);

@@ -9,6 +9,14 @@ import { DEFAULT_CORPUS_DIR, isValidationBook, listShards, normalizeText, readBo
 import { loadTokenizer, loadTokenizerJson } from "./files.js";
 import { parseFlags, runMain } from "./cli.js";
 
+const USAGE = `
+usage: npm run tokenizer:report -- [--counts FILE] [--corpus DIR] [--val-mb N]
+Coverage of compact vocabularies on the corpus (docs/tokenizer-report.md).
+  --counts FILE   token counts from corpus:encode (default: build/data/parent/counts.json)
+  --corpus DIR    $CORPUS_DIR, else build/corpus, else ../shared/data/corpus
+  --val-mb N      validation text to measure on, MB (default: 4)
+`;
+
 const SIZES = [4096, 8192, 16384, 32768, 49152];
 const WIDTHS = [256, 384, 512];
 
@@ -36,7 +44,7 @@ async function validationText(corpus: string, maxBytes: number): Promise<string>
 }
 
 runMain(async () => {
-  const { flags } = parseFlags(process.argv.slice(2));
+  const { flags } = parseFlags(process.argv.slice(2), USAGE);
   const counts = readCounts(flags.get("counts") ?? "build/data/parent/counts.json");
   const corpus = flags.get("corpus") ?? DEFAULT_CORPUS_DIR;
   const valBytes = Number(flags.get("val-mb") ?? 4) * 1e6;

@@ -1,7 +1,8 @@
 // Cloudflare Workers host. The model comes from static assets (default, each file ≤ 25 MiB) or from
 // an R2 bucket (binding MODEL_BUCKET, for larger models). The session is created lazily, once per
-// isolate, and shared by concurrent requests. See ../shared/notes/edge-runtimes.md for why the ORT
-// .wasm is imported as a module and handed over through a WebAssembly.instantiate shim.
+// isolate, and shared by concurrent requests. Workers cannot compile WebAssembly from bytes, so both
+// .wasm files (ours and ORT's) are imported as modules (wrangler precompiles them); ORT has no hook
+// for a precompiled module, so it gets one through a WebAssembly.instantiate shim (below).
 import * as ort from "onnxruntime-web/wasm";
 // wrangler turns a .wasm import into a precompiled WebAssembly.Module (Workers forbid compiling bytes).
 import ortWasm from "onnxruntime-web/ort-wasm-simd-threaded.wasm";
