@@ -10,6 +10,7 @@ import { OnnxDecoder } from "../src/engine/onnx-model.js";
 import { SimdDecoder } from "../src/engine/simd/decoder.js";
 import { llamaWeights } from "../src/engine/simd/llama-weights.js";
 import { readOnnx } from "../src/engine/simd/onnx-reader.js";
+import { compileRelaxed } from "../src/engine/simd/relaxed.js";
 import { argmax } from "../src/engine/sampler.js";
 import { createDecoder } from "../src/engine/session.js";
 import { nodeOrt } from "../src/hosts/node-ort.js";
@@ -17,7 +18,8 @@ import { median } from "./stats.js";
 
 export { wasmHeapBytes } from "../src/engine/session.js";
 
-export type EngineName = "simd" | "web" | "native";
+/** simd: our kernels as the hosts run them (relaxed SIMD where the runtime has it); simd128: plain SIMD128 only. */
+export type EngineName = "simd" | "simd128" | "web" | "native";
 
 export interface EngineRow {
   engine: EngineName;
@@ -31,14 +33,16 @@ export interface EngineRow {
 }
 
 export const KERNELS_WASM = join(import.meta.dirname, "../src/engine/simd/kernels.wasm");
+export const RELAXED_WASM = join(import.meta.dirname, "../src/engine/simd/relaxed.wasm");
 
 export async function decoderFor(engine: EngineName, modelDir: string, file: string, threads: number): Promise<Decoder> {
   const config = JSON.parse(readFileSync(join(modelDir, "config.json"), "utf8"));
   const shape = modelShapeFromConfig(config);
-  if (engine === "simd") {
+  if (engine === "simd" || engine === "simd128") {
     if (threads !== 1) throw new Error("the WASM SIMD kernels run on one thread");
-    nodeOrt(1); // the same V8 flags as the Node host (no Liftoff)
-    return SimdDecoder.create(await WebAssembly.compile(readFileSync(KERNELS_WASM)), llamaWeights(readOnnx(readFileSync(join(modelDir, file))), config));
+    nodeOrt(1); // the same V8 flags as the Node host (no Liftoff, relaxed SIMD)
+    const relaxed = engine === "simd" ? await compileRelaxed(async () => readFileSync(RELAXED_WASM)) : null;
+    return SimdDecoder.create(await WebAssembly.compile(readFileSync(KERNELS_WASM)), llamaWeights(readOnnx(readFileSync(join(modelDir, file))), config), relaxed);
   }
   if (engine === "web") return createDecoder(nodeOrt(threads), readFileSync(join(modelDir, file)), shape); // as the Node host
   const ortNode = await import("onnxruntime-node");
@@ -121,8 +125,9 @@ export async function profileSimd(modelDir: string, file: string, context: numbe
   execFileSync("bash", [join(import.meta.dirname, "../src/engine/simd/kernels/build.sh"), "--profile", out]);
   nodeOrt(1);
   const config = JSON.parse(readFileSync(join(modelDir, "config.json"), "utf8"));
+  const relaxed = await compileRelaxed(async () => readFileSync(RELAXED_WASM));
   const dec = await SimdDecoder.create(await WebAssembly.compile(readFileSync(out)), llamaWeights(readOnnx(readFileSync(join(modelDir, file))), config),
-    { now: () => performance.now() });
+    relaxed, { now: () => performance.now() });
   await dec.warmUp();
   const profileSlots = dec.instance.exports.profile_slots as () => number;
   const cache = dec.newCache();

@@ -200,7 +200,7 @@ export function createApp(handle: ModelHandle, config: AppConfig = DEFAULT_CONFI
     return c.json({ status: error ? "failed" : "loading", error }, 503);
   });
 
-  app.get("/metrics", (c) => c.text(metrics.render(wasmHeapBytes(), handle.model?.backend.name, handle.model?.engine.stats), 200, { "Content-Type": "text/plain; version=0.0.4" }));
+  app.get("/metrics", (c) => c.text(metrics.render(wasmHeapBytes(), handle.model?.backend, handle.model?.engine.stats), 200, { "Content-Type": "text/plain; version=0.0.4" }));
 
   app.get("/v1/models", async (c) => {
     const m = await model(c);
@@ -260,6 +260,7 @@ function modelObject(m: LoadedModel) {
       context_length: m.engine.maxLength,
       onnx_file: m.onnxFile,
       engine: m.backend.name,
+      kernels: m.backend.kernels,
       engine_fallback_reason: m.backend.reason,
       quantization: m.manifest.quantization?.[m.onnxFile] ?? null,
     },

@@ -52,7 +52,7 @@ export class Metrics {
     this.durations.get(route)!.observe(seconds);
   }
 
-  render(heapBytes: number, backend?: string, engine?: { queued: number; running: number; promptTokens: number; generatedTokens: number; reusedPromptTokens: number; steps: number }): string {
+  render(heapBytes: number, backend?: { name: string; kernels: string | null }, engine?: { queued: number; running: number; promptTokens: number; generatedTokens: number; reusedPromptTokens: number; steps: number }): string {
     const lines = ["# HELP tinylm_requests_total HTTP requests by route and status.", "# TYPE tinylm_requests_total counter"];
     for (const [labels, n] of this.requests) lines.push(`tinylm_requests_total{${labels}} ${n}`);
     lines.push("# HELP tinylm_request_duration_seconds Time to complete a request (streams: until the last event).");
@@ -63,7 +63,10 @@ export class Metrics {
     lines.push("# HELP tinylm_inter_token_latency_seconds Between consecutive tokens of one choice.", "# TYPE tinylm_inter_token_latency_seconds histogram");
     lines.push(...this.itl.render("tinylm_inter_token_latency_seconds"));
     lines.push("# HELP tinylm_wasm_heap_bytes Size of the decoder's WebAssembly heap (our kernels' or onnxruntime-web's).", "# TYPE tinylm_wasm_heap_bytes gauge", `tinylm_wasm_heap_bytes ${heapBytes}`);
-    if (backend) lines.push("# HELP tinylm_engine_info The decoder backend: simd (our WASM SIMD kernels) or ort (onnxruntime-web).", "# TYPE tinylm_engine_info gauge", `tinylm_engine_info{backend="${backend}"} 1`);
+    if (backend) {
+      lines.push("# HELP tinylm_engine_info The decoder backend: simd (our WASM kernels: relaxed-simd or simd128) or ort (onnxruntime-web).", "# TYPE tinylm_engine_info gauge");
+      lines.push(`tinylm_engine_info{backend="${backend.name}",kernels="${backend.kernels ?? ""}"} 1`);
+    }
     if (engine) {
       const gauge = (name: string, help: string, v: number, type = "gauge") =>
         lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`, `${name} ${v}`);

@@ -3,7 +3,7 @@
 import { modelShapeFromConfig, type Decoder, type ModelShape } from "./engine/decoder.js";
 import { Engine, type EngineOptions } from "./engine/engine.js";
 import { createDecoder, type OrtModule } from "./engine/session.js";
-import { SimdDecoder } from "./engine/simd/decoder.js";
+import { SimdDecoder, type KernelVariant } from "./engine/simd/decoder.js";
 import { llamaWeights, UnsupportedModel } from "./engine/simd/llama-weights.js";
 import { readOnnx } from "./engine/simd/onnx-reader.js";
 import { ChatTemplate } from "./openai/chat-template.js";
@@ -54,8 +54,8 @@ export interface LoadedModel {
   chatTemplate: ChatTemplate;
   manifest: Manifest;
   onnxFile: string;
-  /** Which backend runs the model, and why when the kernels were not used ("auto" fell back). */
-  backend: { name: "simd" | "ort"; reason: string | null };
+  /** Which backend runs the model, which kernels (ours), and why ours were not used ("auto" fell back). */
+  backend: { name: "simd" | "ort"; kernels: KernelVariant | null; reason: string | null };
   created: number;
 }
 
@@ -67,6 +67,8 @@ export interface LoadOptions {
   backend?: BackendChoice; // default "auto"
   /** The compiled kernels.wasm (hosts load it as they load ORT's .wasm). Required unless backend is "ort". */
   kernels?: () => Promise<WebAssembly.Module>;
+  /** The compiled relaxed.wasm, or null where the runtime lacks relaxed SIMD (then plain SIMD128 kernels run). */
+  relaxed?: () => Promise<WebAssembly.Module | null>;
   /** Where the one line saying why "auto" fell back to onnxruntime-web goes (default console.warn). */
   log?: (line: string) => void;
   onnxFile: string; // e.g. "onnx/model_quantized.onnx"
@@ -116,7 +118,7 @@ export async function loadModel(read: ReadModelFile, opts: LoadOptions): Promise
     }),
     manifest,
     onnxFile: opts.onnxFile,
-    backend: { name: decoder.backend, reason },
+    backend: { name: decoder.backend, kernels: decoder instanceof SimdDecoder ? decoder.variant : null, reason },
     created: Math.floor(Date.now() / 1000),
   };
 }
@@ -144,7 +146,8 @@ async function createBackend(bytes: Uint8Array, config: Record<string, unknown>,
       throw new Error(`${opts.onnxFile}: not a readable ONNX file (${(err as Error).message})`);
     }
     try {
-      return { decoder: await SimdDecoder.create(await opts.kernels(), llamaWeights(graph, config)), reason: null };
+      const relaxed = (await opts.relaxed?.()) ?? null;
+      return { decoder: await SimdDecoder.create(await opts.kernels(), llamaWeights(graph, config), relaxed), reason: null };
     } catch (err) {
       if (!(err instanceof UnsupportedModel)) throw new Error(`${opts.onnxFile}: ${(err as Error).message}`);
       if (choice === "simd") throw new Error(`ENGINE=simd, but the kernels cannot run ${opts.onnxFile}: ${err.message}`);

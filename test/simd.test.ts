@@ -6,11 +6,14 @@ import { mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { greedy, parityError } from "../scripts/parity.js";
+import { greedy, ModelFolder, parityError } from "../scripts/parity.js";
+import { SimdDecoder } from "../src/engine/simd/decoder.js";
+import { llamaWeights } from "../src/engine/simd/llama-weights.js";
+import { readOnnx } from "../src/engine/simd/onnx-reader.js";
 import type { Decoder } from "../src/engine/decoder.js";
 import { loadModel } from "../src/model.js";
 import { nodeOrt } from "../src/hosts/node-ort.js";
-import { FIXTURE_DIR, fixture, KERNELS_WASM, parity, simdDecoder, webDecoder } from "./helpers/fixture.js";
+import { FIXTURE_DIR, fixture, KERNELS_WASM, parity, RELAXED_WASM, simdDecoder as fixtureDecoder, webDecoder } from "./helpers/fixture.js";
 
 const V = fixture.shape.vocabSize;
 const prompt = (n: number, seed = 0) => Array.from({ length: n }, (_, i) => 300 + ((i * 37 + seed * 101) % 4000));
@@ -22,7 +25,7 @@ function maxDiff(a: Float32Array, b: Float32Array): number {
 }
 
 /** Mean KL(reference ‖ model) over the reference rows of the parity cases (prefill and decode steps). */
-async function meanKl(dec: Decoder): Promise<number> {
+async function meanKl(dec: Decoder, folder: ModelFolder = fixture): Promise<number> {
   const logSoftmax = (l: Float32Array) => {
     let max = -Infinity;
     for (const x of l) max = Math.max(max, x);
@@ -31,12 +34,12 @@ async function meanKl(dec: Decoder): Promise<number> {
     return Float64Array.from(l, (x) => x - max - Math.log(z));
   };
   let total = 0, rows = 0;
-  for (const c of parity.cases) {
+  for (const c of folder.parity.cases) {
     if (c.kind !== "single") continue;
     const cache = dec.newCache();
     for (const s of c.steps) {
       const [{ logits }] = await dec.step([{ cache, tokens: s.input }]);
-      const p = logSoftmax(fixture.referenceRow(s.row)), q = logSoftmax(logits.subarray(logits.length - V));
+      const p = logSoftmax(folder.referenceRow(s.row)), q = logSoftmax(logits.subarray(logits.length - V));
       for (let i = 0; i < V; i++) total += Math.exp(p[i]) * (p[i] - q[i]);
       rows++;
     }
@@ -44,14 +47,23 @@ async function meanKl(dec: Decoder): Promise<number> {
   return total / rows;
 }
 
-describe("WASM SIMD kernels on the fixture's int8 graph", () => {
+describe.each(["simd128", "relaxed-simd"] as const)("WASM kernels (%s) on the fixture's int8 graph", (variant) => {
+  const simdDecoder = () => fixtureDecoder(variant);
+
   it("stay as close to PyTorch's fp32 logits as onnxruntime-web's int8 graph (max |Δ| and mean KL)", async () => {
     const simd = await simdDecoder(), web = await webDecoder("onnx/model_quantized.onnx");
+    expect(simd.variant).toBe(variant);
     const [simdErr, webErr] = [await parityError(fixture, simd), await parityError(fixture, web)];
     const [simdKl, webKl] = [await meanKl(simd), await meanKl(web)];
-    console.log(`vs PyTorch fp32: max |Δlogit| simd ${simdErr.toFixed(4)}, ort-web int8 ${webErr.toFixed(4)}; mean KL simd ${simdKl.toExponential(2)}, ort-web int8 ${webKl.toExponential(2)}`);
-    expect(simdKl).toBeLessThanOrEqual(webKl);
-    expect(simdErr).toBeLessThanOrEqual(webErr * 1.25);
+    console.log(`${variant} vs PyTorch fp32: max |Δlogit| simd ${simdErr.toFixed(4)}, ort-web int8 ${webErr.toFixed(4)}; mean KL simd ${simdKl.toExponential(2)}, ort-web int8 ${webKl.toExponential(2)}`);
+    if (variant === "simd128") {
+      expect(simdKl).toBeLessThanOrEqual(webKl);
+      expect(simdErr).toBeLessThanOrEqual(webErr * 1.25);
+    } else {
+      // int8 activations (relaxed SIMD's operand): on this 0.3M-parameter fixture, with nearly flat
+      // logits, a little further than ORT's asymmetric uint8; on the shipped model closer (below).
+      expect(simdKl).toBeLessThanOrEqual(webKl * 1.5);
+    }
   });
 
   it("give the int8 graph's greedy continuations", async () => {
@@ -134,6 +146,23 @@ describe("WASM SIMD kernels on the fixture's int8 graph", () => {
   });
 });
 
+describe("the shipped model", () => {
+  it("both kernel variants are closer to PyTorch's fp32 logits than onnxruntime-web's int8 graph (mean KL)", async () => {
+    const shipped = new ModelFolder(join(import.meta.dirname, "../model"));
+    const config = shipped.config;
+    const bytes = readFileSync(join(shipped.dir, "onnx/model_quantized.onnx"));
+    const kernels = await WebAssembly.compile(readFileSync(KERNELS_WASM));
+    const relaxed = await WebAssembly.compile(readFileSync(RELAXED_WASM));
+    const kl = (dec: Decoder) => meanKl(dec, shipped);
+    const web = await kl(await shipped.webDecoder("onnx/model_quantized.onnx"));
+    const plain = await kl(await SimdDecoder.create(kernels, llamaWeights(readOnnx(bytes), config)));
+    const rel = await kl(await SimdDecoder.create(kernels, llamaWeights(readOnnx(bytes), config), relaxed));
+    console.log(`shipped model, mean KL to PyTorch: simd128 ${plain.toExponential(2)}, relaxed-simd ${rel.toExponential(2)}, ort-web int8 ${web.toExponential(2)}`);
+    expect(plain).toBeLessThan(web);
+    expect(rel).toBeLessThan(web);
+  });
+});
+
 describe("backend choice at load", () => {
   const read = (mutate?: (path: string, bytes: Uint8Array) => Uint8Array) => async (path: string) => {
     const bytes = new Uint8Array(readFileSync(join(FIXTURE_DIR, path)));
@@ -145,7 +174,9 @@ describe("backend choice at load", () => {
   it("auto: the int8 graph runs on the kernels; the fp32 graph falls back to onnxruntime-web with one line saying why", async () => {
     const logs: string[] = [];
     const int8 = await loadModel(read(), { ...base, onnxFile: "onnx/model_quantized.onnx", log: (l) => logs.push(l) });
-    expect(int8.backend).toEqual({ name: "simd", reason: null });
+    expect(int8.backend).toEqual({ name: "simd", kernels: "simd128", reason: null });
+    const relaxed = async () => WebAssembly.compile(readFileSync(RELAXED_WASM));
+    expect((await loadModel(read(), { ...base, relaxed, onnxFile: "onnx/model_quantized.onnx" })).backend.kernels).toBe("relaxed-simd");
     const fp32 = await loadModel(read(), { ...base, onnxFile: "onnx/model.onnx", log: (l) => logs.push(l) });
     expect(fp32.backend.name).toBe("ort");
     expect(logs).toHaveLength(1);
@@ -155,7 +186,7 @@ describe("backend choice at load", () => {
   it("ENGINE=simd refuses a graph the kernels cannot run; ENGINE=ort uses onnxruntime-web", async () => {
     await expect(loadModel(read(), { ...base, backend: "simd", onnxFile: "onnx/model.onnx" })).rejects.toThrow(/ENGINE=simd.*model\.onnx/);
     const ort = await loadModel(read(), { ...base, backend: "ort", onnxFile: "onnx/model_quantized.onnx" });
-    expect(ort.backend).toEqual({ name: "ort", reason: "ENGINE=ort" });
+    expect(ort.backend).toEqual({ name: "ort", kernels: null, reason: "ENGINE=ort" });
   });
 
   it("a corrupt graph is an error at load naming the file (checksum, then the ONNX reader)", async () => {
@@ -174,10 +205,17 @@ describe("backend choice at load", () => {
   });
 });
 
-describe("kernels.wasm", () => {
-  it("rebuilds byte-identically from kernels/*.c (npm run build:kernels)", () => {
-    const out = join(mkdtempSync(join(tmpdir(), "kernels-")), "kernels.wasm");
-    execFileSync("bash", [join(import.meta.dirname, "../src/engine/simd/kernels/build.sh"), out]);
-    expect(Buffer.compare(readFileSync(out), readFileSync(KERNELS_WASM))).toBe(0);
+describe("kernels.wasm and relaxed.wasm", () => {
+  it("rebuild byte-identically from kernels/*.c and kernels/relaxed.wat (npm run build:kernels)", () => {
+    const dir = mkdtempSync(join(tmpdir(), "kernels-"));
+    execFileSync("bash", [join(import.meta.dirname, "../src/engine/simd/kernels/build.sh"), join(dir, "kernels.wasm")]);
+    execFileSync("node", [join(import.meta.dirname, "../src/engine/simd/kernels/build-relaxed.mjs"), join(dir, "relaxed.wasm")]);
+    expect(Buffer.compare(readFileSync(join(dir, "kernels.wasm")), readFileSync(KERNELS_WASM))).toBe(0);
+    expect(Buffer.compare(readFileSync(join(dir, "relaxed.wasm")), readFileSync(RELAXED_WASM))).toBe(0);
+  });
+
+  it("only relaxed.wasm needs relaxed SIMD (kernels.wasm validates on plain SIMD128)", () => {
+    expect(WebAssembly.validate(readFileSync(KERNELS_WASM))).toBe(true);
+    expect(WebAssembly.validate(readFileSync(RELAXED_WASM))).toBe(true); // with the Node host's flag, set by the helper
   });
 });

@@ -7,7 +7,7 @@ import type { BackendChoice } from "../model.js";
 export const SETTING_NAMES = [
   "MODEL_DIR", "ONNX_FILE", "HOST", "PORT", "API_KEY", "MAX_BATCH", "MAX_QUEUE", "MAX_TOKENS_LIMIT",
   "MAX_BODY_BYTES", "CORS_ORIGINS", "PREFIX_CACHE", "LOW_MEMORY", "THREADS", "ENGINE", "METRICS_PUBLIC",
-  "SHUTDOWN_GRACE_MS", "LOG",
+  "SHUTDOWN_GRACE_MS", "LOG", "RELAXED_SIMD",
 ] as const;
 
 /**

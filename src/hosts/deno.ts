@@ -6,6 +6,7 @@ import { createApp } from "../app.js";
 import { loadModel, ModelHandle } from "../model.js";
 import { SETTING_NAMES, settingsFrom } from "./config.js";
 import { drain } from "./shutdown.js";
+import { compileRelaxed } from "../engine/simd/relaxed.js";
 
 declare const Deno: {
   env: { get(name: string): string | undefined };
@@ -34,8 +35,9 @@ const read = async (path: string) => {
   }
 };
 const kernels = async () => WebAssembly.compile((await Deno.readFile(new URL("../engine/simd/kernels.wasm", import.meta.url))) as Uint8Array<ArrayBuffer>);
+const relaxed = () => compileRelaxed(() => Deno.readFile(new URL("../engine/simd/relaxed.wasm", import.meta.url)), env.RELAXED_SIMD);
 const handle = new ModelHandle(() => loadModel(read, {
-  ort, kernels, backend: settings.backend, onnxFile: settings.onnxFile, engine: settings.engine, lowMemory: settings.lowMemory, warmUp: true,
+  ort, kernels, relaxed, backend: settings.backend, onnxFile: settings.onnxFile, engine: settings.engine, lowMemory: settings.lowMemory, warmUp: true,
 }));
 const app = createApp(handle, settings.app);
 const hostname = env.HOST || "127.0.0.1";
@@ -52,6 +54,6 @@ for (const signal of ["SIGTERM", "SIGINT"] as const) {
   });
 }
 handle.get().then(
-  (m) => console.log(`tinylm-edge (deno): ${m.id} ready (${m.backend.name})`),
+  (m) => console.log(`tinylm-edge (deno): ${m.id} ready (${m.backend.name}${m.backend.kernels ? `, ${m.backend.kernels}` : ""})`),
   (err: Error) => console.error(`tinylm-edge (deno): cannot load model from ${modelDir}: ${err.message}`),
 );

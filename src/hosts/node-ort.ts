@@ -14,6 +14,9 @@ export function nodeOrt(threads = 1): typeof ort {
     // ORT's kernels then need dozens of runs to reach full speed. Optimize on first use instead (the
     // hosts' warm-up pays for it once, ~4 s). Must be set before ORT compiles its .wasm.
     v8.setFlagsFromString("--no-liftoff");
+    // Relaxed SIMD for our kernels' relaxed.wasm: on by default in V8 ≥ 11.4 (workerd, Deno), behind
+    // this flag in Node 20's V8 11.3. Must be set before the module is compiled.
+    v8.setFlagsFromString("--experimental-wasm-relaxed-simd");
     ort.env.wasm.wasmBinary = readFileSync(createRequire(import.meta.url).resolve("onnxruntime-web/ort-wasm-simd-threaded.wasm"));
     ort.env.wasm.numThreads = threads;
     ort.env.logLevel = "error";

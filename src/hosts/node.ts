@@ -8,6 +8,7 @@ import { loadModel, ModelHandle } from "../model.js";
 import { settingsFrom } from "./config.js";
 import { nodeOrt } from "./node-ort.js";
 import { drain } from "./shutdown.js";
+import { compileRelaxed } from "../engine/simd/relaxed.js";
 
 export async function startNodeServer(env: Record<string, string | undefined> = process.env) {
   const settings = settingsFrom(env);
@@ -22,8 +23,9 @@ export async function startNodeServer(env: Record<string, string | undefined> = 
     }
   };
   const kernels = async () => WebAssembly.compile(new Uint8Array(await readFile(new URL("../engine/simd/kernels.wasm", import.meta.url))));
+  const relaxed = () => compileRelaxed(async () => new Uint8Array(await readFile(new URL("../engine/simd/relaxed.wasm", import.meta.url))), env.RELAXED_SIMD);
   const handle = new ModelHandle(() => loadModel(read, {
-    ort, kernels, backend: settings.backend, onnxFile: settings.onnxFile, engine: settings.engine, lowMemory: settings.lowMemory, warmUp: true,
+    ort, kernels, relaxed, backend: settings.backend, onnxFile: settings.onnxFile, engine: settings.engine, lowMemory: settings.lowMemory, warmUp: true,
   }));
   const app = createApp(handle, settings.app);
   const port = Number(env.PORT || 8787);
@@ -33,7 +35,7 @@ export async function startNodeServer(env: Record<string, string | undefined> = 
   const address = server.address();
   const actualPort = typeof address === "object" && address ? address.port : port;
   const loaded = handle.get().then(
-    (m) => console.log(`tinylm-edge: ${m.id} (${settings.onnxFile}, ${m.backend.name === "simd" ? "WASM SIMD kernels" : "onnxruntime-web"}) ready on http://${hostname}:${actualPort}/`),
+    (m) => console.log(`tinylm-edge: ${m.id} (${settings.onnxFile}, ${m.backend.name === "simd" ? `our WASM kernels, ${m.backend.kernels}` : "onnxruntime-web"}) ready on http://${hostname}:${actualPort}/`),
     (err: Error) => console.error(`tinylm-edge: cannot load model from ${modelDir}: ${err.message}`),
   );
   const close = () => new Promise<void>((resolve) => {

@@ -7,6 +7,8 @@ import * as ort from "onnxruntime-web/wasm";
 // wrangler turns a .wasm import into a precompiled WebAssembly.Module (Workers forbid compiling bytes).
 import ortWasm from "onnxruntime-web/ort-wasm-simd-threaded.wasm";
 import kernelsWasm from "../engine/simd/kernels.wasm";
+// workerd has relaxed SIMD (V8 ≥ 11.4 ships it); RELAXED_SIMD=0 turns it off.
+import relaxedWasm from "../engine/simd/relaxed.wasm";
 import { createApp } from "../app.js";
 import { loadModel, ModelHandle, type ReadModelFile } from "../model.js";
 import { settingsFrom } from "./config.js";
@@ -74,8 +76,9 @@ function appFor(env: WorkerEnv) {
   const handle = new ModelHandle(async () => {
     const read = modelReader(env);
     const kernels = async () => kernelsWasm as WebAssembly.Module;
+    const relaxed = async () => (vars.RELAXED_SIMD === "0" ? null : (relaxedWasm as WebAssembly.Module));
     return withPrecompiledWasm(() => loadModel(read, {
-      ort, kernels, backend: settings.backend, onnxFile: settings.onnxFile, engine: settings.engine, lowMemory: settings.lowMemory,
+      ort, kernels, relaxed, backend: settings.backend, onnxFile: settings.onnxFile, engine: settings.engine, lowMemory: settings.lowMemory,
     }));
   });
   app = createApp(handle, settings.app);

@@ -2,7 +2,8 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { OnnxDecoder } from "../../src/engine/onnx-model.js";
-import { SimdDecoder } from "../../src/engine/simd/decoder.js";
+import { SimdDecoder, type KernelVariant } from "../../src/engine/simd/decoder.js";
+import { nodeOrt } from "../../src/hosts/node-ort.js";
 import { llamaWeights } from "../../src/engine/simd/llama-weights.js";
 import { readOnnx } from "../../src/engine/simd/onnx-reader.js";
 import { ModelFolder, validationTokens as folderTokens } from "../../scripts/parity.js";
@@ -24,9 +25,12 @@ export async function nativeDecoder(file: string): Promise<OnnxDecoder> {
 export const validationTokens = (count: number) => folderTokens(TINY_SHARDS, count);
 
 export const KERNELS_WASM = join(import.meta.dirname, "../../src/engine/simd/kernels.wasm");
+export const RELAXED_WASM = join(import.meta.dirname, "../../src/engine/simd/relaxed.wasm");
 
-/** Our WASM SIMD kernels on a graph of the fixture folder (the int8 one unless told). */
-export async function simdDecoder(file = "onnx/model_quantized.onnx"): Promise<SimdDecoder> {
+/** Our WASM SIMD kernels on the fixture's int8 graph: plain SIMD128 or relaxed SIMD matrix kernels. */
+export async function simdDecoder(variant: KernelVariant = "simd128", file = "onnx/model_quantized.onnx"): Promise<SimdDecoder> {
+  nodeOrt(1); // the Node host's V8 flags, relaxed SIMD among them
   const module = await WebAssembly.compile(readFileSync(KERNELS_WASM));
-  return SimdDecoder.create(module, llamaWeights(readOnnx(readFileSync(join(FIXTURE_DIR, file))), fixture.config));
+  const relaxed = variant === "relaxed-simd" ? await WebAssembly.compile(readFileSync(RELAXED_WASM)) : null;
+  return SimdDecoder.create(module, llamaWeights(readOnnx(readFileSync(join(FIXTURE_DIR, file))), fixture.config), relaxed);
 }

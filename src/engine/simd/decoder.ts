@@ -16,9 +16,12 @@ const PAGE = 128;
 const MAX_ROWS = 64;
 
 // Field counts of the C structs (simd.h): every field is 4 bytes.
-const MODEL_FIELDS = 26;
+const MODEL_FIELDS = 28;
 const LAYER_FIELDS = 18;
 const ROW_FIELDS = 3;
+
+/** Which matrix kernels run: relaxed SIMD's int8 dot product, or plain SIMD128's int16 one. */
+export type KernelVariant = "relaxed-simd" | "simd128";
 
 interface Kernels {
   forward(model: number, rows: number, nRows: number, headRows: number, nHead: number, invTemp: number, logits: number, probs: number): void;
@@ -61,14 +64,21 @@ export class SimdDecoder implements Decoder<PagedKvCache> {
 
   /**
    * Instantiate the kernels (a compiled kernels.wasm: Workers cannot compile bytes) with these
-   * weights. `env` adds imports (the bench's profiling build imports `now`).
+   * weights; with a compiled relaxed.wasm (the runtime has relaxed SIMD), its matrix kernel is used.
+   * `env` adds imports (the bench's profiling build imports `now`).
    */
-  static async create(module: WebAssembly.Module, weights: LlamaWeights, env: Record<string, unknown> = {}): Promise<SimdDecoder> {
+  static async create(module: WebAssembly.Module, weights: LlamaWeights, relaxed: WebAssembly.Module | null = null, env: Record<string, unknown> = {}): Promise<SimdDecoder> {
     const memory = new WebAssembly.Memory({ initial: 2 });
-    return new SimdDecoder(await WebAssembly.instantiate(module, { env: { ...env, memory } }), memory, weights);
+    const relaxedGemm = relaxed
+      ? (await WebAssembly.instantiate(relaxed, { env: { memory } })).exports.gemm
+      : () => {
+          throw new Error("relaxed_gemm called without relaxed.wasm");
+        };
+    const instance = await WebAssembly.instantiate(module, { env: { ...env, memory, relaxed_gemm: relaxedGemm } });
+    return new SimdDecoder(instance, memory, weights, relaxed ? "relaxed-simd" : "simd128");
   }
 
-  private constructor(readonly instance: WebAssembly.Instance, memory: WebAssembly.Memory, weights: LlamaWeights) {
+  private constructor(readonly instance: WebAssembly.Instance, memory: WebAssembly.Memory, weights: LlamaWeights, readonly variant: KernelVariant) {
     const c = weights.config;
     this.shape = { layers: c.layers, kvHeads: c.kvHeads, headDim: c.headDim, vocabSize: c.vocab, maxLength: c.maxLength };
     this.kernels = instance.exports as unknown as Kernels;
@@ -83,12 +93,13 @@ export class SimdDecoder implements Decoder<PagedKvCache> {
       heap.f32(at, data.length).set(data);
       return at;
     };
+    // Transposed to one row per output, stored with an offset of 64 (kernels/simd.h).
     const matrix = (m: Int8Matrix): number[] => {
       const w = heap.alloc(m.rows * m.cols);
-      const out = new Int8Array(heap.memory.buffer, w, m.rows * m.cols);
+      const out = new Uint8Array(heap.memory.buffer, w, m.rows * m.cols);
       for (let k = 0; k < m.cols; k++) {
         const src = k * m.rows;
-        for (let o = 0; o < m.rows; o++) out[o * m.cols + k] = m.columnMajor[src + o];
+        for (let o = 0; o < m.rows; o++) out[o * m.cols + k] = m.columnMajor[src + o] + 64;
       }
       return [w, floats(m.scale), m.rows, m.cols];
     };
@@ -104,6 +115,7 @@ export class SimdDecoder implements Decoder<PagedKvCache> {
       ...matrix(weights.embedding), floats(weights.finalNorm), floats(weights.ropeCos), floats(weights.ropeSin), layers,
       scratch(c.dim), scratch(c.dim), scratch(width), scratch(widest), scratch(2 * c.ffn),
       heap.alloc((c.heads / c.kvHeads) * c.maxLength * 4), heap.alloc(MAX_ROWS * widest * 2), scratch(1),
+      variant === "relaxed-simd" ? 1 : 0, scratch(1),
     ];
     heap.i32(model, MODEL_FIELDS).set(fields);
     heap.f32(model + 9 * 4, 1)[0] = c.eps;

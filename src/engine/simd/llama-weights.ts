@@ -86,11 +86,10 @@ const f32 = (t: { raw: Uint8Array }) => new Float32Array(new Uint8Array(t.raw).b
 const i8 = (t: { raw: Uint8Array }) => new Int8Array(t.raw.buffer, t.raw.byteOffset, t.raw.byteLength);
 
 function matrix(graph: OnnxGraph, base: string, inputs: number, outputs: number): Int8Matrix {
-  return {
-    rows: outputs, cols: inputs,
-    columnMajor: i8(tensor(graph, `${base}_int8`, DataType.INT8, [inputs, outputs])),
-    scale: f32(tensor(graph, `${base}_scale`, DataType.FLOAT, [outputs])),
-  };
+  const columnMajor = i8(tensor(graph, `${base}_int8`, DataType.INT8, [inputs, outputs]));
+  // The kernels store weights with an offset of 64 in 7 bits (relaxed SIMD's unsigned operand).
+  for (const v of columnMajor) if (v < -64 || v > 63) throw new UnsupportedModel(`"${base}_int8" has 8-bit weights (${v}); the kernels take 7-bit ones (±63, as our exporter writes)`);
+  return { rows: outputs, cols: inputs, columnMajor, scale: f32(tensor(graph, `${base}_scale`, DataType.FLOAT, [outputs])) };
 }
 
 /** The weights of our int8 graph, or UnsupportedModel naming why the kernels cannot run it. */

@@ -25,9 +25,9 @@ EXPORT void forward(const Model *m, const Row *rows, int n_rows, const int32_t *
   float *x = m->x, *h = m->h;
 
   TIMED(EMBED, for (int r = 0; r < n_rows; r++) {
-    const int8_t *e = m->embedding.w + rows[r].token * dim;
+    const uint8_t *e = m->embedding.w + rows[r].token * dim;
     const float s = m->embedding.scale[rows[r].token];
-    for (int i = 0; i < dim; i++) x[r * dim + i] = e[i] * s;
+    for (int i = 0; i < dim; i++) x[r * dim + i] = ((int)e[i] - 64) * s;
   });
   for (int l = 0; l < m->n_layers; l++) {
     const Layer *L = &m->layers[l];

@@ -6,10 +6,12 @@
 
 #define EXPORT __attribute__((visibility("default")))
 
-// An int8 weight matrix: n_out rows of n_in int8 values (row-major, one row per output) and one
-// f32 scale per row, so that W[o][k] ≈ w[o * n_in + k] * scale[o]. n_in is a multiple of 8.
+// A 7-bit weight matrix: n_out rows of n_in values (row-major, one row per output) stored with an
+// offset of 64 (0..127: relaxed SIMD's dot product takes its second operand unsigned, 7-bit), and one
+// f32 scale per row, so that W[o][k] ≈ (w[o * n_in + k] − 64) · scale[o]. n_in is a multiple of 8.
+// The offset is taken out once per row: Σ x·(w − 64) = Σ x·w' − 64·Σ x.
 typedef struct {
-  const int8_t *w;
+  const uint8_t *w;
   const float *scale;
   int32_t n_out, n_in;
 } QMatrix;
@@ -34,8 +36,10 @@ typedef struct {
   const Layer *layers;       // [n_layers]
   // Scratch, each sized for max_rows rows.
   float *x, *h, *qkv, *att, *gu, *scores;
-  int16_t *xq;               // activations quantized to int16, [max_rows, max(dim, ffn, heads·head_dim)]
+  int16_t *xq;               // activations quantized to int16 (or int8), [max_rows, max(dim, ffn, heads·head_dim)]
   float *xq_scale;           // [max_rows]
+  int32_t relaxed;           // 1: matrix products through relaxed.wasm's gemm (imported), when the shapes allow
+  int32_t *xq_sum;           // [max_rows]: Σ of each quantized row, for the weights' offset
 } Model;
 
 // One row (token) of a forward pass: its position, and its sequence's KV pages (page_size positions

@@ -1,0 +1,9 @@
+// Relaxed SIMD is detected, not assumed: relaxed.wasm is compiled only where the runtime validates it
+// (workerd and Deno do; Node 20 with --experimental-wasm-relaxed-simd, which the Node host sets).
+
+/** The compiled relaxed.wasm, or null where this runtime has no relaxed SIMD (or RELAXED_SIMD=0). */
+export async function compileRelaxed(bytes: () => Promise<Uint8Array>, setting?: string): Promise<WebAssembly.Module | null> {
+  if (setting === "0") return null;
+  const code = (await bytes()) as Uint8Array<ArrayBuffer>;
+  return WebAssembly.validate(code) ? WebAssembly.compile(code) : null;
+}
