@@ -9,6 +9,8 @@ export interface HostRow {
   host: string;
   decode_tok_s: number;
   wasm_heap_mb: number;
+  /** Which of our kernels the host runs (relaxed-simd or simd128), from /v1/models. */
+  kernels: string | null;
 }
 
 const bin = (name: string) => join("node_modules", ".bin", name);
@@ -27,7 +29,8 @@ async function measure(host: string, baseURL: string, model: string, runs: numbe
   }
   const metrics = await (await fetch(`${baseURL}/metrics`)).text();
   const heap = Number(/^tinylm_wasm_heap_bytes (\d+)/m.exec(metrics)?.[1] ?? NaN);
-  return { host, decode_tok_s: median(rates), wasm_heap_mb: heap / 2 ** 20 };
+  const models = (await (await fetch(`${baseURL}/v1/models`)).json()) as { data: { meta: { kernels: string | null } }[] };
+  return { host, decode_tok_s: median(rates), wasm_heap_mb: heap / 2 ** 20, kernels: models.data[0].meta.kernels };
 }
 
 export async function benchHosts(modelDir: string, model: string, runs: number): Promise<HostRow[]> {
