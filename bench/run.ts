@@ -289,7 +289,7 @@ const lines = [
   `- Our kernels read ${(roofline.weight_bytes_per_token_simd / 1e6).toFixed(2)} MB of int8 weights per decoded token (the LM head too): at ${f(simdRate, 0)} tok/s ` +
     `(context 128) that is ${f((roofline.weight_bytes_per_token_simd * simdRate) / 1e9, 2)} GB/s against the ${f(roofline.memcpy_gb_s, 1)} GB/s a JS memcpy reaches here; ` +
     `eight sequences together ${f((roofline.weight_bytes_per_token_simd * simdBatch) / 8 / 1e9, 2)} GB/s of weights for ${f((roofline.flops_per_token * simdBatch) / 1e9, 2)} GFLOP/s ` +
-    `(the int16 × int8 dot products, not the memory, bound it: see the profile above).`,
+    `(the dot products, not the memory, bound it: see the profile above).`,
   `- Per decoded token the int8 model on onnxruntime-web reads ${(roofline.weight_bytes_per_token_int8 / 1e6).toFixed(2)} MB of weights and does ${(roofline.flops_per_token / 1e6).toFixed(1)} MFLOP.`,
   `  At ${f(decodeRate, 0)} tok/s (wasm, 1 thread, context 128) that is ${f((roofline.weight_bytes_per_token_int8 * decodeRate) / 1e9, 2)} GB/s of weights ` +
     `(${f((100 * roofline.weight_bytes_per_token_int8 * decodeRate) / 1e9 / roofline.memcpy_gb_s, 1)}% of the ${f(roofline.memcpy_gb_s, 1)} GB/s a JS memcpy reaches here) and ` +
