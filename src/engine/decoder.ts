@@ -64,3 +64,17 @@ export interface Decoder<C extends SequenceCache = SequenceCache> {
    */
   step(inputs: StepInput<C>[], wanted?: LogitsWanted): Promise<StepOutput[]>;
 }
+
+/**
+ * Run a prefill, a short prefill with every position's logits and a batched decode step once, so the
+ * code they use is compiled before the first request (V8 compiles WebAssembly lazily, function by
+ * function: ORT's first 128-token prefill took ~150 ms, later ones 20), then give the caches back.
+ */
+export async function runEachPathOnce<C extends SequenceCache>(decoder: Decoder<C>): Promise<void> {
+  const caches = [decoder.newCache(), decoder.newCache()];
+  const prompt = Array.from({ length: Math.min(128, decoder.shape.maxLength - 2) }, (_, i) => i % decoder.shape.vocabSize);
+  await decoder.step([{ cache: caches[0], tokens: prompt }]);
+  await decoder.step([{ cache: caches[1], tokens: prompt.slice(0, 5) }], "all");
+  await decoder.step(caches.map((cache) => ({ cache, tokens: [1] })));
+  for (const c of caches) c.release();
+}

@@ -1,7 +1,7 @@
 // The ONNX decoder behind one onnxruntime-web session: turns "these sequences, these new tokens"
 // into one session.run (padding masked), and keeps each sequence's KV cache up to date.
 import type { InferenceSession, Tensor as OrtTensor } from "onnxruntime-web";
-import type { Decoder, LogitsWanted, ModelShape, StepInput, StepOutput } from "./decoder.js";
+import { runEachPathOnce, type Decoder, type LogitsWanted, type ModelShape, type StepInput, type StepOutput } from "./decoder.js";
 import { KvCache, kvRows } from "./kv-cache.js";
 
 type TensorCtor = typeof OrtTensor;
@@ -35,17 +35,8 @@ export class OnnxDecoder implements Decoder<KvCache> {
     return new KvCache(this.shape);
   }
 
-  /**
-   * Run a prefill, a second prefill and a batched decode step once, so the code they use is
-   * compiled before the first request: V8 compiles WebAssembly lazily, function by function, and
-   * ORT's first runs are several times slower than later ones (a 128-token prefill: ~150 ms, then 20).
-   */
-  async warmUp(): Promise<void> {
-    const caches = [this.newCache(), this.newCache()];
-    const prompt = Array.from({ length: Math.min(128, this.shape.maxLength - 2) }, (_, i) => i % this.shape.vocabSize);
-    await this.step([{ cache: caches[0], tokens: prompt }]);
-    await this.step([{ cache: caches[1], tokens: prompt.slice(0, 5) }], "all");
-    await this.step(caches.map((cache) => ({ cache, tokens: [1] })));
+  warmUp(): Promise<void> {
+    return runEachPathOnce(this);
   }
 
   /**

@@ -1,7 +1,7 @@
 // The decoder on our own WebAssembly SIMD kernels (kernels/*.c → kernels.wasm): the whole forward
 // pass is one call into WASM per chunk of rows, weights and KV cache live in WASM memory, and only
 // token ids go in and the wanted logits come out. Same interface as the onnxruntime-web backend.
-import type { Decoder, LogitsWanted, ModelShape, SequenceCache, StepInput, StepOutput } from "../decoder.js";
+import { runEachPathOnce, type Decoder, type LogitsWanted, type ModelShape, type SequenceCache, type StepInput, type StepOutput } from "../decoder.js";
 import { Heap, PagePool } from "./heap.js";
 import type { Int8Matrix, LlamaWeights } from "./llama-weights.js";
 
@@ -146,13 +146,8 @@ export class SimdDecoder implements Decoder<PagedKvCache> {
     return new PagedKvCache(this.pool);
   }
 
-  async warmUp(): Promise<void> {
-    const caches = [this.newCache(), this.newCache()];
-    const prompt = Array.from({ length: Math.min(128, this.shape.maxLength - 2) }, (_, i) => i % this.shape.vocabSize);
-    await this.step([{ cache: caches[0], tokens: prompt }]);
-    await this.step([{ cache: caches[1], tokens: prompt.slice(0, 5) }], "all");
-    await this.step(caches.map((cache) => ({ cache, tokens: [1] })));
-    for (const c of caches) c.release();
+  warmUp(): Promise<void> {
+    return runEachPathOnce(this);
   }
 
   async step(inputs: StepInput<PagedKvCache>[], wanted: LogitsWanted = "last"): Promise<StepOutput[]> {
