@@ -3,6 +3,9 @@
 //   tsx bench/engine-cli.ts profile <model-dir> <onnx-file> <context> <steps>   (our kernels' per-stage split)
 //   tsx bench/engine-cli.ts matmul <runs>      (the wasm build's fp32 MatMul GFLOP/s, for the roofline)
 import { benchEngine, profileSimd, wasmHeapBytes, wasmMatMulGflops, type EngineName } from "./engine.js";
+import { trackWasmMemories } from "../src/engine/session.js";
+
+trackWasmMemories();
 
 if (process.argv[2] === "profile") {
   const [modelDir, file, context, steps] = process.argv.slice(3);

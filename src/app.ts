@@ -96,7 +96,7 @@ export function createApp(handle: ModelHandle, config: AppConfig = DEFAULT_CONFI
     if (err instanceof ApiError) api = err;
     else if (err instanceof HTTPException) {
       const status = err.status as ApiError["status"];
-      const type = status === 401 ? "authentication_error" : status === 413 ? "invalid_request_error" : "invalid_request_error";
+      const type = status === 401 ? "authentication_error" : "invalid_request_error";
       api = new ApiError(status, err.message || "Request failed", type, null, status === 401 ? "invalid_api_key" : null);
     } else {
       const requestId = crypto.randomUUID();

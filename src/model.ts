@@ -6,7 +6,7 @@ import { createDecoder, type OrtModule } from "./engine/session.js";
 import { SimdDecoder, type KernelVariant } from "./engine/simd/decoder.js";
 import { llamaWeights, UnsupportedModel } from "./engine/simd/llama-weights.js";
 import { readOnnx } from "./engine/simd/onnx-reader.js";
-import { ChatTemplate } from "./openai/chat-template.js";
+import { ChatTemplate } from "./tokenizer/chat-template.js";
 import { Tokenizer, type TokenizerConfig } from "./tokenizer/tokenizer.js";
 
 /** Reads a file of the model folder by relative path; throws an Error naming it when missing. */

@@ -4,7 +4,7 @@ import { describe, expect, it } from "vitest";
 import fc from "fast-check";
 import {
   applyLogitBias, applyMinP, applyPenalties, applyTemperature, applyTopK, applyTopP, argmax, createRng,
-  DEFAULT_SAMPLING, logSoftmaxAt, sample, topLogprobs,
+  DEFAULT_SAMPLING, logSoftmaxAt, probsTemperature, sample, topLogprobs,
 } from "../src/engine/sampler.js";
 import { Engine, type GeneratedToken } from "../src/engine/engine.js";
 import { StopTextStream, longestStopPrefixSuffix } from "../src/openai/text-stream.js";
@@ -14,6 +14,11 @@ import { FIXTURE_DIR, webDecoder } from "./helpers/fixture.js";
 const logits = () => Float32Array.from([2, 1, 0, -1, 3]);
 
 describe("sampler transforms", () => {
+  it("the decoder's probabilities are at the request's temperature, or 1 for greedy", () => {
+    expect(probsTemperature({ ...DEFAULT_SAMPLING, temperature: 0.7 })).toBe(0.7);
+    expect(probsTemperature({ ...DEFAULT_SAMPLING, temperature: 0 })).toBe(1);
+  });
+
   it("logit bias adds to the listed ids only", () => {
     const l = logits();
     applyLogitBias(l, new Map([[1, 5], [99, 1]]));

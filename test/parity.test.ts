@@ -27,13 +27,13 @@ describe("fp32 graph", () => {
 });
 
 describe("sampling head", () => {
-  it("probs is softmax(logits / temperature) per row, and temperature 0 means 1", async () => {
+  it("probs is softmax(logits / temperature) per row, and no temperature means 1", async () => {
     const dec = await webDecoder("onnx/model_quantized.onnx");
-    const temps = [0.5, 1, 0, 2];
+    const temps = [0.5, 1, undefined, 2];
     const caches = temps.map(() => dec.newCache());
     const outs = await dec.step(caches.map((cache, b) => ({ cache, tokens: [300 + b, 301, 302 + 7 * b], temperature: temps[b] })));
     outs.forEach(({ logits, probs }, b) => {
-      const t = temps[b] || 1;
+      const t = temps[b] ?? 1;
       const max = Math.max(...logits);
       const exps = Array.from(logits, (l) => Math.exp((l - max) / t));
       const z = exps.reduce((x, y) => x + y);

@@ -105,12 +105,12 @@ describe.each(["simd128", "relaxed-simd"] as const)("WASM kernels (%s) on the fi
     });
   });
 
-  it("probs is softmax(logits / temperature) per row; temperature 0 means 1", async () => {
+  it("probs is softmax(logits / temperature) per row; no temperature means 1", async () => {
     const dec = await simdDecoder();
-    const temps = [0.5, 1, 0, 2];
+    const temps = [0.5, 1, undefined, 2];
     const outs = await dec.step(temps.map((temperature, b) => ({ cache: dec.newCache(), tokens: prompt(3, b), temperature })));
     outs.forEach(({ logits, probs }, b) => {
-      const t = temps[b] || 1;
+      const t = temps[b] ?? 1;
       const max = Math.max(...logits);
       const exps = Array.from(logits, (l) => Math.exp((l - max) / t));
       const z = exps.reduce((x, y) => x + y);

@@ -1,4 +1,4 @@
-"""tinylm: the offline pipeline that makes the served model (PanGu-π Pro recipe at small scale)."""
-from .cpu import tune_malloc
+"""tinylm: the offline pipeline that makes the served model (PanGu-π Pro recipe at small scale).
 
-tune_malloc()
+Entry points call cpu.tune_malloc() themselves; importing the package changes nothing.
+"""

@@ -260,4 +260,7 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
+    from .cpu import tune_malloc
+
+    tune_malloc()  # before torch allocates: see cpu.py
     sys.exit(main(sys.argv[1:]))

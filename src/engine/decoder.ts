@@ -38,7 +38,7 @@ export interface StepInput<C extends SequenceCache = SequenceCache> {
   cache: C;
   /** New tokens to feed (a prompt remainder, or the last sampled token). */
   tokens: number[];
-  /** Temperature of the returned probabilities (default 1; 0 also gives 1, for greedy rows). */
+  /** Temperature of the returned probabilities, > 0 (default 1; the engine's is sampler.probsTemperature). */
   temperature?: number;
 }
 

@@ -7,7 +7,7 @@
 // their prompt and leave it (finished, cancelled, disconnected) between steps.
 import { Channel } from "./channel.js";
 import type { Decoder, SequenceCache } from "./decoder.js";
-import { createRng, logSoftmaxAt, sample, type Sampled, type SamplingParams } from "./sampler.js";
+import { createRng, logSoftmaxAt, probsTemperature, sample, type Sampled, type SamplingParams } from "./sampler.js";
 
 /** Largest prompt chunk fed in one step (when nothing else is running). */
 const MAX_CHUNK = 256;
@@ -224,7 +224,7 @@ export class Engine {
     if (!seq.cache) this.startCache(seq);
     const chunk = prompt.slice(seq.fed, seq.fed + budget);
     const start = performance.now();
-    const [out] = await this.decoder.step([{ cache: seq.cache!, tokens: chunk, temperature: sampling.temperature }], promptLogprobs ? "all" : "last");
+    const [out] = await this.decoder.step([{ cache: seq.cache!, tokens: chunk, temperature: probsTemperature(sampling) }], promptLogprobs ? "all" : "last");
     this.msPerPromptToken = 0.7 * this.msPerPromptToken + 0.3 * ((performance.now() - start) / chunk.length);
     const vocab = this.decoder.shape.vocabSize;
     if (promptLogprobs) {
@@ -258,7 +258,7 @@ export class Engine {
   }
 
   private async decodeStep(seqs: Sequence[]): Promise<void> {
-    const outs = await this.decoder.step(seqs.map((s) => ({ cache: s.cache!, tokens: s.pending, temperature: s.request.sampling.temperature })));
+    const outs = await this.decoder.step(seqs.map((s) => ({ cache: s.cache!, tokens: s.pending, temperature: probsTemperature(s.request.sampling) })));
     this.counters.steps++;
     seqs.forEach((s, i) => this.emit(s, outs[i].logits, outs[i].probs));
   }

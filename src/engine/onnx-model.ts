@@ -72,7 +72,7 @@ export class OnnxDecoder implements Decoder<KvCache> {
       attention_mask: new this.Tensor("int64", mask, [batch, total]),
       position_ids: new this.Tensor("int64", positions, [batch, seq]),
       logits_to_keep: new this.Tensor("int64", BigInt64Array.of(BigInt(keep)), [1]),
-      temperature: new this.Tensor("float32", Float32Array.from(inputs, (s) => s.temperature || 1), [batch]),
+      temperature: new this.Tensor("float32", Float32Array.from(inputs, (s) => s.temperature ?? 1), [batch]),
     };
     const block = batch * kvHeads * window * headDim; // one layer's keys (or values) for the batch
     for (let i = 0; i < 2 * layers; i++) {

@@ -28,6 +28,15 @@ export const DEFAULT_SAMPLING: SamplingParams = {
   logprobs: 0,
 };
 
+/**
+ * The temperature of the probabilities a decoder step returns for these parameters: the request's,
+ * or 1 for greedy requests (their log-probabilities are those of the plain distribution). The one
+ * place that maps a request's temperature to the decoder's; the decoders take it as given.
+ */
+export function probsTemperature(p: SamplingParams): number {
+  return p.temperature > 0 ? p.temperature : 1;
+}
+
 export function applyLogitBias(logits: Float32Array, bias: Map<number, number>): void {
   for (const [id, b] of bias) if (id >= 0 && id < logits.length) logits[id] += b;
 }

@@ -6,17 +6,20 @@ import { OnnxDecoder } from "./onnx-model.js";
 
 export type OrtModule = typeof Ort;
 
-// onnxruntime-web does not expose its WebAssembly memory; remember the ones created so /metrics can
-// report the heap (it never shrinks, and Workers allow 128 MB per isolate).
+// Neither onnxruntime-web nor our kernels' module exposes a heap gauge of its own: remember every
+// WebAssembly.Memory created so /metrics can report the heap (it never shrinks, and Workers allow
+// 128 MB per isolate). Hosts call this once at start-up, before any module is instantiated.
 const memories: WebAssembly.Memory[] = [];
-const NativeMemory = WebAssembly.Memory;
-if (!(NativeMemory as { tracked?: boolean }).tracked) {
+
+export function trackWasmMemories(): void {
+  const Native = WebAssembly.Memory as typeof WebAssembly.Memory & { tracked?: boolean };
+  if (Native.tracked) return;
   const Tracked = function (this: unknown, descriptor: WebAssembly.MemoryDescriptor) {
-    const memory = new NativeMemory(descriptor);
+    const memory = new Native(descriptor);
     memories.push(memory);
     return memory;
   } as unknown as typeof WebAssembly.Memory & { tracked?: boolean };
-  Tracked.prototype = NativeMemory.prototype;
+  Tracked.prototype = Native.prototype;
   Tracked.tracked = true;
   (WebAssembly as { Memory: typeof WebAssembly.Memory }).Memory = Tracked;
 }

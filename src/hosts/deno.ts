@@ -3,6 +3,7 @@
 // The script passes --v8-flags=--no-liftoff for the reason given in node.ts.
 import * as ort from "onnxruntime-web/wasm";
 import { createApp } from "../app.js";
+import { trackWasmMemories } from "../engine/session.js";
 import { loadModel, ModelHandle } from "../model.js";
 import { SETTING_NAMES, settingsFrom } from "./config.js";
 import { drain } from "./shutdown.js";
@@ -18,6 +19,8 @@ declare const Deno: {
   addSignalListener(signal: "SIGTERM" | "SIGINT", handler: () => void): void;
   exit(code: number): never;
 };
+
+trackWasmMemories();
 
 const env = Object.fromEntries(SETTING_NAMES.map((name) => [name, Deno.env.get(name)]));
 const settings = settingsFrom(env);

@@ -4,11 +4,14 @@ import { readFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { serve } from "@hono/node-server";
 import { createApp } from "../app.js";
+import { trackWasmMemories } from "../engine/session.js";
 import { loadModel, ModelHandle } from "../model.js";
 import { settingsFrom } from "./config.js";
 import { nodeOrt } from "./node-ort.js";
 import { drain } from "./shutdown.js";
 import { compileRelaxed } from "../engine/simd/relaxed.js";
+
+trackWasmMemories();
 
 export async function startNodeServer(env: Record<string, string | undefined> = process.env) {
   const settings = settingsFrom(env);

@@ -10,6 +10,7 @@ import kernelsWasm from "../engine/simd/kernels.wasm";
 // workerd has relaxed SIMD (V8 ≥ 11.4 ships it); RELAXED_SIMD=0 turns it off.
 import relaxedWasm from "../engine/simd/relaxed.wasm";
 import { createApp } from "../app.js";
+import { trackWasmMemories } from "../engine/session.js";
 import { loadModel, ModelHandle, type ReadModelFile } from "../model.js";
 import { settingsFrom } from "./config.js";
 
@@ -22,6 +23,8 @@ export interface WorkerEnv {
   MODEL_PREFIX?: string;
   [setting: string]: unknown;
 }
+
+trackWasmMemories();
 
 // Workers have no threads: one WASM thread, no proxy worker.
 ort.env.wasm.numThreads = 1;

@@ -8,7 +8,8 @@ import { collectChoices, deltaTokenCount, linkAbort, startChoices, type ChoiceRe
 import { samplingParams, stopStrings, tokenBudget, type Limits } from "./params.js";
 import type { ChatRequest } from "./schemas.js";
 import { keepAlive, newId, sseError } from "./sse.js";
-import { unreadablePart } from "./chat-template.js";
+import type { TemplateMessage } from "../tokenizer/chat-template.js";
+import type { ChatMessage } from "./schemas.js";
 import { usage } from "./completions.js";
 
 function tokenInfo(model: LoadedModel, id: number, logprob: number) {
@@ -25,6 +26,35 @@ function logprobsOf(model: LoadedModel, tokens: GeneratedToken[]) {
   };
 }
 
+/** An API message as the chat template reads it: roles kept (developer as system), content as plain text. */
+function templateMessage(m: ChatMessage): TemplateMessage {
+  return {
+    role: m.role === "developer" ? "system" : m.role,
+    content: textOf(m.content),
+    ...("name" in m && m.name ? { name: m.name } : {}),
+    ...("tool_calls" in m && m.tool_calls ? { tool_calls: m.tool_calls } : {}),
+    ...("tool_call_id" in m ? { tool_call_id: m.tool_call_id } : {}),
+  };
+}
+
+/** A message's text: a string, or its text parts joined (a refusal part counts as text). */
+function textOf(content: ChatMessage["content"]): string {
+  if (typeof content === "string") return content;
+  return (content ?? []).map((p) => p.text ?? p.refusal ?? "").join("");
+}
+
+/** The first content part this text-only model cannot read, as [message index, part index, type]. */
+function unreadablePart(messages: ChatMessage[]): [number, number, string] | null {
+  for (const [i, m] of messages.entries()) {
+    if (!Array.isArray(m.content)) continue;
+    for (const [j, part] of m.content.entries()) {
+      const ok = part.type === "text" ? typeof part.text === "string" : part.type === "refusal" && m.role === "assistant" && typeof part.refusal === "string";
+      if (!ok) return [i, j, part.type];
+    }
+  }
+  return null;
+}
+
 export async function chatCompletions(c: Context, model: LoadedModel, req: ChatRequest, limits: Limits, scope: ClientScope): Promise<Response> {
   if (req.stream_options && !req.stream) throw invalidRequest("stream_options is only allowed when stream is true", "stream_options");
   if (req.top_logprobs && !req.logprobs) throw invalidRequest("top_logprobs requires logprobs to be true", "top_logprobs");
@@ -35,7 +65,7 @@ export async function chatCompletions(c: Context, model: LoadedModel, req: ChatR
   }
   let promptText: string;
   try {
-    promptText = model.chatTemplate.render(req.messages);
+    promptText = model.chatTemplate.render(req.messages.map(templateMessage));
   } catch (err) {
     throw invalidRequest(`messages could not be rendered with the chat template: ${(err as Error).message}`, "messages");
   }

@@ -6,8 +6,10 @@ import pytest
 import torch
 
 from scripts.tinylm.config import ModelConfig
+from scripts.tinylm.cpu import tune_malloc
 from scripts.tinylm.model import TinyLM
 
+tune_malloc()  # as the pipeline's entry points do
 ROOT = Path(__file__).resolve().parents[3]
 # Real text: a small slice of the corpus, encoded with the compact 8k tokenizer (test/fixtures/README.md).
 TINY_SHARDS = ROOT / "test" / "fixtures" / "shards-8k-tiny"

@@ -193,7 +193,7 @@ export class SimdDecoder implements Decoder<PagedKvCache> {
       if (wanted === "all" || j === tokens.length - 1) head.push({ row: r, b, j });
     });
     heap.i32(io.headRows, head.length).set(head.map((h) => h.row));
-    heap.f32(io.invTemp, head.length).set(head.map(({ b }) => 1 / temperatureOf(inputs[b].temperature)));
+    heap.f32(io.invTemp, head.length).set(head.map(({ b }) => 1 / (inputs[b].temperature ?? 1)));
     this.kernels.forward(this.model, io.rows, chunk.length, io.headRows, head.length, io.invTemp, io.logits, io.probs);
     const logits = heap.f32(io.logits, head.length * V), probs = heap.f32(io.probs, head.length * V);
     head.forEach(({ b, j }, i) => {
@@ -202,9 +202,4 @@ export class SimdDecoder implements Decoder<PagedKvCache> {
       outputs[b].probs.set(probs.subarray(i * V, (i + 1) * V), at);
     });
   }
-}
-
-/** The probabilities' temperature: 1 for greedy rows (0) and unset ones; tiny values are floored (no NaN). */
-function temperatureOf(t: number | undefined): number {
-  return t && t > 0 ? Math.max(t, 1e-4) : 1;
 }
