@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from .checkpoint import CheckpointError, load_checkpoint, model_from_checkpoint
 from .data import DataError, TokenSplit
 from .model import TinyLM
+from .progress import Progress
 
 
 def token_byte_lengths(tokenizer_dir: str | Path) -> torch.Tensor:
@@ -47,6 +48,7 @@ def bits_per_byte(model: TinyLM, split: TokenSplit, byte_lengths: torch.Tensor, 
     if limit_tokens:
         n_windows = min(n_windows, max(1, limit_tokens // seq_len))
     nll, tokens, nbytes = 0.0, 0, 0
+    progress = Progress("validation", n_windows, "windows")
     for start in range(0, n_windows, batch_size):
         windows = torch.arange(start, min(start + batch_size, n_windows)).numpy()
         x, y = split.window_batch(windows, seq_len)
@@ -54,11 +56,13 @@ def bits_per_byte(model: TinyLM, split: TokenSplit, byte_lengths: torch.Tensor, 
         nll += float(F.cross_entropy(logits.view(-1, logits.size(-1)), y.to(device).view(-1), reduction="sum"))
         tokens += y.numel()
         nbytes += int(byte_lengths[y].sum())
+        progress.update(min(start + batch_size, n_windows))
+    progress.done()
     return {"val_loss": nll / tokens, "bits_per_byte": nll / math.log(2) / max(nbytes, 1), "tokens": tokens, "bytes": nbytes}
 
 
 @torch.no_grad()
-def score_options(model: TinyLM, options: list[dict], device: str = "cpu", batch_size: int = 32) -> list[tuple[float, bool]]:
+def score_options(model: TinyLM, options: list[dict], device: str = "cpu", batch_size: int = 32, label: str = "zero-shot") -> list[tuple[float, bool]]:
     """Per option: the continuation's summed log-probability given the context, and whether greedy
     decoding reproduces it. Sequences are sorted by length and right-padded into batches
     (a causal model's output at a position ignores everything after it, so the padding changes nothing),
@@ -66,6 +70,7 @@ def score_options(model: TinyLM, options: list[dict], device: str = "cpu", batch
     seqs = [((o["context"] + o["continuation"])[-(model.config.max_seq_len + 1):], len(o["continuation"])) for o in options]
     order = sorted(range(len(seqs)), key=lambda i: len(seqs[i][0]))
     results: list[tuple[float, bool]] = [(0.0, False)] * len(seqs)
+    progress = Progress(label, len(order), "options")
     for start in range(0, len(order), batch_size):
         rows = order[start:start + batch_size]
         width = max(len(seqs[i][0]) for i in rows) - 1
@@ -84,12 +89,14 @@ def score_options(model: TinyLM, options: list[dict], device: str = "cpu", batch
         greedy = ((logits.argmax(-1) == y) | ~scored).all(1)
         for i, (a, b) in zip(rows, zip(ll.tolist(), greedy.tolist())):
             results[i] = (a, b)
+        progress.update(min(start + batch_size, len(order)))
+    progress.done()
     return results
 
 
-def evaluate_task(model: TinyLM, examples: list[dict], device: str = "cpu") -> dict:
+def evaluate_task(model: TinyLM, examples: list[dict], device: str = "cpu", label: str = "zero-shot") -> dict:
     """Each example: {"options": [{"context", "continuation", "bytes"}], "gold"}; one option = LAMBADA-style."""
-    flat = score_options(model, [o for ex in examples for o in ex["options"]], device)
+    flat = score_options(model, [o for ex in examples for o in ex["options"]], device, label=label)
     acc = acc_norm = 0
     for ex in examples:
         scored, flat = flat[:len(ex["options"])], flat[len(ex["options"]):]
@@ -107,7 +114,7 @@ def evaluate_task(model: TinyLM, examples: list[dict], device: str = "cpu") -> d
 
 def zero_shot(model: TinyLM, tasks: dict, limit: int = 0, device: str = "cpu") -> dict:
     model.eval()
-    results = {name: evaluate_task(model, examples[:limit] if limit else examples, device) for name, examples in tasks.items()}
+    results = {name: evaluate_task(model, examples[:limit] if limit else examples, device, name) for name, examples in tasks.items()}
     results["average"] = {"acc": sum(r["acc"] for r in results.values()) / max(1, len(results))}
     return results
 

@@ -24,6 +24,7 @@ from .checkpoint import CheckpointError, load_checkpoint, model_from_checkpoint,
 from .config import ConfigError, ModelConfig, load_config
 from .data import BatchPlan, DataError, TokenSplit
 from .model import TinyLM
+from .progress import Progress
 
 LAYER_METHODS = ("first_last", "uniform", "score")
 WIDTH_METHODS = ("l2", "taylor", "learnable")
@@ -53,9 +54,14 @@ def select_layers(n_parent: int, n_student: int, method: str, scores: torch.Tens
 def layer_skip_scores(model: TinyLM, batches) -> torch.Tensor:
     """How much the loss rises when each layer is skipped: a layer that matters scores high."""
     model.eval()
+    progress = Progress("layer scores", model.config.n_layers + 1, "passes")
     base = sum(float(model(x, y)[1]) for x, y in batches)
-    return torch.tensor([sum(float(model(x, y, skip_layers=frozenset({i}))[1]) for x, y in batches) - base
-                         for i in range(model.config.n_layers)])
+    scores = []
+    for i in range(model.config.n_layers):
+        progress.update(i + 1)
+        scores.append(sum(float(model(x, y, skip_layers=frozenset({i}))[1]) for x, y in batches) - base)
+    progress.done()
+    return torch.tensor(scores)
 
 
 # ---- width ---------------------------------------------------------------------------------------
@@ -96,11 +102,14 @@ def taylor_scores(model: TinyLM, batches) -> UnitScores:
     """First-order Taylor: |w · ∂L/∂w| per weight, summed over calibration batches."""
     model.train()
     acc = {n: torch.zeros_like(p) for n, p in model.named_parameters()}
-    for x, y in batches:
+    progress = Progress("taylor scores", len(batches), "batches")
+    for b, (x, y) in enumerate(batches):
+        progress.update(b)
         model.zero_grad(set_to_none=True)
         model(x, y)[1].backward()
         for n, p in model.named_parameters():
             acc[n] += (p.detach() * p.grad).abs()
+    progress.done()
     model.zero_grad(set_to_none=True)
     return scores_from_saliency(model, acc)
 
@@ -122,7 +131,9 @@ def learnable_scores(model: TinyLM, batches, keep: dict[str, float], steps: int 
     # Adam would normalise every gate's step to the same size and blur that difference.
     opt = torch.optim.SGD(logits.values(), lr=lr, momentum=0.9)
     model.train()
+    progress = Progress("learnable mask", steps, "steps")
     for step in range(steps):
+        progress.update(step)
         x, y = batches[step % len(batches)]
         gates = {k: torch.sigmoid(v) for k, v in logits.items()}
         model.channel_gate = gates["channels"]
@@ -134,6 +145,7 @@ def learnable_scores(model: TinyLM, batches, keep: dict[str, float], steps: int 
         opt.zero_grad()
         (loss + sparsity_weight * penalty).backward()
         opt.step()
+    progress.done()
     model.channel_gate = None
     for layer in model.layers:
         layer.self_attn.head_gate = layer.mlp.neuron_gate = None
