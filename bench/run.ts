@@ -12,6 +12,7 @@ import { benchHosts } from "./hosts.js";
 import { freePort } from "../test/helpers/spawn.js";
 import { loadTokenizer } from "../scripts/tokenizer/files.js";
 import { median } from "./stats.js";
+import { writeCharts } from "./charts.js";
 import { parseFlags } from "../scripts/tokenizer/cli.js";
 
 const USAGE = `
@@ -226,6 +227,7 @@ const tokenizer = tokenizerSpeed();
 const results = { machine, model: { name: manifest.name, parameters: manifest.parameters }, engines, profiles, load, fairness: fairnessRow, largest_request_heap_mib: largestRequestHeap, hosts, roofline, tokenizer };
 mkdirSync("bench/results", { recursive: true });
 writeFileSync("bench/results/latest.json", JSON.stringify(results, null, 2));
+writeCharts(results as never, "docs/charts");
 
 // ---- BENCHMARKS.md (generated section) ----
 const f = (x: number | undefined, d = 1) => (x === undefined || Number.isNaN(x) ? "–" : x.toFixed(d));
