@@ -35,8 +35,12 @@ export function lineChart(title: string, xLabel: string, yLabel: string, series:
   for (let y = 0; y <= yMax; y += yStep) {
     out.push(`<line x1="${L}" x2="${W - R}" y1="${py(y)}" y2="${py(y)}" stroke="#e5e7eb"/>`, `<text x="${L - 6}" y="${py(y) + 4}" text-anchor="end">${y}</text>`);
   }
-  for (const x of [...new Set(xs)].sort((a, b) => a - b)) {
-    out.push(`<text x="${px(x)}" y="${H - B + 16}" text-anchor="middle">${x}</text>`);
+  // Every x value as a tick when there are few (clients, prompt lengths), else round steps.
+  const distinct = [...new Set(xs)].sort((a, b) => a - b);
+  const xStep = step(Math.max(...xs));
+  const ticks = distinct.length <= 10 || opts.logX ? distinct : Array.from({ length: Math.floor(Math.max(...xs) / xStep) + 1 }, (_, i) => i * xStep).filter((x) => x >= Math.min(...xs));
+  for (const x of ticks) {
+    out.push(`<text x="${px(x)}" y="${H - B + 16}" text-anchor="middle">${+x.toFixed(3)}</text>`);
   }
   out.push(`<text x="${(L + W - R) / 2}" y="${H - 10}" text-anchor="middle">${esc(xLabel)}</text>`,
     `<text transform="translate(16 ${(T + H - B) / 2}) rotate(-90)" text-anchor="middle">${esc(yLabel)}</text>`);
