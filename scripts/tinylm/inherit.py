@@ -74,10 +74,13 @@ class UnitScores:
     neurons: list[torch.Tensor]  # per layer [ffn_hidden]
 
 
-def scores_from_saliency(model: TinyLM, s: dict[str, torch.Tensor]) -> UnitScores:
-    """Sum a per-weight saliency (w² for L2, |w·g| for Taylor) over the weights each unit owns."""
+def scores_from_saliency(model: TinyLM, s: dict[str, torch.Tensor], kept: list[int] | None = None) -> UnitScores:
+    """Sum a per-weight saliency (w² for L2, |w·g| for Taylor) over the weights each unit owns. A
+    channel's score counts the embedding and the `kept` layers only (all when None): the weights of a
+    layer the student drops say nothing about which channels the student needs."""
     cfg = model.config
     hd = cfg.head_dim
+    kept_set = set(range(cfg.n_layers) if kept is None else kept)
     channels = s["embed_tokens.weight"].sum(0)
     heads, groups, neurons = [], [], []
     for i in range(cfg.n_layers):
@@ -85,7 +88,8 @@ def scores_from_saliency(model: TinyLM, s: dict[str, torch.Tensor]) -> UnitScore
         q, k, v = s[p + "self_attn.q_proj.weight"], s[p + "self_attn.k_proj.weight"], s[p + "self_attn.v_proj.weight"]
         o = s[p + "self_attn.o_proj.weight"]
         g, u, d = s[p + "mlp.gate_proj.weight"], s[p + "mlp.up_proj.weight"], s[p + "mlp.down_proj.weight"]
-        channels = channels + q.sum(0) + k.sum(0) + v.sum(0) + g.sum(0) + u.sum(0) + o.sum(1) + d.sum(1)
+        if i in kept_set:
+            channels = channels + q.sum(0) + k.sum(0) + v.sum(0) + g.sum(0) + u.sum(0) + o.sum(1) + d.sum(1)
         head = q.view(cfg.n_heads, hd, -1).sum((1, 2)) + o.view(o.shape[0], cfg.n_heads, hd).sum((0, 2))
         kv = k.view(cfg.n_kv_heads, hd, -1).sum((1, 2)) + v.view(cfg.n_kv_heads, hd, -1).sum((1, 2))
         heads.append(head)
@@ -94,11 +98,11 @@ def scores_from_saliency(model: TinyLM, s: dict[str, torch.Tensor]) -> UnitScore
     return UnitScores(channels, heads, groups, neurons)
 
 
-def l2_scores(model: TinyLM) -> UnitScores:
-    return scores_from_saliency(model, {n: p.detach().pow(2) for n, p in model.named_parameters()})
+def l2_scores(model: TinyLM, kept: list[int] | None = None) -> UnitScores:
+    return scores_from_saliency(model, {n: p.detach().pow(2) for n, p in model.named_parameters()}, kept)
 
 
-def taylor_scores(model: TinyLM, batches) -> UnitScores:
+def taylor_scores(model: TinyLM, batches, kept: list[int] | None = None) -> UnitScores:
     """First-order Taylor: |w · ∂L/∂w| per weight, summed over calibration batches."""
     model.train()
     acc = {n: torch.zeros_like(p) for n, p in model.named_parameters()}
@@ -111,7 +115,7 @@ def taylor_scores(model: TinyLM, batches) -> UnitScores:
             acc[n] += (p.detach() * p.grad).abs()
     progress.done()
     model.zero_grad(set_to_none=True)
-    return scores_from_saliency(model, acc)
+    return scores_from_saliency(model, acc, kept)
 
 
 def learnable_scores(model: TinyLM, batches, keep: dict[str, float], steps: int = 200, lr: float = 1.0,
@@ -156,9 +160,11 @@ def learnable_scores(model: TinyLM, batches, keep: dict[str, float], steps: int 
     return UnitScores(gates["channels"], heads, [h.view(cfg.n_kv_heads, -1).sum(1) for h in heads], list(gates["neurons"]))
 
 
-def calibration_batches(data_dir: str | Path, seq_len: int, batch_size: int, count: int) -> list:
-    """The first `count` batches of a fixed order over a data folder in the parent's vocabulary."""
-    plan = BatchPlan(TokenSplit(data_dir, "train"), seq_len, batch_size, seed=4242)
+def calibration_batches(data_dir: str | Path, seq_len: int, batch_size: int, count: int, seed: int = 4242) -> list:
+    """The first `count` batches of an order drawn with `seed` over a data folder in the parent's
+    vocabulary: runs with different seeds calibrate on different text (else two "seeds" of a study
+    would share one initialisation)."""
+    plan = BatchPlan(TokenSplit(data_dir, "train"), seq_len, batch_size, seed=seed)
     return [plan.batch(b) for b in range(min(count, plan.batches_per_epoch))]
 
 
@@ -209,8 +215,18 @@ def build_student(parent: TinyLM, student_cfg: ModelConfig, vocab_map: list[int]
         out[q + "mlp.up_proj.weight"] = ps[p + "mlp.up_proj.weight"][neurons][:, ch]
         out[q + "mlp.down_proj.weight"] = ps[p + "mlp.down_proj.weight"][ch][:, neurons]
     student = TinyLM(sc)
-    student.load_state_dict({k: v.clone() for k, v in out.items()}, strict=False)
+    load_complete(student, {k: v.clone() for k, v in out.items()})
     return student
+
+
+def load_complete(model: TinyLM, state: dict[str, torch.Tensor]) -> None:
+    """Load a state that must set every parameter: a missing one would silently stay random.
+    (Non-parameter entries such as the tied LM head's alias may be absent.)"""
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    params = {name for name, _ in model.named_parameters()}
+    left = [k for k in missing if k in params]
+    if left or unexpected:
+        raise ConfigError(f"inheritance built an incomplete student: parameters not set {left}, unknown entries {list(unexpected)}")
 
 
 def inherit(parent: TinyLM, student_cfg: ModelConfig, vocab_map: list[int], batches, layer_method: str = "first_last",
@@ -225,9 +241,9 @@ def inherit(parent: TinyLM, student_cfg: ModelConfig, vocab_map: list[int], batc
     skip = layer_skip_scores(parent, batches) if layer_method == "score" else None
     layers = select_layers(parent.config.n_layers, student_cfg.n_layers, layer_method, skip, first)
     if width_method == "l2":
-        scores = l2_scores(parent)
+        scores = l2_scores(parent, layers)
     elif width_method == "taylor":
-        scores = taylor_scores(parent, batches)
+        scores = taylor_scores(parent, batches, layers)
     else:
         pc, sc = parent.config, student_cfg
         keep = {"channels": sc.d_model / pc.d_model, "heads": sc.n_heads / pc.n_heads, "neurons": sc.ffn_hidden / pc.ffn_hidden}
@@ -246,6 +262,7 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--first", type=int, default=None, help="first_last: how many leading layers")
     ap.add_argument("--width", default="taylor", choices=WIDTH_METHODS)
     ap.add_argument("--calib-batches", type=int, default=8)
+    ap.add_argument("--seed", type=int, default=4242, help="which calibration batches (per run)")
     ap.add_argument("--seq-len", type=int, default=256)
     ap.add_argument("--batch-size", type=int, default=8)
     ap.add_argument("--out", required=True)
@@ -260,7 +277,7 @@ def main(argv: list[str]) -> int:
         split = TokenSplit(args.calib, "train")
         if split.vocab_size > parent.config.vocab_size:
             raise ConfigError(f"{args.calib}: vocabulary {split.vocab_size} is not the parent's ({parent.config.vocab_size})")
-        batches = calibration_batches(args.calib, args.seq_len, args.batch_size, args.calib_batches)
+        batches = calibration_batches(args.calib, args.seq_len, args.batch_size, args.calib_batches, args.seed)
         student, info = inherit(parent, student_cfg, vocab_map, batches, args.layers, args.width, args.first)
     except (ConfigError, DataError, CheckpointError) as err:
         print(f"error: {err}", file=sys.stderr)

@@ -67,7 +67,7 @@ def run(recipe_path: str) -> dict:
         except (OSError, json.JSONDecodeError) as err:
             raise ConfigError(f"{vocab_map_path}: cannot read vocab map ({err})") from None
         batches = calibration_batches(paths["parent_data"], inh.get("seq_len", 128), inh.get("batch_size", 8),
-                                      inh.get("calib_batches", 8))
+                                      inh.get("calib_batches", 8), student_cfg.train.seed)
         student, info = inherit(parent, student_cfg.model, vocab_map, batches, inh.get("layers", "first_last"),
                                 inh.get("width", "taylor"), inh.get("first"))
         save_atomic(weights_only(student, {"inherited": {**info, "parent": str(parent_final)}}), student_init)

@@ -114,7 +114,7 @@ def run_arm(run_dir: Path) -> dict:
     if inh and not Path(cfg.train.init_from).exists():
         parent = model_from_checkpoint(load_checkpoint(inh["parent_ckpt"]), inh["parent_ckpt"])
         batches = calibration_batches(inh["parent_data"], inh.get("seq_len", 512), inh.get("batch_size", 8),
-                                      inh.get("calib_batches", 8))
+                                      inh.get("calib_batches", 8), cfg.train.seed)
         student, info = inherit(parent, cfg.model, json.loads(Path(inh["vocab_map"]).read_text()), batches,
                                 inh["layers"], inh["width"], inh.get("first"), device=device,
                                 mask_steps=inh.get("mask_steps", 200))

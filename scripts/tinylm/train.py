@@ -238,11 +238,12 @@ def train(cfg: Config, stop_after: int | None = None) -> Path:
                      "tokens": tokens_seen, "tok_per_s": (tokens_seen - start_tokens) / max(elapsed, 1e-9)})
                 if master:
                     progress.show(tokens_seen - start_tokens, step, loss_sum)
+            # Save first: an evaluation cut short (a time limit, a crash) must not lose the steps.
+            if step % tc.checkpoint_interval == 0 or step == total:
+                save()
             if step % tc.eval_interval == 0 or step == total:
                 val = evaluate(model, val_split, tc, device, autocast)
                 log({"round": round_, "step": step, "val_loss": val, "tokens": tokens_seen})
-            if step % tc.checkpoint_interval == 0 or step == total:
-                save()
             if stop_after is not None and steps_this_process >= stop_after and step < total:
                 save()
                 if log_file:
@@ -268,9 +269,10 @@ def train(cfg: Config, stop_after: int | None = None) -> Path:
     save(done=True)
     final = out / "final.pt"
     if master:
+        meta = {"tokens_seen": tokens_seen, "data_dir": tc.data_dir, "rounds": tc.rounds}
+        save_atomic(weights_only(model, {**meta, "val_loss": None}), final)  # the weights first, then the score
         val = evaluate(model, val_split, tc, device, autocast)
-        save_atomic(weights_only(model, {"tokens_seen": tokens_seen, "val_loss": val,
-                                         "data_dir": tc.data_dir, "rounds": tc.rounds}), final)
+        save_atomic(weights_only(model, {**meta, "val_loss": val}), final)
     if log_file:
         log_file.close()
     if ddp:

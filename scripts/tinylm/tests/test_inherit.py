@@ -2,10 +2,10 @@ import pytest
 import torch
 
 from scripts.tinylm.config import ConfigError
-from scripts.tinylm.inherit import (UnitScores, build_student, inherit, l2_scores, layer_skip_scores,
-                                    learnable_scores, select_layers, taylor_scores)
+from scripts.tinylm.inherit import (UnitScores, build_student, calibration_batches, inherit, l2_scores, layer_skip_scores,
+                                    learnable_scores, load_complete, select_layers, taylor_scores)
 from scripts.tinylm.model import TinyLM
-from .conftest import tiny_model_config
+from .conftest import TINY_SHARDS, tiny_model_config
 
 
 def batches(vocab=97, n=3, seed=0):
@@ -140,3 +140,28 @@ def test_learnable_masks_keep_live_units_and_drop_dead_ones():
     for i in range(2):
         assert int(scores.heads[i].argmax()) == 2
         assert sorted(torch.topk(scores.neurons[i], 3).indices.tolist()) == [7, 20, 41]
+
+
+def test_channel_scores_count_only_the_kept_layers():
+    model = planted_model()
+    with torch.no_grad():  # a dropped layer (0) that loves channel 5
+        model.layers[0].mlp.down_proj.weight[5] *= 1000
+    assert int(l2_scores(model).channels.argmax()) == 5  # all layers: the dropped one decides
+    assert int(l2_scores(model, kept=[1]).channels.argmax()) == 3  # kept layers only: the planted channel
+    assert int(taylor_scores(model, batches(), kept=[1]).channels.argmax()) == 3
+
+
+def test_calibration_batches_follow_the_run_seed():
+    a = calibration_batches(TINY_SHARDS, 64, 4, 3, seed=1)
+    b = calibration_batches(TINY_SHARDS, 64, 4, 3, seed=2)
+    again = calibration_batches(TINY_SHARDS, 64, 4, 3, seed=1)
+    assert all(torch.equal(x, y) for (x, _), (y, _) in zip(a, again))
+    assert not all(torch.equal(x, y) for (x, _), (y, _) in zip(a, b))
+
+
+def test_a_student_missing_a_parameter_is_an_error_not_a_random_layer(tiny_model):
+    state = {k: v.clone() for k, v in tiny_model.state_dict().items()}
+    load_complete(TinyLM(tiny_model.config), state)  # complete: fine
+    del state["layers.0.mlp.up_proj.weight"]
+    with pytest.raises(ConfigError, match="layers.0.mlp.up_proj.weight"):
+        load_complete(TinyLM(tiny_model.config), state)

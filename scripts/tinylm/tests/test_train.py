@@ -121,3 +121,18 @@ def test_fresh_batches_start_after_everything_round_one_saw_even_with_a_score_li
     train(load_config(write_config(tmp_path / "f.toml", TINY_SHARDS, tmp_path / "f", max_steps=8, rounds=2,
                                    round_sampling="fresh", round_score_limit=3, checkpoint_interval=100)))
     assert torch.load(tmp_path / "f" / "ckpt.pt")["round_batches"] == [8, 9, 10, 11]
+
+
+def test_checkpoints_are_written_before_evaluation(tmp_path, monkeypatch):
+    """A run cut short during an evaluation (a time limit) keeps the steps it trained, and the final weights."""
+    import scripts.tinylm.train as train_module
+
+    cfg = load_config(write_config(tmp_path / "c.toml", TINY_SHARDS, tmp_path / "run", max_steps=4, eval_interval=2, checkpoint_interval=2))
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt("time limit during evaluation")
+
+    monkeypatch.setattr(train_module, "evaluate", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg)
+    assert torch.load(tmp_path / "run" / "ckpt.pt")["step"] == 2  # saved before the evaluation that was cut
