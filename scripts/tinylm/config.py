@@ -68,6 +68,9 @@ class TrainConfig:
     round_steps: int = 0  # steps of each later round (0: as many as the sampled batches)
     round_score_limit: int = 0  # score at most this many (evenly spaced) batches of a round (0: all, as the paper)
     round_lr: float = 0.0  # peak learning rate of later rounds (0: lr)
+    # Later rounds warm up from where round 1 ended (min_lr) to their peak over this many steps (-1:
+    # 5% of the round), not from zero over warmup_steps (that re-warm was 18% of a GPU round 2).
+    round_warmup_steps: int = -1
     init_from: str = ""  # checkpoint to start from (e.g. an inherited student)
     # A finished run's ckpt.pt to continue from into its next round with this config's round settings,
     # so several later-round variants can share one round 1.

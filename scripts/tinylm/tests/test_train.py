@@ -136,3 +136,16 @@ def test_checkpoints_are_written_before_evaluation(tmp_path, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         train(cfg)
     assert torch.load(tmp_path / "run" / "ckpt.pt")["step"] == 2  # saved before the evaluation that was cut
+
+
+def test_later_rounds_continue_from_round_one_rate_with_a_short_warmup():
+    from scripts.tinylm.config import TrainConfig
+    from scripts.tinylm.train import lr_at
+
+    tc = TrainConfig(lr=3e-3, min_lr=3e-4, warmup_steps=40)
+    assert lr_at(0, 400, tc) == pytest.approx(3e-3 / 40)  # round 1 warms up from zero
+    assert lr_at(399, 400, tc) == pytest.approx(3e-4, rel=1e-3)  # ... and ends at min_lr
+    round2 = [lr_at(s, 200, tc, round_=2) for s in range(200)]
+    assert round2[0] > 3e-4  # no drop below where round 1 stopped
+    assert round2[9] == pytest.approx(3e-3)  # peak after 5% of the round (10 of 200 steps), not 40
+    assert all(a >= b for a, b in zip(round2[9:], round2[10:]))  # then cosine down
