@@ -1,13 +1,16 @@
 // One engine benchmark row per process (onnxruntime-web fixes its thread count at initialisation):
 //   tsx bench/engine-cli.ts simd|web|native <model-dir> <onnx-file> <threads> <runs>
 //   tsx bench/engine-cli.ts profile <model-dir> <onnx-file> <context> <steps>   (our kernels' per-stage split)
+//   tsx bench/engine-cli.ts constrained <model-dir> <runs>   (JSON mode's cost per token)
 //   tsx bench/engine-cli.ts matmul <runs>      (the wasm build's fp32 MatMul GFLOP/s, for the roofline)
-import { benchEngine, profileSimd, wasmHeapBytes, wasmMatMulGflops, type EngineName } from "./engine.js";
+import { benchEngine, constrainedCost, profileSimd, wasmHeapBytes, wasmMatMulGflops, type EngineName } from "./engine.js";
 import { trackWasmMemories } from "../src/engine/session.js";
 
 trackWasmMemories();
 
-if (process.argv[2] === "profile") {
+if (process.argv[2] === "constrained") {
+  console.log(JSON.stringify(await constrainedCost(process.argv[3], Number(process.argv[4]))));
+} else if (process.argv[2] === "profile") {
   const [modelDir, file, context, steps] = process.argv.slice(3);
   console.log(JSON.stringify(await profileSimd(modelDir, file, Number(context), Number(steps))));
 } else if (process.argv[2] === "matmul") {

@@ -11,6 +11,10 @@ import { SimdDecoder } from "../src/engine/simd/decoder.js";
 import { llamaWeights } from "../src/engine/simd/llama-weights.js";
 import { readOnnx } from "../src/engine/simd/onnx-reader.js";
 import { compileRelaxed } from "../src/engine/simd/relaxed.js";
+import { Engine } from "../src/engine/engine.js";
+import { DEFAULT_SAMPLING } from "../src/engine/sampler.js";
+import { JsonConstraint, TokenTrie } from "../src/engine/token-mask.js";
+import { loadTokenizer } from "../scripts/tokenizer/files.js";
 import { argmax } from "../src/engine/sampler.js";
 import { createDecoder } from "../src/engine/session.js";
 import { nodeOrt } from "../src/hosts/node-ort.js";
@@ -146,4 +150,44 @@ async function repeat(n: number, f: () => Promise<number>): Promise<number[]> {
   const out: number[] = [];
   for (let i = 0; i < n; i++) out.push(await f());
   return out;
+}
+
+/**
+ * The cost of JSON mode per token on our kernels: the same sampled generation (temperature 1, fixed
+ * seeds) with and without the constraint, ms per generated token, and the mask's own share.
+ */
+export async function constrainedCost(modelDir: string, runs: number): Promise<{ free_ms_per_token: number; json_ms_per_token: number; mask_ms_per_token: number; trie_build_ms: number }> {
+  const dec = await decoderFor("simd", modelDir, "onnx/model_quantized.onnx", 1);
+  await dec.warmUp();
+  const tok = loadTokenizer(modelDir);
+  let t = performance.now();
+  const trie = new TokenTrie(tok.vocabSize, (id) => tok.tokenBytes(id), tok.eosId, (id) => tok.isSpecial(id));
+  const trieMs = performance.now() - t;
+  const engine = new Engine(dec, { maxBatch: 1, maxQueue: 4, prefixCache: false });
+  let maskMs = 0;
+  const run = async (json: boolean, seed: number) => {
+    const constraint = json ? new JsonConstraint(trie, (id) => tok.tokenBytes(id)) : undefined;
+    const timed = constraint && {
+      mask: () => {
+        const start = performance.now();
+        const m = constraint.mask();
+        maskMs += performance.now() - start;
+        return m;
+      },
+      advance: (id: number) => constraint.advance(id),
+    };
+    const start = performance.now();
+    let n = 0;
+    for await (const _ of engine.generate({ prompt: tok.encode("A record: "), maxTokens: 128, sampling: { ...DEFAULT_SAMPLING, seed, temperature: 1 }, stopTokens: new Set(), constraint: timed })) n++;
+    return { ms: performance.now() - start, n };
+  };
+  const free: number[] = [], json: number[] = [];
+  let jsonTokens = 0;
+  for (let r = 0; r < runs; r++) {
+    const a = await run(false, r), b = await run(true, r);
+    free.push(a.ms / a.n);
+    json.push(b.ms / b.n);
+    jsonTokens += b.n;
+  }
+  return { free_ms_per_token: median(free), json_ms_per_token: median(json), mask_ms_per_token: maskMs / jsonTokens, trie_build_ms: trieMs };
 }

@@ -147,6 +147,14 @@ const profileRun = (context: number) => {
 };
 const profiles = Object.fromEntries([128, 384].map((ctx) => [ctx, profileRun(ctx)]));
 
+// JSON mode's cost per generated token (our kernels, temperature 1, the same seeds with and without).
+let constrained: { free_ms_per_token: number; json_ms_per_token: number; mask_ms_per_token: number; trie_build_ms: number } | null = null;
+try {
+  constrained = JSON.parse(execFileSync(tsx, ["bench/engine-cli.ts", "constrained", MODEL_DIR, String(RUNS)], { encoding: "utf8" }).trim().split("\n").at(-1)!);
+} catch (err) {
+  console.error(`constrained decoding: failed (${String(err).slice(0, 160)})`);
+}
+
 // Load test: the client counts run in turn, over the same rounds as the engine (drift hits all of
 // them alike); each row reported is its median round by aggregate tok/s.
 const loadRounds = new Map<string, (LoadRow & { max_batch: number; backend: string })[]>();
@@ -224,7 +232,7 @@ const roofline = {
   wasm_matmul_gflops: JSON.parse(execFileSync(tsx, ["bench/engine-cli.ts", "matmul", String(RUNS)], { encoding: "utf8" }).trim().split("\n").at(-1)!).wasm_matmul_gflops as number,
 };
 const tokenizer = tokenizerSpeed();
-const results = { machine, model: { name: manifest.name, parameters: manifest.parameters }, engines, profiles, load, fairness: fairnessRow, largest_request_heap_mib: largestRequestHeap, hosts, roofline, tokenizer };
+const results = { machine, model: { name: manifest.name, parameters: manifest.parameters }, engines, profiles, load, fairness: fairnessRow, constrained, largest_request_heap_mib: largestRequestHeap, hosts, roofline, tokenizer };
 mkdirSync("bench/results", { recursive: true });
 writeFileSync("bench/results/latest.json", JSON.stringify(results, null, 2));
 writeCharts(results as never, "docs/charts");
@@ -268,6 +276,14 @@ const lines = [
   "| backend | MAX_BATCH | clients | requests | errors | aggregate tok/s | TTFT p50 / p99 (ms) | inter-token p50 / p99 (ms) |",
   "|---|---|---|---|---|---|---|---|",
   ...load.map((r) => `| ${r.backend} | ${r.max_batch} | ${r.clients} | ${r.requests} | ${r.errors} | ${f(r.aggregate_tok_s, 0)} | ${f(r.ttft_ms_p50, 0)} / ${f(r.ttft_ms_p99, 0)} | ${f(r.itl_ms_p50)} / ${f(r.itl_ms_p99)} |`),
+  "",
+  "### JSON mode (response_format json_object)",
+  "",
+  constrained
+    ? `Per generated token, temperature 1, 128 tokens, same seeds: ${f(constrained.free_ms_per_token, 3)} ms unconstrained, ${f(constrained.json_ms_per_token, 3)} ms in JSON mode ` +
+      `(${f(100 * (constrained.json_ms_per_token / constrained.free_ms_per_token - 1), 1)}%; the mask itself ${f(constrained.mask_ms_per_token, 3)} ms, cached per grammar state; ` +
+      `the vocabulary trie takes ${f(constrained.trie_build_ms, 1)} ms to build, once per model).`
+    : "failed",
   "",
   `### A stream under a hostile client (median of ${ROUNDS} rounds)`,
   "",

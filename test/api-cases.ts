@@ -185,4 +185,25 @@ export function apiCases(base: () => string) {
     const toolWithoutId = await post("/v1/chat/completions", { model: MODEL, max_tokens: 4, messages: [{ role: "tool", content: "x" }] });
     expect(toolWithoutId.status).toBe(400);
   });
+
+  it("JSON mode: replies that stop always parse as a JSON object, streamed or not; json_schema is refused by name", async () => {
+    const messages = [{ role: "user" as const, content: "A JSON object, please." }];
+    for (let seed = 0; seed < 4; seed++) {
+      const r = await client().chat.completions.create({ model: MODEL, messages, response_format: { type: "json_object" }, max_tokens: 48, seed, temperature: 1 });
+      const choice = r.choices[0];
+      if (choice.finish_reason === "stop") expect(JSON.parse(choice.message.content!)).toBeTypeOf("object");
+      else expect(choice.finish_reason).toBe("length");
+      let text = "";
+      let finish: string | null = null;
+      for await (const chunk of await client().chat.completions.create({ model: MODEL, messages, response_format: { type: "json_object" }, max_tokens: 48, seed, temperature: 1, stream: true })) {
+        text += chunk.choices[0]?.delta.content ?? "";
+        finish = chunk.choices[0]?.finish_reason ?? finish;
+      }
+      expect(text).toBe(choice.message.content);
+      expect(finish).toBe(choice.finish_reason);
+    }
+    const schema = await post("/v1/chat/completions", { model: MODEL, messages, response_format: { type: "json_schema", json_schema: { name: "x", schema: { type: "object" } } } });
+    expect(schema.status).toBe(400);
+    expect(((await schema.json()) as { error: { param: string } }).error.param).toBe("response_format.type");
+  });
 }

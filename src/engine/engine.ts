@@ -48,6 +48,8 @@ export interface GenerateRequest {
   cacheScope?: string;
   /** The API request this sequence belongs to (its n choices share one): the queue counts requests. */
   group?: object;
+  /** Constrained decoding (e.g. JSON mode): which tokens may come next, and following each one drawn. */
+  constraint?: { mask(): Uint8Array; advance(token: number): void };
 }
 
 export interface GeneratedToken extends Sampled {
@@ -266,7 +268,9 @@ export class Engine {
   /** Sample the next token for a sequence and hand it to its consumer; retire finished sequences. */
   private emit(seq: Sequence, logits: Float32Array, probs: Float32Array): void {
     if (seq.cancelled) return;
-    const picked = sample(logits, seq.counts, seq.request.sampling, seq.rng, probs);
+    const constraint = seq.request.constraint;
+    const picked = sample(logits, seq.counts, seq.request.sampling, seq.rng, probs, constraint?.mask());
+    constraint?.advance(picked.token);
     seq.generated.push(picked.token);
     this.counters.generatedTokens++;
     seq.counts.set(picked.token, (seq.counts.get(picked.token) ?? 0) + 1);

@@ -37,6 +37,11 @@ export function probsTemperature(p: SamplingParams): number {
   return p.temperature > 0 ? p.temperature : 1;
 }
 
+/** Constrained decoding: tokens the grammar does not allow next (allowed[i] = 0) cannot be drawn. */
+export function applyMask(logits: Float32Array, allowed: Uint8Array): void {
+  for (let i = 0; i < logits.length; i++) if (!allowed[i]) logits[i] = -Infinity;
+}
+
 export function applyLogitBias(logits: Float32Array, bias: Map<number, number>): void {
   for (const [id, b] of bias) if (id >= 0 && id < logits.length) logits[id] += b;
 }
@@ -176,13 +181,15 @@ function onlyTemperature(p: SamplingParams, counts: Map<number, number>): boolea
  * given, is softmax(raw / temperature) from the graph (temperature 1 for greedy): with no other
  * transform the draw and log-probabilities read it directly, skipping an exp per vocabulary entry.
  */
-export function sample(raw: Float32Array, counts: Map<number, number>, p: SamplingParams, rng: () => number, probs?: Float32Array): Sampled {
+export function sample(raw: Float32Array, counts: Map<number, number>, p: SamplingParams, rng: () => number, probs?: Float32Array, allowed?: Uint8Array): Sampled {
   if (probs && onlyTemperature(p, counts)) {
+    if (allowed) return sampleAllowed(raw, probs, allowed, p, rng);
     const token = p.temperature === 0 ? argmax(raw) : draw(probs, probs.length, 1, rng);
     const top = p.logprobs > 0 ? topIndices(raw, p.logprobs).map((t) => ({ token: t, logprob: Math.log(probs[t]) })) : [];
     return { token, logprob: Math.log(probs[token]), top };
   }
   const logits = new Float32Array(raw); // a copy: the transforms write into it
+  if (allowed) applyMask(logits, allowed);
   applyLogitBias(logits, p.logitBias);
   applyPenalties(logits, counts, p);
   if (p.temperature > 0) {
@@ -198,6 +205,25 @@ export function sample(raw: Float32Array, counts: Map<number, number>, p: Sampli
   const logZ = max + Math.log(sum);
   const top = p.logprobs > 0 ? topIndices(logits, p.logprobs).map((t) => ({ token: t, logprob: logits[t] - logZ })) : [];
   return { token, logprob: logits[token] - logZ, top };
+}
+
+/**
+ * The graph's probabilities restricted to the allowed tokens and renormalised: one pass to sum them,
+ * one to draw, with no exp (constrained decoding costs little more than free decoding).
+ */
+function sampleAllowed(raw: Float32Array, probs: Float32Array, allowed: Uint8Array, p: SamplingParams, rng: () => number): Sampled {
+  const masked = new Float32Array(probs.length);
+  let sum = 0;
+  for (let i = 0; i < probs.length; i++) if (allowed[i]) sum += masked[i] = probs[i];
+  let token: number;
+  // Greedy, or nothing allowed has any mass (a vanishing temperature put it all on a refused token).
+  if (p.temperature === 0 || !(sum > 0)) {
+    token = -1;
+    for (let i = 0; i < raw.length; i++) if (allowed[i] && (token < 0 || raw[i] > raw[token])) token = i;
+  } else token = draw(masked, masked.length, sum, rng);
+  const logprob = (t: number) => (sum > 0 ? Math.log(masked[t] / sum) : 0);
+  const top = p.logprobs > 0 ? topIndices(masked, p.logprobs).filter((t) => masked[t] > 0).map((t) => ({ token: t, logprob: logprob(t) })) : [];
+  return { token, logprob: logprob(token), top };
 }
 
 /** Inverse-CDF draw from unnormalised probabilities. */

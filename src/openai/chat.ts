@@ -8,6 +8,7 @@ import { collectChoices, deltaTokenCount, linkAbort, startChoices, type ChoiceRe
 import { samplingParams, stopStrings, tokenBudget, type Limits } from "./params.js";
 import type { ChatRequest } from "./schemas.js";
 import { keepAlive, newId, sseError } from "./sse.js";
+import { constraintFor } from "./structured.js";
 import type { TemplateMessage } from "../tokenizer/chat-template.js";
 import type { ChatMessage } from "./schemas.js";
 import { usage } from "./completions.js";
@@ -69,6 +70,7 @@ export async function chatCompletions(c: Context, model: LoadedModel, req: ChatR
   } catch (err) {
     throw invalidRequest(`messages could not be rendered with the chat template: ${(err as Error).message}`, "messages");
   }
+  const constraint = constraintFor(req, model);
   const least = model.tokenizer.minTokens(promptText);
   if (least >= model.engine.maxLength) throw promptTooLong(model.engine.maxLength, least, "messages");
   const prompt = await model.tokenizer.encodeAsync(promptText);
@@ -82,6 +84,7 @@ export async function chatCompletions(c: Context, model: LoadedModel, req: ChatR
     stops: stopStrings(req.stop),
     promptLogprobs: false,
     seeded: req.seed != null,
+    constraint,
   }));
   const abort = new AbortController();
   linkAbort(abort, scope.signal);

@@ -8,6 +8,7 @@ import { collectChoices, deltaTokenCount, linkAbort, startChoices, type ChoiceRe
 import { samplingParams, stopStrings, tokenBudget, type Limits } from "./params.js";
 import type { CompletionRequest } from "./schemas.js";
 import { keepAlive, newId, sseError } from "./sse.js";
+import { constraintFor } from "./structured.js";
 
 interface CompletionLogprobs {
   tokens: string[];
@@ -58,6 +59,7 @@ function logprobsOf(model: LoadedModel, tokens: GeneratedToken[], startOffset: n
 
 export async function completions(c: Context, model: LoadedModel, req: CompletionRequest, limits: Limits, scope: ClientScope): Promise<Response> {
   if (req.stream_options && !req.stream) throw invalidRequest("stream_options is only allowed when stream is true", "stream_options");
+  const constraint = constraintFor(req, model);
   const prompts = await promptsOf(req, model);
   const n = req.n ?? 1;
   if (prompts.length * n > 8) throw invalidRequest("prompts × n may be at most 8", "n");
@@ -73,6 +75,7 @@ export async function completions(c: Context, model: LoadedModel, req: Completio
         stops: stopStrings(req.stop),
         promptLogprobs: Boolean(req.echo && logprobs !== null),
         seeded: req.seed != null,
+        constraint,
       });
     }
   });

@@ -14,6 +14,8 @@ export interface ChoiceRequest {
   promptLogprobs: boolean;
   /** A seed was given: the output must not depend on what ran before. */
   seeded: boolean;
+  /** Constrained decoding (JSON mode): a fresh constraint per choice. */
+  constraint?: () => { mask(): Uint8Array; advance(token: number): void };
 }
 
 /** Who a request comes from, as the app sees it. */
@@ -82,6 +84,7 @@ export function startChoices(model: LoadedModel, reqs: ChoiceRequest[], signal: 
         sampling: req.sampling,
         stopTokens: model.tokenizer.eosId !== undefined ? new Set([model.tokenizer.eosId]) : new Set(),
         promptLogprobs: req.promptLogprobs,
+        constraint: req.constraint?.(),
         reusePrefix: !req.seeded && scope.cacheScope !== undefined,
         cacheScope: scope.cacheScope,
         client: scope.client,

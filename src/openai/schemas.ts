@@ -37,6 +37,13 @@ const ignored = {
   safety_identifier: z.string().nullish(),
 };
 
+/** Structured output: text, or JSON (an object; json_schema is refused in params.ts until it is supported). */
+const responseFormat = z.union([
+  z.strictObject({ type: z.literal("text") }),
+  z.strictObject({ type: z.literal("json_object") }),
+  z.looseObject({ type: z.literal("json_schema") }),
+]).nullish();
+
 export const completionRequest = z.strictObject({
   ...sampling,
   ...ignored,
@@ -48,6 +55,8 @@ export const completionRequest = z.strictObject({
   ]),
   logprobs: z.number().int().min(0).max(5).nullish(),
   echo: z.boolean().nullish(),
+  /** An extension on this legacy endpoint: the same structured output as chat. */
+  response_format: responseFormat,
   suffix: z.null().optional(),
   best_of: z.literal(1).nullish(),
 });
@@ -86,7 +95,7 @@ export const chatRequest = z.strictObject({
   max_completion_tokens: z.number().int().nonnegative().nullish(),
   logprobs: z.boolean().nullish(),
   top_logprobs: z.number().int().min(0).max(20).nullish(),
-  response_format: z.strictObject({ type: z.literal("text") }).nullish(),
+  response_format: responseFormat,
   parallel_tool_calls: z.boolean().nullish(),
   modalities: z.array(z.literal("text")).nullish(),
 });
