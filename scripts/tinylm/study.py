@@ -134,12 +134,13 @@ def run_arm(run_dir: Path) -> dict:
               "tokens": ckpt.get("tokens_seen"), "val_loss": validation["val_loss"],
               "bits_per_byte": validation["bits_per_byte"], "inherit_s": inherit_s, "train_s": train_s,
               "branched_from": spec.get("branched_from")}
+    write = lambda: (run_dir / "result.json").write_text(json.dumps({**result, "wall_s": time.time() - t0}, indent=2))
+    write()  # the arm's weights and validation are in: a budget that ends during zero-shot scoring keeps them
     if ev.get("tasks") and Path(ev["tasks"]).exists():
         tasks = json.loads(Path(ev["tasks"]).read_text())
         result["zero_shot"] = zero_shot(model, tasks, ev.get("limit", 0), device)
-    result["wall_s"] = time.time() - t0
-    (run_dir / "result.json").write_text(json.dumps(result, indent=2))
-    return result
+        write()
+    return {**result, "wall_s": time.time() - t0}
 
 
 # ---- speed probe and budget -----------------------------------------------------------------------

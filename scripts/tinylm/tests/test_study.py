@@ -81,3 +81,24 @@ def test_an_arm_starts_when_what_it_needs_is_done_and_a_branch_needs_one_good_ca
     assert st.readiness("round2-loss", insts, {**candidates, "inherit-learnable": {"ok": False}}) is None
     only = {k: v for k, v in insts.items() if k != "parent"}
     assert "not in this run" in st.readiness("inherit-l2", only, {})
+
+
+def test_an_arm_writes_its_result_before_zero_shot_scoring(tmp_path, monkeypatch):
+    """A budget that ends during zero-shot scoring keeps the arm's validation result."""
+    import pytest
+
+    study = tiny_study(tmp_path)
+    insts = st.instances(study)
+    out = tmp_path / "runs"
+    spec = st.resolve(study, "scratch", insts["scratch"], out, 1.0, {})
+    (out / "scratch").mkdir(parents=True, exist_ok=True)
+    (out / "scratch" / "arm.json").write_text(json.dumps(spec))
+
+    def cut(*args, **kwargs):
+        raise TimeoutError("budget over during zero-shot scoring")
+
+    monkeypatch.setattr(st, "zero_shot", cut)
+    with pytest.raises(TimeoutError):
+        st.run_arm(out / "scratch")
+    result = json.loads((out / "scratch" / "result.json").read_text())
+    assert result["ok"] and result["bits_per_byte"] > 0 and "zero_shot" not in result
