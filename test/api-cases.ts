@@ -1,5 +1,7 @@
 // The host-agnostic API suite: one list of cases, run against Node, workerd and Deno servers.
 import OpenAI from "openai";
+import { zodResponseFormat } from "openai/helpers/zod";
+import { z } from "zod";
 import { expect, it } from "vitest";
 
 export const MODEL = "tinylm-fixture";
@@ -186,7 +188,7 @@ export function apiCases(base: () => string) {
     expect(toolWithoutId.status).toBe(400);
   });
 
-  it("JSON mode: replies that stop always parse as a JSON object, streamed or not; json_schema is refused by name", async () => {
+  it("JSON mode: replies that stop always parse as a JSON object, streamed or not", async () => {
     const messages = [{ role: "user" as const, content: "A JSON object, please." }];
     for (let seed = 0; seed < 4; seed++) {
       const r = await client().chat.completions.create({ model: MODEL, messages, response_format: { type: "json_object" }, max_tokens: 48, seed, temperature: 1 });
@@ -202,8 +204,20 @@ export function apiCases(base: () => string) {
       expect(text).toBe(choice.message.content);
       expect(finish).toBe(choice.finish_reason);
     }
-    const schema = await post("/v1/chat/completions", { model: MODEL, messages, response_format: { type: "json_schema", json_schema: { name: "x", schema: { type: "object" } } } });
-    expect(schema.status).toBe(400);
-    expect(((await schema.json()) as { error: { param: string } }).error.param).toBe("response_format.type");
+  });
+
+  it("structured outputs: the SDK's parse() with a zod schema returns the parsed object; a keyword outside the subset is a 400 naming it", async () => {
+    const Mood = z.object({ ok: z.boolean(), mood: z.enum(["happy", "sad"]) }); // bounded: the fixture model stops well inside max_tokens
+    for (let seed = 0; seed < 3; seed++) {
+      const r = await client().chat.completions.parse({ model: MODEL, messages: [{ role: "user", content: "How are you?" }], response_format: zodResponseFormat(Mood, "mood"), max_tokens: 40, seed, temperature: 1 });
+      const parsed = r.choices[0].message.parsed!;
+      expect(Mood.parse(parsed)).toEqual(parsed);
+    }
+    const bad = await post("/v1/chat/completions", {
+      model: MODEL, messages: [{ role: "user", content: "hi" }],
+      response_format: { type: "json_schema", json_schema: { name: "x", schema: { type: "object", properties: { a: { type: "string", pattern: "x+" } } } } },
+    });
+    expect(bad.status).toBe(400);
+    expect(((await bad.json()) as { error: { param: string } }).error.param).toBe("response_format.json_schema.schema.properties.a.pattern");
   });
 }

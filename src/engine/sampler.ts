@@ -34,8 +34,11 @@ export const DEFAULT_SAMPLING: SamplingParams = {
  * place that maps a request's temperature to the decoder's; the decoders take it as given.
  */
 export function probsTemperature(p: SamplingParams): number {
-  return p.temperature > 0 ? p.temperature : 1;
+  return p.temperature >= MIN_TEMPERATURE ? p.temperature : 1;
 }
+
+/** Below this temperature sampling is greedy: 1/T would overflow float32 (NaN probabilities). */
+export const MIN_TEMPERATURE = 1e-3;
 
 /** Constrained decoding: tokens the grammar does not allow next (allowed[i] = 0) cannot be drawn. */
 export function applyMask(logits: Float32Array, allowed: Uint8Array): void {
@@ -182,6 +185,7 @@ function onlyTemperature(p: SamplingParams, counts: Map<number, number>): boolea
  * transform the draw and log-probabilities read it directly, skipping an exp per vocabulary entry.
  */
 export function sample(raw: Float32Array, counts: Map<number, number>, p: SamplingParams, rng: () => number, probs?: Float32Array, allowed?: Uint8Array): Sampled {
+  if (p.temperature > 0 && p.temperature < MIN_TEMPERATURE) p = { ...p, temperature: 0 };
   if (probs && onlyTemperature(p, counts)) {
     if (allowed) return sampleAllowed(raw, probs, allowed, p, rng);
     const token = p.temperature === 0 ? argmax(raw) : draw(probs, probs.length, 1, rng);

@@ -32,36 +32,48 @@ export class TokenTrie {
 
 const MASK_CACHE = 256;
 
-/** One sequence's constraint: JSON, an object at the top level. */
-export class JsonConstraint {
-  private state: JsonState = JSON_START;
-  private static readonly cache = new WeakMap<TokenTrie, Map<string, Uint8Array>>();
+/** A byte-level grammar: a start state, one byte at a time, and whether the text so far is complete. */
+export interface Grammar<S> {
+  start: S;
+  step(state: S, byte: number): S | null;
+  /** Equal keys, equal futures (masks are cached by key). */
+  key(state: S): string;
+  complete(state: S): boolean;
+}
 
-  constructor(private readonly trie: TokenTrie, private readonly bytesOf: (id: number) => Uint8Array) {}
+/** Plain JSON, an object at the top level (response_format json_object). */
+export const JSON_OBJECT: Grammar<JsonState> = { start: JSON_START, step, key: stateKey, complete: isComplete };
 
-  /** 1 for each token allowed next; once the JSON is complete, only the end-of-text token. */
+/** One sequence's constraint: the tokens whose bytes continue the grammar; end-of-text once complete. */
+export class GrammarConstraint<S> {
+  private state: S;
+  private static readonly caches = new WeakMap<object, WeakMap<TokenTrie, Map<string, Uint8Array>>>();
+
+  constructor(private readonly grammar: Grammar<S>, private readonly trie: TokenTrie, private readonly bytesOf: (id: number) => Uint8Array) {
+    this.state = grammar.start;
+  }
+
   mask(): Uint8Array {
-    let cache = JsonConstraint.cache.get(this.trie);
-    if (!cache) JsonConstraint.cache.set(this.trie, (cache = new Map()));
-    const key = stateKey(this.state);
+    let byTrie = GrammarConstraint.caches.get(this.grammar);
+    if (!byTrie) GrammarConstraint.caches.set(this.grammar, (byTrie = new WeakMap()));
+    let cache = byTrie.get(this.trie);
+    if (!cache) byTrie.set(this.trie, (cache = new Map()));
+    const key = this.grammar.key(this.state);
     let mask = cache.get(key);
     if (!mask) {
-      mask = new Uint8Array(this.trie.vocabSize);
-      if (isComplete(this.state)) {
-        if (this.trie.eosId !== undefined) mask[this.trie.eosId] = 1;
-      } else {
-        const walk = (node: TrieNode, s: JsonState) => {
-          for (const [b, child] of node.children) {
-            const next = step(s, b);
-            if (!next) continue;
-            for (const t of child.tokens) mask![t] = 1;
-            walk(child, next);
-          }
-        };
-        walk(this.trie.root, this.state);
-      }
+      const m = (mask = new Uint8Array(this.trie.vocabSize));
+      if (this.grammar.complete(this.state) && this.trie.eosId !== undefined) m[this.trie.eosId] = 1;
+      const walk = (node: TrieNode, s: S) => {
+        for (const [b, child] of node.children) {
+          const next = this.grammar.step(s, b);
+          if (next === null) continue;
+          for (const t of child.tokens) m[t] = 1;
+          walk(child, next);
+        }
+      };
+      walk(this.trie.root, this.state);
       if (cache.size >= MASK_CACHE) cache.delete(cache.keys().next().value!);
-      cache.set(key, mask);
+      cache.set(key, m);
     }
     return mask;
   }
@@ -70,13 +82,20 @@ export class JsonConstraint {
   advance(token: number): void {
     if (token === this.trie.eosId) return;
     for (const b of this.bytesOf(token)) {
-      const next = step(this.state, b);
-      if (!next) throw new Error(`token ${token} breaks the JSON grammar`);
+      const next = this.grammar.step(this.state, b);
+      if (next === null) throw new Error(`token ${token} breaks the grammar`);
       this.state = next;
     }
   }
 
   get complete(): boolean {
-    return isComplete(this.state);
+    return this.grammar.complete(this.state);
+  }
+}
+
+/** JSON mode: any JSON object. */
+export class JsonConstraint extends GrammarConstraint<JsonState> {
+  constructor(trie: TokenTrie, bytesOf: (id: number) => Uint8Array) {
+    super(JSON_OBJECT, trie, bytesOf);
   }
 }

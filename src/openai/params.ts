@@ -1,5 +1,5 @@
 // The straight road from a validated request to engine parameters: sampling, stops, token budget.
-import { DEFAULT_SAMPLING, type SamplingParams } from "../engine/sampler.js";
+import { DEFAULT_SAMPLING, MIN_TEMPERATURE, type SamplingParams } from "../engine/sampler.js";
 import { contextLengthExceeded, invalidRequest } from "./errors.js";
 import type { GenerationDefaults } from "../model.js";
 import type { ChatRequest, CompletionRequest } from "./schemas.js";
@@ -8,9 +8,6 @@ export interface Limits {
   /** Largest max_tokens a request may ask for on this host. */
   maxTokensLimit: number;
 }
-
-/** Below this temperature sampling is greedy: 1/T would overflow float32 (NaN probabilities). */
-export const MIN_TEMPERATURE = 1e-3;
 
 /** Sampling for one choice: the request's fields, else the model's generation_config.json defaults, else OpenAI's. */
 export function samplingParams(req: CompletionRequest | ChatRequest, vocabSize: number, logprobs: number, index: number, defaults: GenerationDefaults = {}): SamplingParams {
