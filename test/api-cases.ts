@@ -220,4 +220,50 @@ export function apiCases(base: () => string) {
     expect(bad.status).toBe(400);
     expect(((await bad.json()) as { error: { param: string } }).error.param).toBe("response_format.json_schema.schema.properties.a.pattern");
   });
+
+  it("tool calls: tool_choice required or a named function returns tool_calls whose arguments parse and validate, streamed or not", async () => {
+    const weather = { type: "object", properties: { city: { enum: ["Oslo", "Rome"] }, celsius: { type: "boolean" } }, required: ["city", "celsius"], additionalProperties: false };
+    const tools = [
+      { type: "function" as const, function: { name: "get_weather", description: "Weather now", parameters: weather } },
+      { type: "function" as const, function: { name: "now", parameters: { type: "object", properties: {} } } },
+    ];
+    const messages = [{ role: "user" as const, content: "Weather in Oslo?" }];
+    for (const tool_choice of ["required", { type: "function", function: { name: "get_weather" } }] as const) {
+      const r = await client().chat.completions.create({ model: MODEL, messages, tools, tool_choice, max_tokens: 160, seed: 3, temperature: 1 });
+      const choice = r.choices[0];
+      expect(choice.finish_reason).toBe("tool_calls");
+      const call = choice.message.tool_calls![0] as { type: string; function: { name: string; arguments: string } };
+      expect(call.type).toBe("function");
+      const args = JSON.parse(call.function.arguments);
+      if (call.function.name === "get_weather") expect(["Oslo", "Rome"]).toContain(args.city);
+      else expect(args).toEqual({});
+      if (typeof tool_choice !== "string") expect(call.function.name).toBe("get_weather");
+      // Streamed: the SDK's accumulated tool call is the same.
+      const stream = client().chat.completions.stream({ model: MODEL, messages, tools, tool_choice, max_tokens: 160, seed: 3, temperature: 1 });
+      const final = await stream.finalChatCompletion();
+      expect(final.choices[0].finish_reason).toBe("tool_calls");
+      expect((final.choices[0].message.tool_calls![0] as typeof call).function).toEqual(call.function);
+      // The reply and a tool result go back through the template on the next turn.
+      const next = await client().chat.completions.create({ model: MODEL, max_tokens: 4, tools, messages: [
+        ...messages, choice.message, { role: "tool", tool_call_id: choice.message.tool_calls![0].id, content: "Sunny" },
+      ] });
+      expect(next.choices[0].message.role).toBe("assistant");
+    }
+  });
+
+  it("tool call errors: an unknown named function, a forced call with response_format, parameters outside the schema subset", async () => {
+    const tools = [{ type: "function", function: { name: "f", parameters: { type: "object", properties: { x: { type: "string", pattern: "a" } } } } }];
+    const base = { model: MODEL, messages: [{ role: "user", content: "hi" }], max_tokens: 4 };
+    const cases: [Record<string, unknown>, string][] = [
+      [{ tools, tool_choice: { type: "function", function: { name: "g" } } }, "tool_choice.function.name"],
+      [{ tools: [{ type: "function", function: { name: "f" } }], tool_choice: "required", response_format: { type: "json_object" } }, "response_format"],
+      [{ tools, tool_choice: "required" }, "tools.0.function.parameters.properties.x.pattern"],
+      [{ tool_choice: "required" }, "tool_choice"],
+    ];
+    for (const [extra, param] of cases) {
+      const res = await post("/v1/chat/completions", { ...base, ...extra });
+      expect(res.status).toBe(400);
+      expect(((await res.json()) as { error: { param: string } }).error.param).toBe(param);
+    }
+  });
 }

@@ -226,8 +226,8 @@ export class SchemaAutomaton {
   /** Properties in schema order; required ones always present, the others optional; commas between. */
   private object(s: Record<string, unknown>, path: string): Fragment {
     const props = s.properties;
-    if (typeof props !== "object" || props === null || Array.isArray(props) || Object.keys(props).length === 0) {
-      throw new UnsupportedSchema(`${path}.properties`, `${path}: an object needs "properties" (free-form objects are not supported)`);
+    if (typeof props !== "object" || props === null || Array.isArray(props)) {
+      throw new UnsupportedSchema(`${path}.properties`, `${path}: an object needs "properties" (free-form objects are not supported; {} for none)`);
     }
     if (s.additionalProperties !== undefined && s.additionalProperties !== false) {
       throw new UnsupportedSchema(`${path}.additionalProperties`, `${path}: only additionalProperties: false is supported`);

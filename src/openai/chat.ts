@@ -8,7 +8,7 @@ import { collectChoices, deltaTokenCount, linkAbort, startChoices, type ChoiceRe
 import { samplingParams, stopStrings, tokenBudget, type Limits } from "./params.js";
 import type { ChatRequest } from "./schemas.js";
 import { keepAlive, newId, sseError } from "./sse.js";
-import { constraintFor } from "./structured.js";
+import { constraintFor, forcedTools } from "./structured.js";
 import type { TemplateMessage } from "../tokenizer/chat-template.js";
 import type { ChatMessage } from "./schemas.js";
 import { usage } from "./completions.js";
@@ -56,6 +56,13 @@ function unreadablePart(messages: ChatMessage[]): [number, number, string] | nul
   return null;
 }
 
+/** A finished forced call's text ({"name", "arguments"}) as OpenAI's tool_calls entry; null when cut short. */
+function toolCall(text: string, finish: string | null): { id: string; type: "function"; function: { name: string; arguments: string } } | null {
+  if (finish !== "stop") return null;
+  const { name, arguments: args } = JSON.parse(text) as { name: string; arguments: unknown };
+  return { id: newId("call").replace("-", "_"), type: "function", function: { name, arguments: JSON.stringify(args) } };
+}
+
 export async function chatCompletions(c: Context, model: LoadedModel, req: ChatRequest, limits: Limits, scope: ClientScope): Promise<Response> {
   if (req.stream_options && !req.stream) throw invalidRequest("stream_options is only allowed when stream is true", "stream_options");
   if (req.top_logprobs && !req.logprobs) throw invalidRequest("top_logprobs requires logprobs to be true", "top_logprobs");
@@ -66,11 +73,14 @@ export async function chatCompletions(c: Context, model: LoadedModel, req: ChatR
   }
   let promptText: string;
   try {
-    promptText = model.chatTemplate.render(req.messages.map(templateMessage));
+    // Tools go to the template unless tool_choice is "none" (a template that ignores them, like the
+    // shipped base model's, simply does not show them).
+    promptText = model.chatTemplate.render(req.messages.map(templateMessage), req.tool_choice === "none" ? undefined : (req.tools ?? undefined));
   } catch (err) {
     throw invalidRequest(`messages could not be rendered with the chat template: ${(err as Error).message}`, "messages");
   }
   const constraint = constraintFor(req, model);
+  const toolMode = forcedTools(req) !== null; // the reply is a call: {"name", "arguments"}
   const least = model.tokenizer.minTokens(promptText);
   if (least >= model.engine.maxLength) throw promptTooLong(model.engine.maxLength, least, "messages");
   const prompt = await model.tokenizer.encodeAsync(promptText);
@@ -101,8 +111,18 @@ export async function chatCompletions(c: Context, model: LoadedModel, req: ChatR
         for (let k = 0; k < n; k++) {
           await stream.writeSSE({ data: JSON.stringify({ ...chunk, choices: [{ index: k, delta: { role: "assistant", content: "" }, logprobs: null, finish_reason: null }] }) });
         }
+        const calls = new Map<number, string>(); // tool mode: each choice's text until its call is whole
         for await (const d of deltas) {
           completionTokens += deltaTokenCount(d);
+          if (toolMode) {
+            calls.set(d.index, (calls.get(d.index) ?? "") + d.text);
+            if (!d.finish) continue;
+            const call = toolCall(calls.get(d.index)!, d.finish);
+            const delta = call ? { tool_calls: [{ index: 0, ...call }] } : { content: calls.get(d.index) };
+            await stream.writeSSE({ data: JSON.stringify({ ...chunk, choices: [{ index: d.index, delta, logprobs: null, finish_reason: null }] }) });
+            await stream.writeSSE({ data: JSON.stringify({ ...chunk, choices: [{ index: d.index, delta: {}, logprobs: null, finish_reason: call ? "tool_calls" : d.finish }] }) });
+            continue;
+          }
           const delta = d.text ? { content: d.text } : {};
           if (!d.text && !d.finish) continue; // a held-back partial: nothing to say yet
           await stream.writeSSE({ data: JSON.stringify({ ...chunk, choices: [{ index: d.index, delta, logprobs: wantLogprobs ? logprobsOf(model, d.tokens) : null, finish_reason: d.finish }] }) });
@@ -120,12 +140,17 @@ export async function chatCompletions(c: Context, model: LoadedModel, req: ChatR
   const results = await collectChoices(deltas, n);
   return c.json({
     ...base,
-    choices: results.map((r, i) => ({
-      index: i,
-      message: { role: "assistant", content: r.text, refusal: null, annotations: [] },
-      logprobs: wantLogprobs ? logprobsOf(model, r.tokens) : null,
-      finish_reason: r.finish,
-    })),
+    choices: results.map((r, i) => {
+      const call = toolMode ? toolCall(r.text, r.finish) : null;
+      return {
+        index: i,
+        message: call
+          ? { role: "assistant", content: null, tool_calls: [call], refusal: null, annotations: [] }
+          : { role: "assistant", content: r.text, refusal: null, annotations: [] },
+        logprobs: wantLogprobs ? logprobsOf(model, r.tokens) : null,
+        finish_reason: call ? "tool_calls" : r.finish,
+      };
+    }),
     usage: usage(prompt.length * n, results.reduce((s, r) => s + r.counted, 0)),
   });
 }

@@ -98,6 +98,19 @@ export const chatRequest = z.strictObject({
   response_format: responseFormat,
   parallel_tool_calls: z.boolean().nullish(),
   modalities: z.array(z.literal("text")).nullish(),
+  tools: z.array(z.strictObject({
+    type: z.literal("function"),
+    function: z.strictObject({
+      name: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, "function names are 1-64 letters, digits, _ or -"),
+      description: z.string().optional(),
+      parameters: z.record(z.string(), z.unknown()).optional(),
+      strict: z.boolean().nullish(),
+    }),
+  })).nullish(),
+  tool_choice: z.union([
+    z.enum(["none", "auto", "required"]),
+    z.strictObject({ type: z.literal("function"), function: z.strictObject({ name: z.string() }) }),
+  ]).nullish(),
 });
 
 export const tokenizeRequest = z.strictObject({ content: z.string(), add_special: z.boolean().optional() });

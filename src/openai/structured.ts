@@ -9,11 +9,41 @@ import type { ChatRequest, CompletionRequest } from "./schemas.js";
 
 const tries = new WeakMap<LoadedModel, TokenTrie>();
 
-/** A factory of per-choice constraints for the request's response_format, or undefined for text. */
+/** The functions a forced tool call may name (tool_choice "required" or a named function), or null. */
+export function forcedTools(req: ChatRequest): NonNullable<ChatRequest["tools"]> | null {
+  const choice = req.tool_choice ?? (req.tools?.length ? "auto" : "none");
+  if (choice !== "none" && !req.tools?.length) throw invalidRequest("tool_choice needs tools", "tool_choice");
+  if (choice === "none" || choice === "auto") return null;
+  if (req.response_format && req.response_format.type !== "text") {
+    throw invalidRequest("response_format cannot be combined with a forced tool call (tool_choice required or a named function)", "response_format");
+  }
+  if (choice === "required") return req.tools!;
+  const named = req.tools!.filter((t) => t.function.name === choice.function.name);
+  if (!named.length) throw invalidRequest(`tool_choice names "${choice.function.name}", which is not in tools`, "tool_choice.function.name");
+  return named;
+}
+
+/**
+ * A forced tool call is generated as {"name": …, "arguments": {…}}: the name one of the tools', the
+ * arguments valid against that tool's parameters (in the schema subset).
+ */
+function toolCallGrammar(tools: NonNullable<ChatRequest["tools"]>): Grammar<number[]> {
+  return tools.length ? compile(() => ({
+    anyOf: tools.map((t) => ({
+      type: "object",
+      properties: { name: { const: t.function.name }, arguments: t.function.parameters ?? { type: "object", properties: {} } },
+      required: ["name", "arguments"],
+      additionalProperties: false,
+    })),
+  }), (path) => path.replace(/^schema\.anyOf\.(\d+)\.properties\.arguments/, "tools.$1.function.parameters")) : JSON_OBJECT as never;
+}
+
+/** A factory of per-choice constraints for the request's response_format or forced tool call, or undefined for free text. */
 export function constraintFor(req: ChatRequest | CompletionRequest, model: LoadedModel): (() => GrammarConstraint<unknown>) | undefined {
+  const tools = "messages" in req ? forcedTools(req) : null;
   const format = req.response_format?.type ?? "text";
-  if (format === "text") return undefined;
-  const grammar = (format === "json_object" ? JSON_OBJECT : compileSchema(req.response_format as { json_schema?: unknown })) as Grammar<unknown>;
+  if (format === "text" && !tools) return undefined;
+  const grammar = (tools ? toolCallGrammar(tools) : format === "json_object" ? JSON_OBJECT : compileSchema(req.response_format as { json_schema?: unknown })) as Grammar<unknown>;
   const { tokenizer } = model;
   if (tokenizer.eosId === undefined) throw invalidRequest("structured output needs a model with an end-of-text token", "response_format");
   let trie = tries.get(model);
@@ -31,10 +61,15 @@ function compileSchema(format: { json_schema?: unknown }): Grammar<number[]> {
   if (typeof spec.name !== "string" || !/^[A-Za-z0-9_-]{1,64}$/.test(spec.name)) {
     throw invalidRequest("response_format.json_schema.name must be 1-64 letters, digits, _ or -", "response_format.json_schema.name");
   }
+  return compile(() => spec.schema, (path) => `response_format.json_schema.${path}`);
+}
+
+/** Compile a schema; one outside the subset is a 400 whose param names the keyword's path. */
+function compile(schema: () => unknown, param: (path: string) => string): Grammar<number[]> {
   try {
-    return schemaGrammar(spec.schema);
+    return schemaGrammar(schema());
   } catch (err) {
-    if (err instanceof UnsupportedSchema) throw invalidRequest(`response_format.json_schema.${err.message}`, `response_format.json_schema.${err.path}`);
+    if (err instanceof UnsupportedSchema) throw invalidRequest(`${param(err.path)}: ${err.message.replace(/^[^:]*: /, "")}`, param(err.path));
     throw err;
   }
 }

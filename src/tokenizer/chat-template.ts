@@ -24,8 +24,8 @@ export class ChatTemplate {
     this.template = new Template(source ?? DEFAULT_CHAT_TEMPLATE);
   }
 
-  /** The prompt for these messages, ending where the assistant's reply begins. */
-  render(messages: TemplateMessage[]): string {
-    return this.template.render({ messages, add_generation_prompt: true, ...this.specials });
+  /** The prompt for these messages (and the tools offered, for templates that show them), ending where the assistant's reply begins. */
+  render(messages: TemplateMessage[], tools?: unknown[]): string {
+    return this.template.render({ messages, add_generation_prompt: true, ...(tools?.length ? { tools } : {}), ...this.specials });
   }
 }
