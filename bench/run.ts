@@ -148,7 +148,7 @@ const profileRun = (context: number) => {
 const profiles = Object.fromEntries([128, 384].map((ctx) => [ctx, profileRun(ctx)]));
 
 // JSON mode's cost per generated token (our kernels, temperature 1, the same seeds with and without).
-let constrained: { free_ms_per_token: number; json_ms_per_token: number; mask_ms_per_token: number; trie_build_ms: number } | null = null;
+let constrained: { free_ms_per_token: number; json_ms_per_token: number; mask_ms_per_token: number; trie_build_ms: number; schema_compile_ms: number } | null = null;
 try {
   constrained = JSON.parse(execFileSync(tsx, ["bench/engine-cli.ts", "constrained", MODEL_DIR, String(RUNS)], { encoding: "utf8" }).trim().split("\n").at(-1)!);
 } catch (err) {
@@ -282,7 +282,7 @@ const lines = [
   constrained
     ? `Per generated token, temperature 1, 128 tokens, same seeds: ${f(constrained.free_ms_per_token, 3)} ms unconstrained, ${f(constrained.json_ms_per_token, 3)} ms in JSON mode ` +
       `(${f(100 * (constrained.json_ms_per_token / constrained.free_ms_per_token - 1), 1)}%; the mask itself ${f(constrained.mask_ms_per_token, 3)} ms, cached per grammar state; ` +
-      `the vocabulary trie takes ${f(constrained.trie_build_ms, 1)} ms to build, once per model).`
+      `the vocabulary trie takes ${f(constrained.trie_build_ms, 1)} ms to build, once per model; a typical 6-property schema compiles in ${f(constrained.schema_compile_ms, 2)} ms).`
     : "failed",
   "",
   `### A stream under a hostile client (median of ${ROUNDS} rounds)`,

@@ -1,6 +1,9 @@
 // The host-agnostic API suite: one list of cases, run against Node, workerd and Deno servers.
 import OpenAI from "openai";
 import { zodResponseFormat } from "openai/helpers/zod";
+import { createOpenAICompatible } from "@ai-sdk/openai-compatible";
+import { ChatOpenAI } from "@langchain/openai";
+import { generateObject } from "ai";
 import { z } from "zod";
 import { expect, it } from "vitest";
 
@@ -264,6 +267,18 @@ export function apiCases(base: () => string) {
       const res = await post("/v1/chat/completions", { ...base, ...extra });
       expect(res.status).toBe(400);
       expect(((await res.json()) as { error: { param: string } }).error.param).toBe(param);
+    }
+  });
+
+  it("other clients, unmodified: the Vercel AI SDK's generateObject and LangChain's withStructuredOutput (both methods)", async () => {
+    const Mood = z.object({ ok: z.boolean(), mood: z.enum(["happy", "sad"]) });
+    const provider = createOpenAICompatible({ name: "tinylm", baseURL: `${base()}/v1`, apiKey: "unused", supportsStructuredOutputs: true });
+    const { object } = await generateObject({ model: provider(MODEL), schema: Mood, prompt: "How are you?", maxOutputTokens: 60, seed: 1, temperature: 1 });
+    expect(Mood.parse(object)).toEqual(object);
+    for (const method of ["jsonSchema", "functionCalling"] as const) {
+      const llm = new ChatOpenAI({ model: MODEL, apiKey: "unused", configuration: { baseURL: `${base()}/v1` }, maxTokens: 120, temperature: 1, maxRetries: 0 });
+      const result = await llm.withStructuredOutput(Mood, { method }).invoke("How are you?");
+      expect(Mood.parse(result)).toEqual(result);
     }
   });
 }
