@@ -191,6 +191,15 @@ export function apiCases(base: () => string) {
     expect(toolWithoutId.status).toBe(400);
   });
 
+  it("JSON mode on /v1/completions too (response_format as an extension)", async () => {
+    for (let seed = 0; seed < 3; seed++) {
+      const res = await post("/v1/completions", { model: MODEL, prompt: "Record:", response_format: { type: "json_object" }, max_tokens: 48, seed, temperature: 1 });
+      const choice = ((await res.json()) as { choices: { text: string; finish_reason: string }[] }).choices[0];
+      if (choice.finish_reason === "stop") expect(JSON.parse(choice.text)).toBeTypeOf("object");
+      else expect(choice.finish_reason).toBe("length");
+    }
+  });
+
   it("JSON mode: replies that stop always parse as a JSON object, streamed or not", async () => {
     const messages = [{ role: "user" as const, content: "A JSON object, please." }];
     for (let seed = 0; seed < 4; seed++) {

@@ -118,8 +118,12 @@ export async function chatCompletions(c: Context, model: LoadedModel, req: ChatR
             calls.set(d.index, (calls.get(d.index) ?? "") + d.text);
             if (!d.finish) continue;
             const call = toolCall(calls.get(d.index)!, d.finish);
-            const delta = call ? { tool_calls: [{ index: 0, ...call }] } : { content: calls.get(d.index) };
-            await stream.writeSSE({ data: JSON.stringify({ ...chunk, choices: [{ index: d.index, delta, logprobs: null, finish_reason: null }] }) });
+            // As OpenAI streams a call: id, type and name first (arguments ""), then the arguments.
+            const deltas = call
+              ? [{ tool_calls: [{ index: 0, id: call.id, type: call.type, function: { name: call.function.name, arguments: "" } }] },
+                 { tool_calls: [{ index: 0, function: { arguments: call.function.arguments } }] }]
+              : [{ content: calls.get(d.index) }];
+            for (const delta of deltas) await stream.writeSSE({ data: JSON.stringify({ ...chunk, choices: [{ index: d.index, delta, logprobs: null, finish_reason: null }] }) });
             await stream.writeSSE({ data: JSON.stringify({ ...chunk, choices: [{ index: d.index, delta: {}, logprobs: null, finish_reason: call ? "tool_calls" : d.finish }] }) });
             continue;
           }
