@@ -55,7 +55,7 @@ export function lineChart(title: string, xLabel: string, yLabel: string, series:
 }
 
 /** Horizontal bars, one per label, with the value printed. */
-export function barChart(title: string, unit: string, bars: { label: string; value: number }[]): string {
+function barChart(title: string, unit: string, bars: { label: string; value: number }[]): string {
   const W = 640, rowH = 26, L = 230, T = 40, H = T + bars.length * rowH + 16;
   const max = Math.max(...bars.map((b) => b.value));
   const out = [`<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 ${W} ${H}" font-family="sans-serif" font-size="12">`,

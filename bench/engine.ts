@@ -40,7 +40,7 @@ export interface EngineRow {
 export const KERNELS_WASM = join(import.meta.dirname, "../src/engine/simd/kernels.wasm");
 export const RELAXED_WASM = join(import.meta.dirname, "../src/engine/simd/relaxed.wasm");
 
-export async function decoderFor(engine: EngineName, modelDir: string, file: string, threads: number): Promise<Decoder> {
+async function decoderFor(engine: EngineName, modelDir: string, file: string, threads: number): Promise<Decoder> {
   const config = JSON.parse(readFileSync(join(modelDir, "config.json"), "utf8"));
   const shape = modelShapeFromConfig(config);
   if (engine === "simd" || engine === "simd128") {
@@ -119,7 +119,7 @@ export async function benchEngine(engine: EngineName, modelDir: string, file: st
 }
 
 /** Stages of kernels/forward.c, in its enum's order. */
-export const STAGES = ["embed", "rmsnorm", "qkv matmul", "rope + kv store", "attention", "o matmul", "ffn matmuls", "swiglu + residual", "lm head", "sampling softmax"];
+const STAGES = ["embed", "rmsnorm", "qkv matmul", "rope + kv store", "attention", "o matmul", "ffn matmuls", "swiglu + residual", "lm head", "sampling softmax"];
 
 /**
  * Where a decode step's time goes in our kernels: a build with per-stage timers (build.sh --profile,

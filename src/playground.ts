@@ -1,7 +1,7 @@
 // The playground page at GET /: one dependency-free HTML file that talks to the server's own
 // /v1 API over SSE, exactly as any client would. Served with a strict Content-Security-Policy.
 
-export const PLAYGROUND_CSP =
+const PLAYGROUND_CSP =
   "default-src 'none'; script-src 'sha256-PLACEHOLDER'; style-src 'unsafe-inline'; connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 
 const SCRIPT = String.raw`

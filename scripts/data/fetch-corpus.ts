@@ -79,7 +79,7 @@ const normalize = (s: string) => s.toLowerCase().replace(/[\s\u00a0]+/g, " ").re
 const authorKey = (s: string) => normalize(s.replace(/,?\s*(\d{3,4}\??|BCE?)?\s*-\s*(\d{3,4}\??)?\s*$/, "").replace(/\[.*?\]|\(.*?\)/g, ""));
 
 /** Ebook numbers by "author|title" from pg_catalog.csv (English texts only). */
-export function catalogIndex(csv: string): Map<string, number> {
+function catalogIndex(csv: string): Map<string, number> {
   const [header, ...rows] = parseCsv(csv);
   const col = (name: string) => {
     const i = header.indexOf(name);
@@ -167,7 +167,7 @@ export async function fetchCorpus(opts: FetchOptions): Promise<FetchReport> {
 }
 
 /** The book list from a corpus folder (maintainers: run on the reference copy). */
-export async function makeList(corpusDir: string): Promise<BookEntry[]> {
+async function makeList(corpusDir: string): Promise<BookEntry[]> {
   const books: BookEntry[] = [];
   for (const file of listShards(corpusDir)) {
     const shard = file.split("/").pop()!.replace(/\.jsonl\.gz$/, "");

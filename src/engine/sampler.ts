@@ -41,7 +41,7 @@ export function probsTemperature(p: SamplingParams): number {
 export const MIN_TEMPERATURE = 1e-3;
 
 /** Constrained decoding: tokens the grammar does not allow next (allowed[i] = 0) cannot be drawn. */
-export function applyMask(logits: Float32Array, allowed: Uint8Array): void {
+function applyMask(logits: Float32Array, allowed: Uint8Array): void {
   for (let i = 0; i < logits.length; i++) if (!allowed[i]) logits[i] = -Infinity;
 }
 

@@ -72,7 +72,7 @@ const toolCall = z.looseObject({
 });
 
 /** Every message shape the SDKs send, and every one this server returns (sent back by chat loops). */
-export const chatMessage = z.discriminatedUnion("role", [
+const chatMessage = z.discriminatedUnion("role", [
   z.strictObject({ role: z.enum(["system", "developer"]), content, name: z.string().optional() }),
   z.strictObject({ role: z.literal("user"), content, name: z.string().optional() }),
   z.strictObject({

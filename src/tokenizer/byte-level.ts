@@ -14,7 +14,7 @@ function buildByteToChar(): string[] {
   return table;
 }
 
-export const BYTE_TO_CHAR: readonly string[] = buildByteToChar();
+const BYTE_TO_CHAR: readonly string[] = buildByteToChar();
 const CHAR_TO_BYTE = new Map<string, number>(BYTE_TO_CHAR.map((c, b) => [c, b]));
 
 /** Byte-level vocabulary string (e.g. "Ġthe") → the bytes it stands for. */
@@ -29,8 +29,3 @@ export function tokenStringToBytes(token: string): Uint8Array {
   return bytes;
 }
 
-export function bytesToTokenString(bytes: Uint8Array): string {
-  let s = "";
-  for (const b of bytes) s += BYTE_TO_CHAR[b];
-  return s;
-}

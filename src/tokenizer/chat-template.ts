@@ -13,7 +13,7 @@ export interface TemplateMessage {
 }
 
 /** Used when tokenizer_config.json has no chat_template: "Role: content" paragraphs, then "Assistant:". */
-export const DEFAULT_CHAT_TEMPLATE =
+const DEFAULT_CHAT_TEMPLATE =
   "{% for message in messages %}{{ message['role'] | capitalize }}: {{ message['content'] }}\n\n{% endfor %}" +
   "{% if add_generation_prompt %}Assistant:{% endif %}";
 

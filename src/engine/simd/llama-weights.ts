@@ -18,7 +18,7 @@ export interface LlamaConfig {
   eps: number;
 }
 
-export function llamaConfig(config: Record<string, unknown>): LlamaConfig {
+function llamaConfig(config: Record<string, unknown>): LlamaConfig {
   const num = (key: string, fallback?: number): number => {
     const v = config[key] ?? fallback;
     if (typeof v !== "number" || !(v > 0)) throw new UnsupportedModel(`config.json: "${key}" must be a positive number`);
