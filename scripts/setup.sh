@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 packages=(
-  python3-torch python3-numpy python3-onnx python3-pytest
+  python3-torch python3-numpy python3-onnx python3-pytest python3-pyflakes
   libopenblas0-pthread   # without it torch uses the reference BLAS and trains 15–35× slower
   chromium               # headless browser for the playground end-to-end test
   clang lld              # build the WASM SIMD kernels (CI checks the committed .wasm rebuilds byte for byte)

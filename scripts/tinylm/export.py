@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 import torch
-from onnx import helper, numpy_helper
+from onnx import numpy_helper
 
 from .checkpoint import CheckpointError, load_checkpoint, model_from_checkpoint
 from .model import TinyLM

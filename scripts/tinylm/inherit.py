@@ -12,7 +12,6 @@ rows are parent rows through vocab_map (compact id → parent id).
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import sys
 from dataclasses import dataclass
@@ -20,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from .checkpoint import CheckpointError, load_checkpoint, model_from_checkpoint, save_atomic, weights_only
+from .checkpoint import CheckpointError
 from .config import ConfigError, ModelConfig, load_config
 from .data import BatchPlan, DataError, TokenSplit
 from .model import TinyLM
@@ -267,22 +266,15 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--batch-size", type=int, default=8)
     ap.add_argument("--out", required=True)
     args = ap.parse_args(argv)
+    from .stage import inherit_student  # stage imports this module
+
+    options = {"layers": args.layers, "width": args.width, "first": args.first, "seq_len": args.seq_len,
+               "batch_size": args.batch_size, "calib_batches": args.calib_batches}
     try:
-        parent = model_from_checkpoint(load_checkpoint(args.parent), args.parent)
-        student_cfg = load_config(args.student).model
-        try:
-            vocab_map = json.loads(open(args.vocab_map).read())
-        except (OSError, json.JSONDecodeError) as err:
-            raise ConfigError(f"{args.vocab_map}: cannot read vocab map ({err})") from None
-        split = TokenSplit(args.calib, "train")
-        if split.vocab_size > parent.config.vocab_size:
-            raise ConfigError(f"{args.calib}: vocabulary {split.vocab_size} is not the parent's ({parent.config.vocab_size})")
-        batches = calibration_batches(args.calib, args.seq_len, args.batch_size, args.calib_batches, args.seed)
-        student, info = inherit(parent, student_cfg, vocab_map, batches, args.layers, args.width, args.first)
+        student, info = inherit_student(args.parent, args.calib, args.vocab_map, load_config(args.student).model, args.out, options, args.seed)
     except (ConfigError, DataError, CheckpointError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
-    save_atomic(weights_only(student, {"inherited": {**info, "parent": args.parent}}), args.out)
     print(f"wrote {args.out}: layers {info['layers']}, width by {info['width_method']}, "
           f"{student.num_params() / 1e6:.2f}M params")
     return 0

@@ -11,11 +11,10 @@ import sys
 import time
 from pathlib import Path
 
-from .checkpoint import CheckpointError, load_checkpoint, model_from_checkpoint, save_atomic, weights_only
+from .checkpoint import CheckpointError, load_checkpoint, model_from_checkpoint
 from .config import Config, ConfigError, ModelConfig, TrainConfig, _fill, read_toml
-from .data import DataError, TokenSplit
-from .evaluate import bits_per_byte, token_byte_lengths, zero_shot
-from .inherit import calibration_batches, inherit
+from .data import DataError
+from .stage import evaluate_model, inherit_student
 from .train import train
 
 
@@ -59,18 +58,8 @@ def run(recipe_path: str) -> dict:
                                init_from=str(student_init))
     if not student_init.exists():
         print("== inherit", file=sys.stderr)
-        inh = recipe["inherit"]
-        parent = model_from_checkpoint(load_checkpoint(parent_final), str(parent_final))
-        vocab_map_path = Path(paths["tokenizer"]) / "vocab_map.json"
-        try:
-            vocab_map = json.loads(vocab_map_path.read_text())
-        except (OSError, json.JSONDecodeError) as err:
-            raise ConfigError(f"{vocab_map_path}: cannot read vocab map ({err})") from None
-        batches = calibration_batches(paths["parent_data"], inh.get("seq_len", 128), inh.get("batch_size", 8),
-                                      inh.get("calib_batches", 8), student_cfg.train.seed)
-        student, info = inherit(parent, student_cfg.model, vocab_map, batches, inh.get("layers", "first_last"),
-                                inh.get("width", "taylor"), inh.get("first"))
-        save_atomic(weights_only(student, {"inherited": {**info, "parent": str(parent_final)}}), student_init)
+        inherit_student(parent_final, paths["parent_data"], Path(paths["tokenizer"]) / "vocab_map.json", student_cfg.model,
+                        student_init, {"seq_len": 128, **recipe["inherit"]}, student_cfg.train.seed)
     timings["inherit_s"] = time.time() - t0
 
     t0 = time.time()
@@ -87,13 +76,11 @@ def run(recipe_path: str) -> dict:
     ev = recipe.get("eval", {})
     student = model_from_checkpoint(load_checkpoint(student_final), str(student_final))
     results = {
-        "validation": bits_per_byte(student, TokenSplit(paths["student_data"], "val"), token_byte_lengths(paths["tokenizer"]),
-                                    seq_len=student_cfg.train.seq_len, limit_tokens=ev.get("limit_tokens", 0)),
+        **evaluate_model(student, paths["student_data"], paths["tokenizer"], student_cfg.train.seq_len, ev.get("limit_tokens", 0),
+                         paths.get("eval_tasks"), ev.get("limit", 0)),
         "timings": timings,
         "tokens": {"parent": load_checkpoint(parent_final).get("tokens_seen"), "student": load_checkpoint(student_final).get("tokens_seen")},
     }
-    if paths.get("eval_tasks"):
-        results["zero_shot"] = zero_shot(student, json.loads(Path(paths["eval_tasks"]).read_text()), ev.get("limit", 0))
     results_path.write_text(json.dumps(results, indent=2))
     return results
 

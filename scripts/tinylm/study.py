@@ -13,93 +13,24 @@ count is scaled down by the same factor (comparisons stay at equal tokens).
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import math
-import os
 import subprocess
 import sys
-import tarfile
 import time
 from pathlib import Path
 
 import torch
 
-from .checkpoint import load_checkpoint, model_from_checkpoint, save_atomic, weights_only
-from .config import Config, ConfigError, ModelConfig, TrainConfig, _fill, read_toml
-from .data import TokenSplit
-from .evaluate import bits_per_byte, token_byte_lengths, zero_shot
-from .inherit import calibration_batches, inherit
-from .model import TinyLM
-from .train import make_autocast, make_optimizer, pick_device, train
+from .checkpoint import load_checkpoint, model_from_checkpoint
+from .config import Config, ConfigError, ModelConfig, TrainConfig, _fill
+from .evaluate import zero_shot
+from .stage import evaluate_model, inherit_student
+from .study_budget import estimate_s, probe
+from .study_plan import instances, load_study, needs, resolve
+from .study_report import collect, plot, report
+from .train import pick_device, train
 
-TASK_COLUMNS = ("lambada_openai", "arc_easy", "arc_challenge", "piqa", "openbook_qa", "winogrande")
-
-
-# ---- the plan ------------------------------------------------------------------------------------
-
-def load_study(path: str | Path | dict) -> dict:
-    """A study config (TOML path, or the same as a dict)."""
-    study = path if isinstance(path, dict) else read_toml(path)
-    for key in ("study", "vocab", "shape", "train", "arm"):
-        if key not in study:
-            raise ConfigError(f"{path}: missing [{key}] table")
-    for name, arm in study["arm"].items():
-        if "branch" not in arm and ("shape" not in arm or "vocab" not in arm or "tokens" not in arm):
-            raise ConfigError(f"{path}: arm {name} needs shape, vocab and tokens (or branch)")
-    return study
-
-
-def instances(study: dict) -> dict[str, dict]:
-    """One entry per (arm, seed): the first seed keeps the arm's name, others are name@seed."""
-    out = {}
-    for name, arm in study["arm"].items():
-        seeds = arm.get("seeds", [study["train"].get("seed", 1337)])
-        for k, seed in enumerate(seeds):
-            out[name if k == 0 else f"{name}@{seed}"] = {**arm, "arm": name, "seed": seed}
-    return out
-
-
-def needs(inst: dict) -> list[str]:
-    if "branch" in inst:
-        return list(inst["branch"])
-    return [inst["inherit"]["parent"]] if "inherit" in inst else []
-
-
-def tokens_per_step(train_cfg: dict) -> int:
-    return train_cfg["batch_size"] * train_cfg["seq_len"] * train_cfg.get("grad_accum", 1)
-
-
-def base_train(study: dict, inst: dict) -> dict:
-    return {**study["train"], **study["vocab"][inst["vocab"]].get("train", {}), **inst.get("train", {})}
-
-
-def resolve(study: dict, name: str, inst: dict, out: Path, scale: float, done: dict) -> dict:
-    """The arm's model and train config (as TrainConfig fields), given the finished arms it needs."""
-    run_dir = out / name
-    if "branch" in inst:  # the best finished candidate (lowest validation loss) goes on into round 2
-        ok = [c for c in inst["branch"] if done.get(c, {}).get("ok")]  # (the candidates of this run)
-        base = min(ok, key=lambda c: done[c]["val_loss"])
-        spec = json.loads((out / base / "arm.json").read_text())
-        train_cfg = {**spec["train"], **inst.get("train", {}), "out_dir": str(run_dir),
-                     "branch_from": str(out / base / "ckpt.pt"), "init_from": ""}
-        return {**spec, "name": name, "arm": inst["arm"], "branched_from": base, "train": train_cfg,
-                "inherit": None, "describe": inst.get("describe", spec["describe"])}
-    train_cfg = base_train(study, inst)
-    steps = max(4, round(inst["tokens"] * scale / tokens_per_step(train_cfg)))
-    train_cfg.update(max_steps=steps, warmup_steps=min(train_cfg.get("warmup_steps", 0), steps // 5) or 1,
-                     data_dir=study["vocab"][inst["vocab"]]["data"], out_dir=str(run_dir), seed=inst["seed"])
-    inh = inst.get("inherit")
-    if inh:
-        train_cfg["init_from"] = str(run_dir / "init.pt")
-        inh = {**inh, "parent_ckpt": str(out / inh["parent"] / "final.pt"),
-               "parent_data": study["vocab"][done[inh["parent"]]["vocab"]]["data"],
-               "vocab_map": study["vocab"][inst["vocab"]]["vocab_map"]}
-    return {"name": name, "arm": inst["arm"], "vocab": inst["vocab"], "shape": inst["shape"],
-            "model": study["shape"][inst["shape"]], "train": train_cfg, "inherit": inh,
-            "describe": inst.get("describe", name),
-            "eval": {**study["vocab"][inst["vocab"]], "limit": study["study"].get("eval_limit", 0),
-                     "limit_tokens": study["study"].get("eval_tokens", 0)}}
 
 
 # ---- one arm (in its own process) -----------------------------------------------------------------
@@ -112,13 +43,8 @@ def run_arm(run_dir: Path) -> dict:
     t0 = time.time()
     inh = spec.get("inherit")
     if inh and not Path(cfg.train.init_from).exists():
-        parent = model_from_checkpoint(load_checkpoint(inh["parent_ckpt"]), inh["parent_ckpt"])
-        batches = calibration_batches(inh["parent_data"], inh.get("seq_len", 512), inh.get("batch_size", 8),
-                                      inh.get("calib_batches", 8), cfg.train.seed)
-        student, info = inherit(parent, cfg.model, json.loads(Path(inh["vocab_map"]).read_text()), batches,
-                                inh["layers"], inh["width"], inh.get("first"), device=device,
-                                mask_steps=inh.get("mask_steps", 200))
-        save_atomic(weights_only(student, {"inherited": info}), cfg.train.init_from)
+        inherit_student(inh["parent_ckpt"], inh["parent_data"], inh["vocab_map"], cfg.model, cfg.train.init_from,
+                        {"seq_len": 512, **inh}, cfg.train.seed, device)
     inherit_s = time.time() - t0
     final = train(cfg)
     train_s = time.time() - t0 - inherit_s
@@ -126,9 +52,8 @@ def run_arm(run_dir: Path) -> dict:
     model = model_from_checkpoint(ckpt, str(final)).to(device)
     ev = spec["eval"]
     batch = 64 if cfg.model.vocab_size <= 16384 else 8
-    validation = bits_per_byte(model, TokenSplit(ev["data"], "val"), token_byte_lengths(ev["tokenizer"]),
-                               seq_len=cfg.train.seq_len, limit_tokens=ev.get("limit_tokens", 0), batch_size=batch,
-                               device=device)
+    validation = evaluate_model(model, ev["data"], ev["tokenizer"], cfg.train.seq_len, ev.get("limit_tokens", 0),
+                                device=device, batch_size=batch)["validation"]
     result = {"ok": True, "name": spec["name"], "arm": spec["arm"], "vocab": spec["vocab"],
               "params": model.num_params(), "params_non_embedding": model.num_params(embedding=False),
               "tokens": ckpt.get("tokens_seen"), "val_loss": validation["val_loss"],
@@ -141,53 +66,6 @@ def run_arm(run_dir: Path) -> dict:
         result["zero_shot"] = zero_shot(model, tasks, ev.get("limit", 0), device)
         write()
     return {**result, "wall_s": time.time() - t0}
-
-
-# ---- speed probe and budget -----------------------------------------------------------------------
-
-def probe(study: dict, steps: int = 5) -> dict[str, float]:
-    """Training tokens/s of each (shape, vocab) used, measured alone on random tokens."""
-    device = pick_device("auto")
-    rates = {}
-    for inst in instances(study).values():
-        if "branch" in inst or f"{inst['shape']}/{inst['vocab']}" in rates:
-            continue
-        tc = _fill(TrainConfig, "train", base_train(study, inst), "probe")
-        model = TinyLM(_fill(ModelConfig, "model", study["shape"][inst["shape"]], "probe")).to(device)
-        opt, autocast = make_optimizer(model, tc, device), make_autocast(device, tc.dtype)
-        x = torch.randint(0, model.config.vocab_size, (tc.batch_size, tc.seq_len + 1), device=device)
-        for i in range(steps + 2):
-            if i == 2:
-                if device == "cuda":
-                    torch.cuda.synchronize()
-                t0 = time.time()
-            for _ in range(tc.grad_accum):
-                with autocast():
-                    loss = model(x[:, :-1], x[:, 1:])[1]
-                (loss / tc.grad_accum).backward()
-            opt.step()
-            opt.zero_grad(set_to_none=True)
-        float(loss.detach())
-        rates[f"{inst['shape']}/{inst['vocab']}"] = steps * tokens_per_step(vars(tc)) / (time.time() - t0)
-        del model, opt
-        if device == "cuda":
-            torch.cuda.empty_cache()
-    return rates
-
-
-def estimate_s(study: dict, rates: dict, scale: float) -> float:
-    """GPU seconds of the whole plan if the arms ran one after another (a safe upper bound)."""
-    total, insts = 0.0, instances(study)
-    per_arm = study["study"].get("overhead_s", 10)
-    for inst in insts.values():
-        if "branch" in inst:
-            base = insts[inst["branch"][0]]
-            secs = scale * base["tokens"] / rates[f"{base['shape']}/{base['vocab']}"]
-            frac = {**study["train"], **inst.get("train", {})}.get("round_fraction", 0.5)
-            total += secs * (frac + 0.35) + per_arm
-        else:
-            total += scale * inst["tokens"] / rates[f"{inst['shape']}/{inst['vocab']}"] + per_arm
-    return total
 
 
 # ---- the driver -----------------------------------------------------------------------------------
@@ -281,94 +159,6 @@ def run(study_path: str | dict, budget_s: float, only: list[str] | None = None, 
                "wall_s": time.time() - t_start, "arms": done}
     (out / "results.json").write_text(json.dumps(summary, indent=2))
     return summary
-
-
-# ---- bringing results back ------------------------------------------------------------------------
-
-def shipped(study: dict, results: dict) -> str | None:
-    return next((a for a in study["study"].get("ship", []) if results["arms"].get(a, {}).get("ok")), None)
-
-
-def collect(study_path: str | dict, dest: Path, part_mb: int = 15) -> None:
-    """results + configs + logs (+ plots) as one tar.xz, and the shipped arm's final.pt in ≤ part_mb parts."""
-    study = load_study(study_path)
-    out = Path(study["study"]["out_dir"])
-    dest.mkdir(parents=True, exist_ok=True)
-    results = json.loads((out / "results.json").read_text())
-    with tarfile.open(dest / "study.tar.xz", "w:xz") as tar:
-        for f in sorted(out.rglob("*")):
-            if f.is_file() and f.suffix in (".json", ".jsonl", ".log", ".png", ".md"):
-                tar.add(f, arcname=str(f.relative_to(out.parent)))
-    ship = shipped(study, results)
-    if ship:
-        data = (out / ship / "final.pt").read_bytes()
-        step = part_mb * 2**20
-        for k in range(0, len(data), step):
-            (dest / f"shipped.pt.part{k // step}").write_bytes(data[k:k + step])
-        print(f"shipped arm {ship}: {len(data) / 2**20:.1f} MiB in {math.ceil(len(data) / step)} parts", file=sys.stderr)
-
-
-# ---- the report -----------------------------------------------------------------------------------
-
-def mean_spread(values: list[float]) -> str:
-    if len(values) == 1:
-        return f"{values[0]:.4f}"
-    return f"{sum(values) / len(values):.4f} ± {(max(values) - min(values)) / 2:.4f}"
-
-
-def report(study_path: str | dict) -> str:
-    study = load_study(study_path)
-    out = Path(study["study"]["out_dir"])
-    results = json.loads((out / "results.json").read_text())
-    arms = results["arms"]
-    lines = [f"Device: {results['device']}, torch {results['torch']}; token scale {results['token_scale']:.2f}; "
-             f"whole study {results['wall_s'] / 60:.1f} min.", ""]
-    for table in study.get("table", []):
-        lines += [f"### {table['title']}", "", "| arm | params | tokens | val loss | bits/byte | "
-                  + " | ".join(TASK_COLUMNS) + " | zero-shot avg | train s |",
-                  "|---" * (7 + len(TASK_COLUMNS)) + "|"]
-        for arm in table["arms"]:
-            runs = [r for n, r in arms.items() if (n == arm or n.startswith(arm + "@")) and r.get("ok")]
-            if not runs:
-                lines.append(f"| {arm} | failed: {arms.get(arm, {}).get('error', 'not run')} |")
-                continue
-            zs = [r.get("zero_shot", {}) for r in runs]
-            cells = [mean_spread([z[t]["acc"] for z in zs]) if all(t in z for z in zs) else "–" for t in TASK_COLUMNS]
-            avg = mean_spread([z["average"]["acc"] for z in zs]) if all("average" in z for z in zs) else "–"
-            label = study["arm"][arm].get("describe", arm) + (f" (from {runs[0]['branched_from']})" if runs[0].get("branched_from") else "")
-            seeds = f" ×{len(runs)} seeds" if len(runs) > 1 else ""
-            lines.append(f"| {label}{seeds} | {runs[0]['params'] / 1e6:.2f}M | {runs[0]['tokens'] / 1e6:.1f}M | "
-                         f"{mean_spread([r['val_loss'] for r in runs])} | {mean_spread([r['bits_per_byte'] for r in runs])} | "
-                         + " | ".join(cells) + f" | {avg} | {sum(r['train_s'] for r in runs) / len(runs):.0f} |")
-        lines.append("")
-    return "\n".join(lines)
-
-
-def plot(study_path: str, dest: Path) -> None:
-    """Validation loss against tokens, one PNG per table (needs matplotlib)."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    study = load_study(study_path)
-    out = Path(study["study"]["out_dir"])
-    dest.mkdir(parents=True, exist_ok=True)
-    for k, table in enumerate(study.get("table", [])):
-        fig, ax = plt.subplots(figsize=(6, 4))
-        for arm in table["arms"]:
-            log = out / arm / "log.jsonl"
-            if not log.exists():
-                continue
-            points = [json.loads(line) for line in log.read_text().splitlines()]
-            points = [(p["tokens"] / 1e6, p["val_loss"]) for p in points if "val_loss" in p]
-            if points:
-                ax.plot(*zip(*points), marker=".", label=study["arm"][arm].get("describe", arm))
-        ax.set_xlabel("training tokens (M)")
-        ax.set_ylabel("validation loss (nats/token)")
-        ax.set_title(table["title"], fontsize=9)
-        ax.legend(fontsize=7)
-        fig.tight_layout()
-        fig.savefig(dest / f"{table.get('plot', f'table{k}')}.png", dpi=110)
-        plt.close(fig)
 
 
 def main(argv: list[str]) -> int:

@@ -1,0 +1,56 @@
+"""The study's budget: each shape's training speed measured by a short probe, and the whole plan's
+GPU time at a token scale, so that every arm can be scaled down by one factor to fit."""
+from __future__ import annotations
+
+import time
+
+import torch
+
+from .config import ModelConfig, TrainConfig, _fill
+from .model import TinyLM
+from .study_plan import base_train, instances, tokens_per_step
+from .train import make_autocast, make_optimizer, pick_device
+
+def probe(study: dict, steps: int = 5) -> dict[str, float]:
+    """Training tokens/s of each (shape, vocab) used, measured alone on random tokens."""
+    device = pick_device("auto")
+    rates = {}
+    for inst in instances(study).values():
+        if "branch" in inst or f"{inst['shape']}/{inst['vocab']}" in rates:
+            continue
+        tc = _fill(TrainConfig, "train", base_train(study, inst), "probe")
+        model = TinyLM(_fill(ModelConfig, "model", study["shape"][inst["shape"]], "probe")).to(device)
+        opt, autocast = make_optimizer(model, tc, device), make_autocast(device, tc.dtype)
+        x = torch.randint(0, model.config.vocab_size, (tc.batch_size, tc.seq_len + 1), device=device)
+        for i in range(steps + 2):
+            if i == 2:
+                if device == "cuda":
+                    torch.cuda.synchronize()
+                t0 = time.time()
+            for _ in range(tc.grad_accum):
+                with autocast():
+                    loss = model(x[:, :-1], x[:, 1:])[1]
+                (loss / tc.grad_accum).backward()
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+        float(loss.detach())
+        rates[f"{inst['shape']}/{inst['vocab']}"] = steps * tokens_per_step(vars(tc)) / (time.time() - t0)
+        del model, opt
+        if device == "cuda":
+            torch.cuda.empty_cache()
+    return rates
+
+
+def estimate_s(study: dict, rates: dict, scale: float) -> float:
+    """GPU seconds of the whole plan if the arms ran one after another (a safe upper bound)."""
+    total, insts = 0.0, instances(study)
+    per_arm = study["study"].get("overhead_s", 10)
+    for inst in insts.values():
+        if "branch" in inst:
+            base = insts[inst["branch"][0]]
+            secs = scale * base["tokens"] / rates[f"{base['shape']}/{base['vocab']}"]
+            frac = {**study["train"], **inst.get("train", {})}.get("round_fraction", 0.5)
+            total += secs * (frac + 0.35) + per_arm
+        else:
+            total += scale * inst["tokens"] / rates[f"{inst['shape']}/{inst['vocab']}"] + per_arm
+    return total

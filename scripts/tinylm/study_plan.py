@@ -1,0 +1,71 @@
+"""The study's plan: configs/study.toml read into arms (instances of shape × vocabulary × method), what
+each arm needs before it can start, and the full spec an arm's process runs from."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from .config import ConfigError, read_toml
+
+def load_study(path: str | Path | dict) -> dict:
+    """A study config (TOML path, or the same as a dict)."""
+    study = path if isinstance(path, dict) else read_toml(path)
+    for key in ("study", "vocab", "shape", "train", "arm"):
+        if key not in study:
+            raise ConfigError(f"{path}: missing [{key}] table")
+    for name, arm in study["arm"].items():
+        if "branch" not in arm and ("shape" not in arm or "vocab" not in arm or "tokens" not in arm):
+            raise ConfigError(f"{path}: arm {name} needs shape, vocab and tokens (or branch)")
+    return study
+
+
+def instances(study: dict) -> dict[str, dict]:
+    """One entry per (arm, seed): the first seed keeps the arm's name, others are name@seed."""
+    out = {}
+    for name, arm in study["arm"].items():
+        seeds = arm.get("seeds", [study["train"].get("seed", 1337)])
+        for k, seed in enumerate(seeds):
+            out[name if k == 0 else f"{name}@{seed}"] = {**arm, "arm": name, "seed": seed}
+    return out
+
+
+def needs(inst: dict) -> list[str]:
+    if "branch" in inst:
+        return list(inst["branch"])
+    return [inst["inherit"]["parent"]] if "inherit" in inst else []
+
+
+def tokens_per_step(train_cfg: dict) -> int:
+    return train_cfg["batch_size"] * train_cfg["seq_len"] * train_cfg.get("grad_accum", 1)
+
+
+def base_train(study: dict, inst: dict) -> dict:
+    return {**study["train"], **study["vocab"][inst["vocab"]].get("train", {}), **inst.get("train", {})}
+
+
+def resolve(study: dict, name: str, inst: dict, out: Path, scale: float, done: dict) -> dict:
+    """The arm's model and train config (as TrainConfig fields), given the finished arms it needs."""
+    run_dir = out / name
+    if "branch" in inst:  # the best finished candidate (lowest validation loss) goes on into round 2
+        ok = [c for c in inst["branch"] if done.get(c, {}).get("ok")]  # (the candidates of this run)
+        base = min(ok, key=lambda c: done[c]["val_loss"])
+        spec = json.loads((out / base / "arm.json").read_text())
+        train_cfg = {**spec["train"], **inst.get("train", {}), "out_dir": str(run_dir),
+                     "branch_from": str(out / base / "ckpt.pt"), "init_from": ""}
+        return {**spec, "name": name, "arm": inst["arm"], "branched_from": base, "train": train_cfg,
+                "inherit": None, "describe": inst.get("describe", spec["describe"])}
+    train_cfg = base_train(study, inst)
+    steps = max(4, round(inst["tokens"] * scale / tokens_per_step(train_cfg)))
+    train_cfg.update(max_steps=steps, warmup_steps=min(train_cfg.get("warmup_steps", 0), steps // 5) or 1,
+                     data_dir=study["vocab"][inst["vocab"]]["data"], out_dir=str(run_dir), seed=inst["seed"])
+    inh = inst.get("inherit")
+    if inh:
+        train_cfg["init_from"] = str(run_dir / "init.pt")
+        inh = {**inh, "parent_ckpt": str(out / inh["parent"] / "final.pt"),
+               "parent_data": study["vocab"][done[inh["parent"]]["vocab"]]["data"],
+               "vocab_map": study["vocab"][inst["vocab"]]["vocab_map"]}
+    return {"name": name, "arm": inst["arm"], "vocab": inst["vocab"], "shape": inst["shape"],
+            "model": study["shape"][inst["shape"]], "train": train_cfg, "inherit": inh,
+            "describe": inst.get("describe", name),
+            "eval": {**study["vocab"][inst["vocab"]], "limit": study["study"].get("eval_limit", 0),
+                     "limit_tokens": study["study"].get("eval_tokens", 0)}}

@@ -1,0 +1,101 @@
+"""The study's results brought back (results, configs, logs and the shipped weights in parts that fit
+the 16 MiB return limit) and reported as the markdown tables and plots of docs/ablations.md."""
+from __future__ import annotations
+
+import json
+import math
+import sys
+import tarfile
+from pathlib import Path
+
+from .study_plan import load_study
+
+TASK_COLUMNS = ("lambada_openai", "arc_easy", "arc_challenge", "piqa", "openbook_qa", "winogrande")
+
+
+# ---- bringing results back ------------------------------------------------------------------------
+
+def shipped(study: dict, results: dict) -> str | None:
+    return next((a for a in study["study"].get("ship", []) if results["arms"].get(a, {}).get("ok")), None)
+
+
+def collect(study_path: str | dict, dest: Path, part_mb: int = 15) -> None:
+    """results + configs + logs (+ plots) as one tar.xz, and the shipped arm's final.pt in ≤ part_mb parts."""
+    study = load_study(study_path)
+    out = Path(study["study"]["out_dir"])
+    dest.mkdir(parents=True, exist_ok=True)
+    results = json.loads((out / "results.json").read_text())
+    with tarfile.open(dest / "study.tar.xz", "w:xz") as tar:
+        for f in sorted(out.rglob("*")):
+            if f.is_file() and f.suffix in (".json", ".jsonl", ".log", ".png", ".md"):
+                tar.add(f, arcname=str(f.relative_to(out.parent)))
+    ship = shipped(study, results)
+    if ship:
+        data = (out / ship / "final.pt").read_bytes()
+        step = part_mb * 2**20
+        for k in range(0, len(data), step):
+            (dest / f"shipped.pt.part{k // step}").write_bytes(data[k:k + step])
+        print(f"shipped arm {ship}: {len(data) / 2**20:.1f} MiB in {math.ceil(len(data) / step)} parts", file=sys.stderr)
+
+
+# ---- the report -----------------------------------------------------------------------------------
+
+def mean_spread(values: list[float]) -> str:
+    if len(values) == 1:
+        return f"{values[0]:.4f}"
+    return f"{sum(values) / len(values):.4f} ± {(max(values) - min(values)) / 2:.4f}"
+
+
+def report(study_path: str | dict) -> str:
+    study = load_study(study_path)
+    out = Path(study["study"]["out_dir"])
+    results = json.loads((out / "results.json").read_text())
+    arms = results["arms"]
+    lines = [f"Device: {results['device']}, torch {results['torch']}; token scale {results['token_scale']:.2f}; "
+             f"whole study {results['wall_s'] / 60:.1f} min.", ""]
+    for table in study.get("table", []):
+        lines += [f"### {table['title']}", "", "| arm | params | tokens | val loss | bits/byte | "
+                  + " | ".join(TASK_COLUMNS) + " | zero-shot avg | train s |",
+                  "|---" * (7 + len(TASK_COLUMNS)) + "|"]
+        for arm in table["arms"]:
+            runs = [r for n, r in arms.items() if (n == arm or n.startswith(arm + "@")) and r.get("ok")]
+            if not runs:
+                lines.append(f"| {arm} | failed: {arms.get(arm, {}).get('error', 'not run')} |")
+                continue
+            zs = [r.get("zero_shot", {}) for r in runs]
+            cells = [mean_spread([z[t]["acc"] for z in zs]) if all(t in z for z in zs) else "–" for t in TASK_COLUMNS]
+            avg = mean_spread([z["average"]["acc"] for z in zs]) if all("average" in z for z in zs) else "–"
+            label = study["arm"][arm].get("describe", arm) + (f" (from {runs[0]['branched_from']})" if runs[0].get("branched_from") else "")
+            seeds = f" ×{len(runs)} seeds" if len(runs) > 1 else ""
+            lines.append(f"| {label}{seeds} | {runs[0]['params'] / 1e6:.2f}M | {runs[0]['tokens'] / 1e6:.1f}M | "
+                         f"{mean_spread([r['val_loss'] for r in runs])} | {mean_spread([r['bits_per_byte'] for r in runs])} | "
+                         + " | ".join(cells) + f" | {avg} | {sum(r['train_s'] for r in runs) / len(runs):.0f} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def plot(study_path: str, dest: Path) -> None:
+    """Validation loss against tokens, one PNG per table (needs matplotlib)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    study = load_study(study_path)
+    out = Path(study["study"]["out_dir"])
+    dest.mkdir(parents=True, exist_ok=True)
+    for k, table in enumerate(study.get("table", [])):
+        fig, ax = plt.subplots(figsize=(6, 4))
+        for arm in table["arms"]:
+            log = out / arm / "log.jsonl"
+            if not log.exists():
+                continue
+            points = [json.loads(line) for line in log.read_text().splitlines()]
+            points = [(p["tokens"] / 1e6, p["val_loss"]) for p in points if "val_loss" in p]
+            if points:
+                ax.plot(*zip(*points), marker=".", label=study["arm"][arm].get("describe", arm))
+        ax.set_xlabel("training tokens (M)")
+        ax.set_ylabel("validation loss (nats/token)")
+        ax.set_title(table["title"], fontsize=9)
+        ax.legend(fontsize=7)
+        fig.tight_layout()
+        fig.savefig(dest / f"{table.get('plot', f'table{k}')}.png", dpi=110)
+        plt.close(fig)
