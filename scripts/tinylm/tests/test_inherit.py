@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from scripts.tinylm.config import ConfigError
-from scripts.tinylm.inherit import (UnitScores, build_student, calibration_batches, inherit, l2_scores, layer_skip_scores,
+from scripts.tinylm.inherit import (build_student, calibration_batches, inherit, l2_scores, layer_skip_scores,
                                     learnable_scores, load_complete, select_layers, taylor_scores)
 from scripts.tinylm.model import TinyLM
 from .conftest import TINY_SHARDS, tiny_model_config
