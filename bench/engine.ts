@@ -18,7 +18,7 @@ import { schemaGrammar } from "../src/engine/json-schema.js";
 import { loadTokenizer } from "../scripts/tokenizer/files.js";
 import { argmax } from "../src/engine/sampler.js";
 import { createDecoder } from "../src/engine/session.js";
-import { nodeOrt } from "../src/hosts/node-ort.js";
+import { nodeOrt } from "../src/node-runtime.js";
 import { median } from "./stats.js";
 
 export { wasmHeapBytes } from "../src/engine/session.js";

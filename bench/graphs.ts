@@ -7,7 +7,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { modelShapeFromConfig } from "../src/engine/decoder.js";
-import { nodeOrt } from "../src/hosts/node-ort.js";
+import { nodeOrt } from "../src/node-runtime.js";
 import { median } from "./stats.js";
 
 const { values, positionals: files } = parseArgs({

@@ -6,7 +6,7 @@ import { join } from "node:path";
 import { modelShapeFromConfig, type Decoder } from "../src/engine/decoder.js";
 import { argmax } from "../src/engine/sampler.js";
 import { createDecoder } from "../src/engine/session.js";
-import { nodeOrt } from "../src/hosts/node-ort.js";
+import { nodeOrt } from "../src/node-runtime.js";
 import { parseFlags, runMain } from "./tokenizer/cli.js";
 
 const USAGE = `

@@ -12,7 +12,7 @@ import { llamaWeights } from "../src/engine/simd/llama-weights.js";
 import { readOnnx } from "../src/engine/simd/onnx-reader.js";
 import type { Decoder } from "../src/engine/decoder.js";
 import { loadModel } from "../src/model.js";
-import { nodeOrt } from "../src/hosts/node-ort.js";
+import { nodeOrt } from "../src/node-runtime.js";
 import { FIXTURE_DIR, fixture, KERNELS_WASM, parity, RELAXED_WASM, simdDecoder as fixtureDecoder, webDecoder } from "./helpers/fixture.js";
 
 const V = fixture.shape.vocabSize;

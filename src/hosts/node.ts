@@ -7,7 +7,7 @@ import { createApp } from "../app.js";
 import { trackWasmMemories } from "../engine/session.js";
 import { loadModel, ModelHandle } from "../model.js";
 import { settingsFrom } from "./config.js";
-import { nodeOrt } from "./node-ort.js";
+import { nodeOrt } from "../node-runtime.js";
 import { drain } from "./shutdown.js";
 import { compileRelaxed } from "../engine/simd/relaxed.js";
 

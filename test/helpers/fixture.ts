@@ -3,7 +3,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { OnnxDecoder } from "../../src/engine/onnx-model.js";
 import { SimdDecoder, type KernelVariant } from "../../src/engine/simd/decoder.js";
-import { nodeOrt } from "../../src/hosts/node-ort.js";
+import { nodeOrt } from "../../src/node-runtime.js";
 import { llamaWeights } from "../../src/engine/simd/llama-weights.js";
 import { readOnnx } from "../../src/engine/simd/onnx-reader.js";
 import { ModelFolder, validationTokens as folderTokens } from "../../scripts/parity.js";

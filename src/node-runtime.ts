@@ -1,6 +1,7 @@
-// onnxruntime-web set up for a Node process (the Node host, the bench, the parity check): the Node
-// build, which can start worker threads when threads > 1 (the "onnxruntime-web/wasm" bundle cannot
-// in Node), reading the same .wasm as every host from node_modules.
+// WebAssembly in a Node process (the Node host, the bench, the parity check, the tests): V8's flags
+// for our kernels and onnxruntime-web, and onnxruntime-web's Node build, which can start worker
+// threads when threads > 1 (the "onnxruntime-web/wasm" bundle cannot in Node), reading the same .wasm
+// as every host from node_modules. Not under hosts/: it is shared by everything that runs in Node.
 import { readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import v8 from "node:v8";
