@@ -7,7 +7,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { gunzipSync } from "node:zlib";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { fetchCorpus, parseCsv, stripLicence, type BookEntry } from "../scripts/data/fetch-corpus.js";
+import { fetchCorpus, fetchEvals, parseCsv, stripLicence, type BookEntry } from "../scripts/data/fetch-corpus.js";
 
 const sha256 = (s: string) => createHash("sha256").update(s).digest("hex");
 const TWAIN = "THE PRINCE AND THE PAUPER\n\nby Mark Twain\n\nI will set down a tale as it was told to me.";
@@ -88,5 +88,28 @@ describe("npm run data:fetch (offline, against 127.0.0.1)", () => {
     const list = JSON.parse(readFileSync(join(import.meta.dirname, "../scripts/data/books.json"), "utf8")).books as BookEntry[];
     expect(list).toHaveLength(748);
     expect(list.every((b) => /^(stories|general)-\d{3}$/.test(b.shard) && b.author && b.title && /^[0-9a-f]{64}$/.test(b.sha256))).toBe(true);
+  });
+
+  it("fetches the eval sets, checks each against its reference hash, and names one that is missing", async () => {
+    const piqa = '{"query": "q", "choices": ["a", "b"], "gold": 1}\n';
+    const server2 = createServer((req, res) => {
+      const body = ({ "/data/commonsense_reasoning/piqa.jsonl": piqa, "/data/world_knowledge/arc_easy.jsonl": "changed\n" } as Record<string, string>)[req.url!];
+      res.writeHead(body === undefined ? 404 : 200).end(body);
+    });
+    await new Promise<void>((r) => server2.listen(0, "127.0.0.1", r));
+    try {
+      const source = `http://127.0.0.1:${(server2.address() as { port: number }).port}/data`;
+      const out = mkdtempSync(join(tmpdir(), "evals-"));
+      const sets = [
+        { file: "piqa.jsonl", path: "commonsense_reasoning/piqa.jsonl", lines: 1, sha256: sha256(piqa) },
+        { file: "arc_easy.jsonl", path: "world_knowledge/arc_easy.jsonl", lines: 1, sha256: sha256("original\n") },
+      ];
+      expect(await fetchEvals(out, source, sets, () => {})).toEqual(["arc_easy.jsonl"]);
+      expect(readFileSync(join(out, "piqa.jsonl"), "utf8")).toBe(piqa);
+      await expect(fetchEvals(out, source, [{ file: "lambada_openai.jsonl", path: "language_understanding/lambada_openai.jsonl", lines: 1, sha256: "0" }], () => {}))
+        .rejects.toThrow(/lambada_openai\.jsonl: .*HTTP 404/);
+    } finally {
+      await new Promise<void>((r) => server2.close(() => r()));
+    }
   });
 });

@@ -16,6 +16,7 @@ import { parseFlags, Progress, runMain } from "../tokenizer/cli.js";
 
 const USAGE = `
 usage: npm run data:fetch -- [--out DIR] [--mirror URL] [--books FILE] [--jobs N] [--delay-ms N]
+       npm run data:fetch -- --evals [--out DIR] [--evals-source URL]
        npm run data:fetch -- --make-list CORPUS_DIR [--books FILE]
 Download the training corpus from Project Gutenberg (about 210 MB of text, 748 books).
   --out DIR       where the shards go (default: build/corpus)
@@ -25,7 +26,36 @@ Download the training corpus from Project Gutenberg (about 210 MB of text, 748 b
   --jobs N        downloads at once (default: 4)
   --delay-ms N    pause before each request, per job (default: 500)
   --make-list DIR write the book list from a corpus folder in this format (maintainers)
+  --evals         the zero-shot eval sets instead (default out: build/eval-data), from llm-foundry's
+                  local eval data (--evals-source: a folder URL holding its scripts/eval/local_data tree;
+                  default https://raw.githubusercontent.com/mosaicml/llm-foundry/main/scripts/eval/local_data)
 `;
+
+export interface EvalSet {
+  file: string;
+  path: string;
+  lines: number;
+  sha256: string;
+}
+
+/**
+ * The zero-shot eval sets into `out`, each checked against the reference hash: a set that differs
+ * (upstream changed it) is written and listed; one that cannot be fetched is an error naming it.
+ */
+export async function fetchEvals(out: string, source: string, sets: EvalSet[], log: (line: string) => void = (l) => process.stderr.write(`${l}\n`)): Promise<string[]> {
+  mkdirSync(out, { recursive: true });
+  const differing: string[] = [];
+  for (const set of sets) {
+    const text = await get(`${source}/${set.path}`).catch((err: Error) => {
+      throw new Error(`${set.file}: ${err.message}`);
+    });
+    writeFileSync(join(out, set.file), text);
+    if (sha("sha256", text) !== set.sha256) differing.push(set.file);
+  }
+  log(`${sets.length - differing.length} of ${sets.length} eval sets match the reference; written to ${out}`);
+  for (const f of differing) log(`  differs from the reference (upstream changed it; used as fetched): ${f}`);
+  return differing;
+}
 
 export interface BookEntry {
   shard: string;
@@ -179,6 +209,12 @@ async function makeList(corpusDir: string): Promise<BookEntry[]> {
 if (import.meta.url === `file://${process.argv[1]}`) {
   runMain(async () => {
     const { flags } = parseFlags(process.argv.slice(2), USAGE);
+    if (flags.has("evals")) {
+      const sets = JSON.parse(readFileSync(join(import.meta.dirname, "evals.json"), "utf8")).sets as EvalSet[];
+      await fetchEvals(flags.get("out") ?? "build/eval-data",
+        (flags.get("evals-source") ?? "https://raw.githubusercontent.com/mosaicml/llm-foundry/main/scripts/eval/local_data").replace(/\/$/, ""), sets);
+      return;
+    }
     const listFile = flags.get("books") ?? join(import.meta.dirname, "books.json");
     if (flags.has("make-list")) {
       const books = await makeList(flags.get("make-list")!);

@@ -1,7 +1,7 @@
 // Tokenize the zero-shot eval sets (../shared/data/eval) with a tokenizer, in lm-evaluation-harness
 // form, for scripts/tinylm/evaluate.py — so Python never tokenizes differently from the server.
 //   npm run eval:encode -- --tokenizer build/tokenizer-8k --out build/eval/compact-8k.json [--limit 500]
-import { readFileSync, writeFileSync, mkdirSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { loadTokenizer } from "./files.js";
 import { parseFlags, runMain } from "./cli.js";
@@ -11,7 +11,7 @@ const USAGE = `
 usage: npm run eval:encode -- [--tokenizer DIR|parent] [--eval-dir DIR] [--limit N] [--out FILE]
 Tokenize the zero-shot eval sets in lm-evaluation-harness form.
   --tokenizer   tokenizer folder, or "parent" for cl100k (default: parent)
-  --eval-dir    the eval sets (default: ../shared/data/eval)
+  --eval-dir    the eval sets (default: build/eval-data, from npm run data:fetch -- --evals; else ../shared/data/eval)
   --limit N     examples per task, 0 = all (default: 0)
   --out FILE    (default: build/eval/tasks.json)
 `;
@@ -50,7 +50,8 @@ const TASKS: Record<string, (tok: Tokenizer, ex: Record<string, unknown>) => { o
 runMain(async () => {
   const { flags } = parseFlags(process.argv.slice(2), USAGE);
   const tok = loadTokenizer(flags.get("tokenizer") ?? "parent");
-  const dir = flags.get("eval-dir") ?? "../shared/data/eval";
+  // What `npm run data:fetch -- --evals` writes, else the project machines' copy.
+  const dir = flags.get("eval-dir") ?? (existsSync("build/eval-data") || !existsSync("../shared/data/eval") ? "build/eval-data" : "../shared/data/eval");
   const limit = Number(flags.get("limit") ?? 0);
   const out: Record<string, unknown[]> = {};
   for (const [name, build] of Object.entries(TASKS)) {
