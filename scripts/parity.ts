@@ -7,7 +7,7 @@ import { modelShapeFromConfig, type Decoder } from "../src/engine/decoder.js";
 import { argmax } from "../src/engine/sampler.js";
 import { createDecoder } from "../src/engine/session.js";
 import { nodeOrt } from "../src/node-runtime.js";
-import { parseFlags, runMain } from "./tokenizer/cli.js";
+import { parseFlags, Progress, runMain } from "./tokenizer/cli.js";
 
 const USAGE = `
 usage: npm run parity -- [MODEL_DIR] [--val-data DIR]
@@ -100,7 +100,9 @@ export async function scoreText(dec: Decoder, tokens: number[], window = 256) {
   const argmaxes: number[] = [];
   let nll = 0;
   let count = 0;
+  const progress = new Progress("parity", tokens.length * 1e6, "tokens"); // Progress counts in millions
   for (let start = 0; start + 1 < tokens.length; start += window) {
+    progress.update(start * 1e6);
     const chunk = tokens.slice(start, start + window + 1);
     const [{ logits }] = await dec.step([{ cache: dec.newCache(), tokens: chunk.slice(0, -1) }], "all");
     for (let i = 0; i < chunk.length - 1; i++) {
@@ -114,6 +116,7 @@ export async function scoreText(dec: Decoder, tokens: number[], window = 256) {
       count++;
     }
   }
+  progress.done();
   return { argmaxes, perplexity: Math.exp(nll / count), count };
 }
 

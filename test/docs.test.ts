@@ -35,6 +35,17 @@ describe("README and model card figures", () => {
     expect(readme).toContain(`the model assets the worker reads add ${mb(total)} MB`);
   });
 
+  it("the model card's quality figures come from the manifest the export wrote", () => {
+    const v = manifest.eval.validation;
+    expect(card).toContain(`**${v.bits_per_byte.toFixed(3)} bits per byte**`);
+    expect(card).toContain(`${v.val_loss.toFixed(3)} nats/token, ${v.bits_per_byte.toFixed(3)} bits/byte`);
+    const first = manifest.eval.validation_first_262144_tokens;
+    expect(card).toContain(`validation tokens: ${first.bits_per_byte.toFixed(3)}`);
+    const p = manifest.parity;
+    expect(card).toContain(`top-1 agreement ${(100 * p.int8_top1_agreement).toFixed(1)}%`);
+    expect(card).toContain(`max |Δlogit| ${p.fp32_max_abs_logit_diff.toExponential(1)}`);
+  });
+
   it("the parameter count comes from the manifest", () => {
     const total = manifest.parameters.total as number;
     expect(card).toContain(`| total | ${total.toLocaleString("en-US")} |`);

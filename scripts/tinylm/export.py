@@ -31,6 +31,7 @@ from .checkpoint import CheckpointError, load_checkpoint, model_from_checkpoint
 from .model import TinyLM
 from .onnx_graph import build_graph
 from .quantize import quantize_model
+from .progress import Progress
 
 # A plain chat template: role headers on their own line, messages separated by the end-of-text token.
 CHAT_TEMPLATE = (
@@ -182,12 +183,16 @@ def export(ckpt_path: str, tokenizer_dir: str, out_dir: str, name: str, eval_pat
     shutil.rmtree(tmp, ignore_errors=True)
     (tmp / "onnx").mkdir(parents=True)
     (tmp / "parity").mkdir()
+    progress = Progress("export", 4, "steps")  # graph, int8 graph, PyTorch reference, folder
     onnx.save(build_graph(model), str(tmp / "onnx" / "model.onnx"))
+    progress.update(1)
     emb, head = "embed_tokens.weight", "lm_head.weight.T"
     quantize_file(tmp / "onnx" / "model.onnx", tmp / "onnx" / "model_quantized.onnx", emb, head)
+    progress.update(2)
 
     prompts = prompts or [[eos_id] + list(range(300, 312)), [eos_id] + list(range(1000, 1009))]
     ref = parity_reference(model, prompts, eos_id)
+    progress.update(3)
     ref["logits"].tofile(tmp / "parity" / "logits.f32")
     (tmp / "parity" / "cases.json").write_text(json.dumps({"vocab_size": cfg.vocab_size, "cases": ref["cases"],
                                                            "greedy": ref["greedy"]}))
@@ -228,12 +233,14 @@ def export(ckpt_path: str, tokenizer_dir: str, out_dir: str, name: str, eval_pat
     }
     (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2))
     # Workers static assets: upload only what the server reads (the fp32 graph is for parity checks).
-    (tmp / ".assetsignore").write_text("onnx/model.onnx\nparity\nvocab_map.json\nREADME.md\nMODEL_CARD.md\n")
-    if (out / "MODEL_CARD.md").exists():  # hand-written: survives a re-export
-        shutil.copy(out / "MODEL_CARD.md", tmp / "MODEL_CARD.md")
+    (tmp / ".assetsignore").write_text("onnx/model.onnx\nparity\nvocab_map.json\nREADME.md\nMODEL_CARD.md\nloss-curve.svg\n")
+    for kept in ("MODEL_CARD.md", "loss-curve.svg"):  # hand-written or drawn from logs: survive a re-export
+        if (out / kept).exists():
+            shutil.copy(out / kept, tmp / kept)
     if out.exists():
         shutil.rmtree(out)
     tmp.rename(out)
+    progress.done()
     return out
 
 
