@@ -8,7 +8,7 @@ import torch
 
 from .config import ModelConfig, TrainConfig, _fill
 from .model import TinyLM
-from .study_plan import base_train, instances, tokens_per_step
+from .study_plan import base_train, compute_matched_tokens, instances, tokens_per_step
 from .train import make_autocast, make_optimizer, pick_device
 
 def probe(study: dict, steps: int = 5) -> dict[str, float]:
@@ -52,5 +52,6 @@ def estimate_s(study: dict, rates: dict, scale: float) -> float:
             frac = {**study["train"], **inst.get("train", {})}.get("round_fraction", 0.5)
             total += secs * (frac + 0.35) + per_arm
         else:
-            total += scale * inst["tokens"] / rates[f"{inst['shape']}/{inst['vocab']}"] + per_arm
+            tokens = compute_matched_tokens(study, inst, insts[inst["compute_matched"]]["tokens"]) if "compute_matched" in inst else inst["tokens"]
+            total += scale * tokens / rates[f"{inst['shape']}/{inst['vocab']}"] + per_arm
     return total

@@ -32,7 +32,26 @@ def instances(study: dict) -> dict[str, dict]:
 def needs(inst: dict) -> list[str]:
     if "branch" in inst:
         return list(inst["branch"])
+    if "compute_matched" in inst:
+        return [inst["compute_matched"]]
     return [inst["inherit"]["parent"]] if "inherit" in inst else []
+
+
+def flops_per_token(shape: dict) -> float:
+    """Training FLOPs per token of a shape: 6 × the weights a token passes through (attention
+    projections, SwiGLU, and the LM head, which costs its full size even when tied)."""
+    d, hd = shape["d_model"], shape.get("head_dim") or shape["d_model"] // shape["n_heads"]
+    attention = 2 * d * shape["n_heads"] * hd + 2 * d * shape["n_kv_heads"] * hd
+    per_layer = attention + 3 * d * shape["ffn_hidden"]
+    return 6.0 * (shape["n_layers"] * per_layer + shape["vocab_size"] * d)
+
+
+def compute_matched_tokens(study: dict, inst: dict, parent_tokens: float) -> float:
+    """An arm's own tokens plus the student tokens that cost as much compute as the parent's training:
+    the from-scratch control for inheritance at equal compute (the parent is not free)."""
+    parent = study["arm"][inst["compute_matched"]]
+    ratio = flops_per_token(study["shape"][parent["shape"]]) / flops_per_token(study["shape"][inst["shape"]])
+    return inst["tokens"] + parent_tokens * ratio
 
 
 def tokens_per_step(train_cfg: dict) -> int:
@@ -55,7 +74,10 @@ def resolve(study: dict, name: str, inst: dict, out: Path, scale: float, done: d
         return {**spec, "name": name, "arm": inst["arm"], "branched_from": base, "train": train_cfg,
                 "inherit": None, "describe": inst.get("describe", spec["describe"])}
     train_cfg = base_train(study, inst)
-    steps = max(4, round(inst["tokens"] * scale / tokens_per_step(train_cfg)))
+    tokens = inst["tokens"] * scale
+    if "compute_matched" in inst:  # the parent's tokens as trained (scaled already), in student-token equivalents
+        tokens = compute_matched_tokens(study, inst, done[inst["compute_matched"]]["tokens"]) - inst["tokens"] + tokens
+    steps = max(4, round(tokens / tokens_per_step(train_cfg)))
     train_cfg.update(max_steps=steps, warmup_steps=min(train_cfg.get("warmup_steps", 0), steps // 5) or 1,
                      data_dir=study["vocab"][inst["vocab"]]["data"], out_dir=str(run_dir), seed=inst["seed"])
     inh = inst.get("inherit")

@@ -3,6 +3,7 @@ import os
 import tomllib
 
 from scripts.tinylm import study as st
+from scripts.tinylm import study_plan as plan
 from .conftest import ROOT
 
 FIX = ROOT / "test" / "fixtures"
@@ -43,6 +44,7 @@ def test_the_study_runs_every_arm_and_branches_round_two_from_the_best_inherited
     arms = summary["arms"]
     assert all(r.get("ok") for r in arms.values()), {k: r.get("error") for k, r in arms.items()}
     assert set(arms) == set(study["arm"]) | {"scratch@1338", "inherit-taylor@1338"}
+    assert arms["scratch-compute"]["tokens"] > arms["scratch"]["tokens"] + arms["parent"]["tokens"]  # parent compute counted
     candidates = study["arm"]["round2-loss"]["branch"]
     best = min(candidates, key=lambda c: arms[c]["val_loss"])
     for name in ("round2-loss", "round2-uniform", "round2-fresh"):
@@ -102,3 +104,13 @@ def test_an_arm_writes_its_result_before_zero_shot_scoring(tmp_path, monkeypatch
         st.run_arm(out / "scratch")
     result = json.loads((out / "scratch" / "result.json").read_text())
     assert result["ok"] and result["bits_per_byte"] > 0 and "zero_shot" not in result
+
+
+def test_the_compute_matched_control_trains_on_its_tokens_plus_the_parents_compute():
+    study = tomllib.loads((ROOT / "configs" / "study.toml").read_text())
+    parent, student = study["shape"]["parent"], study["shape"]["student"]
+    ratio = plan.flops_per_token(parent) / plan.flops_per_token(student)
+    assert 6 < ratio < 10  # "the parent cost ~8× the student's FLOPs per token"
+    inst = st.instances(study)["scratch-compute"]
+    assert st.needs(inst) == ["parent"]
+    assert plan.compute_matched_tokens(study, inst, 20e6) == inst["tokens"] + 20e6 * ratio
