@@ -118,9 +118,10 @@ def taylor_scores(model: TinyLM, batches, kept: list[int] | None = None) -> Unit
 
 
 def learnable_scores(model: TinyLM, batches, keep: dict[str, float], steps: int = 200, lr: float = 1.0,
-                     sparsity_weight: float = 5.0) -> UnitScores:
+                     sparsity_weight: float = 0.5) -> UnitScores:
     """Sigmoid gates on channels, heads and neurons, trained on calibration data with frozen weights
-    and a penalty pulling each gate family's mean to its keep ratio; the gate values are the scores."""
+    and a per-family budget pulling each family's mean gate to its keep ratio; the gate values are
+    the scores. Returns the scores; `learnable_scores.last_means` holds each family's final mean."""
     cfg = model.config
     device = next(model.parameters()).device
     for p in model.parameters():
@@ -144,7 +145,10 @@ def learnable_scores(model: TinyLM, batches, keep: dict[str, float], steps: int 
             layer.self_attn.head_gate = gates["heads"][i]
             layer.mlp.neuron_gate = gates["neurons"][i]
         loss = model(x, y)[1]
-        penalty = sum((gates[k].mean() - keep[k]) ** 2 for k in gates)
+        # Each family's budget: (mean − keep)² × its size, so every gate feels the same pull whatever
+        # the family's size (scaled by the mean alone, 28,160 FFN gates each got ~7e-6 and the mean
+        # never reached its keep ratio); the loss then decides which gates of the family stay open.
+        penalty = sum((gates[k].mean() - keep[k]) ** 2 * gates[k].numel() for k in gates)
         opt.zero_grad()
         (loss + sparsity_weight * penalty).backward()
         opt.step()
@@ -155,6 +159,7 @@ def learnable_scores(model: TinyLM, batches, keep: dict[str, float], steps: int 
     for p in model.parameters():
         p.requires_grad_(True)
     gates = {k: torch.sigmoid(v.detach()) for k, v in logits.items()}
+    learnable_scores.last_means = {k: float(g.mean()) for k, g in gates.items()}
     heads = list(gates["heads"])
     return UnitScores(gates["channels"], heads, [h.view(cfg.n_kv_heads, -1).sum(1) for h in heads], list(gates["neurons"]))
 

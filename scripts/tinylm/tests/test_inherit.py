@@ -165,3 +165,14 @@ def test_a_student_missing_a_parameter_is_an_error_not_a_random_layer(tiny_model
     del state["layers.0.mlp.up_proj.weight"]
     with pytest.raises(ConfigError, match="layers.0.mlp.up_proj.weight"):
         load_complete(TinyLM(tiny_model.config), state)
+
+
+def test_learnable_gates_reach_their_keep_ratio_per_family():
+    """The mask learns: each family's mean gate ends near its keep ratio (it barely moved before)."""
+    torch.manual_seed(0)
+    model = TinyLM(tiny_model_config(vocab_size=97))
+    keep = {"channels": 0.5, "heads": 0.5, "neurons": 0.25}
+    learnable_scores(model, batches(), keep, steps=150)
+    means = learnable_scores.last_means
+    for family, ratio in keep.items():
+        assert abs(means[family] - ratio) < 0.1, (family, means[family], ratio)
