@@ -71,6 +71,9 @@ class TrainConfig:
     # Later rounds warm up from where round 1 ended (min_lr) to their peak over this many steps (-1:
     # 5% of the round), not from zero over warmup_steps (that re-warm was 18% of a GPU round 2).
     round_warmup_steps: int = -1
+    # How batches are drawn: shuffled windows, or runs of consecutive windows (one stretch of a book
+    # per batch, so batch losses differ and loss-weighted rounds have something to weigh).
+    batch_grouping: str = "shuffled"
     init_from: str = ""  # checkpoint to start from (e.g. an inherited student)
     # A finished run's ckpt.pt to continue from into its next round with this config's round settings,
     # so several later-round variants can share one round 1.

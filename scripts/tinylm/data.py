@@ -71,9 +71,17 @@ class TokenSplit:
 
 
 class BatchPlan:
-    """The seeded order of training batches: batch i of epoch e is a fixed set of windows."""
+    """The seeded order of training batches: batch i of epoch e is a fixed set of windows.
 
-    def __init__(self, split: TokenSplit, seq_len: int, batch_size: int, seed: int):
+    grouping "shuffled": each batch takes windows from anywhere in the split (batch losses all look
+    alike). "contiguous": each batch is a run of consecutive windows — one stretch of one book, in a
+    shuffled order of runs — so batch losses differ as books do, which is what loss-weighted round-2
+    sampling needs to have anything to choose between."""
+
+    def __init__(self, split: TokenSplit, seq_len: int, batch_size: int, seed: int, grouping: str = "shuffled"):
+        if grouping not in ("shuffled", "contiguous"):
+            raise DataError(f"batch grouping must be shuffled or contiguous, not {grouping!r}")
+        self.grouping = grouping
         self.split, self.seq_len, self.batch_size, self.seed = split, seq_len, batch_size, seed
         self.windows = split.num_windows(seq_len)
         if self.windows < batch_size:
@@ -87,8 +95,12 @@ class BatchPlan:
     def windows_of(self, batch: int) -> np.ndarray:
         epoch, i = divmod(batch, self.batches_per_epoch)
         if epoch != self._epoch:
-            self._order = np.random.default_rng([self.seed, epoch]).permutation(self.windows)
+            rng = np.random.default_rng([self.seed, epoch])
+            self._order = rng.permutation(self.windows) if self.grouping == "shuffled" else rng.permutation(self.batches_per_epoch)
             self._epoch = epoch
+        if self.grouping == "contiguous":
+            start = int(self._order[i]) * self.batch_size
+            return np.arange(start, start + self.batch_size)
         return self._order[i * self.batch_size:(i + 1) * self.batch_size]
 
     def batch(self, batch: int) -> tuple[torch.Tensor, torch.Tensor]:

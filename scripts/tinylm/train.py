@@ -145,7 +145,7 @@ def train(cfg: Config, stop_after: int | None = None) -> Path:
     val_split = TokenSplit(tc.data_dir, "val")
     if train_split.vocab_size > cfg.model.vocab_size:
         raise ConfigError(f"data {tc.data_dir} has vocabulary {train_split.vocab_size} > model.vocab_size {cfg.model.vocab_size}")
-    plan = BatchPlan(train_split, tc.seq_len, tc.batch_size, tc.seed)
+    plan = BatchPlan(train_split, tc.seq_len, tc.batch_size, tc.seed, tc.batch_grouping)
 
     resume_path = out / "ckpt.pt"
     state = load_checkpoint(resume_path) if resume_path.exists() else None

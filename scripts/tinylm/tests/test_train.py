@@ -149,3 +149,18 @@ def test_later_rounds_continue_from_round_one_rate_with_a_short_warmup():
     assert round2[0] > 3e-4  # no drop below where round 1 stopped
     assert round2[9] == pytest.approx(3e-3)  # peak after 5% of the round (10 of 200 steps), not 40
     assert all(a >= b for a, b in zip(round2[9:], round2[10:]))  # then cosine down
+
+
+def test_contiguous_batches_are_runs_of_windows_and_cover_each_epoch_once():
+    from scripts.tinylm.data import BatchPlan
+
+    split = TokenSplit(TINY_SHARDS, "train")
+    plan = BatchPlan(split, 32, 4, seed=1, grouping="contiguous")
+    seen = []
+    for b in range(plan.batches_per_epoch):
+        w = plan.windows_of(b)
+        assert list(w) == list(range(w[0], w[0] + 4))  # one stretch of text
+        seen += list(w)
+    assert sorted(seen) == list(range(plan.batches_per_epoch * 4))
+    shuffled = BatchPlan(split, 32, 4, seed=1)
+    assert any(list(shuffled.windows_of(b)) != list(range(shuffled.windows_of(b)[0], shuffled.windows_of(b)[0] + 4)) for b in range(5))
