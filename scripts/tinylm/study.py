@@ -26,7 +26,7 @@ from .checkpoint import load_checkpoint, model_from_checkpoint
 from .config import Config, ConfigError, ModelConfig, TrainConfig, _fill
 from .evaluate import zero_shot
 from .stage import evaluate_model, inherit_student
-from .study_budget import estimate_s, probe
+from .study_budget import arm_estimate_s, estimate_s, probe
 from .study_plan import instances, load_study, needs, resolve
 from .study_report import collect, plot, report
 from .train import pick_device, train
@@ -94,9 +94,10 @@ def launch(study: dict, name: str, inst: dict, out: Path, scale: float, done: di
 
 def run(study_path: str | dict, budget_s: float, only: list[str] | None = None, scale: float | None = None,
         tokens: dict[str, float] | None = None, parallel: int | None = None, zero_shot_eval: bool = True,
-        out_dir: str | None = None) -> dict:
+        out_dir: str | None = None, rates: dict[str, float] | None = None) -> dict:
     """Run the study. only: these arm instances; scale: a fixed token scale (skips the probe);
-    tokens: arm → tokens overrides. Arms that outlive budget_s are stopped (0: no limit)."""
+    tokens: arm → tokens overrides. An arm that cannot finish before budget_s runs out (estimated from
+    the probe's rates) is skipped; one that outlives it anyway is stopped (0: no limit)."""
     t_start = time.time()
     study = load_study(study_path)
     for arm, n in (tokens or {}).items():
@@ -114,7 +115,7 @@ def run(study_path: str | dict, budget_s: float, only: list[str] | None = None, 
         for v in insts.values():  # a branch chooses among the candidates that run
             if "branch" in v:
                 v["branch"] = [c for c in v["branch"] if c in insts]
-    rates = {}
+    rates = dict(rates or {})  # tokens/s per shape/vocab: measured by the probe unless given
     if scale is None:
         rates = probe(study)
         avail = budget_s - (time.time() - t_start) - study["study"].get("reserve_s", 30)
@@ -142,7 +143,11 @@ def run(study_path: str | dict, budget_s: float, only: list[str] | None = None, 
             if name in done or name in running or len(running) >= parallel:
                 continue
             why = readiness(name, insts, done)
-            if why is None:
+            # Deadline-aware: an arm that cannot finish in the time left is skipped, not started and killed.
+            need = arm_estimate_s(study, insts[name], rates, scale) if rates and why is None else 0.0
+            if why is None and time.time() + need > deadline:
+                done[name] = {"ok": False, "error": f"skipped: needs ~{need:.0f} s, {deadline - time.time():.0f} s left"}
+            elif why is None:
                 running[name] = (launch(study, name, insts[name], out, scale, done), time.time())
             elif why != "wait":
                 done[name] = {"ok": False, "error": why}

@@ -41,17 +41,19 @@ def probe(study: dict, steps: int = 5) -> dict[str, float]:
     return rates
 
 
+def arm_estimate_s(study: dict, inst: dict, rates: dict, scale: float) -> float:
+    """GPU seconds of one arm at this token scale (its training, plus the per-arm overhead)."""
+    insts = instances(study)
+    per_arm = study["study"].get("overhead_s", 10)
+    if "branch" in inst:
+        base = insts[inst["branch"][0]]
+        secs = scale * base["tokens"] / rates[f"{base['shape']}/{base['vocab']}"]
+        frac = {**study["train"], **inst.get("train", {})}.get("round_fraction", 0.5)
+        return secs * (frac + 0.35) + per_arm
+    tokens = compute_matched_tokens(study, inst, insts[inst["compute_matched"]]["tokens"]) if "compute_matched" in inst else inst["tokens"]
+    return scale * tokens / rates[f"{inst['shape']}/{inst['vocab']}"] + per_arm
+
+
 def estimate_s(study: dict, rates: dict, scale: float) -> float:
     """GPU seconds of the whole plan if the arms ran one after another (a safe upper bound)."""
-    total, insts = 0.0, instances(study)
-    per_arm = study["study"].get("overhead_s", 10)
-    for inst in insts.values():
-        if "branch" in inst:
-            base = insts[inst["branch"][0]]
-            secs = scale * base["tokens"] / rates[f"{base['shape']}/{base['vocab']}"]
-            frac = {**study["train"], **inst.get("train", {})}.get("round_fraction", 0.5)
-            total += secs * (frac + 0.35) + per_arm
-        else:
-            tokens = compute_matched_tokens(study, inst, insts[inst["compute_matched"]]["tokens"]) if "compute_matched" in inst else inst["tokens"]
-            total += scale * tokens / rates[f"{inst['shape']}/{inst['vocab']}"] + per_arm
-    return total
+    return sum(arm_estimate_s(study, inst, rates, scale) for inst in instances(study).values())

@@ -114,3 +114,12 @@ def test_the_compute_matched_control_trains_on_its_tokens_plus_the_parents_compu
     inst = st.instances(study)["scratch-compute"]
     assert st.needs(inst) == ["parent"]
     assert plan.compute_matched_tokens(study, inst, 20e6) == inst["tokens"] + 20e6 * ratio
+
+
+def test_an_arm_that_cannot_finish_in_the_time_left_is_skipped_not_started(tmp_path):
+    study = tiny_study(tmp_path)
+    slow = {k: 1.0 for k in ("student/compact", "wide/compact", "student100k/parent", "parent/parent")}  # 1 token/s
+    summary = st.run(study, budget_s=60, only=["scratch"], scale=1.0, rates=slow)
+    assert summary["arms"]["scratch"]["ok"] is False
+    assert summary["arms"]["scratch"]["error"].startswith("skipped: needs ~")
+    assert not (tmp_path / "runs" / "scratch" / "arm.json").exists()  # never launched
