@@ -2,11 +2,14 @@
 the 16 MiB return limit) and reported as the markdown tables and plots of docs/ablations.md."""
 from __future__ import annotations
 
+import io
 import json
 import math
 import sys
 import tarfile
 from pathlib import Path
+
+import torch
 
 from .study_plan import load_study
 
@@ -19,8 +22,18 @@ def shipped(study: dict, results: dict) -> str | None:
     return next((a for a in study["study"].get("ship", []) if results["arms"].get(a, {}).get("ok")), None)
 
 
+def bf16_checkpoint(path: Path) -> bytes:
+    """A weights-only checkpoint with its float tensors in bfloat16: half the bytes to bring back
+    (loading it into a model converts back to float32; the training run itself was bf16 autocast)."""
+    ckpt = torch.load(path, map_location="cpu")
+    ckpt["model"] = {k: v.to(torch.bfloat16) if v.is_floating_point() else v for k, v in ckpt["model"].items()}
+    buf = io.BytesIO()
+    torch.save(ckpt, buf)
+    return buf.getvalue()
+
+
 def collect(study_path: str | dict, dest: Path, part_mb: int = 15) -> None:
-    """results + configs + logs (+ plots) as one tar.xz, and the shipped arm's final.pt in ≤ part_mb parts."""
+    """results + configs + logs (+ plots) as one tar.xz, and the shipped arm's final.pt (bf16) in ≤ part_mb parts."""
     study = load_study(study_path)
     out = Path(study["study"]["out_dir"])
     dest.mkdir(parents=True, exist_ok=True)
@@ -31,7 +44,7 @@ def collect(study_path: str | dict, dest: Path, part_mb: int = 15) -> None:
                 tar.add(f, arcname=str(f.relative_to(out.parent)))
     ship = shipped(study, results)
     if ship:
-        data = (out / ship / "final.pt").read_bytes()
+        data = bf16_checkpoint(out / ship / "final.pt")
         step = part_mb * 2**20
         for k in range(0, len(data), step):
             (dest / f"shipped.pt.part{k // step}").write_bytes(data[k:k + step])
