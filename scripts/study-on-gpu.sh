@@ -3,7 +3,9 @@
 #   bash scripts/study-on-gpu.sh OUT_DIR [TOTAL_S [study run options...]]
 # Needs build/gpu (here: /usr/bin/python3 -m scripts.tinylm.travel pack) and python3 with torch ≥ 2 + CUDA.
 # Writes to OUT_DIR: unpack.log, study.log, study.tar.xz (results, configs, logs, plots) and the
-# shipped arm's final.pt (weights in bf16) in 15 MiB parts (cat shipped.pt.part* > final.pt).
+# shipped arm's final.pt (weights in bf16) in 15 MiB parts. Back on the CPU, score them on all the
+# held-out text and the zero-shot tasks (pass --no-zero-shot here to keep the GPU on training):
+#   /usr/bin/python3 -m scripts.tinylm.study score OUT_DIR --data ... --tokenizer ... --tasks ...
 set -uo pipefail
 out=${1:?usage: study-on-gpu.sh OUT_DIR [TOTAL_S]}
 total=${2:-570}

@@ -28,7 +28,7 @@ from .evaluate import zero_shot
 from .stage import evaluate_model, inherit_student
 from .study_budget import arm_estimate_s, estimate_s, probe
 from .study_plan import instances, load_study, needs, resolve
-from .study_report import collect, plot, report
+from .study_report import collect, plot, report, score
 from .train import pick_device, train
 
 
@@ -183,6 +183,13 @@ def main(argv: list[str]) -> int:
     c = sub.add_parser("collect")
     c.add_argument("study")
     c.add_argument("dest")
+    sc = sub.add_parser("score", help="score the collected shipped weights on this (CPU) machine")
+    sc.add_argument("dest", help="the folder collect wrote (shipped.pt.part*)")
+    sc.add_argument("--data", required=True, help="pre-tokenized data (its val split is scored)")
+    sc.add_argument("--tokenizer", required=True)
+    sc.add_argument("--tasks", default=None, help="zero-shot tasks (encode-evals output)")
+    sc.add_argument("--seq-len", type=int, default=512)
+    sc.add_argument("--limit", type=int, default=0, help="examples per task (0: all)")
     p = sub.add_parser("report")
     p.add_argument("study")
     p.add_argument("--plots", default="", help="also draw the loss curves (PNG) into this folder")
@@ -198,6 +205,8 @@ def main(argv: list[str]) -> int:
             run_arm(Path(args.run_dir))
         elif args.cmd == "collect":
             collect(args.study, Path(args.dest))
+        elif args.cmd == "score":
+            print(json.dumps(score(Path(args.dest), args.data, args.tokenizer, args.tasks, args.seq_len, args.limit), indent=1))
         else:
             if args.plots:
                 plot(args.study, Path(args.plots))

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import torch
 
+from .config import ConfigError
 from .study_plan import load_study
 
 TASK_COLUMNS = ("lambada_openai", "arc_easy", "arc_challenge", "piqa", "openbook_qa", "winogrande")
@@ -49,6 +50,23 @@ def collect(study_path: str | dict, dest: Path, part_mb: int = 15) -> None:
         for k in range(0, len(data), step):
             (dest / f"shipped.pt.part{k // step}").write_bytes(data[k:k + step])
         print(f"shipped arm {ship}: {len(data) / 2**20:.1f} MiB in {math.ceil(len(data) / step)} parts", file=sys.stderr)
+
+
+def score(dest: Path, data: str, tokenizer: str, tasks: str | None = None, seq_len: int = 512, limit: int = 0) -> dict:
+    """Back on the CPU: the shipped weights reassembled from their parts, scored on all the held-out
+    text and the zero-shot tasks (the GPU's minutes go to training; --no-zero-shot and eval_tokens
+    keep its own evaluation short). Writes dest/score.json."""
+    from .checkpoint import model_from_checkpoint
+    from .stage import evaluate_model
+
+    parts = sorted(dest.glob("shipped.pt.part*"), key=lambda p: int(p.name.rsplit("part", 1)[1]))
+    if not parts:
+        raise ConfigError(f"{dest}: no shipped.pt.part* files (collect writes them)")
+    ckpt = torch.load(io.BytesIO(b"".join(p.read_bytes() for p in parts)), map_location="cpu")
+    model = model_from_checkpoint(ckpt, str(dest / "shipped.pt")).float()
+    result = evaluate_model(model, data, tokenizer, seq_len, tasks=tasks, task_limit=limit)
+    (dest / "score.json").write_text(json.dumps(result, indent=2))
+    return result
 
 
 # ---- the report -----------------------------------------------------------------------------------

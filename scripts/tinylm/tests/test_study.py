@@ -67,6 +67,10 @@ def test_the_study_runs_every_arm_and_branches_round_two_from_the_best_inherited
     for k, v in final["model"].items():  # bf16 on the way back, the same weights within bf16's precision
         assert back["model"][k].dtype == (torch.bfloat16 if v.is_floating_point() else v.dtype)
         assert torch.allclose(back["model"][k].float(), v.float(), rtol=1e-2, atol=1e-3)
+    # Scored back on the CPU: all the held-out text and the zero-shot tasks.
+    scored = st.score(tmp_path / "back", str(FIX / "shards-8k-tiny"), str(FIX / "tiny-model"), str(tmp_path / "tasks.json"), seq_len=32)
+    assert scored["validation"]["bits_per_byte"] > 0 and "piqa" in scored["zero_shot"]
+    assert (tmp_path / "back" / "score.json").exists()
 
 
 def test_budget_scales_every_arm_by_one_factor(tmp_path):
