@@ -27,7 +27,7 @@ from .config import Config, ConfigError, ModelConfig, TrainConfig, _fill
 from .evaluate import zero_shot
 from .stage import evaluate_model, inherit_student
 from .study_budget import arm_estimate_s, estimate_s, probe
-from .study_plan import instances, load_study, needs, resolve
+from .study_plan import base_train, instances, load_study, needs, resolve
 from .study_report import collect, plot, report, score
 from .train import pick_device, train
 
@@ -116,8 +116,13 @@ def run(study_path: str | dict, budget_s: float, only: list[str] | None = None, 
             if "branch" in v:
                 v["branch"] = [c for c in v["branch"] if c in insts]
     rates = dict(rates or {})  # tokens/s per shape/vocab: measured by the probe unless given
+    multipliers: dict[str, int] = {}
     if scale is None:
-        rates = probe(study)
+        rates, multipliers = probe(study)
+        for inst in insts.values():  # the probe's batch size for each shape (branches copy their base's)
+            m = multipliers.get(f"{inst.get('shape')}/{inst.get('vocab')}", 1)
+            if m > 1 and "branch" not in inst:
+                inst["train"] = {**inst.get("train", {}), "batch_size": base_train(study, inst)["batch_size"] * m}
         avail = budget_s - (time.time() - t_start) - study["study"].get("reserve_s", 30)
         scale = min(1.0, avail / estimate_s(study, rates, 1.0)) if budget_s > 0 else 1.0
         print(f"probe tokens/s {json.dumps({k: round(v) for k, v in rates.items()})}; plan ~{estimate_s(study, rates, 1.0):.0f} s "
@@ -160,7 +165,7 @@ def run(study_path: str | dict, budget_s: float, only: list[str] | None = None, 
                 done.setdefault(name, {"ok": False, "error": "not started: time budget spent"})
         time.sleep(0.5 if running else 0)
     summary = {"device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu",
-               "torch": torch.__version__, "probe_tokens_per_s": rates, "token_scale": scale,
+               "torch": torch.__version__, "probe_tokens_per_s": rates, "batch_multipliers": multipliers, "token_scale": scale,
                "wall_s": time.time() - t_start, "arms": done}
     (out / "results.json").write_text(json.dumps(summary, indent=2))
     return summary

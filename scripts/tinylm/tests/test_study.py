@@ -133,3 +133,20 @@ def test_an_arm_that_cannot_finish_in_the_time_left_is_skipped_not_started(tmp_p
     assert summary["arms"]["scratch"]["ok"] is False
     assert summary["arms"]["scratch"]["error"].startswith("skipped: needs ~")
     assert not (tmp_path / "runs" / "scratch" / "arm.json").exists()  # never launched
+
+
+def test_the_probe_keeps_a_larger_batch_only_when_it_is_faster(tmp_path, monkeypatch):
+    from scripts.tinylm import study_budget
+
+    study = tiny_study(tmp_path)
+    study["study"]["batch_multipliers"] = [1, 2]
+    speeds = {1: 1000.0, 2: 1500.0}  # a GPU-like gain for the student, none for the others
+
+    def fake_rate(study_, inst, device, steps, batch_size=None):
+        base = st.base_train(study_, inst)["batch_size"]
+        return speeds[(batch_size or base) // base] if inst["shape"] == "student" else 1000.0
+
+    monkeypatch.setattr(study_budget, "_rate", fake_rate)
+    rates, multipliers = study_budget.probe(study)
+    assert multipliers["student/compact"] == 2 and rates["student/compact"] == 1500.0
+    assert multipliers["wide/compact"] == 1
