@@ -162,12 +162,12 @@ export async function constrainedCost(modelDir: string, runs: number): Promise<{
   await dec.warmUp();
   const tok = loadTokenizer(modelDir);
   let t = performance.now();
-  const trie = new TokenTrie(tok.vocabSize, (id) => tok.tokenBytes(id), tok.eosId, (id) => tok.isSpecial(id));
+  const trie = new TokenTrie(tok);
   const trieMs = performance.now() - t;
   const engine = new Engine(dec, { maxBatch: 1, maxQueue: 4, prefixCache: false });
   let maskMs = 0;
   const run = async (json: boolean, seed: number) => {
-    const constraint = json ? new JsonConstraint(trie, (id) => tok.tokenBytes(id)) : undefined;
+    const constraint = json ? new JsonConstraint(trie) : undefined;
     const timed = constraint && {
       mask: () => {
         const start = performance.now();

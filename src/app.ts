@@ -74,6 +74,13 @@ function safeEqual(a: string, b: string): boolean {
   return diff === 0;
 }
 
+/** A short digest of the Authorization header: prefix caches are keyed by it, never by the key itself. */
+async function keyTag(authorization: string | undefined): Promise<string> {
+  if (!authorization) return "";
+  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(authorization)));
+  return Array.from(digest.subarray(0, 8), (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
 export function createApp(handle: ModelHandle, config: AppConfig = DEFAULT_CONFIG): Hono {
   const app = new Hono();
   const metrics = new Metrics();
@@ -166,13 +173,11 @@ export function createApp(handle: ModelHandle, config: AppConfig = DEFAULT_CONFI
   // any web page may call us (CORS "*"): a page could time its way through the local user's prompts.
   const prefixReuse = Boolean(config.apiKey) || config.corsOrigins !== "*";
   const scopeOf = async (c: Context, user: string | null | undefined): Promise<ClientScope> => {
-    const address = clientAddress(c);
-    const key = c.req.header("Authorization") ?? "";
-    const keyTag = key ? Array.from(new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(key))).subarray(0, 8), (b) => b.toString(16).padStart(2, "0")).join("") : "";
-    const usage = { prompt: 0, completion: 0 };
-    (c.set as (key: string, value: unknown) => void)("usage", usage);
     // Latency per choice: from the request's arrival to its first token, then between its tokens.
     const arrived = performance.now();
+    const address = clientAddress(c);
+    const usage = { prompt: 0, completion: 0 };
+    (c.set as (key: string, value: unknown) => void)("usage", usage);
     const last = new Map<number, number>();
     const onToken = (choice: number) => {
       const now = performance.now();
@@ -183,7 +188,7 @@ export function createApp(handle: ModelHandle, config: AppConfig = DEFAULT_CONFI
     };
     return {
       client: user || address,
-      cacheScope: prefixReuse ? `${address ?? "?"}|${keyTag}` : undefined,
+      cacheScope: prefixReuse ? `${address ?? "?"}|${await keyTag(c.req.header("Authorization"))}` : undefined,
       signal: c.req.raw.signal,
       onToken,
       usage,

@@ -47,10 +47,10 @@ describe("the JSON grammar", () => {
 
 describe("the token mask on the compact vocabulary", () => {
   const tok = loadTokenizer(FIXTURE_DIR);
-  const trie = new TokenTrie(tok.vocabSize, (id) => tok.tokenBytes(id), tok.eosId, (id) => tok.isSpecial(id));
+  const trie = new TokenTrie(tok);
 
   it("allows exactly the tokens whose bytes continue the JSON, and only end-of-text once it is complete", () => {
-    const c = new JsonConstraint(trie, (id) => tok.tokenBytes(id));
+    const c = new JsonConstraint(trie);
     const open = tok.encode("{").at(-1)!;
     const word = tok.encode("hello")[0];
     let mask = c.mask();
@@ -68,12 +68,12 @@ describe("the token mask on the compact vocabulary", () => {
   });
 
   it("every token the mask allows keeps the grammar alive (tokens that end mid-string or mid-character too)", () => {
-    const c = new JsonConstraint(trie, (id) => tok.tokenBytes(id));
+    const c = new JsonConstraint(trie);
     for (const id of tok.encode('{"text": "caf')) c.advance(id);
     const mask = c.mask();
     for (let id = 0; id < tok.vocabSize; id++) {
       if (!mask[id] || id === tok.eosId) continue;
-      const probe = new JsonConstraint(trie, (t) => tok.tokenBytes(t));
+      const probe = new JsonConstraint(trie);
       for (const t of tok.encode('{"text": "caf')) probe.advance(t);
       expect(() => probe.advance(id)).not.toThrow();
     }
@@ -83,7 +83,7 @@ describe("the token mask on the compact vocabulary", () => {
 describe("generations in JSON mode", () => {
   it("always parse as a JSON object when they stop (random seeds and temperatures), and stop with end-of-text", async () => {
     const tok = loadTokenizer(FIXTURE_DIR);
-    const trie = new TokenTrie(tok.vocabSize, (id) => tok.tokenBytes(id), tok.eosId, (id) => tok.isSpecial(id));
+    const trie = new TokenTrie(tok);
     const engine = new Engine(await simdDecoder(), { maxBatch: 8, maxQueue: 64, prefixCache: false });
     let stopped = 0;
     // Half the cases lean towards closing quotes and braces (a logit bias: the transforms' path), so
@@ -94,7 +94,7 @@ describe("generations in JSON mode", () => {
       let finish: string | null = null;
       const gen = engine.generate({
         prompt: tok.encode("Data: "), maxTokens: 60, sampling: { ...DEFAULT_SAMPLING, seed, temperature, logitBias: lean ? closers : new Map() }, stopTokens: new Set([tok.eosId!]),
-        constraint: new JsonConstraint(trie, (id) => tok.tokenBytes(id)),
+        constraint: new JsonConstraint(trie),
       });
       for await (const t of gen) {
         if (t.finish !== "stop") out.push(t.token);

@@ -132,14 +132,14 @@ describe("the schema automaton", () => {
 describe("generations under a schema", () => {
   it("parse and validate whenever they stop (random schemas, seeds and temperatures)", async () => {
     const tok = loadTokenizer(FIXTURE_DIR);
-    const trie = new TokenTrie(tok.vocabSize, (id) => tok.tokenBytes(id), tok.eosId, (id) => tok.isSpecial(id));
+    const trie = new TokenTrie(tok);
     const engine = new Engine(await simdDecoder(), { maxBatch: 8, maxQueue: 64, prefixCache: false });
     const closers = new Map(['"', "}", "]"].flatMap((t) => tok.encode(t)).map((id) => [id, 8] as [number, number]));
     let stopped = 0;
     await fc.assert(fc.asyncProperty(schemaArb, fc.integer({ min: 0, max: 1e6 }), fc.double({ min: 0, max: 1.5, noNaN: true }), async (schema, seed, temperature) => {
       const out: number[] = [];
       let finish: string | null = null;
-      const constraint = new GrammarConstraint(schemaGrammar(schema), trie, (id) => tok.tokenBytes(id));
+      const constraint = new GrammarConstraint(schemaGrammar(schema), trie);
       for await (const t of engine.generate({ prompt: tok.encode("Data: "), maxTokens: 48, sampling: { ...DEFAULT_SAMPLING, seed, temperature, logitBias: closers }, stopTokens: new Set([tok.eosId!]), constraint })) {
         if (t.finish !== "stop") out.push(t.token);
         finish = t.finish;

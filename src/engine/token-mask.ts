@@ -10,14 +10,26 @@ interface TrieNode {
   tokens: number[];
 }
 
-/** The vocabulary as a byte trie, built once per model. */
+/** What the trie needs of a tokenizer (the Tokenizer class has it). */
+export interface Vocabulary {
+  readonly vocabSize: number;
+  readonly eosId: number | undefined;
+  tokenBytes(id: number): Uint8Array;
+  isSpecial(id: number): boolean;
+}
+
+/** The vocabulary as a byte trie (special tokens left out), built once per model. */
 export class TokenTrie {
   readonly root: TrieNode = { children: new Map(), tokens: [] };
+  readonly vocabSize: number;
+  readonly eosId: number | undefined;
 
-  constructor(readonly vocabSize: number, bytesOf: (id: number) => Uint8Array, readonly eosId: number | undefined, skip: (id: number) => boolean) {
-    for (let id = 0; id < vocabSize; id++) {
-      if (skip(id)) continue;
-      const bytes = bytesOf(id);
+  constructor(readonly vocab: Vocabulary) {
+    this.vocabSize = vocab.vocabSize;
+    this.eosId = vocab.eosId;
+    for (let id = 0; id < this.vocabSize; id++) {
+      if (vocab.isSpecial(id)) continue;
+      const bytes = vocab.tokenBytes(id);
       if (bytes.length === 0) continue;
       let node = this.root;
       for (const b of bytes) {
@@ -49,7 +61,7 @@ export class GrammarConstraint<S> {
   private state: S;
   private static readonly caches = new WeakMap<object, WeakMap<TokenTrie, Map<string, Uint8Array>>>();
 
-  constructor(private readonly grammar: Grammar<S>, private readonly trie: TokenTrie, private readonly bytesOf: (id: number) => Uint8Array) {
+  constructor(private readonly grammar: Grammar<S>, private readonly trie: TokenTrie) {
     this.state = grammar.start;
   }
 
@@ -81,7 +93,7 @@ export class GrammarConstraint<S> {
   /** Follow the sampled token (it was allowed by mask()). */
   advance(token: number): void {
     if (token === this.trie.eosId) return;
-    for (const b of this.bytesOf(token)) {
+    for (const b of this.trie.vocab.tokenBytes(token)) {
       const next = this.grammar.step(this.state, b);
       if (next === null) throw new Error(`token ${token} breaks the grammar`);
       this.state = next;
@@ -95,7 +107,7 @@ export class GrammarConstraint<S> {
 
 /** JSON mode: any JSON object. */
 export class JsonConstraint extends GrammarConstraint<JsonState> {
-  constructor(trie: TokenTrie, bytesOf: (id: number) => Uint8Array) {
-    super(JSON_OBJECT, trie, bytesOf);
+  constructor(trie: TokenTrie) {
+    super(JSON_OBJECT, trie);
   }
 }

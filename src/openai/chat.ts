@@ -79,8 +79,9 @@ export async function chatCompletions(c: Context, model: LoadedModel, req: ChatR
   } catch (err) {
     throw invalidRequest(`messages could not be rendered with the chat template: ${(err as Error).message}`, "messages");
   }
-  const constraint = constraintFor(req, model);
-  const toolMode = forcedTools(req) !== null; // the reply is a call: {"name", "arguments"}
+  const tools = forcedTools(req);
+  const constraint = constraintFor(req, model, tools);
+  const toolMode = tools !== null; // the reply is a call: {"name", "arguments"}
   const least = model.tokenizer.minTokens(promptText);
   if (least >= model.engine.maxLength) throw promptTooLong(model.engine.maxLength, least, "messages");
   const prompt = await model.tokenizer.encodeAsync(promptText);

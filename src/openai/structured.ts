@@ -28,31 +28,30 @@ export function forcedTools(req: ChatRequest): NonNullable<ChatRequest["tools"]>
  * arguments valid against that tool's parameters (in the schema subset).
  */
 function toolCallGrammar(tools: NonNullable<ChatRequest["tools"]>): Grammar<number[]> {
-  return tools.length ? compile(() => ({
+  return compile(() => ({
     anyOf: tools.map((t) => ({
       type: "object",
       properties: { name: { const: t.function.name }, arguments: t.function.parameters ?? { type: "object", properties: {} } },
       required: ["name", "arguments"],
       additionalProperties: false,
     })),
-  }), (path) => path.replace(/^schema\.anyOf\.(\d+)\.properties\.arguments/, "tools.$1.function.parameters")) : JSON_OBJECT as never;
+  }), (path) => path.replace(/^schema\.anyOf\.(\d+)\.properties\.arguments/, "tools.$1.function.parameters"));
 }
 
-/** A factory of per-choice constraints for the request's response_format or forced tool call, or undefined for free text. */
-export function constraintFor(req: ChatRequest | CompletionRequest, model: LoadedModel): (() => GrammarConstraint<unknown>) | undefined {
-  const tools = "messages" in req ? forcedTools(req) : null;
+/**
+ * A factory of per-choice constraints for the request's response_format or forced tool call (the
+ * chat handler's forcedTools(req)), or undefined for free text.
+ */
+export function constraintFor(req: ChatRequest | CompletionRequest, model: LoadedModel, tools: ReturnType<typeof forcedTools> = null): (() => GrammarConstraint<unknown>) | undefined {
   const format = req.response_format?.type ?? "text";
   if (format === "text" && !tools) return undefined;
   const grammar = (tools ? toolCallGrammar(tools) : format === "json_object" ? JSON_OBJECT : compileSchema(req.response_format as { json_schema?: unknown })) as Grammar<unknown>;
   const { tokenizer } = model;
   if (tokenizer.eosId === undefined) throw invalidRequest("structured output needs a model with an end-of-text token", "response_format");
   let trie = tries.get(model);
-  if (!trie) {
-    trie = new TokenTrie(tokenizer.vocabSize, (id) => tokenizer.tokenBytes(id), tokenizer.eosId, (id) => tokenizer.isSpecial(id));
-    tries.set(model, trie);
-  }
+  if (!trie) tries.set(model, (trie = new TokenTrie(tokenizer)));
   const built = trie;
-  return () => new GrammarConstraint(grammar, built, (id) => tokenizer.tokenBytes(id));
+  return () => new GrammarConstraint(grammar, built);
 }
 
 function compileSchema(format: { json_schema?: unknown }): Grammar<number[]> {
