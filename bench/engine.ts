@@ -2,7 +2,7 @@
 // (WASM SIMD) and onnxruntime-node (native): prefill, time to first token, decode tok/s at two
 // context lengths, a batch of 8.
 import { execFileSync } from "node:child_process";
-import { mkdtempSync, readFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { modelShapeFromConfig, type Decoder } from "../src/engine/decoder.js";
@@ -18,13 +18,18 @@ import { schemaGrammar } from "../src/engine/json-schema.js";
 import { loadTokenizer } from "../scripts/tokenizer/files.js";
 import { argmax } from "../src/engine/sampler.js";
 import { createDecoder } from "../src/engine/session.js";
+import { ortGraph, tinylmGraphFile } from "../src/model.js";
 import { nodeOrt } from "../src/node-runtime.js";
 import { median } from "./stats.js";
 
 export { wasmHeapBytes } from "../src/engine/session.js";
 
-/** simd: our kernels as the hosts run them (relaxed SIMD where the runtime has it); simd128: plain SIMD128 only. */
-export type EngineName = "simd" | "simd128" | "web" | "native";
+/**
+ * simd: our kernels as the hosts run them (relaxed SIMD where the runtime has it); simd128: plain
+ * SIMD128 only; web: onnxruntime-web on our contract's graph; web-standard: onnxruntime-web on the
+ * standard-contract graph (Optimum / transformers.js layout); native: onnxruntime-node.
+ */
+export type EngineName = "simd" | "simd128" | "web" | "web-standard" | "native";
 
 export interface EngineRow {
   engine: EngineName;
@@ -49,9 +54,15 @@ async function decoderFor(engine: EngineName, modelDir: string, file: string, th
     const relaxed = engine === "simd" ? await compileRelaxed(async () => readFileSync(RELAXED_WASM)) : null;
     return SimdDecoder.create(await WebAssembly.compile(readFileSync(KERNELS_WASM)), llamaWeights(readOnnx(readFileSync(join(modelDir, file))), config), relaxed);
   }
-  if (engine === "web") return createDecoder(nodeOrt(threads), readFileSync(join(modelDir, file)), shape); // as the Node host
+  const read = async (path: string) => readFileSync(join(modelDir, path));
+  if (engine === "web" || engine === "web-standard") {
+    // As the Node host runs it (our contract's .tinylm.onnx beside the file), or the standard graph itself.
+    const graph = engine === "web" ? await ortGraph(read, file, await read(file)) : { bytes: await read(file), source: file };
+    return createDecoder(nodeOrt(threads), graph.bytes, shape, graph);
+  }
   const ortNode = await import("onnxruntime-node");
-  const session = await ortNode.InferenceSession.create(join(modelDir, file), { intraOpNumThreads: threads, interOpNumThreads: 1, graphOptimizationLevel: "all" });
+  const fast = join(modelDir, tinylmGraphFile(file));
+  const session = await ortNode.InferenceSession.create(existsSync(fast) ? fast : join(modelDir, file), { intraOpNumThreads: threads, interOpNumThreads: 1, graphOptimizationLevel: "all" });
   return new OnnxDecoder(session as never, ortNode.Tensor as never, shape);
 }
 

@@ -33,8 +33,11 @@ runMain(async () => {
   manifest.parity = report;
   if (flags.has("drop-fp32")) {
     const { bytes } = manifest.files["onnx/model.onnx"];
-    rmSync(join(out, "onnx", "model.onnx"));
-    delete manifest.files["onnx/model.onnx"];
+    for (const file of ["onnx/model.onnx", "onnx/model.tinylm.onnx"]) { // the fp32 graph in both contracts
+      rmSync(join(out, file));
+      delete manifest.files[file];
+      delete manifest.quantization[file];
+    }
     manifest.quantization["onnx/model.onnx"] =
       `fp32, not kept in this folder (${(bytes / 2 ** 20).toFixed(1)} MiB); npm run export writes it from the checkpoint`;
   }

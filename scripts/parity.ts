@@ -6,6 +6,7 @@ import { join } from "node:path";
 import { modelShapeFromConfig, type Decoder } from "../src/engine/decoder.js";
 import { argmax } from "../src/engine/sampler.js";
 import { createDecoder } from "../src/engine/session.js";
+import { ortGraph } from "../src/model.js";
 import { nodeOrt } from "../src/node-runtime.js";
 import { parseFlags, Progress, runMain } from "./tokenizer/cli.js";
 
@@ -44,8 +45,12 @@ export class ModelFolder {
     return this.logits.subarray(row * v, (row + 1) * v);
   }
 
-  async webDecoder(file: string): Promise<Decoder> {
-    return createDecoder(nodeOrt(1), readFileSync(join(this.dir, file)), this.shape);
+  /** onnxruntime-web on `file` as the server runs it (its .tinylm.onnx graph when there is one), or on the standard graph itself. */
+  async webDecoder(file: string, { standard = false } = {}): Promise<Decoder> {
+    const read = async (path: string) => readFileSync(join(this.dir, path));
+    const bytes = await read(file);
+    const graph = standard ? { bytes, source: file } : await ortGraph(read, file, bytes);
+    return createDecoder(nodeOrt(1), graph.bytes, this.shape, graph);
   }
 }
 

@@ -51,7 +51,8 @@ export interface LoadedModel {
   defaults: GenerationDefaults;
   tokenizer: Tokenizer;
   engine: Engine;
-  chatTemplate: ChatTemplate;
+  /** null when the folder has none: /v1/chat/completions then answers 400 (a base model without one cannot chat). */
+  chatTemplate: ChatTemplate | null;
   manifest: Manifest;
   onnxFile: string;
   /** Which backend runs the model, which kernels (ours), and why ours were not used ("auto" fell back). */
@@ -103,16 +104,17 @@ export async function loadModel(read: ReadModelFile, opts: LoadOptions): Promise
   if (shape.vocabSize !== tokenizer.vocabSize) {
     throw new Error(`config.json vocab_size ${shape.vocabSize} ≠ tokenizer.json's ${tokenizer.vocabSize}`);
   }
+  const chatTemplate = await chatTemplateSource(read, tokenizerConfig);
   const onnxBytes = await read(opts.onnxFile);
   await checkDigest(opts.onnxFile, onnxBytes, manifest);
-  const { decoder, reason } = await createBackend(onnxBytes, config, shape, opts);
+  const { decoder, reason } = await createBackend(read, onnxBytes, config, shape, manifest, opts);
   if (opts.warmUp) await decoder.warmUp();
   return {
     id: manifest.name ?? "tinylm-edge",
     defaults: generationDefaults(generationConfig),
     tokenizer,
     engine: new Engine(decoder, opts.engine),
-    chatTemplate: new ChatTemplate(tokenizerConfig.chat_template, {
+    chatTemplate: chatTemplate === null ? null : new ChatTemplate(chatTemplate, {
       bos_token: tokenizerConfig.bos_token ?? undefined,
       eos_token: tokenizerConfig.eos_token ?? undefined,
     }),
@@ -121,6 +123,21 @@ export async function loadModel(read: ReadModelFile, opts: LoadOptions): Promise
     backend: { name: decoder.backend, kernels: decoder instanceof SimdDecoder ? decoder.variant : null, reason },
     created: Math.floor(Date.now() / 1000),
   };
+}
+
+/**
+ * The chat template, where Hugging Face keeps it: chat_template.jinja (newer exports), or
+ * tokenizer_config.json's chat_template (a string, or a list of named templates: "default" is used).
+ */
+async function chatTemplateSource(read: ReadModelFile, tokenizerConfig: TokenizerConfig): Promise<string | null> {
+  const file = await read("chat_template.jinja").catch(() => null);
+  if (file) return new TextDecoder().decode(file);
+  const t = tokenizerConfig.chat_template as unknown;
+  if (t === undefined || t === null) return null;
+  if (typeof t === "string") return t;
+  const named = Array.isArray(t) ? (t as { name?: unknown; template?: unknown }[]).find((e) => e?.name === "default") : undefined;
+  if (typeof named?.template === "string") return named.template;
+  throw new Error(`tokenizer_config.json: "chat_template" must be a string or a list with a {"name": "default", "template"} entry`);
 }
 
 /** A file whose sha256 differs from manifest.json's is corrupt (or replaced): say so, naming it. */
@@ -134,7 +151,7 @@ async function checkDigest(path: string, bytes: Uint8Array, manifest: Manifest):
 }
 
 /** Our kernels when they can run the graph (and ENGINE allows), else onnxruntime-web. */
-async function createBackend(bytes: Uint8Array, config: Record<string, unknown>, shape: ModelShape, opts: LoadOptions): Promise<{ decoder: Decoder; reason: string | null }> {
+async function createBackend(read: ReadModelFile, bytes: Uint8Array, config: Record<string, unknown>, shape: ModelShape, manifest: Manifest, opts: LoadOptions): Promise<{ decoder: Decoder; reason: string | null }> {
   const choice = opts.backend ?? "auto";
   let reason: string | null = choice === "ort" ? "ENGINE=ort" : null;
   if (choice !== "ort") {
@@ -155,7 +172,25 @@ async function createBackend(bytes: Uint8Array, config: Record<string, unknown>,
       (opts.log ?? console.warn)(`tinylm-edge: ${opts.onnxFile} runs on onnxruntime-web: the WASM SIMD kernels cannot run it (${reason})`);
     }
   }
-  return { decoder: await createDecoder(opts.ort, bytes, shape, { lowMemory: opts.lowMemory }), reason };
+  const graph = await ortGraph(read, opts.onnxFile, bytes, manifest);
+  return { decoder: await createDecoder(opts.ort, graph.bytes, shape, { lowMemory: opts.lowMemory, ...graph }), reason };
+}
+
+/** Our exporter's graph in tinylm's own contract, beside the standard one it reads its weights from. */
+export const tinylmGraphFile = (onnxFile: string): string => onnxFile.replace(/(\.tinylm)?\.onnx$/, ".tinylm.onnx");
+
+/**
+ * What onnxruntime-web runs for ONNX_FILE: the .tinylm.onnx graph beside it when the folder has one
+ * (our server's faster contract; its weights are external data pointing into ONNX_FILE), else ONNX_FILE.
+ */
+export async function ortGraph(read: ReadModelFile, onnxFile: string, onnxBytes: Uint8Array, manifest: Manifest = {}):
+  Promise<{ bytes: Uint8Array; source: string; externalData?: { path: string; data: Uint8Array }[] }> {
+  const fast = tinylmGraphFile(onnxFile);
+  if (fast === onnxFile) return { bytes: onnxBytes, source: onnxFile };
+  const bytes = await read(fast).catch(() => null);
+  if (!bytes) return { bytes: onnxBytes, source: onnxFile };
+  await checkDigest(fast, bytes, manifest);
+  return { bytes, source: fast, externalData: [{ path: onnxFile.split("/").pop()!, data: onnxBytes }] };
 }
 
 /** Loads once, on first use; concurrent callers share the one load. A failed load is a state: retried with backoff. */

@@ -4,14 +4,16 @@
         [--name tinylm-edge-5m] [--eval results.json] [--parity-text test/fixtures/shards-8k-tiny]
 
 Writes config.json, generation_config.json, tokenizer.json, tokenizer_config.json (with the chat
-template), onnx/model.onnx (fp32), onnx/model_quantized.onnx (int8), parity/ (PyTorch reference
-logits for the TypeScript parity test) and manifest.json (sha256 of every file). The folder is
-written beside the target and renamed into place, so a failed export leaves nothing half-written.
+template), onnx/model.onnx (fp32) and onnx/model_quantized.onnx (int8) in the standard decoder contract
+(transformers.js, Optimum), the same graphs in our server's contract beside them
+(onnx/*.tinylm.onnx, weights shared: interop.py), parity/ (PyTorch reference logits for the
+TypeScript parity test) and manifest.json (sha256 of every file). The folder is written beside the
+target and renamed into place, so a failed export leaves nothing half-written.
 
-ONNX contract: inputs input_ids [batch, seq], attention_mask [batch, past + seq], position_ids
+Our contract: inputs input_ids [batch, seq], attention_mask [batch, past + seq], position_ids
 [batch, seq], logits_to_keep [1] (all int64), temperature [batch] (float), past_key_values.{i}.key/.value
 [batch, kv_heads, past, head_dim]; outputs logits and probs [batch, logits_to_keep, vocab], new_kv
-[batch, 2·layers·kv_heads, seq, head_dim].
+[batch, 2·layers·kv_heads, seq, head_dim]. The standard one: FOLDER_README below.
 """
 from __future__ import annotations
 
@@ -29,6 +31,7 @@ from onnx import numpy_helper
 
 from .checkpoint import CheckpointError, load_checkpoint, model_from_checkpoint
 from .model import TinyLM
+from .interop import quantization_notes, split_contracts
 from .onnx_graph import build_graph
 from .quantize import quantize_model
 from .progress import Progress
@@ -43,20 +46,32 @@ CHAT_TEMPLATE = (
 FOLDER_README = """# Model folder
 
 Written by `npm run export` (`scripts/tinylm/export.py`); laid out the way Hugging Face / Optimum /
-transformers.js expect, so other tools can read it too.
+transformers.js expect, so other tools run it too: transformers.js loads it with
+`AutoModelForCausalLM.from_pretrained(folder)` (`config.json` names `q8`, the int8 graph, as the
+default dtype) and `pipeline("text-generation", folder)` generates from it.
 
 | file | what |
 |---|---|
-| `config.json` | Llama-compatible architecture (`model_type: "llama"`, hidden_size, num_hidden_layers, num_attention_heads, num_key_value_heads, head_dim, intermediate_size, vocab_size, rope_theta, rms_norm_eps, max_position_embeddings, tie_word_embeddings, bos/eos ids) |
+| `config.json` | Llama-compatible architecture (`model_type: "llama"`, hidden_size, num_hidden_layers, num_attention_heads, num_key_value_heads, head_dim, intermediate_size, vocab_size, rope_theta, rms_norm_eps, max_position_embeddings, tie_word_embeddings, bos/eos ids) and `transformers.js_config` |
 | `generation_config.json` | default sampling settings |
 | `tokenizer.json`, `tokenizer_config.json` | the compact byte-level BPE (cl100k subset) and the chat template |
 | `vocab_map.json` | compact id → cl100k id (for inheriting embedding rows) |
-| `onnx/model.onnx` | fp32 graph (for the parity check; left out of a folder exported with `--drop-fp32`, as the shipped `model/`) |
-| `onnx/model_quantized.onnx` | int8 graph (what the server loads by default) |
+| `onnx/model.onnx` | fp32 graph, standard contract (for the parity check; left out of a folder exported with `--drop-fp32`, as the shipped `model/`) |
+| `onnx/model_quantized.onnx` | int8 graph, standard contract (transformers.js `dtype: "q8"`; our WASM SIMD kernels read its weights) |
+| `onnx/model.tinylm.onnx`, `onnx/model_quantized.tinylm.onnx` | the same graphs in our server's contract (below), for onnxruntime-web; no weights of their own: their initializers are external data pointing into the standard graph beside them |
 | `parity/` | PyTorch reference logits used by the parity check (`npm run parity -- <folder>`) |
 | `manifest.json` | architecture, parameter counts, quantization, training data and tokens, eval and parity results, sha256 of every file |
 
-## ONNX graph contract
+## The standard contract (`onnx/model.onnx`, `onnx/model_quantized.onnx`)
+
+Optimum's decoder layout, which transformers.js runs: inputs `input_ids`, `attention_mask`,
+`position_ids` (int64) and `past_key_values.{i}.key/value` (float32 [batch, num_key_value_heads,
+past, head_dim]); outputs `logits` [batch, seq, vocab_size] and `present.{i}.key/value` (past and new
+positions together). Every run copies the whole cache in and out of WASM memory, and a prefill
+computes logits for every prompt position: on onnxruntime-web our own contract is faster
+(`BENCHMARKS.md`), so the server runs the `.tinylm.onnx` graph when the folder has one.
+
+## Our contract (`onnx/*.tinylm.onnx`)
 
 Inputs:
 - `input_ids` int64 [batch, seq]
@@ -188,6 +203,8 @@ def export(ckpt_path: str, tokenizer_dir: str, out_dir: str, name: str, eval_pat
     progress.update(1)
     emb, head = "embed_tokens.weight", "lm_head.weight.T"
     quantize_file(tmp / "onnx" / "model.onnx", tmp / "onnx" / "model_quantized.onnx", emb, head)
+    for graph in ("model.onnx", "model_quantized.onnx"):  # standard contract under the standard names, ours beside
+        split_contracts(tmp / "onnx" / graph)
     progress.update(2)
 
     prompts = prompts or [[eos_id] + list(range(300, 312)), [eos_id] + list(range(1000, 1009))]
@@ -208,7 +225,7 @@ def export(ckpt_path: str, tokenizer_dir: str, out_dir: str, name: str, eval_pat
         "head_dim": cfg.head_dim, "intermediate_size": cfg.ffn_hidden, "vocab_size": cfg.vocab_size,
         "rope_theta": cfg.rope_theta, "rms_norm_eps": cfg.norm_eps, "max_position_embeddings": cfg.max_seq_len,
         "tie_word_embeddings": True, "hidden_act": "silu", "bos_token_id": eos_id, "eos_token_id": eos_id,
-        "torch_dtype": "float32",
+        "torch_dtype": "float32", "transformers.js_config": {"dtype": "q8"},
     }
     (tmp / "config.json").write_text(json.dumps(hf_config, indent=2))
     (tmp / "README.md").write_text(FOLDER_README)
@@ -224,16 +241,14 @@ def export(ckpt_path: str, tokenizer_dir: str, out_dir: str, name: str, eval_pat
                        "non_embedding": model.num_params(embedding=False),
                        "embedding_share": round(cfg.vocab_size * cfg.d_model / model.num_params(), 4)},
         "vocabulary": {"size": cfg.vocab_size, "parent": "cl100k_base (100,256 tokens)", "eos_id": eos_id},
-        "quantization": {"onnx/model.onnx": "fp32", "onnx/model_quantized.onnx":
-                         "int8 weights (7-bit symmetric, per output column), DynamicQuantizeMatMul; tied int8 embedding; "
-                         "LM head dequantized to fp32 at session start"},
+        "quantization": quantization_notes(tmp, {}),
         "training": {k: ckpt.get(k) for k in ("tokens_seen", "val_loss", "data_dir", "rounds", "inherited") if k in ckpt},
         "eval": evals,
         "files": {str(p.relative_to(tmp)): {"bytes": p.stat().st_size, "sha256": sha256(p)} for p in files},
     }
     (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2))
     # Workers static assets: upload only what the server reads (the fp32 graph is for parity checks).
-    (tmp / ".assetsignore").write_text("onnx/model.onnx\nparity\nvocab_map.json\nREADME.md\nMODEL_CARD.md\nloss-curve.svg\n")
+    (tmp / ".assetsignore").write_text("onnx/model.onnx\nonnx/model.tinylm.onnx\nparity\nvocab_map.json\nREADME.md\nMODEL_CARD.md\nloss-curve.svg\n")
     for kept in ("MODEL_CARD.md", "loss-curve.svg"):  # hand-written or drawn from logs: survive a re-export
         if (out / kept).exists():
             shutil.copy(out / kept, tmp / kept)

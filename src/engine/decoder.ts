@@ -8,7 +8,16 @@ export interface ModelShape extends KvShape {
   maxLength: number;
 }
 
+/**
+ * Decoder families whose cache is what the ORT backends feed: past_key_values.{i}.key/value of
+ * [batch, num_key_value_heads, past, head_dim], RoPE positions, one causal stack (Llama's layout).
+ */
+export const LLAMA_LIKE = ["llama", "mistral", "qwen2", "qwen3"];
+
 export function modelShapeFromConfig(config: Record<string, unknown>, source = "config.json"): ModelShape {
+  if (!LLAMA_LIKE.includes(String(config.model_type))) {
+    throw new Error(`${source}: "model_type" is ${JSON.stringify(config.model_type)}; this server runs Llama-family decoders (${LLAMA_LIKE.join(", ")})`);
+  }
   const num = (key: string): number => {
     const v = config[key];
     if (typeof v !== "number" || !Number.isInteger(v) || v <= 0) throw new Error(`${source}: "${key}" must be a positive integer`);

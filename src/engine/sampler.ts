@@ -100,6 +100,14 @@ function expsOf(logits: Float32Array, max: number): { exps: Float64Array; sum: n
   return { exps, sum };
 }
 
+/** out = softmax(logits / temperature), for backends whose graph does not return probabilities. */
+export function softmaxInto(logits: Float32Array, out: Float32Array, temperature: number): void {
+  const max = maxOf(logits);
+  let sum = 0;
+  for (let i = 0; i < logits.length; i++) sum += out[i] = Math.exp((logits[i] - max) / temperature);
+  for (let i = 0; i < logits.length; i++) out[i] /= sum;
+}
+
 export function applyTopK(logits: Float32Array, k: number): void {
   if (k <= 0 || k >= logits.length) return;
   const keep = topIndices(logits, k);

@@ -71,6 +71,9 @@ export async function chatCompletions(c: Context, model: LoadedModel, req: ChatR
     const [i, j, type] = unreadable;
     throw invalidRequest(`messages[${i}].content[${j}]: content parts of type '${type}' are not supported: this model reads text only`, `messages.${i}.content.${j}.type`);
   }
+  if (!model.chatTemplate) {
+    throw invalidRequest(`model ${model.id} has no chat template (chat_template.jinja, or "chat_template" in tokenizer_config.json): use /v1/completions`, "model", "model_not_chat");
+  }
   let promptText: string;
   try {
     // Tools go to the template unless tool_choice is "none" (a template that ignores them, like the

@@ -1,8 +1,9 @@
 // The exported test fixture model and its PyTorch reference data.
-import { readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { OnnxDecoder } from "../../src/engine/onnx-model.js";
 import { SimdDecoder, type KernelVariant } from "../../src/engine/simd/decoder.js";
+import { tinylmGraphFile } from "../../src/model.js";
 import { nodeOrt } from "../../src/node-runtime.js";
 import { llamaWeights } from "../../src/engine/simd/llama-weights.js";
 import { readOnnx } from "../../src/engine/simd/onnx-reader.js";
@@ -17,7 +18,8 @@ export const webDecoder = (file: string) => fixture.webDecoder(file);
 
 export async function nativeDecoder(file: string): Promise<OnnxDecoder> {
   const ortNode = await import("onnxruntime-node");
-  const session = await ortNode.InferenceSession.create(join(FIXTURE_DIR, file), { intraOpNumThreads: 1 });
+  const fast = join(FIXTURE_DIR, tinylmGraphFile(file)); // as the server runs it (external data resolved from disk)
+  const session = await ortNode.InferenceSession.create(existsSync(fast) ? fast : join(FIXTURE_DIR, file), { intraOpNumThreads: 1 });
   return new OnnxDecoder(session as never, ortNode.Tensor as never, fixture.shape);
 }
 

@@ -3,7 +3,9 @@ import shutil
 import subprocess
 import sys
 
+import onnx
 import torch
+from onnx import numpy_helper
 
 from scripts.tinylm.checkpoint import save_atomic, weights_only
 from scripts.tinylm.model import TinyLM
@@ -56,3 +58,37 @@ def test_export_writes_the_folder_with_a_manifest(tmp_path):
     assert config["model_type"] == "llama" and config["num_key_value_heads"] == 2
     assert (out / "onnx" / "model_quantized.onnx").stat().st_size < (out / "onnx" / "model.onnx").stat().st_size / 2
     shutil.rmtree(out)
+
+
+def test_export_writes_both_contracts_sharing_one_copy_of_the_weights(tmp_path):
+    from scripts.tinylm.interop import relayout
+
+    torch.manual_seed(0)
+    ckpt = tmp_path / "m.pt"
+    save_atomic(weights_only(TinyLM(tiny_model_config(n_layers=2))), ckpt)
+    out = tmp_path / "model"
+    assert run_export(ckpt, TINY_TOKENIZER, out).returncode == 0
+    for name in ("model", "model_quantized"):
+        standard = onnx.load(str(out / "onnx" / f"{name}.onnx"))
+        assert [i.name for i in standard.graph.input] == ["input_ids", "attention_mask", "position_ids"] + [
+            f"past_key_values.{i}.{kv}" for i in range(2) for kv in ("key", "value")]
+        assert [o.name for o in standard.graph.output] == ["logits"] + [f"present.{i}.{kv}" for i in range(2) for kv in ("key", "value")]
+        fast_file = out / "onnx" / f"{name}.tinylm.onnx"
+        fast = onnx.load(str(fast_file), load_external_data=False)
+        assert [o.name for o in fast.graph.output] == ["logits", "probs", "new_kv"]
+        # Every large initializer of ours is the standard graph's bytes, read in place.
+        external = [t for t in fast.graph.initializer if t.data_location == onnx.TensorProto.EXTERNAL]
+        assert len(external) >= 5 and fast_file.stat().st_size < 40_000
+        blob = (out / "onnx" / f"{name}.onnx").read_bytes()
+        inline = {t.name: numpy_helper.to_array(t).tobytes() for t in standard.graph.initializer}
+        for t in external:
+            meta = {e.key: e.value for e in t.external_data}
+            assert meta["location"] == f"{name}.onnx"
+            start, length = int(meta["offset"]), int(meta["length"])
+            assert blob[start:start + length] == inline[t.name]
+    config = json.loads((out / "config.json").read_text())
+    assert config["transformers.js_config"] == {"dtype": "q8"}
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert "onnx/model_quantized.tinylm.onnx" in manifest["files"]
+    before = {p: p.read_bytes() for p in (out / "onnx").iterdir()}
+    assert relayout(out) == [] and before == {p: p.read_bytes() for p in (out / "onnx").iterdir()}  # idempotent

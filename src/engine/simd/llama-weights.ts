@@ -2,6 +2,7 @@
 // weights: the kernels read the same initializers onnxruntime-web does, so the folder keeps one copy.
 // Anything else (another graph layout, fp32 weights, shapes the kernels do not tile) is reported as
 // UnsupportedModel with the reason, and the model loader falls back to onnxruntime-web.
+import { LLAMA_LIKE } from "../decoder.js";
 import { DataType, type OnnxGraph, type OnnxTensor } from "./onnx-reader.js";
 
 export class UnsupportedModel extends Error {}
@@ -24,7 +25,7 @@ function llamaConfig(config: Record<string, unknown>): LlamaConfig {
     if (typeof v !== "number" || !(v > 0)) throw new UnsupportedModel(`config.json: "${key}" must be a positive number`);
     return v;
   };
-  if (!["llama", "mistral", "qwen2"].includes(String(config.model_type))) throw new UnsupportedModel(`model_type "${config.model_type}" is not Llama-like`);
+  if (!LLAMA_LIKE.includes(String(config.model_type))) throw new UnsupportedModel(`model_type "${config.model_type}" is not Llama-like`);
   if ((config.hidden_act ?? "silu") !== "silu") throw new UnsupportedModel(`hidden_act "${config.hidden_act}" (the kernels do SwiGLU)`);
   if (config.tie_word_embeddings === false) throw new UnsupportedModel("untied LM head (the kernels use the tied int8 table)");
   const dim = num("hidden_size"), heads = num("num_attention_heads");
