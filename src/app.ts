@@ -240,7 +240,7 @@ export function createApp(handle: ModelHandle, config: AppConfig = DEFAULT_CONFI
     const { tokenizer } = await model(c);
     const { tokens } = c.req.valid("json");
     if (tokens.some((t) => t >= tokenizer.vocabSize)) throw invalidRequest(`token ids must be below ${tokenizer.vocabSize}`, "tokens");
-    return c.json({ content: tokenizer.decode(tokens) });
+    return c.json({ content: tokenizer.decodeText(tokens) });
   });
 
   return app;
@@ -267,6 +267,8 @@ function modelObject(m: LoadedModel) {
       engine: m.backend.name,
       kernels: m.backend.kernels,
       engine_fallback_reason: m.backend.reason,
+      // onnxruntime-web's graph and its contract: ours (.tinylm.onnx) or the standard one (Optimum / transformers.js).
+      ort_graph: m.backend.graph,
       quantization: m.manifest.quantization?.[m.onnxFile] ?? null,
     },
   };

@@ -3,6 +3,7 @@
 import { modelShapeFromConfig, type Decoder, type ModelShape } from "./engine/decoder.js";
 import { Engine, type EngineOptions } from "./engine/engine.js";
 import { createDecoder, type OrtModule } from "./engine/session.js";
+import { StandardOnnxDecoder } from "./engine/standard-onnx-model.js";
 import { SimdDecoder, type KernelVariant } from "./engine/simd/decoder.js";
 import { llamaWeights, UnsupportedModel } from "./engine/simd/llama-weights.js";
 import { readOnnx } from "./engine/simd/onnx-reader.js";
@@ -56,7 +57,7 @@ export interface LoadedModel {
   manifest: Manifest;
   onnxFile: string;
   /** Which backend runs the model, which kernels (ours), and why ours were not used ("auto" fell back). */
-  backend: { name: "simd" | "ort"; kernels: KernelVariant | null; reason: string | null };
+  backend: { name: "simd" | "ort"; kernels: KernelVariant | null; reason: string | null; graph: { file: string; contract: "tinylm" | "standard" } | null };
   created: number;
 }
 
@@ -107,10 +108,10 @@ export async function loadModel(read: ReadModelFile, opts: LoadOptions): Promise
   const chatTemplate = await chatTemplateSource(read, tokenizerConfig);
   const onnxBytes = await read(opts.onnxFile);
   await checkDigest(opts.onnxFile, onnxBytes, manifest);
-  const { decoder, reason } = await createBackend(read, onnxBytes, config, shape, manifest, opts);
+  const { decoder, reason, graph } = await createBackend(read, onnxBytes, config, shape, manifest, opts);
   if (opts.warmUp) await decoder.warmUp();
   return {
-    id: manifest.name ?? "tinylm-edge",
+    id: manifest.name ?? (typeof config._name_or_path === "string" && config._name_or_path ? config._name_or_path : "tinylm-edge"),
     defaults: generationDefaults(generationConfig),
     tokenizer,
     engine: new Engine(decoder, opts.engine),
@@ -120,7 +121,7 @@ export async function loadModel(read: ReadModelFile, opts: LoadOptions): Promise
     }),
     manifest,
     onnxFile: opts.onnxFile,
-    backend: { name: decoder.backend, kernels: decoder instanceof SimdDecoder ? decoder.variant : null, reason },
+    backend: { name: decoder.backend, kernels: decoder instanceof SimdDecoder ? decoder.variant : null, reason, graph },
     created: Math.floor(Date.now() / 1000),
   };
 }
@@ -151,7 +152,7 @@ async function checkDigest(path: string, bytes: Uint8Array, manifest: Manifest):
 }
 
 /** Our kernels when they can run the graph (and ENGINE allows), else onnxruntime-web. */
-async function createBackend(read: ReadModelFile, bytes: Uint8Array, config: Record<string, unknown>, shape: ModelShape, manifest: Manifest, opts: LoadOptions): Promise<{ decoder: Decoder; reason: string | null }> {
+async function createBackend(read: ReadModelFile, bytes: Uint8Array, config: Record<string, unknown>, shape: ModelShape, manifest: Manifest, opts: LoadOptions): Promise<{ decoder: Decoder; reason: string | null; graph: LoadedModel["backend"]["graph"] }> {
   const choice = opts.backend ?? "auto";
   let reason: string | null = choice === "ort" ? "ENGINE=ort" : null;
   if (choice !== "ort") {
@@ -164,7 +165,7 @@ async function createBackend(read: ReadModelFile, bytes: Uint8Array, config: Rec
     }
     try {
       const relaxed = (await opts.relaxed?.()) ?? null;
-      return { decoder: await SimdDecoder.create(await opts.kernels(), llamaWeights(graph, config), relaxed), reason: null };
+      return { decoder: await SimdDecoder.create(await opts.kernels(), llamaWeights(graph, config), relaxed), reason: null, graph: null };
     } catch (err) {
       if (!(err instanceof UnsupportedModel)) throw new Error(`${opts.onnxFile}: ${(err as Error).message}`);
       if (choice === "simd") throw new Error(`ENGINE=simd, but the kernels cannot run ${opts.onnxFile}: ${err.message}`);
@@ -173,7 +174,8 @@ async function createBackend(read: ReadModelFile, bytes: Uint8Array, config: Rec
     }
   }
   const graph = await ortGraph(read, opts.onnxFile, bytes, manifest);
-  return { decoder: await createDecoder(opts.ort, graph.bytes, shape, { lowMemory: opts.lowMemory, ...graph }), reason };
+  const decoder = await createDecoder(opts.ort, graph.bytes, shape, { lowMemory: opts.lowMemory, ...graph });
+  return { decoder, reason, graph: { file: graph.source, contract: decoder instanceof StandardOnnxDecoder ? "standard" : "tinylm" } };
 }
 
 /** Our exporter's graph in tinylm's own contract, beside the standard one it reads its weights from. */

@@ -1,11 +1,12 @@
 // The same host-agnostic API suite on workerd (wrangler dev) and Deno, each on 127.0.0.1, and the
 // Node host in a process of its own with two WASM threads (ORT fixes its thread count per process).
-import { join } from "node:path";
+import { join, relative } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { apiCases } from "./api-cases.js";
 import { FIXTURE_DIR, parity } from "./helpers/fixture.js";
 import { loadTokenizer } from "../scripts/tokenizer/files.js";
-import type { RunningServer } from "./helpers/server.js";
+import { standardFixture } from "./helpers/interop-fixtures.js";
+import { startFixtureServer, type RunningServer } from "./helpers/server.js";
 import { freePort, spawnHost } from "./helpers/spawn.js";
 import { DENO_RUN_ARGS } from "../src/hosts/config.js";
 
@@ -14,9 +15,9 @@ const bin = (name: string) => join(ROOT, "node_modules/.bin", name);
 const tokenizer = loadTokenizer(FIXTURE_DIR);
 
 /** wrangler dev (workerd) on a free loopback port with the fixture model; no Request.cf download, telemetry or update check. */
-async function startWorker(extraArgs: string[] = [], anyStatus = false): Promise<RunningServer> {
+async function startWorker(extraArgs: string[] = [], anyStatus = false, config = "test/wrangler.fixture.toml"): Promise<RunningServer> {
   const port = await freePort();
-  const args = ["dev", "-c", "test/wrangler.fixture.toml", "--ip", "127.0.0.1", "--port", String(port), "--inspector-port", String(await freePort()), ...extraArgs];
+  const args = ["dev", "-c", config, "--ip", "127.0.0.1", "--port", String(port), "--inspector-port", String(await freePort()), ...extraArgs];
   const env = { CLOUDFLARE_CF_FETCH_ENABLED: "false", WRANGLER_SEND_METRICS: "false", CI: "true", NO_UPDATE_NOTIFIER: "1" };
   return spawnHost(bin("wrangler"), args, env, port, 90_000, anyStatus);
 }
@@ -81,4 +82,33 @@ describe("Node host with THREADS=2", () => {
       expect(body.choices[0].text).toBe(tokenizer.decode(eos >= 0 ? g.tokens.slice(0, eos) : g.tokens));
     }
   });
+});
+
+// The same suite on a folder with only standard-contract graphs (Optimum / transformers.js layout),
+// served by onnxruntime-web through the standard decoder, on every host.
+describe("standard-contract folder on every host (ENGINE=ort)", () => {
+  const hosts: [string, () => Promise<RunningServer>][] = [
+    ["workerd", () => startWorker([], false, "test/wrangler.standard.toml")],
+    ["Deno", async () => {
+      const port = await freePort();
+      return spawnHost(bin("deno"), DENO_RUN_ARGS, { MODEL_DIR: relative(ROOT, standardFixture()), ENGINE: "ort", PORT: String(port), HOST: "127.0.0.1", DENO_NO_UPDATE_CHECK: "1" }, port);
+    }],
+    ["Node", () => startFixtureServer({ MODEL_DIR: standardFixture(), ENGINE: "ort" })],
+  ];
+  for (const [host, start] of hosts) {
+    describe(host, () => {
+      let server: RunningServer;
+      beforeAll(async () => {
+        standardFixture();
+        server = await start();
+      }, 120_000);
+      afterAll(() => server?.close());
+
+      it("runs the standard graph itself", async () => {
+        const models = (await (await fetch(`${server.baseURL}/v1/models`)).json()) as { data: { meta: { engine: string; ort_graph: unknown } }[] };
+        expect(models.data[0].meta).toMatchObject({ engine: "ort", ort_graph: { file: "onnx/model_quantized.onnx", contract: "standard" } });
+      });
+      apiCases(() => server.baseURL);
+    });
+  }
 });

@@ -13,7 +13,7 @@ type TensorCtor = typeof OrtTensor;
 type KvType = "float32" | "float16";
 
 /** The inputs a graph in the standard contract must have (position_ids is optional). */
-export const STANDARD_INPUTS = ["input_ids", "attention_mask", "past_key_values.0.key"] as const;
+const STANDARD_INPUTS = ["input_ids", "attention_mask", "past_key_values.0.key"] as const;
 
 export class StandardOnnxDecoder implements Decoder<KvCache> {
   readonly backend = "ort";

@@ -30,7 +30,7 @@ async function promptsOf(req: CompletionRequest, model: LoadedModel): Promise<nu
     if (text.length === 0) throw invalidRequest("prompt must not be empty", "prompt");
     const least = model.tokenizer.minTokens(text);
     if (least >= model.engine.maxLength) throw promptTooLong(model.engine.maxLength, least, "prompt");
-    return model.tokenizer.encodeAsync(text);
+    return model.tokenizer.encodeAsync(text, { addSpecial: true }); // a raw prompt gets what tokenizer(text) adds (Llama 2's <s>)
   };
   if (typeof p === "string") return [await encode(p)];
   if (p.length === 0) throw invalidRequest("prompt must not be empty", "prompt");

@@ -8,8 +8,33 @@ import { StreamDecoder } from "./stream-decoder.js";
 export class TokenizerError extends Error {}
 
 interface TokenizerJson {
-  model: { type: string; vocab: Record<string, number>; merges: (string | [string, string])[] };
+  model: { type: string; vocab: Record<string, number>; merges: (string | [string, string])[]; byte_fallback?: boolean };
   added_tokens?: { id: number; content: string; special?: boolean }[];
+  normalizer?: unknown;
+  pre_tokenizer?: unknown;
+  post_processor?: unknown;
+  decoder?: unknown;
+}
+
+/**
+ * A vocabulary entry → the bytes it stands for. Byte-level BPE (GPT-2, cl100k, Llama 3, ours) maps
+ * each byte to a printable character; SentencePiece-style BPE (Llama 2, Mistral, TinyLlama) writes
+ * spaces as "▁" and bytes without a token of their own as "<0xNN>" (byte fallback).
+ */
+function tokenBytesReader(json: TokenizerJson): (token: string) => Uint8Array {
+  if (JSON.stringify([json.pre_tokenizer, json.decoder]).includes('"ByteLevel"')) return tokenStringToBytes;
+  const utf8 = new TextEncoder();
+  return (token) => {
+    const byte = json.model.byte_fallback ? /^<0x([0-9A-Fa-f]{2})>$/.exec(token) : null;
+    return byte ? Uint8Array.of(parseInt(byte[1], 16)) : utf8.encode(token.replaceAll("\u2581", " "));
+  };
+}
+
+/** Leading spaces the tokenizer's decoder strips from a whole text (SentencePiece's added dummy prefix). */
+function strippedPrefix(json: TokenizerJson): number {
+  const decoders = (json.decoder as { type?: string; decoders?: unknown[] } | undefined)?.decoders ?? [json.decoder];
+  const strip = decoders.find((d) => (d as { type?: string } | null)?.type === "Strip") as { content?: string; start?: number } | undefined;
+  return strip?.content === " " ? (strip.start ?? 0) : 0;
 }
 
 export interface TokenizerConfig {
@@ -65,6 +90,9 @@ export class Tokenizer {
   readonly bosId: number | undefined;
   private readonly bytesById: Uint8Array[];
   private readonly specialIds: ReadonlySet<number>;
+  /** Whether text may be encoded in slices (encodeAsync): byte-level pre-tokenization, nothing added around it. */
+  private readonly sliceable: boolean;
+  private readonly stripPrefix: number;
 
   private constructor(
     private readonly hf: HfTokenizer,
@@ -77,9 +105,13 @@ export class Tokenizer {
     this.vocabSize = maxId + 1;
     this.bytesById = new Array(this.vocabSize).fill(new Uint8Array(0));
     const addedIds = new Set(added.map((a) => a.id));
+    const bytesOf = tokenBytesReader(json);
     for (const [token, id] of Object.entries(json.model.vocab)) {
-      if (!addedIds.has(id)) this.bytesById[id] = tokenStringToBytes(token);
+      if (!addedIds.has(id)) this.bytesById[id] = bytesOf(token);
     }
+    const post = (json.post_processor as { type?: string } | null | undefined)?.type;
+    this.sliceable = bytesOf === tokenStringToBytes && !json.normalizer && (!post || post === "ByteLevel");
+    this.stripPrefix = strippedPrefix(json);
     for (const a of added) this.bytesById[a.id] = utf8.encode(a.content);
     this.maxTokenBytes = Math.max(1, ...this.bytesById.map((b) => b.length));
     const specials = added.filter((a) => a.special !== false);
@@ -101,17 +133,22 @@ export class Tokenizer {
     return new Tokenizer(hf, parsed, config);
   }
 
-  /** Text → ids. Special-token text such as "<|endoftext|>" becomes its special id. */
-  encode(text: string): number[] {
-    return this.hf.encode(text, { add_special_tokens: false }).ids;
+  /**
+   * Text → ids. Special-token text such as "<|endoftext|>" becomes its special id. `addSpecial` adds
+   * what the tokenizer's post-processor adds around a text (Llama 2's <s>), as Hugging Face's
+   * tokenizer(text) does: for raw prompts, not for chat templates, which write their own.
+   */
+  encode(text: string, { addSpecial = false } = {}): number[] {
+    return this.hf.encode(text, { add_special_tokens: addSpecial }).ids;
   }
 
   /**
    * encode(), a slice at a time with a yield to the event loop between slices, so a long prompt does
    * not stall other requests. Gives exactly encode()'s ids (slices end where the pre-tokenizer cuts).
+   * Tokenizers that normalize the whole text or add tokens around it are encoded in one piece.
    */
-  async encodeAsync(text: string): Promise<number[]> {
-    if (text.length <= ENCODE_SLICE) return this.encode(text);
+  async encodeAsync(text: string, options: { addSpecial?: boolean } = {}): Promise<number[]> {
+    if (text.length <= ENCODE_SLICE || !this.sliceable) return this.encode(text, options);
     const ids: number[] = [];
     let start = 0;
     for (const cut of [...cutPoints(text, ENCODE_SLICE), text.length]) {
@@ -140,6 +177,14 @@ export class Tokenizer {
       text += decoder.decode(this.tokenBytes(id), { stream: true });
     }
     return text + decoder.decode();
+  }
+
+  /** decode() of a whole text as Hugging Face's decode() gives it (SentencePiece's dummy-prefix space stripped). */
+  decodeText(ids: number[]): string {
+    const text = this.decode(ids);
+    let cut = 0;
+    while (cut < this.stripPrefix && text[cut] === " ") cut++;
+    return text.slice(cut);
   }
 
   isSpecial(id: number): boolean {

