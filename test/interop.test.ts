@@ -108,6 +108,16 @@ describe("our server runs a standard ONNX decoder it did not export", () => {
     });
   }
 
+  it("a float16 cache (onnx/model_kv16.onnx, the fp32 graph with half-precision past and present): the same greedy tokens", async () => {
+    const fp32 = await startFixtureServer({ MODEL_DIR: dir, ONNX_FILE: "onnx/model.onnx" });
+    const kv16 = await startFixtureServer({ MODEL_DIR: dir, ONNX_FILE: "onnx/model_kv16.onnx" });
+    try {
+      expect(await ours(kv16, "tinylm-edge")).toEqual(await ours(fp32, "tinylm-edge"));
+    } finally {
+      await Promise.all([fp32.close(), kv16.close()]);
+    }
+  });
+
   it("adds Llama 2's <s> to raw prompts as tokenizer(text) does, streams the same text, round-trips /tokenize, and refuses chat without a template", async () => {
     const server = await startFixtureServer({ MODEL_DIR: dir });
     const post = (path: string, body: unknown) => fetch(`${server.baseURL}${path}`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });

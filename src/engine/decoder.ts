@@ -1,5 +1,6 @@
 // What the scheduler needs of a decoder backend, whichever runs the model: onnxruntime-web
-// (ort/onnx-model.ts, any graph in our contract) or our own WebAssembly SIMD kernels (simd/).
+// (onnx-model.ts for graphs in our contract, standard-onnx-model.ts for the standard one) or our own
+// WebAssembly SIMD kernels (simd/).
 import type { KvShape } from "./kv-cache.js";
 
 /** The parts of config.json (Hugging Face Llama keys) the engine needs. */
