@@ -64,7 +64,15 @@ export class StandardOnnxDecoder implements Decoder<KvCache> {
     });
     const results: StepOutput[] = new Array(inputs.length);
     for (const rows of groups.values()) {
-      const outs = await this.run(rows.map((b) => inputs[b]), wanted);
+      let group = rows.map((b) => inputs[b]);
+      // The graph returns logits for every fed position: feed a long prompt in slices so that a run's
+      // logits stay within ~4 MiB of WASM memory (the heap never shrinks; Workers allow 128 MB).
+      const slice = wanted === "last" ? Math.max(8, Math.floor(2 ** 20 / this.shape.vocabSize)) : Infinity;
+      while (group[0].tokens.length > slice) {
+        await this.run(group.map((s) => ({ ...s, tokens: s.tokens.slice(0, slice) })), "last");
+        group = group.map((s) => ({ ...s, tokens: s.tokens.slice(slice) }));
+      }
+      const outs = await this.run(group, wanted);
       rows.forEach((b, j) => (results[b] = outs[j]));
     }
     return results;
