@@ -3,7 +3,7 @@
 // Hugging Face's names, MatMulInteger quantization, untied head, Llama 2's tokenizer).
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { AutoModelForCausalLM, AutoTokenizer, env } from "@huggingface/transformers";
+import { AutoModelForCausalLM, AutoTokenizer, env, pipeline } from "@huggingface/transformers";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadModel, type ReadModelFile } from "../src/model.js";
 import { loadTokenizer } from "../scripts/tokenizer/files.js";
@@ -67,6 +67,16 @@ describe("transformers.js runs our exported folders", () => {
 
       it("q8 (the default dtype config.json names): greedy tokens equal our server's on onnxruntime-web", async () => {
         await expectSameTokens(dir, server, id, "q8");
+      });
+
+      it("pipeline(\"text-generation\") with no options (config.json's default dtype) writes prompt + our completion", async () => {
+        const generate = await pipeline("text-generation", dir);
+        const mine = await ours(server, id);
+        for (const [i, prompt] of PROMPTS.entries()) {
+          const [out] = (await generate(prompt, { max_new_tokens: NEW_TOKENS, do_sample: false })) as { generated_text: string }[];
+          expect(out.generated_text).toBe(prompt + mine[i].text);
+        }
+        await generate.dispose();
       });
 
       it("and equal our own WASM SIMD kernels' on these prompts", async () => {
