@@ -46,6 +46,23 @@ static inline float dot(const float *a, const float *b, int n) {
   return hsum(wasm_f32x4_add(wasm_f32x4_add(s0, s1), wasm_f32x4_add(s2, s3)));
 }
 
+// [q·k0, q·k1, q·k2, q·k3] for four consecutive keys (stride hd): each query vector is loaded once
+// for the four keys, and the four sums come out as one vector (no horizontal add per key).
+static inline v128_t dot4(const float *q, const float *k, int hd) {
+  v128_t s0 = wasm_f32x4_splat(0), s1 = s0, s2 = s0, s3 = s0;
+  for (int i = 0; i < hd; i += 4) {
+    v128_t x = wasm_v128_load(q + i);
+    s0 = wasm_f32x4_add(s0, wasm_f32x4_mul(x, wasm_v128_load(k + i)));
+    s1 = wasm_f32x4_add(s1, wasm_f32x4_mul(x, wasm_v128_load(k + hd + i)));
+    s2 = wasm_f32x4_add(s2, wasm_f32x4_mul(x, wasm_v128_load(k + 2 * hd + i)));
+    s3 = wasm_f32x4_add(s3, wasm_f32x4_mul(x, wasm_v128_load(k + 3 * hd + i)));
+  }
+  // Transpose-and-add: [s0₀+s0₂, s0₁+s0₃, s1₀+s1₂, s1₁+s1₃], the same for s2, s3, then pairwise.
+  v128_t a = wasm_f32x4_add(wasm_i32x4_shuffle(s0, s1, 0, 1, 4, 5), wasm_i32x4_shuffle(s0, s1, 2, 3, 6, 7));
+  v128_t b = wasm_f32x4_add(wasm_i32x4_shuffle(s2, s3, 0, 1, 4, 5), wasm_i32x4_shuffle(s2, s3, 2, 3, 6, 7));
+  return wasm_f32x4_add(wasm_i32x4_shuffle(a, b, 0, 2, 4, 6), wasm_i32x4_shuffle(a, b, 1, 3, 5, 7));
+}
+
 // o = Σ_t p[t] · v_t for one query head, 16 dimensions at a time so that the 4 accumulators stay
 // in registers while the positions stream past (the G heads of a group each pass over V; one KV
 // head's values are ≤ 128 KB at 512 positions, so the passes after the first read from cache).
@@ -94,7 +111,11 @@ void attend(const Model *m, int layer, const Row *rows, int n_rows, const float 
       for (int t0 = 0; t0 < n; t0 += P) {
         const float *k = kv_at(m, &rows[r], t0, layer, 0, g);
         const int end = t0 + P < n ? t0 + P : n;
-        for (int t = t0; t < end; t++, k += hd) {
+        int t = t0;
+        for (; t + 4 <= end; t += 4, k += 4 * hd) {
+          for (int j = 0; j < G; j++) wasm_v128_store(scores + j * n + t, dot4(q + j * hd, k, hd));
+        }
+        for (; t < end; t++, k += hd) {
           for (int j = 0; j < G; j++) scores[j * n + t] = dot(q + j * hd, k, hd);
         }
       }
