@@ -46,6 +46,26 @@ describe("Workers host with a missing model asset", () => {
   });
 });
 
+describe("Workers host with ENGINE=ort: our contract's graph reads its weights out of the standard file (external data)", () => {
+  let server: RunningServer;
+  beforeAll(async () => (server = await startWorker(["--var", "ENGINE:ort"])), 120_000);
+  afterAll(() => server?.close());
+
+  it("loads onnx/model_quantized.tinylm.onnx and generates PyTorch's greedy continuation", async () => {
+    const models = (await (await fetch(`${server.baseURL}/v1/models`)).json()) as { data: { meta: { ort_graph: unknown } }[] };
+    expect(models.data[0].meta.ort_graph).toEqual({ file: "onnx/model_quantized.tinylm.onnx", contract: "tinylm" });
+    const g = parity.greedy[0];
+    const res = await fetch(`${server.baseURL}/v1/completions`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ model: "tinylm-fixture", prompt: g.prompt, max_tokens: 8, temperature: 0 }),
+    });
+    const body = (await res.json()) as { choices: { text: string }[] };
+    const eos = g.tokens.slice(0, 8).indexOf(tokenizer.eosId!);
+    expect(body.choices[0].text).toBe(tokenizer.decode(g.tokens.slice(0, eos >= 0 ? eos : 8)));
+  });
+});
+
 describe("Deno host", () => {
   let server: RunningServer;
   beforeAll(async () => {
