@@ -115,20 +115,22 @@ def run(study_path: str | dict, budget_s: float, only: list[str] | None = None, 
         for v in insts.values():  # a branch chooses among the candidates that run
             if "branch" in v:
                 v["branch"] = [c for c in v["branch"] if c in insts]
+    done = {n: json.loads((out / n / "result.json").read_text())  # finished earlier: a rerun goes on from there
+            for n in insts if (out / n / "result.json").exists()}
+    todo = {n: v for n, v in insts.items() if n not in done}  # what the probe measures and the budget plans
     rates = dict(rates or {})  # tokens/s per shape/vocab: measured by the probe unless given
     multipliers: dict[str, int] = {}
     if scale is None:
-        rates, multipliers = probe(study)
+        rates, multipliers = probe(study, todo=todo)
         for inst in insts.values():  # the probe's batch size for each shape (branches copy their base's)
             m = multipliers.get(f"{inst.get('shape')}/{inst.get('vocab')}", 1)
             if m > 1 and "branch" not in inst:
                 inst["train"] = {**inst.get("train", {}), "batch_size": base_train(study, inst)["batch_size"] * m}
         avail = budget_s - (time.time() - t_start) - study["study"].get("reserve_s", 30)
-        scale = min(1.0, avail / estimate_s(study, rates, 1.0)) if budget_s > 0 else 1.0
-        print(f"probe tokens/s {json.dumps({k: round(v) for k, v in rates.items()})}; plan ~{estimate_s(study, rates, 1.0):.0f} s "
+        plan_s = estimate_s(study, rates, 1.0, todo)
+        scale = min(1.0, avail / plan_s) if budget_s > 0 and plan_s > 0 else 1.0
+        print(f"probe tokens/s {json.dumps({k: round(v) for k, v in rates.items()})}; plan ~{plan_s:.0f} s "
               f"sequential for {avail:.0f} s available: token scale {scale:.2f}", file=sys.stderr, flush=True)
-    done = {n: json.loads((out / n / "result.json").read_text())  # finished earlier: a rerun goes on from there
-            for n in insts if (out / n / "result.json").exists()}
     running: dict[str, tuple[subprocess.Popen, float]] = {}
     parallel = parallel or study["study"].get("parallel", 4)
     deadline = t_start + budget_s if budget_s > 0 else math.inf

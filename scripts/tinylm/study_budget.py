@@ -41,16 +41,18 @@ def _rate(study: dict, inst: dict, device: str, steps: int, batch_size: int | No
             torch.cuda.empty_cache()
 
 
-def probe(study: dict, steps: int = 5) -> tuple[dict[str, float], dict[str, int]]:
-    """Training tokens/s of each (shape, vocab) used, measured alone on random tokens, and for each
-    the batch-size multiplier to train with: the study's batch_multipliers ([study], default [1])
-    are tried and a larger batch is kept only if it is ≥ 10% faster (a GPU often is; a CPU is not)."""
+def probe(study: dict, steps: int = 5, todo: dict | None = None) -> tuple[dict[str, float], dict[str, int]]:
+    """Training tokens/s of each (shape, vocab) the arms to run use (default: every arm; a round-2
+    branch uses its base's), measured alone on random tokens, and for each the batch-size multiplier
+    to train with: the study's batch_multipliers ([study], default [1]) are tried and a larger batch is
+    kept only if it is ≥ 10% faster (a GPU often is; a CPU is not)."""
     device = pick_device("auto")
     rates: dict[str, float] = {}
     multipliers: dict[str, int] = {}
-    for inst in instances(study).values():
+    every = instances(study)
+    for inst in (every if todo is None else todo).values():
         if "branch" in inst:
-            continue
+            inst = every[inst["branch"][0]]
         key = f"{inst['shape']}/{inst['vocab']}"
         if key in rates:
             continue
@@ -81,6 +83,7 @@ def arm_estimate_s(study: dict, inst: dict, rates: dict, scale: float) -> float:
     return scale * tokens / rates[f"{inst['shape']}/{inst['vocab']}"] + per_arm
 
 
-def estimate_s(study: dict, rates: dict, scale: float) -> float:
-    """GPU seconds of the whole plan if the arms ran one after another (a safe upper bound)."""
-    return sum(arm_estimate_s(study, inst, rates, scale) for inst in instances(study).values())
+def estimate_s(study: dict, rates: dict, scale: float, todo: dict | None = None) -> float:
+    """GPU seconds of the arms still to run (default: the whole plan) if they ran one after another
+    (a safe upper bound)."""
+    return sum(arm_estimate_s(study, inst, rates, scale) for inst in (instances(study) if todo is None else todo).values())

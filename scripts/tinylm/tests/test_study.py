@@ -150,3 +150,23 @@ def test_the_probe_keeps_a_larger_batch_only_when_it_is_faster(tmp_path, monkeyp
     rates, multipliers = study_budget.probe(study)
     assert multipliers["student/compact"] == 2 and rates["student/compact"] == 1500.0
     assert multipliers["wide/compact"] == 1
+
+
+def test_with_only_the_probe_and_the_budget_cover_the_arms_that_run(tmp_path, monkeypatch):
+    """--only parent scratch, parent already finished: only scratch is probed and planned, so its
+    tokens are not scaled down as if all 14 arms had to share the budget."""
+    study = tiny_study(tmp_path)
+    (tmp_path / "runs" / "parent").mkdir(parents=True)
+    (tmp_path / "runs" / "parent" / "result.json").write_text(json.dumps({"ok": True, "val_loss": 5.0}))
+    seen = {}
+
+    def fake_probe(study_, steps=5, todo=None):
+        seen["todo"] = sorted(todo)
+        return {"student/compact": 8 * 256 / 5.0}, {}  # scratch's tokens take 5 s
+
+    monkeypatch.setattr(st, "probe", fake_probe)
+    reserve = study["study"]["reserve_s"]
+    summary = st.run(study, budget_s=reserve + 60, only=["parent", "scratch"])
+    assert seen["todo"] == ["scratch"]
+    assert summary["token_scale"] == 1.0  # the whole study would have needed ~14 arms' time: scale ≪ 1
+    assert summary["arms"]["scratch"]["ok"] and summary["arms"]["parent"]["val_loss"] == 5.0
