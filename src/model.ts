@@ -1,6 +1,6 @@
 // Loading a model folder (Hugging Face layout, see model/README.md) into a ready engine. Hosts
 // supply the bytes (file system, static assets, R2) and the onnxruntime-web module they set up.
-import { modelShapeFromConfig, type Decoder, type ModelShape } from "./engine/decoder.js";
+import { modelShapeFromConfig, TokenizerVocabulary, type Decoder, type ModelShape } from "./engine/decoder.js";
 import { Engine, type EngineOptions } from "./engine/engine.js";
 import { createDecoder, type OrtModule } from "./engine/session.js";
 import { StandardOnnxDecoder } from "./engine/standard-onnx-model.js";
@@ -102,8 +102,8 @@ export async function loadModel(read: ReadModelFile, opts: LoadOptions): Promise
   const generationConfig = await readJson<Record<string, unknown>>(read, "generation_config.json", true);
   const tokenizer = Tokenizer.fromJSON(await readJson(read, "tokenizer.json"), tokenizerConfig, "tokenizer.json");
   const shape = modelShapeFromConfig(config);
-  if (shape.vocabSize !== tokenizer.vocabSize) {
-    throw new Error(`config.json vocab_size ${shape.vocabSize} ≠ tokenizer.json's ${tokenizer.vocabSize}`);
+  if (tokenizer.vocabSize > shape.vocabSize) {
+    throw new Error(`tokenizer.json has ${tokenizer.vocabSize} tokens, more than config.json's vocab_size ${shape.vocabSize}: ids the model has no logits for`);
   }
   const chatTemplate = await chatTemplateSource(read, tokenizerConfig);
   const onnxBytes = await read(opts.onnxFile);
@@ -114,7 +114,8 @@ export async function loadModel(read: ReadModelFile, opts: LoadOptions): Promise
     id: manifest.name ?? (typeof config._name_or_path === "string" && config._name_or_path ? config._name_or_path : "tinylm-edge"),
     defaults: generationDefaults(generationConfig),
     tokenizer,
-    engine: new Engine(decoder, opts.engine),
+    // A vocab_size padded past the tokenizer (a multiple of 64 or 128): the padded ids are cut off.
+    engine: new Engine(tokenizer.vocabSize < shape.vocabSize ? new TokenizerVocabulary(decoder, tokenizer.vocabSize) : decoder, opts.engine),
     chatTemplate: chatTemplate === null ? null : new ChatTemplate(chatTemplate, {
       bos_token: tokenizerConfig.bos_token ?? undefined,
       eos_token: tokenizerConfig.eos_token ?? undefined,

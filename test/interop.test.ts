@@ -135,6 +135,28 @@ describe("our server runs a standard ONNX decoder it did not export", () => {
     }
   });
 
+  it("a vocab_size padded past the tokenizer (as Qwen2 and Phi-3): the padded ids, made to win every argmax, are never emitted", async () => {
+    const padded = foreignFixture({ padVocab: 64 });
+    expect(JSON.parse(readFileSync(join(padded, "config.json"), "utf8")).vocab_size).toBe(32064);
+    const plain = await startFixtureServer({ MODEL_DIR: dir, ONNX_FILE: "onnx/model.onnx" });
+    const wide = await startFixtureServer({ MODEL_DIR: padded, ONNX_FILE: "onnx/model.onnx" });
+    try {
+      expect(await ours(wide, "tinylm-edge")).toEqual(await ours(plain, "tinylm-edge"));
+      const res = await fetch(`${wide.baseURL}/v1/completions`, {
+        method: "POST", headers: { "content-type": "application/json" },
+        body: JSON.stringify({ model: "tinylm-edge", prompt: "Once", max_tokens: 8, temperature: 1.5, seed: 3, logprobs: 5 }),
+      });
+      const body = (await res.json()) as { choices: { logprobs: { top_logprobs: Record<string, number>[] } }[] };
+      expect(res.status).toBe(200);
+      for (const top of body.choices[0].logprobs.top_logprobs) {
+        const total = Object.values(top).reduce((a, l) => a + Math.exp(l), 0);
+        expect(total).toBeLessThanOrEqual(1.0001); // renormalised over the real ids
+      }
+    } finally {
+      await Promise.all([plain.close(), wide.close()]);
+    }
+  });
+
   it("adds Llama 2's <s> to raw prompts as tokenizer(text) does, streams the same text, round-trips /tokenize, and refuses chat without a template", async () => {
     const server = await startFixtureServer({ MODEL_DIR: dir });
     const post = (path: string, body: unknown) => fetch(`${server.baseURL}${path}`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
@@ -187,9 +209,11 @@ describe("a folder the server cannot run is a clear error at load, naming the fi
       .rejects.toThrow(/onnx\/model_quantized\.onnx: the graph lacks input "input_ids"|follow no decoder contract/);
   });
 
-  it("a tokenizer that does not match vocab_size", async () => {
-    await expect(loadModel(folder({ "config.json": JSON.stringify({ ...config, vocab_size: 32000 }) }), { ...base, onnxFile }))
-      .rejects.toThrow(/config\.json vocab_size 32000 ≠ tokenizer\.json's 8192/);
+  it("a tokenizer larger than vocab_size, and a vocab_size the graph's logits do not have", async () => {
+    await expect(loadModel(folder({ "config.json": JSON.stringify({ ...config, vocab_size: 4096 }) }), { ...base, onnxFile }))
+      .rejects.toThrow(/tokenizer\.json has 8192 tokens, more than config\.json's vocab_size 4096/);
+    await expect(loadModel(folder({ "config.json": JSON.stringify({ ...config, vocab_size: 8256 }) }), { ...base, onnxFile }))
+      .rejects.toThrow(/onnx\/model_quantized\.tinylm\.onnx: the graph's logits have 8192 entries per position, config\.json's vocab_size is 8256/);
   });
 
   it("a chat template that is neither a string nor a named list", async () => {

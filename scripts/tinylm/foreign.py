@@ -134,12 +134,29 @@ def fp16_cache(m: onnx.ModelProto) -> onnx.ModelProto:
     return m
 
 
-def build(tokenizer_dir: Path, out: Path, seed: int = 0) -> Path:
+def pad_vocabulary(model: TinyLM, extra: int) -> TinyLM:
+    """The same model with `extra` more vocabulary rows (as Qwen2 and Phi-3 pad vocab_size past the
+    tokenizer). Their LM-head rows are 4× the first rows', so they would win most argmaxes if a
+    server let them: a server that cuts them off gives the unpadded model's tokens."""
+    cfg = model.config
+    padded = TinyLM(ModelConfig(**{**vars(cfg), "vocab_size": cfg.vocab_size + extra}))
+    padded.lm_head = torch.nn.Linear(cfg.d_model, cfg.vocab_size + extra, bias=False)
+    state = model.state_dict()
+    state["embed_tokens.weight"] = torch.cat([state["embed_tokens.weight"], torch.zeros(extra, cfg.d_model)])
+    state["lm_head.weight"] = torch.cat([state["lm_head.weight"], 4 * state["lm_head.weight"][:extra]])
+    padded.load_state_dict(state)
+    return padded.eval()
+
+
+def build(tokenizer_dir: Path, out: Path, seed: int = 0, pad_vocab: int = 0) -> Path:
     tokenizer = json.loads((tokenizer_dir / "tokenizer.json").read_text())
     tok_config = json.loads((tokenizer_dir / "tokenizer_config.json").read_text())
     ids = list(tokenizer["model"]["vocab"].values()) + [a["id"] for a in tokenizer.get("added_tokens", [])]
     cfg = ModelConfig(vocab_size=max(ids) + 1, d_model=64, n_layers=2, n_heads=4, n_kv_heads=2, ffn_hidden=128, max_seq_len=256)
     model = random_llama(cfg, seed)
+    if pad_vocab:
+        model = pad_vocabulary(model, pad_vocab)
+        cfg = model.config
     tmp = out.with_name(out.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     (tmp / "onnx").mkdir(parents=True)
@@ -172,8 +189,9 @@ def main(argv: list[str]) -> int:
     ap.add_argument("tokenizer_dir")
     ap.add_argument("out_dir")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--pad-vocab", type=int, default=0, help="vocabulary rows past the tokenizer's (as Qwen2, Phi-3)")
     args = ap.parse_args(argv)
-    out = build(Path(args.tokenizer_dir), Path(args.out_dir), args.seed)
+    out = build(Path(args.tokenizer_dir), Path(args.out_dir), args.seed, args.pad_vocab)
     for p in sorted(out.rglob("*")):
         if p.is_file():
             print(f"{p.stat().st_size:>10,}  {p}")

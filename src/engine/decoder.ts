@@ -2,6 +2,7 @@
 // (onnx-model.ts for graphs in our contract, standard-onnx-model.ts for the standard one) or our own
 // WebAssembly SIMD kernels (simd/).
 import type { KvShape } from "./kv-cache.js";
+import { softmaxInto } from "./sampler.js";
 
 /** The parts of config.json (Hugging Face Llama keys) the engine needs. */
 export interface ModelShape extends KvShape {
@@ -87,4 +88,45 @@ export async function runEachPathOnce<C extends SequenceCache>(decoder: Decoder<
   await decoder.step([{ cache: caches[1], tokens: prompt.slice(0, 5) }], "all");
   await decoder.step(caches.map((cache) => ({ cache, tokens: [1] })));
   for (const c of caches) c.release();
+}
+
+/**
+ * The model's logits cut to the tokenizer's ids. Hugging Face models often pad vocab_size past the
+ * tokenizer (to a multiple of 64 or 128: Qwen2, Phi-3): those rows are never tokens, so they are
+ * dropped here and the probabilities renormalised over the rest, and nothing downstream (sampling,
+ * log-probabilities, decoding) ever sees a padded id.
+ */
+export class TokenizerVocabulary<C extends SequenceCache> implements Decoder<C> {
+  readonly shape: ModelShape;
+
+  constructor(private readonly inner: Decoder<C>, vocab: number) {
+    this.shape = { ...inner.shape, vocabSize: vocab };
+  }
+
+  get backend() {
+    return this.inner.backend;
+  }
+
+  newCache(): C {
+    return this.inner.newCache();
+  }
+
+  warmUp(): Promise<void> {
+    return this.inner.warmUp();
+  }
+
+  async step(inputs: StepInput<C>[], wanted?: LogitsWanted): Promise<StepOutput[]> {
+    const full = this.inner.shape.vocabSize, v = this.shape.vocabSize;
+    return (await this.inner.step(inputs, wanted)).map(({ logits }, b) => {
+      const rows = logits.length / full;
+      const out = { logits: new Float32Array(rows * v), probs: new Float32Array(rows * v) };
+      for (let r = 0; r < rows; r++) {
+        const kept = out.logits.subarray(r * v, (r + 1) * v);
+        kept.set(logits.subarray(r * full, r * full + v));
+        // Again from the logits: the padded ids may have held most of the inner softmax's mass.
+        softmaxInto(kept, out.probs.subarray(r * v, (r + 1) * v), inputs[b].temperature ?? 1);
+      }
+      return out;
+    });
+  }
 }

@@ -56,6 +56,11 @@ export async function createDecoder(ort: OrtModule, modelBytes: Uint8Array, shap
   if (opts.externalData) options.externalData = opts.externalData;
   const session = await ort.InferenceSession.create(modelBytes, options);
   const source = opts.source ?? "model.onnx";
+  const logits = session.outputMetadata?.find((m) => m.name === "logits");
+  const width = logits?.isTensor ? logits.shape.at(-1) : undefined;
+  if (typeof width === "number" && width !== shape.vocabSize) {
+    throw new Error(`${source}: the graph's logits have ${width} entries per position, config.json's vocab_size is ${shape.vocabSize}`);
+  }
   if (session.outputNames.includes("new_kv")) return new OnnxDecoder(session, ort.Tensor, shape);
   if (session.outputNames.includes("present.0.key") || session.outputNames.includes("logits")) {
     return new StandardOnnxDecoder(session, ort.Tensor, shape, source);

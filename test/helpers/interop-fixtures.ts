@@ -36,10 +36,14 @@ export function standardFixture(): string {
   });
 }
 
-/** A Llama traced by torch.onnx.export, MatMulInteger-quantized, untied, with Llama 2's tokenizer (scripts/tinylm/foreign.py). */
-export function foreignFixture(): string {
+/**
+ * A Llama traced by torch.onnx.export, MatMulInteger-quantized, untied, with Llama 2's tokenizer
+ * (scripts/tinylm/foreign.py); with padVocab, the same weights with that many vocabulary rows past the tokenizer's.
+ */
+export function foreignFixture({ padVocab = 0 } = {}): string {
   const script = join(ROOT, "scripts/tinylm/foreign.py");
-  return buildOnce(join(BUILD, "foreign-llama"), digest(script, join(LLAMA2_TOKENIZER, "tokenizer.json")), (into) => {
-    execFileSync("/usr/bin/python3", ["-m", "scripts.tinylm.foreign", LLAMA2_TOKENIZER, into], { cwd: ROOT, stdio: "pipe" });
+  const dir = join(BUILD, padVocab ? `foreign-llama-padded-${padVocab}` : "foreign-llama");
+  return buildOnce(dir, digest(script, join(LLAMA2_TOKENIZER, "tokenizer.json")), (into) => {
+    execFileSync("/usr/bin/python3", ["-m", "scripts.tinylm.foreign", LLAMA2_TOKENIZER, into, "--pad-vocab", String(padVocab)], { cwd: ROOT, stdio: "pipe" });
   });
 }
