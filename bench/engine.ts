@@ -6,7 +6,7 @@ import { existsSync, mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { modelShapeFromConfig, type Decoder } from "../src/engine/decoder.js";
-import { OnnxDecoder } from "../src/engine/onnx-model.js";
+import { OnnxDecoder } from "../src/engine/ort/onnx-model.js";
 import { SimdDecoder } from "../src/engine/simd/decoder.js";
 import { llamaWeights } from "../src/engine/simd/llama-weights.js";
 import { readOnnx } from "../src/engine/simd/onnx-reader.js";
@@ -17,12 +17,12 @@ import { JsonConstraint, TokenTrie } from "../src/engine/token-mask.js";
 import { schemaGrammar } from "../src/engine/json-schema.js";
 import { loadTokenizer } from "../scripts/tokenizer/files.js";
 import { argmax } from "../src/engine/sampler.js";
-import { createDecoder } from "../src/engine/session.js";
+import { createDecoder } from "../src/engine/ort/session.js";
 import { ortGraph, tinylmGraphFile } from "../src/model.js";
 import { nodeOrt } from "../src/node-runtime.js";
 import { median } from "./stats.js";
 
-export { wasmHeapBytes } from "../src/engine/session.js";
+export { wasmHeapBytes } from "../src/engine/ort/session.js";
 
 /**
  * simd: our kernels as the hosts run them (relaxed SIMD where the runtime has it); simd128: plain

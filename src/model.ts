@@ -2,8 +2,8 @@
 // supply the bytes (file system, static assets, R2) and the onnxruntime-web module they set up.
 import { modelShapeFromConfig, TokenizerVocabulary, type Decoder, type ModelShape } from "./engine/decoder.js";
 import { Engine, type EngineOptions } from "./engine/engine.js";
-import { createDecoder, type OrtModule } from "./engine/session.js";
-import { StandardOnnxDecoder } from "./engine/standard-onnx-model.js";
+import { createDecoder, type OrtModule } from "./engine/ort/session.js";
+import { StandardOnnxDecoder } from "./engine/ort/standard-onnx-model.js";
 import { SimdDecoder, type KernelVariant } from "./engine/simd/decoder.js";
 import { llamaWeights, UnsupportedModel } from "./engine/simd/llama-weights.js";
 import { readOnnx } from "./engine/simd/onnx-reader.js";

@@ -1,5 +1,5 @@
 // What the scheduler needs of a decoder backend, whichever runs the model: onnxruntime-web
-// (onnx-model.ts for graphs in our contract, standard-onnx-model.ts for the standard one) or our own
+// (ort/: onnx-model.ts for graphs in our contract, standard-onnx-model.ts for the standard one) or our own
 // WebAssembly SIMD kernels (simd/).
 import type { KvShape } from "./kv-cache.js";
 import { softmaxInto } from "./sampler.js";

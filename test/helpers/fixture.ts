@@ -1,7 +1,7 @@
 // The exported test fixture model and its PyTorch reference data.
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { OnnxDecoder } from "../../src/engine/onnx-model.js";
+import { OnnxDecoder } from "../../src/engine/ort/onnx-model.js";
 import { SimdDecoder, type KernelVariant } from "../../src/engine/simd/decoder.js";
 import { tinylmGraphFile } from "../../src/model.js";
 import { nodeOrt } from "../../src/node-runtime.js";

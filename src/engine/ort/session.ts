@@ -1,7 +1,7 @@
 // Creating the onnxruntime-web session. Hosts configure ort.env.wasm (binary, threads) first; the
 // options here are the ones that keep the WASM heap small (Workers allow 128 MB per isolate).
 import type * as Ort from "onnxruntime-web";
-import type { ModelShape } from "./decoder.js";
+import type { ModelShape } from "../decoder.js";
 import { OnnxDecoder } from "./onnx-model.js";
 import { StandardOnnxDecoder } from "./standard-onnx-model.js";
 

@@ -5,9 +5,9 @@
 // step than ours (onnx-model.ts): the full cache goes into and comes back out of WASM memory on
 // every run, and a prefill computes logits for every prompt position.
 import type { InferenceSession, Tensor as OrtTensor } from "onnxruntime-web";
-import { runEachPathOnce, type Decoder, type LogitsWanted, type ModelShape, type StepInput, type StepOutput } from "./decoder.js";
-import { KvCache, kvRows } from "./kv-cache.js";
-import { softmaxInto } from "./sampler.js";
+import { runEachPathOnce, type Decoder, type LogitsWanted, type ModelShape, type StepInput, type StepOutput } from "../decoder.js";
+import { KvCache, kvRows } from "../kv-cache.js";
+import { softmaxInto } from "../sampler.js";
 
 type TensorCtor = typeof OrtTensor;
 type KvType = "float32" | "float16";
