@@ -188,6 +188,8 @@ def relayout(folder: Path) -> list[Path]:
     """Split every graph of ours in folder/onnx, and record it in config.json and manifest.json. Idempotent."""
     written = [f for f in (split_contracts(p) for p in sorted((folder / "onnx").glob("*.onnx"))
                            if not p.name.endswith(TINYLM_SUFFIX)) if f]
+    if not any((folder / "onnx").glob("*" + TINYLM_SUFFIX)):
+        raise InteropError(f"{folder}: no graph in tinylm's contract (not a folder our exporter wrote); left as it was")
     from .export import FOLDER_README  # (export imports this module)
 
     if (folder / "README.md").exists():

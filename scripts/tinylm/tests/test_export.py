@@ -92,3 +92,18 @@ def test_export_writes_both_contracts_sharing_one_copy_of_the_weights(tmp_path):
     assert "onnx/model_quantized.tinylm.onnx" in manifest["files"]
     before = {p: p.read_bytes() for p in (out / "onnx").iterdir()}
     assert relayout(out) == [] and before == {p: p.read_bytes() for p in (out / "onnx").iterdir()}  # idempotent
+
+
+def test_relayout_leaves_a_folder_it_did_not_write_alone(tmp_path):
+    import pytest
+    from scripts.tinylm.interop import InteropError, relayout
+
+    folder = tmp_path / "theirs"
+    (folder / "onnx").mkdir(parents=True)
+    src = ROOT / "test" / "fixtures" / "tiny-model"
+    shutil.copy(src / "onnx" / "model_quantized.onnx", folder / "onnx" / "model_quantized.onnx")  # standard contract
+    (folder / "config.json").write_text('{"model_type": "llama"}')
+    (folder / "README.md").write_text("their words")
+    with pytest.raises(InteropError, match="not a folder our exporter wrote"):
+        relayout(folder)
+    assert (folder / "README.md").read_text() == "their words" and "transformers.js_config" not in (folder / "config.json").read_text()
