@@ -169,6 +169,7 @@ function floatToHalf(v: number): number {
 
 function toFloat32(data: Float32Array | Uint16Array): Float32Array {
   if (data instanceof Float32Array) return data;
+  if (!(data instanceof Uint16Array)) return Float32Array.from(data as ArrayLike<number>); // a Float16Array, where the runtime has one
   const out = new Float32Array(data.length);
   for (let i = 0; i < data.length; i++) out[i] = halfToFloat(data[i]);
   return out;
