@@ -12,9 +12,6 @@ import { softmaxInto } from "../sampler.js";
 type TensorCtor = typeof OrtTensor;
 type KvType = "float32" | "float16";
 
-/** The inputs a graph in the standard contract must have (position_ids is optional). */
-const STANDARD_INPUTS = ["input_ids", "attention_mask", "past_key_values.0.key"] as const;
-
 export class StandardOnnxDecoder implements Decoder<KvCache> {
   readonly backend = "ort";
   private readonly kvType: KvType;
@@ -26,11 +23,9 @@ export class StandardOnnxDecoder implements Decoder<KvCache> {
     readonly shape: ModelShape,
     source: string,
   ) {
-    const missing = [
-      ...STANDARD_INPUTS.filter((n) => !session.inputNames.includes(n)),
-      ...Array.from({ length: shape.layers }, (_, i) => [`past_key_values.${i}.key`, `past_key_values.${i}.value`]).flat()
-        .filter((n) => !session.inputNames.includes(n)),
-    ];
+    // The inputs a graph in the standard contract must have (position_ids is optional).
+    const required = ["input_ids", "attention_mask", ...Array.from({ length: shape.layers }, (_, i) => [`past_key_values.${i}.key`, `past_key_values.${i}.value`]).flat()];
+    const missing = required.filter((n) => !session.inputNames.includes(n));
     if (missing.length) throw new Error(`${source}: the graph lacks input "${missing[0]}" (config.json has ${shape.layers} layers)`);
     for (const out of ["logits", "present.0.key"]) {
       if (!session.outputNames.includes(out)) throw new Error(`${source}: the graph lacks output "${out}"`);
@@ -60,7 +55,8 @@ export class StandardOnnxDecoder implements Decoder<KvCache> {
     const groups = new Map<string, number[]>();
     inputs.forEach(({ cache, tokens }, b) => {
       const key = `${cache.length}:${tokens.length}`;
-      groups.set(key, [...(groups.get(key) ?? []), b]);
+      if (!groups.has(key)) groups.set(key, []);
+      groups.get(key)!.push(b);
     });
     const results: StepOutput[] = new Array(inputs.length);
     for (const rows of groups.values()) {
