@@ -18,7 +18,6 @@ Our contract: inputs input_ids [batch, seq], attention_mask [batch, past + seq],
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import shutil
 import sys
@@ -31,7 +30,7 @@ from onnx import numpy_helper
 
 from .checkpoint import CheckpointError, load_checkpoint, model_from_checkpoint
 from .model import TinyLM
-from .interop import quantization_notes, split_contracts
+from .interop import quantization_notes, sha256, split_contracts
 from .onnx_graph import build_graph
 from .quantize import quantize_model
 from .progress import Progress
@@ -166,10 +165,6 @@ def parity_reference(model: TinyLM, prompts: list[list[int]], eos_id: int, steps
     cases.append(batch)
     greedy = [{"prompt": p, "tokens": model.generate(p, greedy_len, temperature=0, eos_id=eos_id)} for p in prompts]
     return {"cases": cases, "greedy": greedy, "logits": np.stack(rows).astype("<f4")}
-
-
-def sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def export(ckpt_path: str, tokenizer_dir: str, out_dir: str, name: str, eval_path: str = "", prompts=None) -> Path:
