@@ -4,7 +4,7 @@
 //   tsx bench/engine-cli.ts constrained <model-dir> <runs>   (JSON mode's cost per token)
 //   tsx bench/engine-cli.ts matmul <runs>      (the wasm build's fp32 MatMul GFLOP/s, for the roofline)
 import { benchEngine, constrainedCost, profileSimd, wasmHeapBytes, wasmMatMulGflops, type EngineName } from "./engine.js";
-import { trackWasmMemories } from "../src/engine/ort/session.js";
+import { trackWasmMemories } from "../src/engine/wasm-memory.js";
 
 trackWasmMemories();
 

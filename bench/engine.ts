@@ -13,16 +13,16 @@ import { readOnnx } from "../src/engine/simd/onnx-reader.js";
 import { compileRelaxed } from "../src/engine/simd/relaxed.js";
 import { Engine } from "../src/engine/engine.js";
 import { DEFAULT_SAMPLING } from "../src/engine/sampler.js";
-import { JsonConstraint, TokenTrie } from "../src/engine/token-mask.js";
-import { schemaGrammar } from "../src/engine/json-schema.js";
+import { JsonConstraint, TokenTrie } from "../src/engine/constrain/token-mask.js";
+import { schemaGrammar } from "../src/engine/constrain/json-schema.js";
 import { loadTokenizer } from "../scripts/tokenizer/files.js";
 import { argmax } from "../src/engine/sampler.js";
 import { createDecoder } from "../src/engine/ort/session.js";
-import { ortGraph, tinylmGraphFile } from "../src/model.js";
+import { ortGraph, tinylmGraphFile } from "../src/engine/backends.js";
 import { nodeOrt } from "../src/node-runtime.js";
 import { median } from "./stats.js";
 
-export { wasmHeapBytes } from "../src/engine/ort/session.js";
+export { wasmHeapBytes } from "../src/engine/wasm-memory.js";
 
 /**
  * simd: our kernels as the hosts run them (relaxed SIMD where the runtime has it); simd128: plain

@@ -6,7 +6,7 @@ import { join } from "node:path";
 import { modelShapeFromConfig, type Decoder } from "../src/engine/decoder.js";
 import { argmax } from "../src/engine/sampler.js";
 import { createDecoder } from "../src/engine/ort/session.js";
-import { ortGraph } from "../src/model.js";
+import { ortGraph } from "../src/engine/backends.js";
 import { nodeOrt } from "../src/node-runtime.js";
 import { parseFlags, Progress, runMain } from "./tokenizer/cli.js";
 

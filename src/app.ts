@@ -10,7 +10,7 @@ import { chatCompletions } from "./openai/chat.js";
 import { completions } from "./openai/completions.js";
 import { chatRequest, completionRequest, describeIssue, detokenizeRequest, tokenizeRequest } from "./openai/schemas.js";
 import { Metrics } from "./metrics.js";
-import { wasmHeapBytes } from "./engine/ort/session.js";
+import { wasmHeapBytes } from "./engine/wasm-memory.js";
 import { keepAlive } from "./openai/sse.js";
 import { publicReason, type LoadedModel, type ModelHandle } from "./model.js";
 import type { ClientScope } from "./openai/generation.js";

@@ -2,16 +2,12 @@
 // supply the bytes (file system, static assets, R2) and the onnxruntime-web module they set up.
 import { modelShapeFromConfig, TokenizerVocabulary, type Decoder, type ModelShape } from "./engine/decoder.js";
 import { Engine, type EngineOptions } from "./engine/engine.js";
-import { createDecoder, type OrtModule } from "./engine/ort/session.js";
-import { StandardOnnxDecoder } from "./engine/ort/standard-onnx-model.js";
+import { createBackend, type BackendOptions, type OrtGraphInfo, type ReadModelFile } from "./engine/backends.js";
 import { SimdDecoder, type KernelVariant } from "./engine/simd/decoder.js";
-import { llamaWeights, UnsupportedModel } from "./engine/simd/llama-weights.js";
-import { readOnnx } from "./engine/simd/onnx-reader.js";
 import { ChatTemplate } from "./tokenizer/chat-template.js";
 import { Tokenizer, type TokenizerConfig } from "./tokenizer/tokenizer.js";
 
-/** Reads a file of the model folder by relative path; throws an Error naming it when missing. */
-export type ReadModelFile = (path: string) => Promise<Uint8Array>;
+export type { BackendChoice, ReadModelFile } from "./engine/backends.js";
 
 export interface Manifest {
   name?: string;
@@ -57,25 +53,12 @@ export interface LoadedModel {
   manifest: Manifest;
   onnxFile: string;
   /** Which backend runs the model, which kernels (ours), and why ours were not used ("auto" fell back). */
-  backend: { name: "simd" | "ort"; kernels: KernelVariant | null; reason: string | null; graph: { file: string; contract: "tinylm" | "standard" } | null };
+  backend: { name: "simd" | "ort"; kernels: KernelVariant | null; reason: string | null; graph: OrtGraphInfo | null };
   created: number;
 }
 
-/** ENGINE: our WASM SIMD kernels, onnxruntime-web, or ours when the model is one they support. */
-export type BackendChoice = "auto" | "simd" | "ort";
-
-export interface LoadOptions {
-  ort: OrtModule;
-  backend?: BackendChoice; // default "auto"
-  /** The compiled kernels.wasm (hosts load it as they load ORT's .wasm). Required unless backend is "ort". */
-  kernels?: () => Promise<WebAssembly.Module>;
-  /** The compiled relaxed.wasm, or null where the runtime lacks relaxed SIMD (then plain SIMD128 kernels run). */
-  relaxed?: () => Promise<WebAssembly.Module | null>;
-  /** Where the one line saying why "auto" fell back to onnxruntime-web goes (default console.warn). */
-  log?: (line: string) => void;
-  onnxFile: string; // e.g. "onnx/model_quantized.onnx"
+export interface LoadOptions extends BackendOptions {
   engine: EngineOptions;
-  lowMemory?: boolean;
   /** Run the graph once before serving (see OnnxDecoder.warmUp). */
   warmUp?: boolean;
 }
@@ -108,7 +91,7 @@ export async function loadModel(read: ReadModelFile, opts: LoadOptions): Promise
   const chatTemplate = await chatTemplateSource(read, tokenizerConfig);
   const onnxBytes = await read(opts.onnxFile);
   await checkDigest(opts.onnxFile, onnxBytes, manifest);
-  const { decoder, reason, graph } = await createBackend(read, onnxBytes, config, shape, manifest, opts);
+  const { decoder, reason, graph } = await createBackend(read, onnxBytes, config, shape, opts, (path, bytes) => checkDigest(path, bytes, manifest));
   if (opts.warmUp) await decoder.warmUp();
   return {
     id: manifest.name ?? (typeof config._name_or_path === "string" && config._name_or_path ? config._name_or_path : "tinylm-edge"),
@@ -150,50 +133,6 @@ async function checkDigest(path: string, bytes: Uint8Array, manifest: Manifest):
   const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", bytes as Uint8Array<ArrayBuffer>));
   const hex = Array.from(digest, (b) => b.toString(16).padStart(2, "0")).join("");
   if (hex !== expected) throw new Error(`${path}: sha256 ${hex} does not match manifest.json's ${expected} (corrupt or partial download?)`);
-}
-
-/** Our kernels when they can run the graph (and ENGINE allows), else onnxruntime-web. */
-async function createBackend(read: ReadModelFile, bytes: Uint8Array, config: Record<string, unknown>, shape: ModelShape, manifest: Manifest, opts: LoadOptions): Promise<{ decoder: Decoder; reason: string | null; graph: LoadedModel["backend"]["graph"] }> {
-  const choice = opts.backend ?? "auto";
-  let reason: string | null = choice === "ort" ? "ENGINE=ort" : null;
-  if (choice !== "ort") {
-    if (!opts.kernels) throw new Error("the host did not provide kernels.wasm (set ENGINE=ort to use onnxruntime-web)");
-    let graph;
-    try {
-      graph = readOnnx(bytes);
-    } catch (err) {
-      throw new Error(`${opts.onnxFile}: not a readable ONNX file (${(err as Error).message})`);
-    }
-    try {
-      const relaxed = (await opts.relaxed?.()) ?? null;
-      return { decoder: await SimdDecoder.create(await opts.kernels(), llamaWeights(graph, config), relaxed), reason: null, graph: null };
-    } catch (err) {
-      if (!(err instanceof UnsupportedModel)) throw new Error(`${opts.onnxFile}: ${(err as Error).message}`);
-      if (choice === "simd") throw new Error(`ENGINE=simd, but the kernels cannot run ${opts.onnxFile}: ${err.message}`);
-      reason = err.message;
-      (opts.log ?? console.warn)(`tinylm-edge: ${opts.onnxFile} runs on onnxruntime-web: the WASM SIMD kernels cannot run it (${reason})`);
-    }
-  }
-  const graph = await ortGraph(read, opts.onnxFile, bytes, manifest);
-  const decoder = await createDecoder(opts.ort, graph.bytes, shape, { lowMemory: opts.lowMemory, ...graph });
-  return { decoder, reason, graph: { file: graph.source, contract: decoder instanceof StandardOnnxDecoder ? "standard" : "tinylm" } };
-}
-
-/** Our exporter's graph in tinylm's own contract, beside the standard one it reads its weights from. */
-export const tinylmGraphFile = (onnxFile: string): string => onnxFile.replace(/(\.tinylm)?\.onnx$/, ".tinylm.onnx");
-
-/**
- * What onnxruntime-web runs for ONNX_FILE: the .tinylm.onnx graph beside it when the folder has one
- * (our server's faster contract; its weights are external data pointing into ONNX_FILE), else ONNX_FILE.
- */
-export async function ortGraph(read: ReadModelFile, onnxFile: string, onnxBytes: Uint8Array, manifest: Manifest = {}):
-  Promise<{ bytes: Uint8Array; source: string; externalData?: { path: string; data: Uint8Array }[] }> {
-  const fast = tinylmGraphFile(onnxFile);
-  if (fast === onnxFile) return { bytes: onnxBytes, source: onnxFile };
-  const bytes = await read(fast).catch(() => null);
-  if (!bytes) return { bytes: onnxBytes, source: onnxFile };
-  await checkDigest(fast, bytes, manifest);
-  return { bytes, source: fast, externalData: [{ path: onnxFile.split("/").pop()!, data: onnxBytes }] };
 }
 
 /** Loads once, on first use; concurrent callers share the one load. A failed load is a state: retried with backoff. */

@@ -2,8 +2,8 @@
 // on a real byte-level BPE vocabulary, and generations that always parse (issue 17).
 import { describe, expect, it } from "vitest";
 import fc from "fast-check";
-import { isComplete, JSON_START, step, type JsonState } from "../src/engine/json-grammar.js";
-import { JsonConstraint, TokenTrie } from "../src/engine/token-mask.js";
+import { isComplete, JSON_START, step, type JsonState } from "../src/engine/constrain/json-grammar.js";
+import { JsonConstraint, TokenTrie } from "../src/engine/constrain/token-mask.js";
 import { Engine } from "../src/engine/engine.js";
 import { DEFAULT_SAMPLING } from "../src/engine/sampler.js";
 import { loadTokenizer } from "../scripts/tokenizer/files.js";

@@ -2,8 +2,8 @@
 // of the supported subset, and constrained generations that always parse and validate (issue 17).
 import { describe, expect, it } from "vitest";
 import fc from "fast-check";
-import { schemaGrammar, UnsupportedSchema } from "../src/engine/json-schema.js";
-import { GrammarConstraint, TokenTrie, type Grammar } from "../src/engine/token-mask.js";
+import { schemaGrammar, UnsupportedSchema } from "../src/engine/constrain/json-schema.js";
+import { GrammarConstraint, TokenTrie, type Grammar } from "../src/engine/constrain/token-mask.js";
 import { Engine } from "../src/engine/engine.js";
 import { DEFAULT_SAMPLING } from "../src/engine/sampler.js";
 import { loadTokenizer } from "../scripts/tokenizer/files.js";

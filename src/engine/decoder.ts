@@ -1,8 +1,14 @@
 // What the scheduler needs of a decoder backend, whichever runs the model: onnxruntime-web
 // (ort/: onnx-model.ts for graphs in our contract, standard-onnx-model.ts for the standard one) or our own
 // WebAssembly SIMD kernels (simd/).
-import type { KvShape } from "./kv-cache.js";
 import { softmaxInto } from "./sampler.js";
+
+/** The KV cache's shape: per layer, kvHeads heads of headDim for keys and as many for values. */
+export interface KvShape {
+  layers: number;
+  kvHeads: number;
+  headDim: number;
+}
 
 /** The parts of config.json (Hugging Face Llama keys) the engine needs. */
 export interface ModelShape extends KvShape {

@@ -3,7 +3,7 @@
 // The script passes --v8-flags=--no-liftoff for the reason given in node.ts.
 import * as ort from "onnxruntime-web/wasm";
 import { createApp } from "../app.js";
-import { trackWasmMemories } from "../engine/ort/session.js";
+import { trackWasmMemories } from "../engine/wasm-memory.js";
 import { loadModel, ModelHandle } from "../model.js";
 import { SETTING_NAMES, settingsFrom } from "./config.js";
 import { drain } from "./shutdown.js";

@@ -4,7 +4,7 @@ import { readFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { serve } from "@hono/node-server";
 import { createApp } from "../app.js";
-import { trackWasmMemories } from "../engine/ort/session.js";
+import { trackWasmMemories } from "../engine/wasm-memory.js";
 import { loadModel, ModelHandle } from "../model.js";
 import { settingsFrom } from "./config.js";
 import { nodeOrt } from "../node-runtime.js";

@@ -10,7 +10,7 @@ import kernelsWasm from "../engine/simd/kernels.wasm";
 // workerd has relaxed SIMD (V8 ≥ 11.4 ships it); RELAXED_SIMD=0 turns it off.
 import relaxedWasm from "../engine/simd/relaxed.wasm";
 import { createApp } from "../app.js";
-import { trackWasmMemories } from "../engine/ort/session.js";
+import { trackWasmMemories } from "../engine/wasm-memory.js";
 import { loadModel, ModelHandle, type ReadModelFile } from "../model.js";
 import { settingsFrom } from "./config.js";
 

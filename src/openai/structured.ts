@@ -1,8 +1,8 @@
 // Structured output (response_format): JSON mode and JSON-schema mode as per-choice decoding
 // constraints. The vocabulary trie is built once per model; a schema is compiled once per request;
 // each choice gets its own grammar state.
-import { schemaGrammar, UnsupportedSchema } from "../engine/json-schema.js";
-import { GrammarConstraint, JSON_OBJECT, TokenTrie, type Grammar } from "../engine/token-mask.js";
+import { schemaGrammar, UnsupportedSchema } from "../engine/constrain/json-schema.js";
+import { GrammarConstraint, JSON_OBJECT, TokenTrie, type Grammar } from "../engine/constrain/token-mask.js";
 import type { LoadedModel } from "../model.js";
 import { invalidRequest } from "./errors.js";
 import type { ChatRequest, CompletionRequest } from "./schemas.js";

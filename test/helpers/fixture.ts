@@ -3,7 +3,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { OnnxDecoder } from "../../src/engine/ort/onnx-model.js";
 import { SimdDecoder, type KernelVariant } from "../../src/engine/simd/decoder.js";
-import { tinylmGraphFile } from "../../src/model.js";
+import { tinylmGraphFile } from "../../src/engine/backends.js";
 import { nodeOrt } from "../../src/node-runtime.js";
 import { llamaWeights } from "../../src/engine/simd/llama-weights.js";
 import { readOnnx } from "../../src/engine/simd/onnx-reader.js";

@@ -2,7 +2,7 @@
 // into one session.run (padding masked), and keeps each sequence's KV cache up to date.
 import type { InferenceSession, Tensor as OrtTensor } from "onnxruntime-web";
 import { runEachPathOnce, type Decoder, type LogitsWanted, type ModelShape, type StepInput, type StepOutput } from "../decoder.js";
-import { KvCache, kvRows } from "../kv-cache.js";
+import { KvCache, kvRows } from "./kv-cache.js";
 
 type TensorCtor = typeof OrtTensor;
 

@@ -6,7 +6,7 @@
 // every run, and a prefill computes logits for every prompt position.
 import type { InferenceSession, Tensor as OrtTensor } from "onnxruntime-web";
 import { runEachPathOnce, type Decoder, type LogitsWanted, type ModelShape, type StepInput, type StepOutput } from "../decoder.js";
-import { KvCache, kvRows } from "../kv-cache.js";
+import { KvCache, kvRows } from "./kv-cache.js";
 import { softmaxInto } from "../sampler.js";
 
 type TensorCtor = typeof OrtTensor;

@@ -1,12 +1,7 @@
 // One sequence's KV cache as rows [2·layers·kvHeads, capacity, headDim] (layer i's key heads, then
 // its value heads, as in the graph's new_kv output), grown by doubling. The decoder copies it into
 // the batched past_key_values inputs and appends only the new positions (new_kv) back.
-
-export interface KvShape {
-  layers: number;
-  kvHeads: number;
-  headDim: number;
-}
+import type { KvShape } from "../decoder.js";
 
 /** Rows of the packed KV tensors: a key and a value row per KV head per layer. */
 export const kvRows = (s: KvShape): number => 2 * s.layers * s.kvHeads;

@@ -1,0 +1,81 @@
+// The decoder backends and the choice between them: our WebAssembly SIMD kernels (simd/) when they
+// can run the model and ENGINE allows, else onnxruntime-web (ort/) on the folder's ONNX graph.
+import type { Decoder, ModelShape } from "./decoder.js";
+import { createDecoder, type OrtModule } from "./ort/session.js";
+import { StandardOnnxDecoder } from "./ort/standard-onnx-model.js";
+import { SimdDecoder } from "./simd/decoder.js";
+import { llamaWeights, UnsupportedModel } from "./simd/llama-weights.js";
+import { readOnnx } from "./simd/onnx-reader.js";
+
+/** Reads a file of the model folder by relative path; throws an Error naming it when missing. */
+export type ReadModelFile = (path: string) => Promise<Uint8Array>;
+/** Checks a file's bytes (the model loader compares them with manifest.json's sha256); throws when they differ. */
+export type VerifyFile = (path: string, bytes: Uint8Array) => Promise<void>;
+
+/** ENGINE: our WASM SIMD kernels, onnxruntime-web, or ours when the model is one they support. */
+export type BackendChoice = "auto" | "simd" | "ort";
+
+/** The graph onnxruntime-web runs, and the decoder contract it follows. */
+export interface OrtGraphInfo {
+  file: string;
+  contract: "tinylm" | "standard";
+}
+
+export interface BackendOptions {
+  ort: OrtModule;
+  backend?: BackendChoice; // default "auto"
+  /** The compiled kernels.wasm (hosts load it as they load ORT's .wasm). Required unless backend is "ort". */
+  kernels?: () => Promise<WebAssembly.Module>;
+  /** The compiled relaxed.wasm, or null where the runtime lacks relaxed SIMD (then plain SIMD128 kernels run). */
+  relaxed?: () => Promise<WebAssembly.Module | null>;
+  /** Where the one line saying why "auto" fell back to onnxruntime-web goes (default console.warn). */
+  log?: (line: string) => void;
+  onnxFile: string; // e.g. "onnx/model_quantized.onnx"
+  lowMemory?: boolean;
+}
+
+/** Our kernels when they can run the graph (and ENGINE allows), else onnxruntime-web. */
+export async function createBackend(read: ReadModelFile, bytes: Uint8Array, config: Record<string, unknown>, shape: ModelShape, opts: BackendOptions, verify: VerifyFile = async () => {}):
+  Promise<{ decoder: Decoder; reason: string | null; graph: OrtGraphInfo | null }> {
+  const choice = opts.backend ?? "auto";
+  let reason: string | null = choice === "ort" ? "ENGINE=ort" : null;
+  if (choice !== "ort") {
+    if (!opts.kernels) throw new Error("the host did not provide kernels.wasm (set ENGINE=ort to use onnxruntime-web)");
+    let graph;
+    try {
+      graph = readOnnx(bytes);
+    } catch (err) {
+      throw new Error(`${opts.onnxFile}: not a readable ONNX file (${(err as Error).message})`);
+    }
+    try {
+      const relaxed = (await opts.relaxed?.()) ?? null;
+      return { decoder: await SimdDecoder.create(await opts.kernels(), llamaWeights(graph, config), relaxed), reason: null, graph: null };
+    } catch (err) {
+      if (!(err instanceof UnsupportedModel)) throw new Error(`${opts.onnxFile}: ${(err as Error).message}`);
+      if (choice === "simd") throw new Error(`ENGINE=simd, but the kernels cannot run ${opts.onnxFile}: ${err.message}`);
+      reason = err.message;
+      (opts.log ?? console.warn)(`tinylm-edge: ${opts.onnxFile} runs on onnxruntime-web: the WASM SIMD kernels cannot run it (${reason})`);
+    }
+  }
+  const graph = await ortGraph(read, opts.onnxFile, bytes, verify);
+  const decoder = await createDecoder(opts.ort, graph.bytes, shape, { lowMemory: opts.lowMemory, ...graph });
+  return { decoder, reason, graph: { file: graph.source, contract: decoder instanceof StandardOnnxDecoder ? "standard" : "tinylm" } };
+}
+
+/** Our exporter's graph in tinylm's own contract, beside the standard one it reads its weights from. */
+export const tinylmGraphFile = (onnxFile: string): string => onnxFile.replace(/(\.tinylm)?\.onnx$/, ".tinylm.onnx");
+
+/**
+ * What onnxruntime-web runs for ONNX_FILE: the .tinylm.onnx graph beside it when the folder has one
+ * (our server's faster contract; its weights are external data pointing into ONNX_FILE), else ONNX_FILE.
+ */
+export async function ortGraph(read: ReadModelFile, onnxFile: string, onnxBytes: Uint8Array, verify: VerifyFile = async () => {}):
+  Promise<{ bytes: Uint8Array; source: string; externalData?: { path: string; data: Uint8Array }[] }> {
+  const fast = tinylmGraphFile(onnxFile);
+  if (fast === onnxFile) return { bytes: onnxBytes, source: onnxFile };
+  const bytes = await read(fast).catch(() => null);
+  if (!bytes) return { bytes: onnxBytes, source: onnxFile };
+  await verify(fast, bytes);
+  return { bytes, source: fast, externalData: [{ path: onnxFile.split("/").pop()!, data: onnxBytes }] };
+}
+
