@@ -252,6 +252,12 @@ function clientAddress(c: Context): string | undefined {
   return env?.incoming?.socket?.remoteAddress ?? env?.remoteAddr ?? c.req.header("CF-Connecting-IP") ?? undefined;
 }
 
+/** V8's version where the runtime tells it (Deno.version, Node's process.versions); null on workerd, which does not. */
+function v8Version(): string | null {
+  const g = globalThis as { Deno?: { version?: { v8?: string } }; process?: { versions?: { v8?: string } } };
+  return g.Deno?.version?.v8 ?? g.process?.versions?.v8 ?? null;
+}
+
 function modelObject(m: LoadedModel) {
   return {
     id: m.id,
@@ -266,6 +272,7 @@ function modelObject(m: LoadedModel) {
       onnx_file: m.onnxFile,
       engine: m.backend.name,
       kernels: m.backend.kernels,
+      v8: v8Version(),
       engine_fallback_reason: m.backend.reason,
       // onnxruntime-web's graph and its contract: ours (.tinylm.onnx) or the standard one (Optimum / transformers.js).
       ort_graph: m.backend.graph,

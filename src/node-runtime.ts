@@ -1,4 +1,4 @@
-// WebAssembly in a Node process (the Node host, the bench, the parity check, the tests): V8's flags
+// WebAssembly in a Node process (the Node host, the bench, the parity check, the tests): V8's flag
 // for our kernels and onnxruntime-web, and onnxruntime-web's Node build, which can start worker
 // threads when threads > 1 (the "onnxruntime-web/wasm" bundle cannot in Node), reading the same .wasm
 // as every host from node_modules. Not under hosts/: it is shared by everything that runs in Node.
@@ -15,9 +15,8 @@ export function nodeOrt(threads = 1): typeof ort {
     // ORT's kernels then need dozens of runs to reach full speed. Optimize on first use instead (the
     // hosts' warm-up pays for it once, ~4 s). Must be set before ORT compiles its .wasm.
     v8.setFlagsFromString("--no-liftoff");
-    // Relaxed SIMD for our kernels' relaxed.wasm: on by default in V8 ≥ 11.4 (workerd, Deno), behind
-    // this flag in Node 20's V8 11.3. Must be set before the module is compiled.
-    v8.setFlagsFromString("--experimental-wasm-relaxed-simd");
+    // No flag for relaxed SIMD: it is on by default since V8 11.4 (Node ≥ 22, Deno, workerd). Under
+    // an older Node relaxed.wasm does not validate and the plain kernels run (engines says ≥ 22).
     ort.env.wasm.wasmBinary = readFileSync(createRequire(import.meta.url).resolve("onnxruntime-web/ort-wasm-simd-threaded.wasm"));
     ort.env.wasm.numThreads = threads;
     ort.env.logLevel = "error";

@@ -3,7 +3,7 @@ import OpenAI from "openai";
 import { zodResponseFormat } from "openai/helpers/zod";
 import { createOpenAICompatible } from "@ai-sdk/openai-compatible";
 import { ChatOpenAI } from "@langchain/openai";
-import { generateObject } from "ai";
+import { generateText, Output } from "ai";
 import { z } from "zod";
 import { expect, it } from "vitest";
 
@@ -279,11 +279,11 @@ export function apiCases(base: () => string) {
     }
   });
 
-  it("other clients, unmodified: the Vercel AI SDK's generateObject and LangChain's withStructuredOutput (both methods)", async () => {
+  it("other clients, unmodified: the Vercel AI SDK's generateText with an object output and LangChain's withStructuredOutput (both methods)", async () => {
     const Mood = z.object({ ok: z.boolean(), mood: z.enum(["happy", "sad"]) });
     const provider = createOpenAICompatible({ name: "tinylm", baseURL: `${base()}/v1`, apiKey: "unused", supportsStructuredOutputs: true });
-    const { object } = await generateObject({ model: provider(MODEL), schema: Mood, prompt: "How are you?", maxOutputTokens: 60, seed: 1, temperature: 1 });
-    expect(Mood.parse(object)).toEqual(object);
+    const { output } = await generateText({ model: provider(MODEL), output: Output.object({ schema: Mood }), prompt: "How are you?", maxOutputTokens: 60, seed: 1, temperature: 1 });
+    expect(Mood.parse(output)).toEqual(output);
     for (const method of ["jsonSchema", "functionCalling"] as const) {
       const llm = new ChatOpenAI({ model: MODEL, apiKey: "unused", configuration: { baseURL: `${base()}/v1` }, maxTokens: 120, temperature: 1, maxRetries: 0 });
       const result = await llm.withStructuredOutput(Mood, { method }).invoke("How are you?");
