@@ -13,7 +13,9 @@ import { fileURLToPath } from "node:url";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 const stamp = join(root, "node_modules", ".tinylm-edge-lock.sha256");
-const lock = createHash("sha256").update(readFileSync(join(root, "package-lock.json"))).digest("hex");
+// The lock file and the install scripts package.json allows (npm 11 runs only those) decide the install.
+const allowScripts = JSON.stringify(JSON.parse(readFileSync(join(root, "package.json"), "utf8")).allowScripts ?? null);
+const lock = createHash("sha256").update(readFileSync(join(root, "package-lock.json"))).update(allowScripts).digest("hex");
 
 if (process.argv.includes("--help")) {
   console.log("usage: node scripts/ensure-deps.mjs   (npm ci when node_modules is missing or stale; no options)");
@@ -21,8 +23,9 @@ if (process.argv.includes("--help")) {
   // up to date
 } else {
   console.error("tinylm-edge: installing npm dependencies (npm ci)…");
-  // No dependency needs its install script (npm 11 skips them all: package.json's allowScripts denies
-  // each). An older npm runs them, and onnxruntime-node's would download CUDA binaries: it ships the CPU ones.
+  // npm 11 runs only the install scripts package.json's allowScripts approves: deno's, which puts its
+  // binary at node_modules/.bin/deno (else a Node launcher stands between the tests' signals and Deno).
+  // An older npm runs them all, and onnxruntime-node's would download CUDA binaries: it ships the CPU ones.
   execFileSync("npm", ["ci", "--no-audit", "--no-fund"], { cwd: root, stdio: "inherit", env: { ...process.env, ONNXRUNTIME_NODE_INSTALL: "skip" } });
   writeFileSync(stamp, lock + "\n");
 }

@@ -1,13 +1,12 @@
 // POST /v1/chat/completions
 import type { Context } from "hono";
-import { streamSSE } from "hono/streaming";
 import type { GeneratedToken } from "../engine/engine.js";
 import type { LoadedModel } from "../model.js";
 import { invalidRequest, promptTooLong } from "./errors.js";
 import { collectChoices, deltaTokenCount, linkAbort, startChoices, type ChoiceRequest, type ClientScope } from "./generation.js";
 import { samplingParams, stopStrings, tokenBudget, type Limits } from "./params.js";
 import type { ChatRequest } from "./schemas.js";
-import { keepAlive, newId, sseError } from "./sse.js";
+import { keepAlive, newId, sseError, sseStream } from "./sse.js";
 import { constraintFor, forcedTools } from "./structured.js";
 import type { TemplateMessage } from "../tokenizer/chat-template.js";
 import type { ChatMessage } from "./schemas.js";
@@ -107,7 +106,7 @@ export async function chatCompletions(c: Context, model: LoadedModel, req: ChatR
   keepAlive(c, model.engine.whenIdle());
 
   if (req.stream) {
-    return streamSSE(c, async (stream) => {
+    return sseStream(c, async (stream) => {
       stream.onAbort(() => abort.abort());
       const chunk = { ...base, object: "chat.completion.chunk" };
       let completionTokens = 0;

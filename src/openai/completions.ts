@@ -1,13 +1,12 @@
 // POST /v1/completions
 import type { Context } from "hono";
-import { streamSSE } from "hono/streaming";
 import type { GeneratedToken } from "../engine/engine.js";
 import type { LoadedModel } from "../model.js";
 import { ApiError, invalidRequest, promptTooLong } from "./errors.js";
 import { collectChoices, deltaTokenCount, linkAbort, startChoices, type ChoiceRequest, type ClientScope } from "./generation.js";
 import { samplingParams, stopStrings, tokenBudget, type Limits } from "./params.js";
 import type { CompletionRequest } from "./schemas.js";
-import { keepAlive, newId, sseError } from "./sse.js";
+import { keepAlive, newId, sseError, sseStream } from "./sse.js";
 import { constraintFor } from "./structured.js";
 
 interface CompletionLogprobs {
@@ -90,7 +89,7 @@ export async function completions(c: Context, model: LoadedModel, req: Completio
   keepAlive(c, model.engine.whenIdle());
 
   if (req.stream) {
-    return streamSSE(c, async (stream) => {
+    return sseStream(c, async (stream) => {
       stream.onAbort(() => abort.abort());
       let completionTokens = 0;
       const echoed = new Set<number>();
