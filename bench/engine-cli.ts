@@ -3,7 +3,7 @@
 //   tsx bench/engine-cli.ts profile <model-dir> <onnx-file> <context> <steps>   (our kernels' per-stage split)
 //   tsx bench/engine-cli.ts constrained <model-dir> <runs>   (JSON mode's cost per token)
 //   tsx bench/engine-cli.ts matmul <runs>      (the wasm build's fp32 MatMul GFLOP/s, for the roofline)
-import { benchEngine, constrainedCost, profileSimd, wasmHeapBytes, wasmMatMulGflops, type EngineName } from "./engine.js";
+import { benchEngine, constrainedCost, profileSimd, runtimeInfo, wasmHeapBytes, wasmMatMulGflops, type EngineName } from "./engine.js";
 import { trackWasmMemories } from "../src/engine/wasm-memory.js";
 
 trackWasmMemories();
@@ -22,5 +22,5 @@ if (process.argv[2] === "constrained") {
   const row = await benchEngine(engine as EngineName, modelDir, file, Number(threads), Number(runs));
   clearInterval(timer);
   peakRss = Math.max(peakRss, process.memoryUsage().rss);
-  console.log(JSON.stringify({ ...row, peak_rss_mb: peakRss / 2 ** 20, wasm_heap_mb: engine !== "native" ? wasmHeapBytes() / 2 ** 20 : null }));
+  console.log(JSON.stringify({ ...row, ...runtimeInfo(), peak_rss_mb: peakRss / 2 ** 20, wasm_heap_mb: engine !== "native" ? wasmHeapBytes() / 2 ** 20 : null }));
 }

@@ -45,6 +45,11 @@ export interface EngineRow {
 export const KERNELS_WASM = join(import.meta.dirname, "../src/engine/simd/kernels.wasm");
 export const RELAXED_WASM = join(import.meta.dirname, "../src/engine/simd/relaxed.wasm");
 
+/** The runtime under the numbers: Node's and V8's versions and the kernels it runs (relaxed.wasm validates from V8 11.4). */
+export function runtimeInfo(): { node: string; v8: string; kernels: "relaxed-simd" | "simd128" } {
+  return { node: process.version, v8: process.versions.v8, kernels: WebAssembly.validate(readFileSync(RELAXED_WASM)) ? "relaxed-simd" : "simd128" };
+}
+
 async function decoderFor(engine: EngineName, modelDir: string, file: string, threads: number): Promise<Decoder> {
   const config = JSON.parse(readFileSync(join(modelDir, "config.json"), "utf8"));
   const shape = modelShapeFromConfig(config);

@@ -11,6 +11,8 @@ export interface HostRow {
   wasm_heap_mb: number;
   /** Which of our kernels the host runs (relaxed-simd or simd128), from /v1/models. */
   kernels: string | null;
+  /** V8's version, from /v1/models (null where the runtime does not tell: workerd). */
+  v8: string | null;
 }
 
 const bin = (name: string) => join("node_modules", ".bin", name);
@@ -29,8 +31,9 @@ async function measure(host: string, baseURL: string, model: string, runs: numbe
   }
   const metrics = await (await fetch(`${baseURL}/metrics`)).text();
   const heap = Number(/^tinylm_wasm_heap_bytes (\d+)/m.exec(metrics)?.[1] ?? NaN);
-  const models = (await (await fetch(`${baseURL}/v1/models`)).json()) as { data: { meta: { kernels: string | null } }[] };
-  return { host, decode_tok_s: median(rates), wasm_heap_mb: heap / 2 ** 20, kernels: models.data[0].meta.kernels };
+  const models = (await (await fetch(`${baseURL}/v1/models`)).json()) as { data: { meta: { kernels: string | null; v8: string | null } }[] };
+  const { kernels, v8 } = models.data[0].meta;
+  return { host, decode_tok_s: median(rates), wasm_heap_mb: heap / 2 ** 20, kernels, v8 };
 }
 
 export async function benchHosts(modelDir: string, model: string, runs: number): Promise<HostRow[]> {

@@ -12,6 +12,7 @@ import { benchHosts } from "./hosts.js";
 import { freePort } from "../test/helpers/spawn.js";
 import { loadTokenizer } from "../scripts/tokenizer/files.js";
 import { median } from "./stats.js";
+import { runtimeInfo } from "./engine.js";
 import { writeCharts } from "./charts.js";
 import { parseFlags } from "../scripts/tokenizer/cli.js";
 
@@ -92,7 +93,7 @@ const machine = {
   cpu: cpus()[0]?.model ?? "unknown",
   cores: cpus().length,
   memory_gb: Math.round(totalmem() / 2 ** 30),
-  node: process.version,
+  ...runtimeInfo(), // node, v8, kernels
   onnxruntime_web: JSON.parse(readFileSync("node_modules/onnxruntime-web/package.json", "utf8")).version,
   onnxruntime_node: JSON.parse(readFileSync("node_modules/onnxruntime-node/package.json", "utf8")).version,
   date: new Date().toISOString(),
@@ -252,7 +253,7 @@ const standardInt8 = int8Row("web-standard");
 const lines = [
   `## Latest run (\`npm run bench\`)`,
   "",
-  `Machine: ${machine.cpu}, ${machine.cores} cores, ${machine.memory_gb} GiB; Node ${machine.node}; onnxruntime-web ${machine.onnxruntime_web}, onnxruntime-node ${machine.onnxruntime_node}; ${machine.date}.`,
+  `Machine: ${machine.cpu}, ${machine.cores} cores, ${machine.memory_gb} GiB; Node ${machine.node} (V8 ${machine.v8}, ${machine.kernels} kernels); onnxruntime-web ${machine.onnxruntime_web}, onnxruntime-node ${machine.onnxruntime_node}; ${machine.date}.`,
   `Model: ${manifest.name} (${(manifest.parameters.total / 1e6).toFixed(2)}M parameters). Engine: medians over ${ROUNDS} interleaved rounds of one process per configuration, each the median of ${RUNS} runs after a warm-up; peak RSS and heap are the maxima.`,
   "",
   "### Engine (one sequence, greedy, no HTTP)",
@@ -303,9 +304,9 @@ const lines = [
   "",
   "### Hosts (greedy, 256 tokens through /v1/completions, default ENGINE=auto: our kernels; 1 WASM thread; Workers with its low-memory settings)",
   "",
-  "| host | kernels | decode tok/s | WASM heap after the runs (MB) |",
-  "|---|---|---|---|",
-  ...hosts.map((h) => `| ${h.host} | ${h.kernels ?? "–"} | ${f(h.decode_tok_s, 0)} | ${f(h.wasm_heap_mb, 1)} |`),
+  "| host | V8 | kernels | decode tok/s | WASM heap after the runs (MB) |",
+  "|---|---|---|---|---|",
+  ...hosts.map((h) => `| ${h.host} | ${h.v8 ?? "–"} | ${h.kernels ?? "–"} | ${f(h.decode_tok_s, 0)} | ${f(h.wasm_heap_mb, 1)} |`),
   "",
   "### Tokenizer and roofline",
   "",
