@@ -6,7 +6,7 @@ import { invalidRequest, promptTooLong } from "./errors.js";
 import { collectChoices, deltaTokenCount, linkAbort, startChoices, type ChoiceRequest, type ClientScope } from "./generation.js";
 import { samplingParams, stopStrings, tokenBudget, type Limits } from "./params.js";
 import type { ChatRequest } from "./schemas.js";
-import { keepAlive, newId, sseError, sseStream } from "./sse.js";
+import { chunkWriter, keepAlive, newId, sseError, sseStream } from "./sse.js";
 import { constraintFor, forcedTools } from "./structured.js";
 import type { TemplateMessage } from "../tokenizer/chat-template.js";
 import type { ChatMessage } from "./schemas.js";
@@ -109,6 +109,7 @@ export async function chatCompletions(c: Context, model: LoadedModel, req: ChatR
     return sseStream(c, async (stream) => {
       stream.onAbort(() => abort.abort());
       const chunk = { ...base, object: "chat.completion.chunk" };
+      const tokenChunk = chunkWriter(chunk); // the per-token events
       let completionTokens = 0;
       try {
         for (let k = 0; k < n; k++) {
@@ -132,7 +133,7 @@ export async function chatCompletions(c: Context, model: LoadedModel, req: ChatR
           }
           const delta = d.text ? { content: d.text } : {};
           if (!d.text && !d.finish) continue; // a held-back partial: nothing to say yet
-          await stream.writeSSE({ data: JSON.stringify({ ...chunk, choices: [{ index: d.index, delta, logprobs: wantLogprobs ? logprobsOf(model, d.tokens) : null, finish_reason: d.finish }] }) });
+          await stream.writeSSE({ data: tokenChunk({ index: d.index, delta, logprobs: wantLogprobs ? logprobsOf(model, d.tokens) : null, finish_reason: d.finish }) });
         }
         if (req.stream_options?.include_usage) {
           await stream.writeSSE({ data: JSON.stringify({ ...chunk, choices: [], usage: usage(prompt.length * n, completionTokens) }) });

@@ -6,7 +6,7 @@ import { ApiError, invalidRequest, promptTooLong } from "./errors.js";
 import { collectChoices, deltaTokenCount, linkAbort, startChoices, type ChoiceRequest, type ClientScope } from "./generation.js";
 import { samplingParams, stopStrings, tokenBudget, type Limits } from "./params.js";
 import type { CompletionRequest } from "./schemas.js";
-import { keepAlive, newId, sseError, sseStream } from "./sse.js";
+import { chunkWriter, keepAlive, newId, sseError, sseStream } from "./sse.js";
 import { constraintFor } from "./structured.js";
 
 interface CompletionLogprobs {
@@ -93,6 +93,7 @@ export async function completions(c: Context, model: LoadedModel, req: Completio
       stream.onAbort(() => abort.abort());
       let completionTokens = 0;
       const echoed = new Set<number>();
+      const chunk = chunkWriter(base);
       try {
         for await (const d of deltas) {
           completionTokens += deltaTokenCount(d);
@@ -104,7 +105,7 @@ export async function completions(c: Context, model: LoadedModel, req: Completio
             if (req.echo) prompt = { ids: choices[d.index].prompt, lps: d.generation.promptLogprobs };
           }
           const lp = logprobs === null ? null : logprobsOf(model, d.tokens, 0, prompt);
-          await stream.writeSSE({ data: JSON.stringify({ ...base, choices: [{ text, index: d.index, logprobs: lp, finish_reason: d.finish }] }) });
+          await stream.writeSSE({ data: chunk({ text, index: d.index, logprobs: lp, finish_reason: d.finish }) });
         }
         if (req.stream_options?.include_usage) {
           await stream.writeSSE({ data: JSON.stringify({ ...base, choices: [], usage: usage(promptTokens, completionTokens) }) });

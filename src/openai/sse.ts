@@ -64,6 +64,16 @@ export function newId(prefix: string): string {
   return `${prefix}-${Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("")}`;
 }
 
+/**
+ * JSON.stringify({ ...base, choices: [choice] }) with `base` serialised once: a stream's chunks differ
+ * only in their choice (~0.5 µs less per event than spreading and serialising the whole chunk).
+ */
+export function chunkWriter(base: Record<string, unknown>): (choice: unknown) => string {
+  const whole = JSON.stringify(base);
+  const head = whole === "{}" ? '{"choices":[' : `${whole.slice(0, -1)},"choices":[`;
+  return (choice) => `${head}${JSON.stringify(choice)}]}`;
+}
+
 /** After the headers went out an error can only be reported in the stream: one error event, then end. */
 export async function sseError(stream: EventStream, err: unknown): Promise<void> {
   const api = err instanceof ApiError ? err : new ApiError(500, "The server had an error while generating", "server_error");
