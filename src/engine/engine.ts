@@ -84,7 +84,10 @@ export interface EngineOptions {
 export interface EngineStats {
   queued: number;
   running: number;
+  /** Prompt tokens of the requests (reused or not). */
   promptTokens: number;
+  /** Prompt tokens run through the model: once per prompt, whatever its n. */
+  fedPromptTokens: number;
   generatedTokens: number;
   reusedPromptTokens: number;
   steps: number;
@@ -149,7 +152,7 @@ export class Engine {
   /** Decode rows' time alone (ms) and how many rows that was, and ms per prompt token: to size the budget. */
   private decodeMs: { ms: number; rows: number; step: number } | null = null;
   private msPerPromptToken = 1;
-  private readonly counters = { promptTokens: 0, generatedTokens: 0, reusedPromptTokens: 0, steps: 0 };
+  private readonly counters = { promptTokens: 0, fedPromptTokens: 0, generatedTokens: 0, reusedPromptTokens: 0, steps: 0 };
 
   constructor(readonly decoder: Decoder, readonly options: EngineOptions) {
     if (!(options.maxBatch >= 1) || !(options.maxQueue >= 1)) throw new Error("maxBatch and maxQueue must be at least 1");
@@ -330,6 +333,7 @@ export class Engine {
       }
     }
     p.fed += chunk.length;
+    this.counters.fedPromptTokens += chunk.length;
     if (p.fed < prompt.length || p.sampled) return;
     p.sampled = true;
     const logits = out.logits.subarray(out.logits.length - vocab), probs = out.probs.subarray(out.probs.length - vocab);
