@@ -1,6 +1,6 @@
 // Deno host: Deno.serve + the same app. Run with the least privileges that still let ORT read its .wasm:
 //   npm run start:deno   (reads only the project folder and the settings variables; listens on 127.0.0.1)
-// The script passes --v8-flags=--no-liftoff for the reason given in node.ts.
+// The task passes --v8-flags=--no-liftoff for the reason given in src/node-runtime.ts (config.ts's DENO_RUN_ARGS).
 import * as ort from "onnxruntime-web/wasm";
 import { createApp } from "../app.js";
 import { trackWasmMemories } from "../engine/wasm-memory.js";
