@@ -350,17 +350,18 @@ describe("replies inside a budget", () => {
 });
 
 describe("generations under a schema", () => {
-  it("always end with a complete reply that parses and validates, inside max_tokens (random schemas, seeds, temperatures and budgets)", async () => {
+  it("always end with a complete reply that parses and validates, inside max_tokens (random schemas, seeds, temperatures and budgets; jump-forward on or off)", async () => {
     const tok = loadTokenizer(FIXTURE_DIR);
     const trie = new TokenTrie(tok);
     const engine = new Engine(await simdDecoder(), { maxBatch: 8, maxQueue: 64, prefixCache: false });
-    await fc.assert(fc.asyncProperty(schemaArb, fc.integer({ min: 0, max: 1e6 }), fc.double({ min: 0, max: 1.5, noNaN: true }), fc.nat(48), async (schema, seed, temperature, extra) => {
+    // logprobs null: none asked for, so the engine appends forced tokens (jump-forward); 0: token by token.
+    await fc.assert(fc.asyncProperty(schemaArb, fc.integer({ min: 0, max: 1e6 }), fc.double({ min: 0, max: 1.5, noNaN: true }), fc.nat(48), fc.constantFrom(null, 0), async (schema, seed, temperature, extra, logprobs) => {
       const out: number[] = [];
       let finish: string | null = null;
       const grammar = schemaGrammar(schema);
       const maxTokens = shortestBytes(grammar) + 1 + extra;
       const constraint = new GrammarConstraint(grammar, trie, maxTokens);
-      for await (const t of engine.generate({ prompt: tok.encode("Data: "), maxTokens, sampling: { ...DEFAULT_SAMPLING, seed, temperature }, stopTokens: new Set([tok.eosId!]), constraint })) {
+      for await (const t of engine.generate({ prompt: tok.encode("Data: "), maxTokens, sampling: { ...DEFAULT_SAMPLING, seed, temperature, logprobs }, stopTokens: new Set([tok.eosId!]), constraint })) {
         if (t.finish !== "stop") out.push(t.token);
         finish = t.finish;
       }
@@ -370,4 +371,39 @@ describe("generations under a schema", () => {
       expect(validates(schema, JSON.parse(text)), text).toBe(true);
     }), { numRuns: 100, seed: 2026 });
   }, 180_000);
+
+  it("jump-forward: forced tokens are appended as one row with the sampled one, in fewer decode steps, and the reply is the same kind of valid", async () => {
+    const tok = loadTokenizer(FIXTURE_DIR);
+    const trie = new TokenTrie(tok);
+    const engine = new Engine(await simdDecoder(), { maxBatch: 1, maxQueue: 4, prefixCache: false });
+    const schema = {
+      type: "object", additionalProperties: false, required: ["name", "age", "email", "tags", "status", "address"],
+      properties: {
+        name: { type: "string", maxLength: 6 }, age: { type: "integer", minimum: 0, maximum: 120 }, email: { type: "string", format: "email" },
+        tags: { type: "array", items: { enum: ["red", "green"] }, maxItems: 2 }, status: { enum: ["active", "inactive", "banned"] },
+        address: { type: "object", additionalProperties: false, required: ["city", "zip"], properties: { city: { type: "string", maxLength: 5 }, zip: { type: "string", pattern: "^\\d{5}$" } } },
+      },
+    };
+    const grammar = schemaGrammar(schema);
+    const reply = async (jump: boolean, seed: number) => {
+      const c = new GrammarConstraint(grammar, trie, 200);
+      const constraint = jump ? c : { mask: (left: number) => c.mask(left), advance: (id: number) => c.advance(id) };
+      const steps = engine.stats.steps;
+      const out: number[] = [];
+      let finish: string | null = null;
+      for await (const t of engine.generate({ prompt: tok.encode("Data: "), maxTokens: 200, sampling: { ...DEFAULT_SAMPLING, seed, temperature: 0.8, logprobs: null }, stopTokens: new Set([tok.eosId!]), constraint })) {
+        if (t.finish !== "stop") out.push(t.token);
+        finish = t.finish;
+      }
+      expect(finish).toBe("stop");
+      const text = tok.decode(out);
+      expect(validates(schema, JSON.parse(text)), text).toBe(true);
+      return { steps: engine.stats.steps - steps, tokens: out.length + 1 };
+    };
+    for (const seed of [1, 2, 3]) {
+      const plain = await reply(false, seed), jump = await reply(true, seed);
+      expect(plain.steps).toBe(plain.tokens); // the prompt's step samples the first token; one decode step per token after it
+      expect(jump.steps).toBeLessThan(jump.tokens - 10); // six property names and their punctuation, at least, came without a step
+    }
+  }, 60_000);
 });
