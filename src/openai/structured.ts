@@ -66,7 +66,7 @@ export function constraintFor(req: ChatRequest | CompletionRequest, model: Loade
   return {
     within(maxTokens, param) {
       if (maxTokens < needed) {
-        const what = tools ? "a call of the forced tool" : `a reply valid under response_format ${format}`;
+        const what = tools ? "call of the forced tool" : `reply valid under response_format ${format}`;
         throw invalidRequest(`${param} is ${maxTokens}, but the shortest ${what} takes up to ${needed} tokens (${needed - 1} bytes of JSON and the end-of-text): set ${param} to at least ${needed}`, param);
       }
       return () => new GrammarConstraint(grammar, built, maxTokens);
