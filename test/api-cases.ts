@@ -247,6 +247,13 @@ export function apiCases(base: () => string) {
         expect(Person.parse(parsed)).toEqual(parsed);
       }
     }
+    // JSON mode on completions (an extension): "{}" and the end-of-text fit in 3 tokens, not in 2.
+    const tight = await client().completions.create({ model: MODEL, prompt: "Data:", max_tokens: 3, temperature: 1.3, seed: 5, response_format: { type: "json_object" } } as never) as OpenAI.Completion;
+    expect(tight.choices[0].finish_reason).toBe("stop");
+    expect(JSON.parse(tight.choices[0].text)).toEqual({});
+    const two = await post("/v1/completions", { model: MODEL, prompt: "Data:", max_tokens: 2, response_format: { type: "json_object" } });
+    expect(two.status).toBe(400);
+    expect(((await two.json()) as { error: { param: string } }).error.param).toBe("max_tokens");
     for (const field of ["max_tokens", "max_completion_tokens"]) {
       const res = await post("/v1/chat/completions", { model: MODEL, messages, response_format: format, [field]: 43 });
       expect(res.status).toBe(400);
