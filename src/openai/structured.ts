@@ -44,7 +44,7 @@ export interface StructuredOutput {
   /**
    * A factory of per-choice constraints that close the reply within `maxTokens` (end-of-text
    * included); a 400 naming `param` when no valid reply fits: the shortest takes up to one token per
-   * byte (every byte is a token of the vocabulary), plus the end-of-text.
+   * byte (every byte is a token of a byte-level BPE vocabulary), plus the end-of-text.
    */
   within(maxTokens: number, param: string): () => GrammarConstraint<unknown>;
 }
