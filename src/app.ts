@@ -269,7 +269,11 @@ function modelObject(m: LoadedModel) {
       engine_fallback_reason: m.backend.reason,
       // onnxruntime-web's graph and its contract: ours (.tinylm.onnx) or the standard one (Optimum / transformers.js).
       ort_graph: m.backend.graph,
-      quantization: m.manifest.quantization?.[m.onnxFile] ?? null,
+      quantization: m.weights.quantization ?? (m.onnxFile ? m.manifest.quantization?.[m.onnxFile] : null) ?? null,
+      // The checkpoint served: onnx, safetensors or gguf, its weight files and architecture.
+      format: m.weights.format,
+      weight_files: m.weights.files,
+      architecture: m.weights.architecture,
     },
   };
 }

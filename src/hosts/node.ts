@@ -1,7 +1,8 @@
 // Node host: read the model folder and ORT's .wasm from disk, build the app, listen.
 //   MODEL_DIR=model PORT=8787 HOST=127.0.0.1 npm start
-import { readFile } from "node:fs/promises";
-import { join, resolve } from "node:path";
+import { statSync } from "node:fs";
+import { readdir, readFile } from "node:fs/promises";
+import { basename, dirname, join, resolve } from "node:path";
 import { serve } from "@hono/node-server";
 import { createApp } from "../app.js";
 import { trackWasmMemories } from "../engine/wasm-memory.js";
@@ -15,7 +16,12 @@ trackWasmMemories();
 
 export async function startNodeServer(env: Record<string, string | undefined> = process.env) {
   const settings = settingsFrom(env);
-  const modelDir = resolve(env.MODEL_DIR || "model");
+  // MODEL_DIR is a model folder, or a .gguf file (then its folder is the model folder).
+  const modelPath = resolve(env.MODEL_DIR || "model");
+  const isFile = statSync(modelPath, { throwIfNoEntry: false })?.isFile() ?? false;
+  const modelDir = isFile ? dirname(modelPath) : modelPath;
+  const weightsFile = isFile ? basename(modelPath) : undefined;
+  const files = await readdir(modelDir).catch(() => undefined);
   const ort = nodeOrt(Number(env.THREADS || 1));
   const read = async (path: string) => {
     try {
@@ -28,7 +34,7 @@ export async function startNodeServer(env: Record<string, string | undefined> = 
   const kernels = async () => WebAssembly.compile(new Uint8Array(await readFile(new URL("../engine/simd/kernels.wasm", import.meta.url))));
   const relaxed = () => compileRelaxed(async () => new Uint8Array(await readFile(new URL("../engine/simd/relaxed.wasm", import.meta.url))), env.RELAXED_SIMD);
   const handle = new ModelHandle(() => loadModel(read, {
-    ort, kernels, relaxed, backend: settings.backend, onnxFile: settings.onnxFile, engine: settings.engine, lowMemory: settings.lowMemory, warmUp: true,
+    ort, kernels, relaxed, backend: settings.backend, onnxFile: settings.onnxFile, weightsFile, files, engine: settings.engine, lowMemory: settings.lowMemory, warmUp: true,
   }));
   const app = createApp(handle, settings.app);
   const port = Number(env.PORT || 8787);
@@ -38,7 +44,7 @@ export async function startNodeServer(env: Record<string, string | undefined> = 
   const address = server.address();
   const actualPort = typeof address === "object" && address ? address.port : port;
   const loaded = handle.get().then(
-    (m) => console.log(`tinylm-edge: ${m.id} (${settings.onnxFile}, ${m.backend.name === "simd" ? `our WASM kernels, ${m.backend.kernels}` : "onnxruntime-web"}) ready on http://${hostname}:${actualPort}/`),
+    (m) => console.log(`tinylm-edge: ${m.id} (${m.weights.files.join(", ")}, ${m.backend.name === "simd" ? `our WASM kernels, ${m.backend.kernels}` : "onnxruntime-web"}) ready on http://${hostname}:${actualPort}/`),
     (err: Error) => console.error(`tinylm-edge: cannot load model from ${modelDir}: ${err.message}`),
   );
   const close = () => new Promise<void>((resolve) => {

@@ -1,0 +1,64 @@
+// Which checkpoint a model folder holds, and its weight description. A folder as it comes from a hub
+// (config.json, tokenizer.json, model.safetensors or a sharded index), a folder holding one .gguf,
+// or our exporter's folder (ONNX_FILE, onnx/model_quantized.onnx by default). Safetensors and GGUF
+// are read here; ONNX stays with the engine's backends (our graph on the kernels, any graph on
+// onnxruntime-web).
+import { ggufDescription, ggufVocab, parseGguf } from "./gguf.js";
+import { readSafetensorsFolder, SAFETENSORS_FILE, SAFETENSORS_INDEX } from "./safetensors.js";
+import { FormatError, type WeightDescription } from "./weights.js";
+import type { GgufVocab } from "../tokenizer/gguf-vocab.js";
+
+export type CheckpointFormat = "onnx" | "safetensors" | "gguf";
+
+export interface LocateOptions {
+  /** The ONNX graph our exporter's folders name (ONNX_FILE). */
+  onnxFile: string;
+  /** A weights file named by the host (MODEL_DIR pointing at a .gguf file). */
+  weightsFile?: string;
+  /** The folder's file names, where the host can list them (then a .gguf of any name is found). */
+  files?: string[];
+}
+
+export interface Checkpoint {
+  format: CheckpointFormat;
+  /** The file that says which: the ONNX graph, model.safetensors(.index.json), or the .gguf. */
+  file: string;
+}
+
+/** The GGUF name tried where the host cannot list the folder (Workers' static assets). */
+export const GGUF_FILE = "model.gguf";
+
+const exists = (read: (path: string) => Promise<Uint8Array>, path: string) => read(path).then(() => true, () => false);
+
+/**
+ * Safetensors (an index or model.safetensors) first, then one .gguf, then the ONNX graph. With
+ * `preferOnnx` (ENGINE=ort: onnxruntime-web runs only ONNX) the ONNX graph comes first.
+ */
+export async function locateCheckpoint(read: (path: string) => Promise<Uint8Array>, opts: LocateOptions, preferOnnx = false): Promise<Checkpoint> {
+  if (opts.weightsFile) {
+    if (!opts.weightsFile.endsWith(".gguf")) throw new FormatError(`${opts.weightsFile}: a model file must be a .gguf (or give the model's folder)`);
+    return { format: "gguf", file: opts.weightsFile };
+  }
+  const has = (path: string) => (opts.files ? Promise.resolve(opts.files.includes(path)) : exists(read, path));
+  if (preferOnnx && (await has(opts.onnxFile))) return { format: "onnx", file: opts.onnxFile };
+  if (await has(SAFETENSORS_INDEX)) return { format: "safetensors", file: SAFETENSORS_INDEX };
+  if (await has(SAFETENSORS_FILE)) return { format: "safetensors", file: SAFETENSORS_FILE };
+  const ggufs = opts.files ? opts.files.filter((f) => f.endsWith(".gguf")) : (await has(GGUF_FILE)) ? [GGUF_FILE] : [];
+  if (ggufs.length > 1) throw new FormatError(`the model folder holds ${ggufs.length} .gguf files (${ggufs.join(", ")}): give MODEL_DIR the one to serve`);
+  if (ggufs.length === 1) return { format: "gguf", file: ggufs[0] };
+  return { format: "onnx", file: opts.onnxFile };
+}
+
+/** The weight description of a safetensors or GGUF checkpoint, and a GGUF's own vocabulary. */
+export async function readCheckpoint(read: (path: string) => Promise<Uint8Array>, checkpoint: Checkpoint, config: Record<string, unknown> | undefined):
+  Promise<{ description: WeightDescription; vocab: GgufVocab | null }> {
+  if (checkpoint.format === "safetensors") {
+    if (!config) throw new FormatError(`config.json: missing; a safetensors checkpoint needs its config.json`);
+    return { description: await readSafetensorsFolder(read, config), vocab: null };
+  }
+  if (checkpoint.format === "gguf") {
+    const gguf = parseGguf(await read(checkpoint.file), checkpoint.file);
+    return { description: ggufDescription(gguf, checkpoint.file), vocab: ggufVocab(gguf, checkpoint.file) };
+  }
+  throw new Error(`${checkpoint.file}: ONNX graphs are read by the engine's backends`);
+}
