@@ -112,8 +112,6 @@ export async function loadModel(read: ReadModelFile, opts: LoadOptions): Promise
       const built = tokenizerJsonFromGguf(vocab, checkpoint.file);
       tokenizer = Tokenizer.fromJSON(built.json, { ...built.config, ...tokenizerConfig }, `${checkpoint.file} (tokenizer.ggml.*)`);
       templateFallback = vocab.chatTemplate;
-      // llama.cpp's vocabulary has one token per embedding row.
-      if (vocab.tokens.length !== a.vocab) throw new Error(`${checkpoint.file}: "tokenizer.ggml.tokens" has ${vocab.tokens.length} tokens, the embedding "token_embd.weight" ${a.vocab} rows`);
     } else throw new Error(`${checkpoint.file}: no tokenizer.json beside it and no tokenizer.ggml.* vocabulary in it`);
     checkVocabulary(tokenizer, tokenizerJson !== undefined ? "tokenizer.json" : checkpoint.file, a.vocab, "the embedding's rows");
     shape = { layers: a.layers, kvHeads: a.kvHeads, headDim: a.headDim, vocabSize: a.vocab, maxLength: a.maxLength };

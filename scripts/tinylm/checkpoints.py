@@ -249,7 +249,13 @@ def gguf_vocab(tokenizer: dict, tok_config: dict) -> dict:
         if tokenizer["model"].get("unk_token") in ids:
             types[ids[tokenizer["model"]["unk_token"]]] = 2
             meta["tokenizer.ggml.unknown_token_id"] = ids[tokenizer["model"]["unk_token"]]
-        meta["tokenizer.ggml.scores"] = [float(-i) if types[i] == 1 else 0.0 for i in range(n)]
+        # SentencePiece's scores, recovered from tokenizer.json: a piece ranks as its first merge
+        # (transformers derived those merges from the scores, in score order); pieces no merge makes
+        # (single characters) after every merged one.
+        rank = {}
+        for r, m in enumerate(tokenizer["model"]["merges"]):
+            rank.setdefault("".join(m.split(" ") if isinstance(m, str) else m), r)
+        meta["tokenizer.ggml.scores"] = [float(-rank.get(t, len(rank) + i)) if types[i] == 1 else 0.0 for i, t in enumerate(tokens)]
         meta["tokenizer.ggml.add_bos_token"] = bool(tok_config.get("add_bos_token", True))
     else:
         meta["tokenizer.ggml.pre"] = "llama-bpe"  # the cl100k split regex

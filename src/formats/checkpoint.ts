@@ -58,7 +58,16 @@ export async function readCheckpoint(read: (path: string) => Promise<Uint8Array>
   }
   if (checkpoint.format === "gguf") {
     const gguf = parseGguf(await read(checkpoint.file), checkpoint.file);
-    return { description: ggufDescription(gguf, checkpoint.file), vocab: ggufVocab(gguf, checkpoint.file) };
+    const description = ggufDescription(gguf, checkpoint.file), vocab = ggufVocab(gguf, checkpoint.file);
+    if (vocab) checkGgufVocabulary(vocab, description);
+    return { description, vocab };
   }
   throw new Error(`${checkpoint.file}: ONNX graphs are read by the engine's backends`);
+}
+
+/** llama.cpp's vocabulary has exactly one token per embedding row. */
+export function checkGgufVocabulary(vocab: GgufVocab, d: WeightDescription): void {
+  if (vocab.tokens.length !== d.arch.vocab) {
+    throw new FormatError(`${d.files[0]}: "tokenizer.ggml.tokens" has ${vocab.tokens.length} tokens, the embedding "token_embd.weight" ${d.arch.vocab} rows`);
+  }
 }
