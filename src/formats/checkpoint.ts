@@ -23,12 +23,13 @@ export interface Checkpoint {
   format: CheckpointFormat;
   /** The file that says which: the ONNX graph, model.safetensors(.index.json), or the .gguf. */
   file: string;
+  /** Its bytes, where finding it meant reading it (a host that cannot list the folder): not read twice. */
+  bytes?: Uint8Array;
 }
 
 /** The GGUF name tried where the host cannot list the folder (Workers' static assets). */
 export const GGUF_FILE = "model.gguf";
 
-const exists = (read: (path: string) => Promise<Uint8Array>, path: string) => read(path).then(() => true, () => false);
 
 /**
  * Safetensors (an index or model.safetensors) first, then one .gguf, then the ONNX graph. With
@@ -39,19 +40,29 @@ export async function locateCheckpoint(read: (path: string) => Promise<Uint8Arra
     if (!opts.weightsFile.endsWith(".gguf")) throw new FormatError(`${opts.weightsFile}: a model file must be a .gguf (or give the model's folder)`);
     return { format: "gguf", file: opts.weightsFile };
   }
-  const has = (path: string) => (opts.files ? Promise.resolve(opts.files.includes(path)) : exists(read, path));
-  if (preferOnnx && (await has(opts.onnxFile))) return { format: "onnx", file: opts.onnxFile };
-  if (await has(SAFETENSORS_INDEX)) return { format: "safetensors", file: SAFETENSORS_INDEX };
-  if (await has(SAFETENSORS_FILE)) return { format: "safetensors", file: SAFETENSORS_FILE };
+  // Without a listing, a file is there if it reads; what was read is kept for the loader.
+  let probed: { path: string; bytes: Uint8Array } | undefined;
+  const has = async (path: string) => {
+    if (opts.files) return opts.files.includes(path);
+    const bytes = await read(path).catch(() => null);
+    if (bytes) probed = { path, bytes };
+    return bytes !== null;
+  };
+  const found = (format: CheckpointFormat, file: string): Checkpoint => ({ format, file, bytes: probed?.path === file ? probed.bytes : undefined });
+  if (preferOnnx && (await has(opts.onnxFile))) return found("onnx", opts.onnxFile);
+  if (await has(SAFETENSORS_INDEX)) return found("safetensors", SAFETENSORS_INDEX);
+  if (await has(SAFETENSORS_FILE)) return found("safetensors", SAFETENSORS_FILE);
   const ggufs = opts.files ? opts.files.filter((f) => f.endsWith(".gguf")) : (await has(GGUF_FILE)) ? [GGUF_FILE] : [];
   if (ggufs.length > 1) throw new FormatError(`the model folder holds ${ggufs.length} .gguf files (${ggufs.join(", ")}): give MODEL_DIR the one to serve`);
-  if (ggufs.length === 1) return { format: "gguf", file: ggufs[0] };
+  if (ggufs.length === 1) return found("gguf", ggufs[0]);
   return { format: "onnx", file: opts.onnxFile };
 }
 
 /** The weight description of a safetensors or GGUF checkpoint, and a GGUF's own vocabulary. */
 export async function readCheckpoint(read: (path: string) => Promise<Uint8Array>, checkpoint: Checkpoint, config: Record<string, unknown> | undefined):
   Promise<{ description: WeightDescription; vocab: GgufVocab | null }> {
+  const kept = checkpoint.bytes, readFile = read;
+  if (kept) read = (path) => (path === checkpoint.file ? Promise.resolve(kept) : readFile(path));
   if (checkpoint.format === "safetensors") {
     if (!config) throw new FormatError(`config.json: missing; a safetensors checkpoint needs its config.json`);
     return { description: await readSafetensorsFolder(read, config), vocab: null };
