@@ -43,7 +43,7 @@ export async function locateCheckpoint(read: (path: string) => Promise<Uint8Arra
   // Without a listing, a file is there if it reads; what was read is kept for the loader.
   let probed: { path: string; bytes: Uint8Array } | undefined;
   const has = async (path: string) => {
-    if (opts.files) return opts.files.includes(path);
+    if (opts.files && !path.includes("/")) return opts.files.includes(path); // the listing is of the top folder only
     const bytes = await read(path).catch(() => null);
     if (bytes) probed = { path, bytes };
     return bytes !== null;

@@ -59,7 +59,13 @@ function unreadablePart(messages: ChatMessage[]): [number, number, string] | nul
 /** A finished forced call's text ({"name", "arguments"}) as OpenAI's tool_calls entry; null when cut short. */
 function toolCall(text: string, finish: string | null): { id: string; type: "function"; function: { name: string; arguments: string } } | null {
   if (finish !== "stop") return null;
-  const { name, arguments: args } = JSON.parse(text) as { name: string; arguments: unknown };
+  let call: { name: string; arguments: unknown };
+  try {
+    call = JSON.parse(text) as typeof call;
+  } catch {
+    return null; // not whole (the constraint keeps every stop at a complete call; this guards the rest)
+  }
+  const { name, arguments: args } = call;
   return { id: newId("call").replace("-", "_"), type: "function", function: { name, arguments: JSON.stringify(args) } };
 }
 
@@ -83,19 +89,21 @@ export async function chatCompletions(c: Context, model: LoadedModel, req: ChatR
     throw invalidRequest(`messages could not be rendered with the chat template: ${(err as Error).message}`, "messages");
   }
   const tools = forcedTools(req);
-  const constraint = constraintFor(req, model, tools);
+  const structured = constraintFor(req, model, tools);
   const toolMode = tools !== null; // the reply is a call: {"name", "arguments"}
   const least = model.tokenizer.minTokens(promptText);
   if (least >= model.engine.maxLength) throw promptTooLong(model.engine.maxLength, least, "messages");
   const prompt = await model.tokenizer.encodeAsync(promptText);
   const n = req.n ?? 1;
   const maxTokens = tokenBudget(req.max_completion_tokens ?? req.max_tokens, 256, prompt.length, model.engine.maxLength, limits);
+  const constraint = structured?.within(maxTokens, req.max_completion_tokens != null ? "max_completion_tokens" : "max_tokens");
   const wantLogprobs = Boolean(req.logprobs);
   const choices: ChoiceRequest[] = Array.from({ length: n }, (_, k) => ({
     prompt,
     maxTokens,
-    sampling: samplingParams(req, model.tokenizer.vocabSize, wantLogprobs ? (req.top_logprobs ?? 0) : 0, k, model.defaults),
-    stops: stopStrings(req.stop),
+    sampling: samplingParams(req, model.tokenizer.vocabSize, wantLogprobs ? (req.top_logprobs ?? 0) : null, k, model.defaults),
+    // A forced call is JSON under the constraint: a stop string inside it would cut the call in two.
+    stops: toolMode ? [] : stopStrings(req.stop),
     promptLogprobs: false,
     seeded: req.seed != null,
     constraint,
