@@ -1,5 +1,6 @@
 // Node host: read the model folder and ORT's .wasm from disk, build the app, listen.
 //   MODEL_DIR=model PORT=8787 HOST=127.0.0.1 npm start
+import { readFileSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { serve } from "@hono/node-server";
@@ -14,7 +15,7 @@ import { compileRelaxed } from "../engine/simd/relaxed.js";
 trackWasmMemories();
 
 export async function startNodeServer(env: Record<string, string | undefined> = process.env) {
-  const settings = settingsFrom(env);
+  const settings = settingsFrom(env, { readText: (path) => readFileSync(path, "utf8") });
   const modelDir = resolve(env.MODEL_DIR || "model");
   const ort = nodeOrt(Number(env.THREADS || 1));
   const read = async (path: string) => {

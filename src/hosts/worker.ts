@@ -17,8 +17,13 @@ import { settingsFrom } from "./config.js";
 interface R2Object {
   arrayBuffer(): Promise<ArrayBuffer>;
 }
+/** Cloudflare's rate-limiting binding ([[ratelimits]] in wrangler.toml): a counter per key, per location. */
+interface RateLimitBinding {
+  limit(options: { key: string }): Promise<{ success: boolean }>;
+}
 export interface WorkerEnv {
   ASSETS?: { fetch(request: Request): Promise<Response> };
+  KEY_RATE_LIMITER?: RateLimitBinding;
   MODEL_BUCKET?: { get(key: string): Promise<R2Object | null> };
   MODEL_PREFIX?: string;
   [setting: string]: unknown;
@@ -84,7 +89,13 @@ function appFor(env: WorkerEnv) {
       ort, kernels, relaxed, backend: settings.backend, onnxFile: settings.onnxFile, engine: settings.engine, lowMemory: settings.lowMemory,
     }));
   });
-  app = createApp(handle, settings.app);
+  // Concurrency and tokens-per-minute limits are counted in this isolate; the binding, where one is
+  // configured, counts each key's generation requests across isolates (per Cloudflare location).
+  const binding = env.KEY_RATE_LIMITER;
+  const sharedRateLimit = typeof binding?.limit === "function"
+    ? { limit: async (name: string) => (await binding.limit({ key: name })).success, periodSeconds: Number(vars.KEY_RATE_LIMIT_PERIOD) || 60 }
+    : undefined;
+  app = createApp(handle, { ...settings.app, sharedRateLimit });
   return app;
 }
 
