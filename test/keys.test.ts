@@ -135,4 +135,19 @@ describe("two named keys on the Node host", () => {
       expect(metrics).not.toContain(key);
     }
   });
+
+  it("prompt_cache_key scopes the prefix cache within a key", async () => {
+    const reused = async () => {
+      const text = await (await fetch(`${server.baseURL}/metrics`, { headers: { Authorization: `Bearer ${BOB}` } })).text();
+      return Number(/tinylm_prompt_tokens_reused_total (\d+)/.exec(text)![1]);
+    };
+    const prompt = "The old lighthouse keeper climbed the stairs every evening to light the lamp, and";
+    const run = async (cacheKey: string) => expect((await generate(BOB, { prompt, max_tokens: 2, prompt_cache_key: cacheKey })).status).toBe(200);
+    await run("x");
+    const before = await reused();
+    await run("y"); // another scope: nothing reused
+    expect(await reused()).toBe(before);
+    await run("y"); // the same scope: the prompt comes from the cache
+    expect(await reused()).toBeGreaterThan(before);
+  });
 });
