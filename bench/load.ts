@@ -15,12 +15,12 @@ export interface LoadRow {
   itl_ms_p99: number;
 }
 
-async function oneStream(baseURL: string, model: string, i: number, maxTokens: number, ttfts: number[], itls: number[]): Promise<number> {
+async function oneStream(baseURL: string, model: string, i: number, maxTokens: number, ttfts: number[], itls: number[], user?: string): Promise<number> {
   const t0 = performance.now();
   const res = await request(`${baseURL}/v1/completions`, {
     method: "POST",
     headers: { "content-type": "application/json" },
-    body: JSON.stringify({ model, prompt: `Once upon a time, in the kingdom number ${i},`, max_tokens: maxTokens, temperature: 0.8, seed: i, stream: true }),
+    body: JSON.stringify({ model, prompt: `Once upon a time, in the kingdom number ${i},`, max_tokens: maxTokens, temperature: 0.8, seed: i, stream: true, ...(user ? { user } : {}) }),
   });
   if (res.statusCode !== 200) {
     await res.body.text();
@@ -73,43 +73,66 @@ export async function loadTest(baseURL: string, model: string, clients: number, 
   };
 }
 
+/** A hostile client of issue 27: what it loops on a 450-token prompt, and the `user` it sends (none: it shares the victim's address). */
+export interface Attack {
+  name: string;
+  n: number;
+  echo: boolean;
+  user?: string;
+}
+
+/** The four patterns of issue 27's table; the victim sends `user: "v"` when the attacker sends one. */
+export const ATTACKS: Attack[] = [
+  { name: "n 8, echo + logprobs, same address", n: 8, echo: true },
+  { name: "n 8, echo + logprobs, user a (victim user v)", n: 8, echo: true, user: "a" },
+  { name: "n 1, echo + logprobs, same address", n: 1, echo: true },
+  { name: "n 8, no echo, same address", n: 8, echo: false },
+];
+
 export interface FairnessRow {
-  /** A lone greedy stream of 400 tokens, tok/s. */
+  attack: string;
+  /** A lone greedy stream of 160 tokens, tok/s. */
   solo_tok_s: number;
-  /** The same stream while another client loops n = 8, echo + logprobs, max_tokens 1 on a 500-token prompt. */
+  /** The same stream while the attacker loops its request (max_tokens 1) on a 450-token prompt, from 4 connections. */
   under_flood_tok_s: number;
   ratio: number;
   flood_requests: number;
+  /** Prompt tokens the model ran per attacker request (450 when its n choices share one prefill). */
+  fed_prompt_tokens_per_request: number;
 }
 
 /** One greedy stream's rate (tokens after the first ÷ the time after the first). */
-async function streamRate(baseURL: string, model: string, maxTokens: number): Promise<number> {
+async function streamRate(baseURL: string, model: string, maxTokens: number, user?: string): Promise<number> {
   const ttfts: number[] = [];
   const itls: number[] = [];
-  const n = await oneStream(baseURL, model, 7, maxTokens, ttfts, itls);
+  const n = await oneStream(baseURL, model, 7, maxTokens, ttfts, itls, user);
   return (n - 1) / (itls.reduce((a, b) => a + b, 0) / 1000);
 }
 
-/** A victim stream's throughput alone and under the hostile loop of issue 21 (goal: ≥ 50% of solo). */
-export async function fairness(baseURL: string, model: string): Promise<FairnessRow> {
-  const solo = await streamRate(baseURL, model, 400);
+const fedPromptTokens = async (baseURL: string) =>
+  Number(/^tinylm_prompt_tokens_fed_total (\d+)/m.exec(await (await request(`${baseURL}/metrics`)).body.text())?.[1] ?? NaN);
+
+/** A victim stream's throughput alone and under one attack (goal: ≥ 50% of solo). */
+export async function fairness(baseURL: string, model: string, attack: Attack): Promise<FairnessRow> {
+  const victimUser = attack.user ? "v" : undefined;
+  const solo = await streamRate(baseURL, model, 160, victimUser);
   let stop = false;
   let floodRequests = 0;
-  const prompt = Array.from({ length: 500 }, (_, i) => 300 + ((i * 37) % 4000));
-  const flood = (async () => {
+  const fedBefore = await fedPromptTokens(baseURL);
+  const prompt = Array.from({ length: 450 }, (_, i) => 300 + ((i * 37) % 4000));
+  const body = JSON.stringify({ model, prompt, n: attack.n, max_tokens: 1, ...(attack.echo ? { echo: true, logprobs: 0 } : {}), ...(attack.user ? { user: attack.user } : {}) });
+  const flood = Array.from({ length: 4 }, async () => {
     while (!stop) {
-      const res = await request(`${baseURL}/v1/completions`, {
-        method: "POST",
-        headers: { "content-type": "application/json" },
-        body: JSON.stringify({ model, prompt, n: 8, echo: true, logprobs: 1, max_tokens: 1 }),
-      });
+      const res = await request(`${baseURL}/v1/completions`, { method: "POST", headers: { "content-type": "application/json" }, body });
       await res.body.text();
       floodRequests++;
     }
-  })();
+  });
   await new Promise((r) => setTimeout(r, 200)); // the flood is under way
-  const under = await streamRate(baseURL, model, 400);
+  const under = await streamRate(baseURL, model, 160, victimUser);
   stop = true;
-  await flood;
-  return { solo_tok_s: solo, under_flood_tok_s: under, ratio: under / solo, flood_requests: floodRequests };
+  await Promise.all(flood);
+  const fed = (await fedPromptTokens(baseURL)) - fedBefore;
+  // The victim's own prompt (a dozen tokens) is in the count too; it rounds away.
+  return { attack: attack.name, solo_tok_s: solo, under_flood_tok_s: under, ratio: under / solo, flood_requests: floodRequests, fed_prompt_tokens_per_request: fed / floodRequests };
 }

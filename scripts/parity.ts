@@ -109,7 +109,7 @@ export async function scoreText(dec: Decoder, tokens: number[], window = 256) {
   for (let start = 0; start + 1 < tokens.length; start += window) {
     progress.update(start * 1e6);
     const chunk = tokens.slice(start, start + window + 1);
-    const [{ logits }] = await dec.step([{ cache: dec.newCache(), tokens: chunk.slice(0, -1) }], "all");
+    const [{ logits }] = await dec.step([{ cache: dec.newCache(), tokens: chunk.slice(0, -1), logits: "all" }]);
     for (let i = 0; i < chunk.length - 1; i++) {
       const row = logits.subarray(i * V, (i + 1) * V);
       argmaxes.push(argmax(row));

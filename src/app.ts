@@ -306,12 +306,13 @@ export function createApp(handle: ModelHandle, config: AppConfig = DEFAULT_CONFI
 
   app.post("/tokenize", jsonBody(tokenizeRequest), async (c) => {
     const { tokenizer, engine } = await model(c);
-    const { content } = c.req.valid("json");
+    const { content, add_special } = c.req.valid("json");
     // Bounded work: at most a few contexts' worth of text, encoded a slice at a time.
     const limit = 4 * engine.maxLength;
     const least = tokenizer.minTokens(content);
     if (least > limit) throw invalidRequest(`content holds at least ${least} tokens; /tokenize takes at most ${limit}`, "content");
-    return c.json({ tokens: await tokenizer.encodeAsync(content) });
+    // add_special: what the tokenizer's post-processor adds around a text (Llama 2's <s>), as a raw prompt gets it.
+    return c.json({ tokens: await tokenizer.encodeAsync(content, { addSpecial: add_special ?? false }) });
   });
 
   app.post("/detokenize", jsonBody(detokenizeRequest), async (c) => {

@@ -70,7 +70,7 @@ export class Metrics {
     this.durations.get(route)!.observe(seconds);
   }
 
-  render(heapBytes: number, backend?: { name: string; kernels: string | null }, engine?: { queued: number; running: number; promptTokens: number; generatedTokens: number; reusedPromptTokens: number; steps: number }): string {
+  render(heapBytes: number, backend?: { name: string; kernels: string | null }, engine?: { queued: number; running: number; promptTokens: number; fedPromptTokens: number; generatedTokens: number; reusedPromptTokens: number; steps: number }): string {
     const lines = ["# HELP tinylm_requests_total HTTP requests by route and status.", "# TYPE tinylm_requests_total counter"];
     for (const [labels, n] of this.requests) lines.push(`tinylm_requests_total{${labels}} ${n}`);
     lines.push("# HELP tinylm_request_duration_seconds Time to complete a request (streams: until the last event).");
@@ -101,8 +101,9 @@ export class Metrics {
       gauge("tinylm_running_sequences", "Sequences being decoded.", engine.running);
       gauge("tinylm_prompt_tokens_total", "Prompt tokens processed.", engine.promptTokens, "counter");
       gauge("tinylm_prompt_tokens_reused_total", "Prompt tokens served from the prefix cache.", engine.reusedPromptTokens, "counter");
+      gauge("tinylm_prompt_tokens_fed_total", "Prompt tokens run through the model (once per prompt, whatever its n).", engine.fedPromptTokens, "counter");
       gauge("tinylm_generated_tokens_total", "Tokens generated.", engine.generatedTokens, "counter");
-      gauge("tinylm_decode_steps_total", "Batched decode steps.", engine.steps, "counter");
+      gauge("tinylm_decode_steps_total", "Batched steps (decode rows and prompt chunks together).", engine.steps, "counter");
     }
     return lines.join("\n") + "\n";
   }

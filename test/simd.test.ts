@@ -76,7 +76,7 @@ describe.each(["simd128", "relaxed-simd"] as const)("WASM kernels (%s) on the fi
   it("decode with the KV cache equals a full recompute, across chunks of rows", async () => {
     const dec = await simdDecoder();
     const tokens = prompt(150); // more rows than one forward call takes (64)
-    const [full] = await dec.step([{ cache: dec.newCache(), tokens }], "all");
+    const [full] = await dec.step([{ cache: dec.newCache(), tokens, logits: "all" }]);
     const cache = dec.newCache();
     await dec.step([{ cache, tokens: tokens.slice(0, 40) }]);
     for (let i = 40; i < tokens.length; i++) {

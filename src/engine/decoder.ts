@@ -57,16 +57,21 @@ export interface StepInput<C extends SequenceCache = SequenceCache> {
   tokens: number[];
   /** Temperature of the returned probabilities, > 0 (default 1; the engine's is sampler.probsTemperature). */
   temperature?: number;
+  /** Which positions' logits to return (default "last"). */
+  logits?: LogitsWanted;
 }
 
-/** Per sequence: logits and softmax(logits / temperature), [positions × vocab] each. */
+/** Per sequence: logits and softmax(logits / temperature), [positions × vocab] each (empty for "none"). */
 export interface StepOutput {
   logits: Float32Array;
   probs: Float32Array;
 }
 
-/** Which positions' logits a step returns: the last fed token's (sampling) or every fed token's. */
-export type LogitsWanted = "last" | "all";
+/**
+ * Which positions' logits a row returns: its last fed token's (sampling), every fed token's (prompt
+ * log-probabilities), or none (a prompt chunk before the last).
+ */
+export type LogitsWanted = "last" | "all" | "none";
 
 export interface Decoder<C extends SequenceCache = SequenceCache> {
   /** "simd" (our kernels) or "ort" (onnxruntime-web, or native onnxruntime in tests and the bench). */
@@ -76,10 +81,32 @@ export interface Decoder<C extends SequenceCache = SequenceCache> {
   /** Run each code path once so the first request does not pay for compilation. */
   warmUp(): Promise<void>;
   /**
-   * Feed each sequence its new tokens, append their keys and values to its cache and return, per
-   * sequence, logits and probabilities for its last fed token ("last") or every fed token ("all").
+   * One batched step of mixed rows, as llama.cpp's llama_batch: feed each sequence its new tokens
+   * (decode rows and prompt chunks alike), append their keys and values to its cache and return, per
+   * sequence, the logits and probabilities its `logits` asks for. A step that throws changes no cache.
    */
-  step(inputs: StepInput<C>[], wanted?: LogitsWanted): Promise<StepOutput[]>;
+  step(inputs: StepInput<C>[]): Promise<StepOutput[]>;
+}
+
+const NO_LOGITS: StepOutput = { logits: new Float32Array(0), probs: new Float32Array(0) };
+
+/**
+ * For backends whose one run pads every sequence to the longest feed (onnxruntime-web): a step's
+ * rows in groups of one feed length and one kind of logits, each group one run ("none" runs as
+ * "last" and its output is dropped). Decode rows (one token each) share one run.
+ */
+export async function stepInGroups<C extends SequenceCache>(inputs: StepInput<C>[], run: (group: StepInput<C>[], wanted: "last" | "all") => Promise<StepOutput[]>): Promise<StepOutput[]> {
+  const groups = new Map<string, number[]>();
+  inputs.forEach((input, i) => {
+    const key = `${input.logits === "all" ? "all" : "last"}:${input.tokens.length}`;
+    groups.set(key, [...(groups.get(key) ?? []), i]);
+  });
+  const outputs: StepOutput[] = new Array(inputs.length);
+  for (const [key, rows] of groups) {
+    const outs = await run(rows.map((i) => inputs[i]), key.startsWith("all") ? "all" : "last");
+    rows.forEach((i, j) => (outputs[i] = inputs[i].logits === "none" ? NO_LOGITS : outs[j]));
+  }
+  return outputs;
 }
 
 /**
@@ -91,7 +118,7 @@ export async function runEachPathOnce<C extends SequenceCache>(decoder: Decoder<
   const caches = [decoder.newCache(), decoder.newCache()];
   const prompt = Array.from({ length: Math.min(128, decoder.shape.maxLength - 2) }, (_, i) => i % decoder.shape.vocabSize);
   await decoder.step([{ cache: caches[0], tokens: prompt }]);
-  await decoder.step([{ cache: caches[1], tokens: prompt.slice(0, 5) }], "all");
+  await decoder.step([{ cache: caches[1], tokens: prompt.slice(0, 5), logits: "all" }]);
   await decoder.step(caches.map((cache) => ({ cache, tokens: [1] })));
   for (const c of caches) c.release();
 }
@@ -121,9 +148,9 @@ export class TokenizerVocabulary<C extends SequenceCache> implements Decoder<C> 
     return this.inner.warmUp();
   }
 
-  async step(inputs: StepInput<C>[], wanted?: LogitsWanted): Promise<StepOutput[]> {
+  async step(inputs: StepInput<C>[]): Promise<StepOutput[]> {
     const full = this.inner.shape.vocabSize, v = this.shape.vocabSize;
-    return (await this.inner.step(inputs, wanted)).map(({ logits }, b) => {
+    return (await this.inner.step(inputs)).map(({ logits }, b) => {
       const rows = logits.length / full;
       const out = { logits: new Float32Array(rows * v), probs: new Float32Array(rows * v) };
       for (let r = 0; r < rows; r++) {

@@ -1,6 +1,9 @@
-// Sampling over logits, one small function per transform, applied in llama.cpp's order:
-// logit bias → repetition/presence/frequency penalties → temperature → top-k → top-p → min-p → draw.
-// Transforms write -Infinity into a Float32Array copy; nothing here allocates per vocabulary entry twice.
+// Sampling over logits, one small function per transform, applied in this order (llama.cpp's
+// default chain, with logit bias first as OpenAI applies it): logit bias → repetition/presence/frequency
+// penalties → temperature → top-k → top-p → min-p → draw. Transforms write -Infinity into one copy of
+// the logits. The log-probabilities reported are the model's own, whatever the sampling settings:
+// log-softmax of the logits after logit_bias, before penalties, temperature, filters and constraints
+// (what OpenAI and vLLM's default report), for sampled, top and prompt tokens alike.
 
 export interface SamplingParams {
   temperature: number; // 0 = greedy
@@ -12,7 +15,8 @@ export interface SamplingParams {
   repetitionPenalty: number; // 1 = off
   logitBias: Map<number, number>;
   seed: number;
-  logprobs: number; // top alternatives to report (0 = only the chosen token's)
+  /** Top alternatives to report (0 = only the chosen token's log-probability; null = none, which skips computing it). */
+  logprobs: number | null;
 }
 
 export const DEFAULT_SAMPLING: SamplingParams = {
@@ -151,10 +155,36 @@ export function applyMinP(logits: Float32Array, minP: number): void {
   for (let i = 0; i < logits.length; i++) if (logits[i] < threshold) logits[i] = -Infinity;
 }
 
-/** log-softmax value of one entry. */
-export function logSoftmaxAt(logits: Float32Array, id: number): number {
-  const max = maxOf(logits);
-  return logits[id] - max - Math.log(expsOf(logits, max).sum);
+/** The logits after a logit bias (the same array when there is none). */
+function biased(logits: Float32Array, bias: Map<number, number>): Float32Array {
+  if (!bias.size) return logits;
+  const out = new Float32Array(logits);
+  applyLogitBias(out, bias);
+  return out;
+}
+
+/** log-softmax value of one entry, after an optional logit bias. */
+export function logSoftmaxAt(logits: Float32Array, id: number, bias: Map<number, number> = new Map()): number {
+  const l = biased(logits, bias);
+  const max = maxOf(l);
+  return l[id] - max - Math.log(expsOf(l, max).sum);
+}
+
+/**
+ * The model's log-probabilities of `token` and of the `n` likeliest tokens: log-softmax of the raw
+ * logits after logit bias. `probs` is softmax(raw / T) from the graph: at T = 1 without a bias it is
+ * that distribution already, and no exp pass is needed.
+ */
+function modelLogprobs(raw: Float32Array, p: SamplingParams, token: number, probs?: Float32Array): Pick<Sampled, "logprob" | "top"> {
+  if (p.logprobs === null) return { logprob: NaN, top: [] };
+  const n = p.logprobs;
+  if (probs && !p.logitBias.size && probsTemperature(p) === 1) {
+    return { logprob: Math.log(probs[token]), top: n > 0 ? topIndices(raw, n).map((t) => ({ token: t, logprob: Math.log(probs[t]) })) : [] };
+  }
+  const l = biased(raw, p.logitBias);
+  const max = maxOf(l);
+  const logZ = max + Math.log(expsOf(l, max).sum);
+  return { logprob: l[token] - logZ, top: n > 0 ? topIndices(l, n).map((t) => ({ token: t, logprob: l[t] - logZ })) : [] };
 }
 
 /** Seeded PRNG (mulberry32): equal seeds and parameters give equal samples. */
@@ -190,52 +220,54 @@ function onlyTemperature(p: SamplingParams, counts: Map<number, number>): boolea
 /**
  * Process raw logits with every transform, then pick a token (greedy at temperature 0). `probs`, when
  * given, is softmax(raw / temperature) from the graph (temperature 1 for greedy): with no other
- * transform the draw and log-probabilities read it directly, skipping an exp per vocabulary entry.
+ * transform the draw reads it directly, skipping an exp per vocabulary entry.
  */
 export function sample(raw: Float32Array, counts: Map<number, number>, p: SamplingParams, rng: () => number, probs?: Float32Array, allowed?: Uint8Array): Sampled {
   if (p.temperature > 0 && p.temperature < MIN_TEMPERATURE) p = { ...p, temperature: 0 };
+  const token = pick(raw, counts, p, rng, probs, allowed);
+  return { token, ...modelLogprobs(raw, p, token, probs) };
+}
+
+function pick(raw: Float32Array, counts: Map<number, number>, p: SamplingParams, rng: () => number, probs?: Float32Array, allowed?: Uint8Array): number {
   if (probs && onlyTemperature(p, counts)) {
-    if (allowed) return sampleAllowed(raw, probs, allowed, p, rng);
-    const token = p.temperature === 0 ? argmax(raw) : draw(probs, probs.length, 1, rng);
-    const top = p.logprobs > 0 ? topIndices(raw, p.logprobs).map((t) => ({ token: t, logprob: Math.log(probs[t]) })) : [];
-    return { token, logprob: Math.log(probs[token]), top };
+    if (allowed) return pickAllowed(raw, probs, allowed, p, rng);
+    return p.temperature === 0 ? argmax(raw) : draw(probs, probs.length, 1, rng);
   }
   const logits = new Float32Array(raw); // a copy: the transforms write into it
   if (allowed) applyMask(logits, allowed);
   applyLogitBias(logits, p.logitBias);
   applyPenalties(logits, counts, p);
-  if (p.temperature > 0) {
-    applyTemperature(logits, p.temperature);
-    applyTopK(logits, p.topK);
-    applyTopP(logits, p.topP);
-    applyMinP(logits, p.minP);
-  }
-  // One exp pass serves the draw and the log-probabilities.
-  const max = maxOf(logits);
-  const { exps, sum } = expsOf(logits, max);
-  const token = p.temperature === 0 ? argmax(logits) : draw(exps, logits.length, sum, rng);
-  const logZ = max + Math.log(sum);
-  const top = p.logprobs > 0 ? topIndices(logits, p.logprobs).map((t) => ({ token: t, logprob: logits[t] - logZ })) : [];
-  return { token, logprob: logits[token] - logZ, top };
+  if (p.temperature === 0) return argmax(logits);
+  applyTemperature(logits, p.temperature);
+  applyTopK(logits, p.topK);
+  applyTopP(logits, p.topP);
+  applyMinP(logits, p.minP);
+  const { exps, sum } = expsOf(logits, maxOf(logits));
+  return draw(exps, logits.length, sum, rng);
 }
 
 /**
- * The graph's probabilities restricted to the allowed tokens and renormalised: one pass to sum them,
- * one to draw, with no exp (constrained decoding costs little more than free decoding).
+ * A draw from the graph's probabilities restricted to the allowed tokens: one pass to sum them, one
+ * to draw, with no exp (constrained decoding costs little more than free decoding).
  */
-function sampleAllowed(raw: Float32Array, probs: Float32Array, allowed: Uint8Array, p: SamplingParams, rng: () => number): Sampled {
-  const masked = new Float32Array(probs.length);
+function pickAllowed(raw: Float32Array, probs: Float32Array, allowed: Uint8Array, p: SamplingParams, rng: () => number): number {
   let sum = 0;
-  for (let i = 0; i < probs.length; i++) if (allowed[i]) sum += masked[i] = probs[i];
-  let token: number;
+  for (let i = 0; i < probs.length; i++) if (allowed[i]) sum += probs[i];
   // Greedy, or nothing allowed has any mass (a vanishing temperature put it all on a refused token).
   if (p.temperature === 0 || !(sum > 0)) {
-    token = -1;
+    let token = -1;
     for (let i = 0; i < raw.length; i++) if (allowed[i] && (token < 0 || raw[i] > raw[token])) token = i;
-  } else token = draw(masked, masked.length, sum, rng);
-  const logprob = (t: number) => (sum > 0 ? Math.log(masked[t] / sum) : 0);
-  const top = p.logprobs > 0 ? topIndices(masked, p.logprobs).filter((t) => masked[t] > 0).map((t) => ({ token: t, logprob: logprob(t) })) : [];
-  return { token, logprob: logprob(token), top };
+    return token;
+  }
+  let r = rng() * sum;
+  let last = 0;
+  for (let i = 0; i < probs.length; i++) {
+    if (!allowed[i] || probs[i] === 0) continue;
+    last = i;
+    r -= probs[i];
+    if (r <= 0) return i;
+  }
+  return last;
 }
 
 /** Inverse-CDF draw from unnormalised probabilities. */

@@ -62,11 +62,11 @@ export function apiKeysFrom(env: Record<string, string | undefined>, readText?: 
 }
 
 export function settingsFrom(env: Record<string, string | undefined>, defaults: { maxTokensLimit?: number; lowMemory?: boolean; readText?: (path: string) => string } = {}): HostSettings {
-  const int = (name: string, fallback: number): number => {
+  const int = (name: string, fallback: number, least = 0): number => {
     const raw = env[name];
     if (raw === undefined || raw === "") return fallback;
     const n = Number(raw);
-    if (!Number.isInteger(n) || n < 0) throw new Error(`${name} must be a non-negative integer, got "${raw}"`);
+    if (!Number.isInteger(n) || n < least) throw new Error(`${name} must be ${least ? `an integer of at least ${least}` : "a non-negative integer"}, got "${raw}"`);
     return n;
   };
   const origins = env.CORS_ORIGINS?.trim();
@@ -82,8 +82,9 @@ export function settingsFrom(env: Record<string, string | undefined>, defaults: 
       accessLog: env.LOG !== "quiet",
     },
     engine: {
-      maxBatch: int("MAX_BATCH", 8),
-      maxQueue: int("MAX_QUEUE", 32),
+      // 0 would hold every request forever (no batch) or refuse every one (no queue).
+      maxBatch: int("MAX_BATCH", 8, 1),
+      maxQueue: int("MAX_QUEUE", 32, 1),
       prefixCache: env.PREFIX_CACHE !== "0",
     },
     onnxFile: env.ONNX_FILE || "onnx/model_quantized.onnx",

@@ -1,13 +1,12 @@
 // Deno host: Deno.serve + the same app. Run with the least privileges that still let ORT read its .wasm:
 //   npm run start:deno   (reads only the project folder and the settings variables; listens on 127.0.0.1)
-// The script passes --v8-flags=--no-liftoff for the reason given in node.ts.
+// The task passes --v8-flags=--no-liftoff for the reason given in src/node-runtime.ts (config.ts's DENO_RUN_ARGS).
 import * as ort from "onnxruntime-web/wasm";
-import { createApp } from "../app.js";
 import { trackWasmMemories } from "../engine/wasm-memory.js";
-import { loadModel, ModelHandle } from "../model.js";
 import { SETTING_NAMES, settingsFrom } from "./config.js";
 import { drain } from "./shutdown.js";
 import { compileRelaxed } from "../engine/simd/relaxed.js";
+import { missingFile, readyLine, wireHost } from "./wiring.js";
 
 declare const Deno: {
   env: { get(name: string): string | undefined };
@@ -34,16 +33,12 @@ const read = async (path: string) => {
   try {
     return await Deno.readFile(`${modelDir}/${path}`);
   } catch (err) {
-    // The path within the model folder: error messages reach clients, which need not see ours.
-    throw new Error(`${path}: ${(err as Error).name === "NotFound" ? "not found in the model folder" : (err as Error).name}`);
+    throw missingFile(path, (err as Error).name === "NotFound", (err as Error).name);
   }
 };
 const kernels = async () => WebAssembly.compile((await Deno.readFile(new URL("../engine/simd/kernels.wasm", import.meta.url))) as Uint8Array<ArrayBuffer>);
 const relaxed = () => compileRelaxed(() => Deno.readFile(new URL("../engine/simd/relaxed.wasm", import.meta.url)), env.RELAXED_SIMD);
-const handle = new ModelHandle(() => loadModel(read, {
-  ort, kernels, relaxed, backend: settings.backend, onnxFile: settings.onnxFile, engine: settings.engine, lowMemory: settings.lowMemory, warmUp: true,
-}));
-const app = createApp(handle, settings.app);
+const { handle, app } = wireHost(settings, { ort, read, kernels, relaxed, warmUp: true });
 const hostname = env.HOST || "127.0.0.1";
 const server = Deno.serve(
   { port: Number(env.PORT || 8787), hostname, onListen: ({ port }) => console.log(`tinylm-edge (deno) listening on http://${hostname}:${port}/`) },
@@ -58,6 +53,6 @@ for (const signal of ["SIGTERM", "SIGINT"] as const) {
   });
 }
 handle.get().then(
-  (m) => console.log(`tinylm-edge (deno): ${m.id} ready (${m.backend.name}${m.backend.kernels ? `, ${m.backend.kernels}` : ""})`),
+  (m) => console.log(`tinylm-edge (deno): ${readyLine(m, settings.onnxFile)} ready`),
   (err: Error) => console.error(`tinylm-edge (deno): cannot load model from ${modelDir}: ${err.message}`),
 );

@@ -4,13 +4,12 @@ import { readFileSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { serve } from "@hono/node-server";
-import { createApp } from "../app.js";
 import { trackWasmMemories } from "../engine/wasm-memory.js";
-import { loadModel, ModelHandle } from "../model.js";
 import { settingsFrom } from "./config.js";
 import { nodeOrt } from "../node-runtime.js";
 import { drain } from "./shutdown.js";
 import { compileRelaxed } from "../engine/simd/relaxed.js";
+import { missingFile, readyLine, wireHost } from "./wiring.js";
 
 trackWasmMemories();
 
@@ -22,16 +21,13 @@ export async function startNodeServer(env: Record<string, string | undefined> = 
     try {
       return new Uint8Array(await readFile(join(modelDir, path)));
     } catch (err) {
-      // The path within the model folder: error messages reach clients, which need not see ours.
-      throw new Error(`${path}: ${(err as NodeJS.ErrnoException).code === "ENOENT" ? "not found in the model folder" : (err as NodeJS.ErrnoException).code ?? "unreadable"}`);
+      const code = (err as NodeJS.ErrnoException).code;
+      throw missingFile(path, code === "ENOENT", code ?? "unreadable");
     }
   };
   const kernels = async () => WebAssembly.compile(new Uint8Array(await readFile(new URL("../engine/simd/kernels.wasm", import.meta.url))));
   const relaxed = () => compileRelaxed(async () => new Uint8Array(await readFile(new URL("../engine/simd/relaxed.wasm", import.meta.url))), env.RELAXED_SIMD);
-  const handle = new ModelHandle(() => loadModel(read, {
-    ort, kernels, relaxed, backend: settings.backend, onnxFile: settings.onnxFile, engine: settings.engine, lowMemory: settings.lowMemory, warmUp: true,
-  }));
-  const app = createApp(handle, settings.app);
+  const { handle, app } = wireHost(settings, { ort, read, kernels, relaxed, warmUp: true });
   const port = Number(env.PORT || 8787);
   const hostname = env.HOST || "127.0.0.1";
   const server = serve({ fetch: app.fetch, port, hostname });
@@ -39,7 +35,7 @@ export async function startNodeServer(env: Record<string, string | undefined> = 
   const address = server.address();
   const actualPort = typeof address === "object" && address ? address.port : port;
   const loaded = handle.get().then(
-    (m) => console.log(`tinylm-edge: ${m.id} (${settings.onnxFile}, ${m.backend.name === "simd" ? `our WASM kernels, ${m.backend.kernels}` : "onnxruntime-web"}) ready on http://${hostname}:${actualPort}/`),
+    (m) => console.log(`tinylm-edge: ${readyLine(m, settings.onnxFile)} ready on http://${hostname}:${actualPort}/`),
     (err: Error) => console.error(`tinylm-edge: cannot load model from ${modelDir}: ${err.message}`),
   );
   const close = () => new Promise<void>((resolve) => {

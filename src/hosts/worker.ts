@@ -9,10 +9,11 @@ import ortWasm from "onnxruntime-web/ort-wasm-simd-threaded.wasm";
 import kernelsWasm from "../engine/simd/kernels.wasm";
 // workerd has relaxed SIMD (V8 ≥ 11.4 ships it); RELAXED_SIMD=0 turns it off.
 import relaxedWasm from "../engine/simd/relaxed.wasm";
-import { createApp } from "../app.js";
+import type { createApp } from "../app.js";
 import { trackWasmMemories } from "../engine/wasm-memory.js";
-import { loadModel, ModelHandle, type ReadModelFile } from "../model.js";
+import type { ReadModelFile } from "../model.js";
 import { settingsFrom } from "./config.js";
+import { wireHost } from "./wiring.js";
 
 interface R2Object {
   arrayBuffer(): Promise<ArrayBuffer>;
@@ -81,21 +82,20 @@ function appFor(env: WorkerEnv) {
   const vars = Object.fromEntries(Object.entries(env).filter(([, v]) => typeof v === "string")) as Record<string, string>;
   // A Worker request has a CPU-time budget: cap generations lower than on a server by default.
   const settings = settingsFrom(vars, { maxTokensLimit: 512, lowMemory: true });
-  const handle = new ModelHandle(async () => {
-    const read = modelReader(env);
-    const kernels = async () => kernelsWasm as WebAssembly.Module;
-    const relaxed = async () => (vars.RELAXED_SIMD === "0" ? null : (relaxedWasm as WebAssembly.Module));
-    return withPrecompiledWasm(() => loadModel(read, {
-      ort, kernels, relaxed, backend: settings.backend, onnxFile: settings.onnxFile, engine: settings.engine, lowMemory: settings.lowMemory,
-    }));
-  });
   // Concurrency and tokens-per-minute limits are counted in this isolate; the binding, where one is
   // configured, counts each key's generation requests across isolates (per Cloudflare location).
   const binding = env.KEY_RATE_LIMITER;
   const sharedRateLimit = typeof binding?.limit === "function"
     ? { limit: async (name: string) => (await binding.limit({ key: name })).success, periodSeconds: Number(vars.KEY_RATE_LIMIT_PERIOD) || 60 }
     : undefined;
-  app = createApp(handle, { ...settings.app, sharedRateLimit });
+  app = wireHost({ ...settings, app: { ...settings.app, sharedRateLimit } }, {
+    ort,
+    read: (path) => modelReader(env)(path), // a missing binding fails the load (503 with its reason), not the isolate
+    kernels: async () => kernelsWasm as WebAssembly.Module,
+    relaxed: async () => (vars.RELAXED_SIMD === "0" ? null : (relaxedWasm as WebAssembly.Module)),
+    warmUp: false,
+    around: withPrecompiledWasm,
+  }).app;
   return app;
 }
 

@@ -59,7 +59,13 @@ function unreadablePart(messages: ChatMessage[]): [number, number, string] | nul
 /** A finished forced call's text ({"name", "arguments"}) as OpenAI's tool_calls entry; null when cut short. */
 function toolCall(text: string, finish: string | null): { id: string; type: "function"; function: { name: string; arguments: string } } | null {
   if (finish !== "stop") return null;
-  const { name, arguments: args } = JSON.parse(text) as { name: string; arguments: unknown };
+  let call: { name: string; arguments: unknown };
+  try {
+    call = JSON.parse(text) as typeof call;
+  } catch {
+    return null; // not whole (the constraint keeps every stop at a complete call; this guards the rest)
+  }
+  const { name, arguments: args } = call;
   return { id: newId("call").replace("-", "_"), type: "function", function: { name, arguments: JSON.stringify(args) } };
 }
 
@@ -94,8 +100,9 @@ export async function chatCompletions(c: Context, model: LoadedModel, req: ChatR
   const choices: ChoiceRequest[] = Array.from({ length: n }, (_, k) => ({
     prompt,
     maxTokens,
-    sampling: samplingParams(req, model.tokenizer.vocabSize, wantLogprobs ? (req.top_logprobs ?? 0) : 0, k, model.defaults),
-    stops: stopStrings(req.stop),
+    sampling: samplingParams(req, model.tokenizer.vocabSize, wantLogprobs ? (req.top_logprobs ?? 0) : null, k, model.defaults),
+    // A forced call is JSON under the constraint: a stop string inside it would cut the call in two.
+    stops: toolMode ? [] : stopStrings(req.stop),
     promptLogprobs: false,
     seeded: req.seed != null,
     constraint,

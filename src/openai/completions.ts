@@ -41,16 +41,16 @@ async function promptsOf(req: CompletionRequest, model: LoadedModel): Promise<nu
   return out;
 }
 
-function logprobsOf(model: LoadedModel, tokens: GeneratedToken[], startOffset: number, prompt?: { ids: number[]; lps: (number | null)[] }): CompletionLogprobs {
+/** The logprobs object of these tokens; `offset` is the choice's text length so far, and is moved past them. */
+function logprobsOf(model: LoadedModel, tokens: GeneratedToken[], offset: { at: number }, prompt?: { ids: number[]; lps: (number | null)[] }): CompletionLogprobs {
   const out: CompletionLogprobs = { tokens: [], token_logprobs: [], top_logprobs: [], text_offset: [] };
-  let offset = startOffset;
   const add = (id: number, lp: number | null, top: Record<string, number> | null) => {
     const text = model.tokenizer.decode([id]);
     out.tokens.push(text);
     out.token_logprobs.push(lp);
     out.top_logprobs.push(top);
-    out.text_offset.push(offset);
-    offset += text.length;
+    out.text_offset.push(offset.at);
+    offset.at += text.length;
   };
   if (prompt) prompt.ids.forEach((id, i) => add(id, prompt.lps[i], null));
   for (const t of tokens) add(t.token, t.logprob, Object.fromEntries(t.top.map((a) => [model.tokenizer.decode([a.token]), a.logprob])));
@@ -71,7 +71,7 @@ export async function completions(c: Context, model: LoadedModel, req: Completio
       choices.push({
         prompt,
         maxTokens,
-        sampling: samplingParams(req, model.tokenizer.vocabSize, logprobs ?? 0, p * n + k, model.defaults),
+        sampling: samplingParams(req, model.tokenizer.vocabSize, logprobs, p * n + k, model.defaults),
         stops: stopStrings(req.stop),
         promptLogprobs: Boolean(req.echo && logprobs !== null),
         seeded: req.seed != null,
@@ -94,6 +94,7 @@ export async function completions(c: Context, model: LoadedModel, req: Completio
       stream.onAbort(() => abort.abort());
       let completionTokens = 0;
       const echoed = new Set<number>();
+      const offsets = choices.map(() => ({ at: 0 })); // text_offset runs on across a choice's chunks
       try {
         for await (const d of deltas) {
           completionTokens += deltaTokenCount(d);
@@ -104,7 +105,7 @@ export async function completions(c: Context, model: LoadedModel, req: Completio
             text = echoText(d.index) + text;
             if (req.echo) prompt = { ids: choices[d.index].prompt, lps: d.generation.promptLogprobs };
           }
-          const lp = logprobs === null ? null : logprobsOf(model, d.tokens, 0, prompt);
+          const lp = logprobs === null ? null : logprobsOf(model, d.tokens, offsets[d.index], prompt);
           await stream.writeSSE({ data: JSON.stringify({ ...base, choices: [{ text, index: d.index, logprobs: lp, finish_reason: d.finish }] }) });
         }
         if (req.stream_options?.include_usage) {
@@ -126,7 +127,7 @@ export async function completions(c: Context, model: LoadedModel, req: Completio
       return {
         text: echo + r.text,
         index: i,
-        logprobs: logprobs === null ? null : logprobsOf(model, r.tokens, 0, prompt),
+        logprobs: logprobs === null ? null : logprobsOf(model, r.tokens, { at: 0 }, prompt),
         finish_reason: r.finish,
       };
     }),

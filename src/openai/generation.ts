@@ -1,6 +1,6 @@
 // Running the n choices of one request: each choice is an engine generation whose tokens pass
 // through the stop-string text stream; the choices' deltas are merged into one async stream.
-import { QueueFullError, type GeneratedToken, type Generation } from "../engine/engine.js";
+import { QueueFullError, type Constraint, type GeneratedToken, type Generation } from "../engine/engine.js";
 import type { SamplingParams } from "../engine/sampler.js";
 import type { LoadedModel } from "../model.js";
 import { ApiError } from "./errors.js";
@@ -15,7 +15,7 @@ export interface ChoiceRequest {
   /** A seed was given: the output must not depend on what ran before. */
   seeded: boolean;
   /** Constrained decoding (JSON mode): a fresh constraint per choice. */
-  constraint?: () => { mask(): Uint8Array; advance(token: number): void };
+  constraint?: () => Constraint;
 }
 
 /** Who a request comes from, as the app sees it. */
@@ -44,6 +44,8 @@ export interface ChoiceDelta {
 async function* runChoice(model: LoadedModel, gen: Generation, req: ChoiceRequest, index: number, onToken?: (choice: number) => void): AsyncGenerator<ChoiceDelta> {
   const text = new StopTextStream(model.tokenizer.streamDecoder({ skipSpecial: true }), req.stops);
   if (req.maxTokens === 0) {
+    // Nothing is generated; the engine ends the generation once the prompt's log-probabilities (if asked for) are in.
+    for await (const _ of gen);
     yield { index, text: "", tokens: [], finish: "length", generation: gen };
     return;
   }
@@ -72,25 +74,30 @@ export function linkAbort(controller: AbortController, signal: AbortSignal | und
   else signal?.addEventListener("abort", () => controller.abort(), { once: true });
 }
 
-/** Queue every choice (all or none: a full queue cancels those already queued), then merge their deltas. */
+/**
+ * Queue every choice (all or none: a full queue cancels those already queued), then merge their
+ * deltas. Consecutive choices of the same prompt are one engine request: the prompt is fed once.
+ */
 export function startChoices(model: LoadedModel, reqs: ChoiceRequest[], signal: AbortSignal, scope: ClientScope): AsyncGenerator<ChoiceDelta> {
   const gens: Generation[] = [];
-  const group = {}; // the queue limit counts this request once, whatever its n
+  const stopTokens = model.tokenizer.eosId !== undefined ? new Set([model.tokenizer.eosId]) : new Set<number>();
   try {
-    for (const req of reqs) {
-      gens.push(model.engine.generate({
-        prompt: req.prompt,
-        maxTokens: Math.max(1, req.maxTokens),
-        sampling: req.sampling,
-        stopTokens: model.tokenizer.eosId !== undefined ? new Set([model.tokenizer.eosId]) : new Set(),
-        promptLogprobs: req.promptLogprobs,
-        constraint: req.constraint?.(),
-        reusePrefix: !req.seeded && scope.cacheScope !== undefined,
-        cacheScope: scope.cacheScope,
-        client: scope.client,
-        group,
-        signal,
-      }));
+    for (let i = 0; i < reqs.length;) {
+      const first = reqs[i];
+      let end = i + 1;
+      while (end < reqs.length && reqs[end].prompt === first.prompt) end++;
+      gens.push(...model.engine.generateChoices(
+        {
+          prompt: first.prompt,
+          promptLogprobs: first.promptLogprobs,
+          reusePrefix: !first.seeded && scope.cacheScope !== undefined,
+          cacheScope: scope.cacheScope,
+          client: scope.client,
+          signal,
+        },
+        reqs.slice(i, end).map((req) => ({ maxTokens: req.maxTokens, sampling: req.sampling, stopTokens, constraint: req.constraint?.() })),
+      ));
+      i = end;
     }
   } catch (err) {
     for (const g of gens) void g[Symbol.asyncIterator]().return?.();

@@ -10,7 +10,7 @@ export interface Limits {
 }
 
 /** Sampling for one choice: the request's fields, else the model's generation_config.json defaults, else OpenAI's. */
-export function samplingParams(req: CompletionRequest | ChatRequest, vocabSize: number, logprobs: number, index: number, defaults: GenerationDefaults = {}): SamplingParams {
+export function samplingParams(req: CompletionRequest | ChatRequest, vocabSize: number, logprobs: number | null, index: number, defaults: GenerationDefaults = {}): SamplingParams {
   const logitBias = new Map<number, number>();
   for (const [id, bias] of Object.entries(req.logit_bias ?? {})) {
     if (Number(id) >= vocabSize) throw invalidRequest(`logit_bias refers to token ${id}, but the vocabulary has ${vocabSize} tokens`, "logit_bias");

@@ -37,7 +37,7 @@ const ignored = {
   safety_identifier: z.string().nullish(),
 };
 
-/** Structured output: text, or JSON (an object; json_schema is refused in params.ts until it is supported). */
+/** Structured output: text, a JSON object, or JSON valid against a schema (compiled and checked in structured.ts). */
 const responseFormat = z.union([
   z.strictObject({ type: z.literal("text") }),
   z.strictObject({ type: z.literal("json_object") }),

@@ -7,7 +7,7 @@ import type { KvShape } from "../decoder.js";
 export const kvRows = (s: KvShape): number => 2 * s.layers * s.kvHeads;
 
 export class KvCache {
-  // A plain JS array: the garbage collector frees it (release() is for backends with their own heap).
+  // JS memory (a Float32Array), not a WASM heap: the garbage collector frees it (release() is for backends with their own heap).
   length = 0;
   private capacity: number;
   private data: Float32Array;

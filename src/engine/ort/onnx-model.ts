@@ -1,7 +1,7 @@
 // The ONNX decoder behind one onnxruntime-web session: turns "these sequences, these new tokens"
 // into one session.run (padding masked), and keeps each sequence's KV cache up to date.
 import type { InferenceSession, Tensor as OrtTensor } from "onnxruntime-web";
-import { runEachPathOnce, type Decoder, type LogitsWanted, type ModelShape, type StepInput, type StepOutput } from "../decoder.js";
+import { runEachPathOnce, stepInGroups, type Decoder, type LogitsWanted, type ModelShape, type StepInput, type StepOutput } from "../decoder.js";
 import { KvCache, kvRows } from "./kv-cache.js";
 
 type TensorCtor = typeof OrtTensor;
@@ -45,7 +45,11 @@ export class OnnxDecoder implements Decoder<KvCache> {
    * sequence, logits and probabilities [positions × vocab] for its last fed token ("last") or for
    * every fed token ("all").
    */
-  async step(inputs: StepInput<KvCache>[], wanted: LogitsWanted = "last"): Promise<StepOutput[]> {
+  step(inputs: StepInput<KvCache>[]): Promise<StepOutput[]> {
+    return stepInGroups(inputs, (group, wanted) => this.run(group, wanted));
+  }
+
+  private async run(inputs: StepInput<KvCache>[], wanted: LogitsWanted): Promise<StepOutput[]> {
     const { layers, kvHeads, headDim } = this.shape;
     const batch = inputs.length;
     const seq = Math.max(...inputs.map((s) => s.tokens.length));

@@ -5,7 +5,7 @@
 // step than ours (onnx-model.ts): the full cache goes into and comes back out of WASM memory on
 // every run, and a prefill computes logits for every prompt position.
 import type { InferenceSession, Tensor as OrtTensor } from "onnxruntime-web";
-import { runEachPathOnce, type Decoder, type LogitsWanted, type ModelShape, type StepInput, type StepOutput } from "../decoder.js";
+import { runEachPathOnce, stepInGroups, type Decoder, type LogitsWanted, type ModelShape, type StepInput, type StepOutput } from "../decoder.js";
 import { KvCache, kvRows } from "./kv-cache.js";
 import { softmaxInto } from "../sampler.js";
 
@@ -51,7 +51,11 @@ export class StandardOnnxDecoder implements Decoder<KvCache> {
    * Sequences with the same cached length and the same number of new tokens run together, the rest
    * alone: without padding the graph needs no assumption about how it derives positions or masks.
    */
-  async step(inputs: StepInput<KvCache>[], wanted: LogitsWanted = "last"): Promise<StepOutput[]> {
+  step(inputs: StepInput<KvCache>[]): Promise<StepOutput[]> {
+    return stepInGroups(inputs, (group, wanted) => this.stepGroup(group, wanted));
+  }
+
+  private async stepGroup(inputs: StepInput<KvCache>[], wanted: LogitsWanted): Promise<StepOutput[]> {
     const groups = new Map<string, number[]>();
     inputs.forEach(({ cache, tokens }, b) => {
       const key = `${cache.length}:${tokens.length}`;

@@ -1,7 +1,7 @@
 // The decoder on our own WebAssembly SIMD kernels (kernels/*.c → kernels.wasm): the whole forward
 // pass is one call into WASM per chunk of rows, weights and KV cache live in WASM memory, and only
 // token ids go in and the wanted logits come out. Same interface as the onnxruntime-web backend.
-import { runEachPathOnce, type Decoder, type LogitsWanted, type ModelShape, type SequenceCache, type StepInput, type StepOutput } from "../decoder.js";
+import { runEachPathOnce, type Decoder, type ModelShape, type SequenceCache, type StepInput, type StepOutput } from "../decoder.js";
 import { Heap, PagePool } from "./heap.js";
 import type { Int8Matrix, LlamaWeights } from "./llama-weights.js";
 
@@ -150,10 +150,11 @@ export class SimdDecoder implements Decoder<PagedKvCache> {
     return runEachPathOnce(this);
   }
 
-  async step(inputs: StepInput<PagedKvCache>[], wanted: LogitsWanted = "last"): Promise<StepOutput[]> {
+  async step(inputs: StepInput<PagedKvCache>[]): Promise<StepOutput[]> {
     const V = this.shape.vocabSize;
-    // Every fed token is a row: (sequence b, its j-th new token). Rows run in chunks of MAX_ROWS;
-    // a sequence's rows stay in order, so later chunks see the keys and values earlier ones stored.
+    // Every fed token is a row: (sequence b, its j-th new token), decode rows and prompt chunks in
+    // one batch. Rows run in chunks of MAX_ROWS; a sequence's rows stay in order, so later chunks see
+    // the keys and values earlier ones stored. Only the rows whose logits are wanted go through the head.
     const rows: { b: number; j: number }[] = [];
     for (const [b, { cache, tokens }] of inputs.entries()) {
       if (!tokens.length) throw new Error("a step needs at least one new token per sequence");
@@ -163,18 +164,18 @@ export class SimdDecoder implements Decoder<PagedKvCache> {
       cache.reserve(cache.length + tokens.length);
       for (let j = 0; j < tokens.length; j++) rows.push({ b, j });
     }
-    const outputs = inputs.map(({ tokens }) => {
-      const n = wanted === "all" ? tokens.length : 1;
+    const outputs = inputs.map(({ tokens, logits = "last" }) => {
+      const n = logits === "all" ? tokens.length : logits === "last" ? 1 : 0;
       return { logits: new Float32Array(n * V), probs: new Float32Array(n * V) };
     });
     for (let start = 0; start < rows.length; start += MAX_ROWS) {
-      this.forward(inputs, rows.slice(start, start + MAX_ROWS), wanted, outputs);
+      this.forward(inputs, rows.slice(start, start + MAX_ROWS), outputs);
     }
     for (const { cache, tokens } of inputs) cache.length += tokens.length;
     return outputs;
   }
 
-  private forward(inputs: StepInput<PagedKvCache>[], chunk: { b: number; j: number }[], wanted: LogitsWanted, outputs: StepOutput[]): void {
+  private forward(inputs: StepInput<PagedKvCache>[], chunk: { b: number; j: number }[], outputs: StepOutput[]): void {
     const { heap, io } = this;
     const V = this.shape.vocabSize;
     // Each sequence's page table once per chunk.
@@ -182,7 +183,7 @@ export class SimdDecoder implements Decoder<PagedKvCache> {
     const rowFields = heap.i32(io.rows, chunk.length * ROW_FIELDS);
     const head: { row: number; b: number; j: number }[] = [];
     chunk.forEach(({ b, j }, r) => {
-      const { cache, tokens } = inputs[b];
+      const { cache, tokens, logits = "last" } = inputs[b];
       let table = tableOf.get(b);
       if (table === undefined) {
         table = io.tables + tableOf.size * this.pagesPerSeq * 4;
@@ -190,14 +191,14 @@ export class SimdDecoder implements Decoder<PagedKvCache> {
         tableOf.set(b, table);
       }
       rowFields.set([tokens[j], cache.length + j, table], r * ROW_FIELDS);
-      if (wanted === "all" || j === tokens.length - 1) head.push({ row: r, b, j });
+      if (logits === "all" || (logits === "last" && j === tokens.length - 1)) head.push({ row: r, b, j });
     });
     heap.i32(io.headRows, head.length).set(head.map((h) => h.row));
     heap.f32(io.invTemp, head.length).set(head.map(({ b }) => 1 / (inputs[b].temperature ?? 1)));
     this.kernels.forward(this.model, io.rows, chunk.length, io.headRows, head.length, io.invTemp, io.logits, io.probs);
     const logits = heap.f32(io.logits, head.length * V), probs = heap.f32(io.probs, head.length * V);
     head.forEach(({ b, j }, i) => {
-      const at = (wanted === "all" ? j : 0) * V;
+      const at = (inputs[b].logits === "all" ? j : 0) * V;
       outputs[b].logits.set(logits.subarray(i * V, (i + 1) * V), at);
       outputs[b].probs.set(probs.subarray(i * V, (i + 1) * V), at);
     });
