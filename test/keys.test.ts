@@ -136,6 +136,26 @@ describe("two named keys on the Node host", () => {
     }
   });
 
+  it("a stream its client cancels gives its concurrency slot back", async () => {
+    const abort = new AbortController();
+    const stream = await fetch(`${server.baseURL}/v1/completions`, {
+      method: "POST",
+      signal: abort.signal,
+      headers: { "Content-Type": "application/json", Authorization: `Bearer ${BOB}` },
+      body: JSON.stringify({ model: "tinylm-fixture", prompt: "Once upon a time", max_tokens: 200, logit_bias: { "8187": -100 }, stream: true }),
+    });
+    await stream.body!.getReader().read();
+    abort.abort();
+    let status = 0;
+    for (let i = 0; i < 40 && status !== 200; i++) {
+      await new Promise((r) => setTimeout(r, 50));
+      const res = await generate(BOB, { max_tokens: 1 });
+      status = res.status;
+      await res.text();
+    }
+    expect(status).toBe(200);
+  });
+
   it("prompt_cache_key scopes the prefix cache within a key", async () => {
     const reused = async () => {
       const text = await (await fetch(`${server.baseURL}/metrics`, { headers: { Authorization: `Bearer ${BOB}` } })).text();
