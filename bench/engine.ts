@@ -13,7 +13,7 @@ import { readOnnx } from "../src/engine/simd/onnx-reader.js";
 import { compileRelaxed } from "../src/engine/simd/relaxed.js";
 import { Engine } from "../src/engine/engine.js";
 import { DEFAULT_SAMPLING } from "../src/engine/sampler.js";
-import { JsonConstraint, TokenTrie } from "../src/engine/constrain/token-mask.js";
+import { GrammarConstraint, JsonConstraint, TokenTrie } from "../src/engine/constrain/token-mask.js";
 import { schemaGrammar } from "../src/engine/constrain/json-schema.js";
 import { loadTokenizer } from "../scripts/tokenizer/files.js";
 import { argmax } from "../src/engine/sampler.js";
@@ -164,11 +164,25 @@ async function repeat(n: number, f: () => Promise<number>): Promise<number[]> {
   return out;
 }
 
+/** One side of the jump-forward comparison: medians over the replies. */
+export interface ReplyCost {
+  tok_s: number;
+  ms_per_reply: number;
+  tokens_per_reply: number;
+  steps_per_reply: number;
+}
+
 /**
  * The cost of JSON mode per token on our kernels: the same sampled generation (temperature 1, fixed
- * seeds) with and without the constraint, ms per generated token, and the mask's own share.
+ * seeds) with and without the constraint, ms per generated token, and the mask's own share. Then
+ * replies under a typical 6-property schema with and without jump-forward (the same constraint with
+ * its forced() hidden), interleaved, same seeds, at temperatures 0 and 1: tokens/s, wall time per
+ * reply (prompt included), decode steps, and how many replies came out the same.
  */
-export async function constrainedCost(modelDir: string, runs: number): Promise<{ free_ms_per_token: number; json_ms_per_token: number; mask_ms_per_token: number; trie_build_ms: number; schema_compile_ms: number }> {
+export async function constrainedCost(modelDir: string, runs: number): Promise<{
+  free_ms_per_token: number; json_ms_per_token: number; mask_ms_per_token: number; trie_build_ms: number; schema_compile_ms: number;
+  schema_reply: { jump_forward: ReplyCost; token_by_token: ReplyCost; same_outputs: string };
+}> {
   const dec = await decoderFor("simd", modelDir, "onnx/model_quantized.onnx", 1);
   await dec.warmUp();
   const tok = loadTokenizer(modelDir);
@@ -180,9 +194,9 @@ export async function constrainedCost(modelDir: string, runs: number): Promise<{
   const run = async (json: boolean, seed: number) => {
     const constraint = json ? new JsonConstraint(trie) : undefined;
     const timed = constraint && {
-      mask: () => {
+      mask: (left: number) => {
         const start = performance.now();
-        const m = constraint.mask();
+        const m = constraint.mask(left);
         maskMs += performance.now() - start;
         return m;
       },
@@ -216,5 +230,34 @@ export async function constrainedCost(modelDir: string, runs: number): Promise<{
     schemaGrammar(typical);
     compiles.push(performance.now() - start);
   }
-  return { free_ms_per_token: median(free), json_ms_per_token: median(json), mask_ms_per_token: maskMs / jsonTokens, trie_build_ms: trieMs, schema_compile_ms: median(compiles) };
+  const grammar = schemaGrammar(typical);
+  const reply = async (jump: boolean, seed: number, temperature: number) => {
+    const c = new GrammarConstraint(grammar, trie, 160);
+    const constraint = jump ? c : { mask: (left: number) => c.mask(left), advance: (id: number) => c.advance(id) };
+    const steps = engine.stats.steps;
+    const out: number[] = [];
+    const start = performance.now();
+    for await (const g of engine.generate({ prompt: tok.encode("A record: "), maxTokens: 160, sampling: { ...DEFAULT_SAMPLING, seed, temperature, logprobs: null }, stopTokens: new Set([tok.eosId!]), constraint })) out.push(g.token);
+    return { ms: performance.now() - start, tokens: out.length, steps: engine.stats.steps - steps, text: tok.decode(out) };
+  };
+  const sides = { jump: [] as Awaited<ReturnType<typeof reply>>[], plain: [] as Awaited<ReturnType<typeof reply>>[] };
+  let same = 0;
+  for (let r = 0; r < runs; r++) {
+    for (const temperature of [0, 1]) {
+      const plain = await reply(false, r, temperature), jump = await reply(true, r, temperature);
+      sides.plain.push(plain);
+      sides.jump.push(jump);
+      if (plain.text === jump.text) same++;
+    }
+  }
+  const cost = (rs: typeof sides.jump): ReplyCost => ({
+    tok_s: median(rs.map((x) => (x.tokens / x.ms) * 1000)),
+    ms_per_reply: median(rs.map((x) => x.ms)),
+    tokens_per_reply: median(rs.map((x) => x.tokens)),
+    steps_per_reply: median(rs.map((x) => x.steps)),
+  });
+  return {
+    free_ms_per_token: median(free), json_ms_per_token: median(json), mask_ms_per_token: maskMs / jsonTokens, trie_build_ms: trieMs, schema_compile_ms: median(compiles),
+    schema_reply: { jump_forward: cost(sides.jump), token_by_token: cost(sides.plain), same_outputs: `${same}/${sides.jump.length}` },
+  };
 }

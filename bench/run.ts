@@ -149,7 +149,7 @@ const profileRun = (context: number) => {
 const profiles = Object.fromEntries([128, 384].map((ctx) => [ctx, profileRun(ctx)]));
 
 // JSON mode's cost per generated token (our kernels, temperature 1, the same seeds with and without).
-let constrained: { free_ms_per_token: number; json_ms_per_token: number; mask_ms_per_token: number; trie_build_ms: number; schema_compile_ms: number } | null = null;
+let constrained: Awaited<ReturnType<typeof import("./engine.js").constrainedCost>> | null = null;
 try {
   constrained = JSON.parse(execFileSync(tsx, ["bench/engine-cli.ts", "constrained", MODEL_DIR, String(RUNS)], { encoding: "utf8" }).trim().split("\n").at(-1)!);
 } catch (err) {
@@ -292,6 +292,16 @@ const lines = [
       `(${f(100 * (constrained.json_ms_per_token / constrained.free_ms_per_token - 1), 1)}%; the mask itself ${f(constrained.mask_ms_per_token, 3)} ms, cached per grammar state; ` +
       `the vocabulary trie takes ${f(constrained.trie_build_ms, 1)} ms to build, once per model; a typical 6-property schema compiles in ${f(constrained.schema_compile_ms, 2)} ms).`
     : "failed",
+  "",
+  "### Structured output with / without jump-forward",
+  "",
+  ...(constrained
+    ? ["Replies under the typical 6-property schema (max_tokens 160, temperatures 0 and 1, the same seeds, interleaved; wall time includes the prompt):", "",
+       "| | tok/s | ms per reply | tokens per reply | decode steps per reply |", "|---|---|---|---|---|",
+       ...([["with jump-forward", constrained.schema_reply.jump_forward], ["token by token", constrained.schema_reply.token_by_token]] as const).map(([name, r]) =>
+         `| ${name} | ${f(r.tok_s, 0)} | ${f(r.ms_per_reply, 1)} | ${r.tokens_per_reply} | ${r.steps_per_reply} |`),
+       "", `Identical replies with and without: ${constrained.schema_reply.same_outputs} (they differ where the model would have split the forced bytes differently).`]
+    : ["failed"]),
   "",
   `### A stream under a hostile client (median of ${ROUNDS} rounds)`,
   "",

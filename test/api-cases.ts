@@ -227,10 +227,40 @@ export function apiCases(base: () => string) {
     }
     const bad = await post("/v1/chat/completions", {
       model: MODEL, messages: [{ role: "user", content: "hi" }],
-      response_format: { type: "json_schema", json_schema: { name: "x", schema: { type: "object", properties: { a: { type: "string", pattern: "x+" } } } } },
+      response_format: { type: "json_schema", json_schema: { name: "x", schema: { type: "object", properties: { a: { type: "string", pattern: "(?=x)" } } } } },
     });
     expect(bad.status).toBe(400);
     expect(((await bad.json()) as { error: { param: string } }).error.param).toBe("response_format.json_schema.schema.properties.a.pattern");
+  });
+
+  it("structured outputs finish inside max_tokens: a four-field person through parse() at temperatures 0–1.3, and at the shortest reply's budget; one token less is a 400 naming the field", async () => {
+    const Person = z.object({ name: z.string(), age: z.number().int(), pets: z.array(z.enum(["cat", "dog", "fish"])), nickname: z.string().nullable() });
+    const messages = [{ role: "user" as const, content: "Describe a person." }];
+    const format = zodResponseFormat(Person, "person");
+    // The shortest reply, {"name":"","age":0,"pets":[],"nickname":""}, is 43 bytes: 44 tokens with the end-of-text.
+    for (const [temperature, max_tokens] of [[0, 200], [0.9, 200], [1.3, 200], [1.3, 44], [0.9, 50], [0, 44]]) {
+      for (const seed of [1, 2]) {
+        const r = await client().chat.completions.parse({ model: MODEL, messages, response_format: format, max_tokens, temperature, seed });
+        expect(r.choices[0].finish_reason).toBe("stop");
+        expect(r.usage!.completion_tokens).toBeLessThanOrEqual(max_tokens);
+        const parsed = r.choices[0].message.parsed!;
+        expect(Person.parse(parsed)).toEqual(parsed);
+      }
+    }
+    // JSON mode on completions (an extension): "{}" and the end-of-text fit in 3 tokens, not in 2.
+    const tight = await client().completions.create({ model: MODEL, prompt: "Data:", max_tokens: 3, temperature: 1.3, seed: 5, response_format: { type: "json_object" } } as never) as OpenAI.Completion;
+    expect(tight.choices[0].finish_reason).toBe("stop");
+    expect(JSON.parse(tight.choices[0].text)).toEqual({});
+    const two = await post("/v1/completions", { model: MODEL, prompt: "Data:", max_tokens: 2, response_format: { type: "json_object" } });
+    expect(two.status).toBe(400);
+    expect(((await two.json()) as { error: { param: string } }).error.param).toBe("max_tokens");
+    for (const field of ["max_tokens", "max_completion_tokens"]) {
+      const res = await post("/v1/chat/completions", { model: MODEL, messages, response_format: format, [field]: 43 });
+      expect(res.status).toBe(400);
+      const { error } = (await res.json()) as { error: { param: string; message: string } };
+      expect(error.param).toBe(field);
+      expect(error.message).toMatch(/at least 44/);
+    }
   });
 
   it("tool calls: tool_choice required or a named function returns tool_calls whose arguments parse and validate, streamed or not", async () => {
@@ -264,7 +294,7 @@ export function apiCases(base: () => string) {
   });
 
   it("tool call errors: an unknown named function, a forced call with response_format, parameters outside the schema subset", async () => {
-    const tools = [{ type: "function", function: { name: "f", parameters: { type: "object", properties: { x: { type: "string", pattern: "a" } } } } }];
+    const tools = [{ type: "function", function: { name: "f", parameters: { type: "object", properties: { x: { type: "string", pattern: "\\bA" } } } } }];
     const base = { model: MODEL, messages: [{ role: "user", content: "hi" }], max_tokens: 4 };
     const cases: [Record<string, unknown>, string][] = [
       [{ tools, tool_choice: { type: "function", function: { name: "g" } } }, "tool_choice.function.name"],
@@ -284,6 +314,17 @@ export function apiCases(base: () => string) {
     const provider = createOpenAICompatible({ name: "tinylm", baseURL: `${base()}/v1`, apiKey: "unused", supportsStructuredOutputs: true });
     const { object } = await generateObject({ model: provider(MODEL), schema: Mood, prompt: "How are you?", maxOutputTokens: 60, seed: 1, temperature: 1 });
     expect(Mood.parse(object)).toEqual(object);
+    // The four-field person of issue 26: open strings and arrays, closed inside the budget at any temperature.
+    const Person = z.object({ name: z.string(), age: z.number().int(), pets: z.array(z.enum(["cat", "dog", "fish"])), nickname: z.string().nullable() });
+    for (const temperature of [0, 0.9, 1.3]) {
+      const person = await generateObject({ model: provider(MODEL), schema: Person, prompt: "Describe a person.", maxOutputTokens: 200, seed: 1, temperature });
+      expect(Person.parse(person.object)).toEqual(person.object);
+      const llm = new ChatOpenAI({ model: MODEL, apiKey: "unused", configuration: { baseURL: `${base()}/v1` }, maxTokens: 200, temperature, maxRetries: 0 });
+      for (const method of ["jsonSchema", "functionCalling"] as const) {
+        const result = await llm.withStructuredOutput(Person, { method }).invoke("Describe a person.");
+        expect(Person.parse(result)).toEqual(result);
+      }
+    }
     for (const method of ["jsonSchema", "functionCalling"] as const) {
       const llm = new ChatOpenAI({ model: MODEL, apiKey: "unused", configuration: { baseURL: `${base()}/v1` }, maxTokens: 120, temperature: 1, maxRetries: 0 });
       const result = await llm.withStructuredOutput(Mood, { method }).invoke("How are you?");

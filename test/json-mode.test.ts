@@ -2,7 +2,7 @@
 // on a real byte-level BPE vocabulary, and generations that always parse (issue 17).
 import { describe, expect, it } from "vitest";
 import fc from "fast-check";
-import { isComplete, JSON_START, step, type JsonState } from "../src/engine/constrain/json-grammar.js";
+import { distance, isComplete, JSON_START, step, type JsonState } from "../src/engine/constrain/json-grammar.js";
 import { JsonConstraint, TokenTrie } from "../src/engine/constrain/token-mask.js";
 import { Engine } from "../src/engine/engine.js";
 import { DEFAULT_SAMPLING } from "../src/engine/sampler.js";
@@ -35,6 +35,29 @@ describe("the JSON grammar", () => {
         expect(typeof value === "object" && value !== null && !Array.isArray(value)).toBe(true);
       }
     }), { numRuns: 5000 });
+  });
+
+  it("knows the fewest bytes to a complete object from every state: never more than any real ending, and reached byte by byte", () => {
+    fc.assert(fc.property(fc.dictionary(fc.string(), fc.jsonValue({ maxDepth: 3 })), fc.nat(), (obj, cut) => {
+      const text = bytes(JSON.stringify(obj));
+      let s: JsonState = JSON_START;
+      const at = cut % (text.length + 1);
+      for (const b of text.slice(0, at)) s = step(s, b)!;
+      expect(distance(s)).toBeLessThanOrEqual(text.length - at);
+      // Some byte always gets one closer, until complete.
+      let d = distance(s);
+      while (d > 0) {
+        let next: JsonState | null = null;
+        for (let b = 0; b < 256 && !next; b++) {
+          const n = step(s, b);
+          if (n && distance(n) === d - 1) next = n;
+        }
+        expect(next, `no byte gets closer from ${JSON.stringify(s)}`).not.toBeNull();
+        s = next!;
+        d--;
+      }
+      expect(isComplete(s)).toBe(true);
+    }), { numRuns: 300 });
   });
 
   it("refuses what JSON refuses", () => {
@@ -81,31 +104,27 @@ describe("the token mask on the compact vocabulary", () => {
 });
 
 describe("generations in JSON mode", () => {
-  it("always parse as a JSON object when they stop (random seeds and temperatures), and stop with end-of-text", async () => {
+  it("always end as a complete JSON object inside max_tokens (random seeds, temperatures and budgets from 3 tokens up), with end-of-text", async () => {
     const tok = loadTokenizer(FIXTURE_DIR);
     const trie = new TokenTrie(tok);
     const engine = new Engine(await simdDecoder(), { maxBatch: 8, maxQueue: 64, prefixCache: false });
-    let stopped = 0;
-    // Half the cases lean towards closing quotes and braces (a logit bias: the transforms' path), so
-    // that this 0.3M-parameter model also finishes objects, not only long strings.
-    const closers = new Map(['"', "}"].flatMap((t) => tok.encode(t)).map((id) => [id, 8] as [number, number]));
-    await fc.assert(fc.asyncProperty(fc.integer({ min: 0, max: 1e6 }), fc.double({ min: 0, max: 1.5, noNaN: true }), fc.boolean(), async (seed, temperature, lean) => {
+    let cut = 0; // replies the budget closed (they would have run past it)
+    await fc.assert(fc.asyncProperty(fc.integer({ min: 0, max: 1e6 }), fc.double({ min: 0, max: 1.5, noNaN: true }), fc.integer({ min: 3, max: 60 }), async (seed, temperature, maxTokens) => {
       const out: number[] = [];
       let finish: string | null = null;
       const gen = engine.generate({
-        prompt: tok.encode("Data: "), maxTokens: 60, sampling: { ...DEFAULT_SAMPLING, seed, temperature, logitBias: lean ? closers : new Map() }, stopTokens: new Set([tok.eosId!]),
-        constraint: new JsonConstraint(trie),
+        prompt: tok.encode("Data: "), maxTokens, sampling: { ...DEFAULT_SAMPLING, seed, temperature }, stopTokens: new Set([tok.eosId!]),
+        constraint: new JsonConstraint(trie, maxTokens),
       });
       for await (const t of gen) {
         if (t.finish !== "stop") out.push(t.token);
         finish = t.finish;
       }
-      if (finish === "stop") {
-        stopped++;
-        const value = JSON.parse(tok.decode(out));
-        expect(typeof value === "object" && value !== null && !Array.isArray(value)).toBe(true);
-      } else expect(finish).toBe("length");
-    }), { numRuns: 100, seed: 2026 }); // fixed: the count of finished objects below must not vary by run
-    expect(stopped).toBeGreaterThan(5);
+      expect(finish).toBe("stop");
+      if (out.length === maxTokens - 1) cut++;
+      const value = JSON.parse(tok.decode(out));
+      expect(typeof value === "object" && value !== null && !Array.isArray(value)).toBe(true);
+    }), { numRuns: 100, seed: 2026 });
+    expect(cut).toBeGreaterThan(20); // the budget did the closing in many of them
   });
 });

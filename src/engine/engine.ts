@@ -36,6 +36,8 @@ export interface Constraint {
   /** allowed[id] = 1 for the tokens that may come next; `tokensLeft` counts this one. */
   mask(tokensLeft: number): Uint8Array;
   advance(token: number): void;
+  /** Jump-forward: the tokens that must come next (none when the next is a choice); the engine advances through them. */
+  forced?(): number[];
 }
 
 /** What the choices of one request share: the prompt, fed once. */
@@ -432,8 +434,28 @@ export class Engine {
       if (seq.cache) this.rememberPrefix(seq.cache, [...prompt, ...seq.generated], seq.prompt.request.cacheScope);
       seq.cache = null;
     } else {
-      seq.pending = [picked.token];
+      seq.pending = [picked.token, ...this.jumpForward(seq)];
     }
+  }
+
+  /**
+   * The tokens the constraint forces after the one just sampled, emitted now and fed with it in the
+   * next step (one row of several tokens) instead of a decode step each. Not when log-probabilities
+   * are asked for (each token then needs its own logits); never the last token the budget allows.
+   */
+  private jumpForward(seq: Sequence): number[] {
+    const { constraint, sampling, maxTokens } = seq.params;
+    if (!constraint?.forced || sampling.logprobs !== null) return [];
+    const room = Math.min(maxTokens, this.maxLength - seq.prompt.request.prompt.length) - seq.generated.length - 1;
+    const forced = room > 0 ? constraint.forced().slice(0, room) : [];
+    for (const token of forced) {
+      constraint.advance(token);
+      seq.generated.push(token);
+      this.counters.generatedTokens++;
+      seq.counts.set(token, (seq.counts.get(token) ?? 0) + 1);
+      seq.channel.push({ token, logprob: NaN, top: [], finish: null });
+    }
+    return forced;
   }
 
   /** Keep a finished cache for a prompt that starts the same way (the previous one is given back). */

@@ -89,13 +89,14 @@ export async function chatCompletions(c: Context, model: LoadedModel, req: ChatR
     throw invalidRequest(`messages could not be rendered with the chat template: ${(err as Error).message}`, "messages");
   }
   const tools = forcedTools(req);
-  const constraint = constraintFor(req, model, tools);
+  const structured = constraintFor(req, model, tools);
   const toolMode = tools !== null; // the reply is a call: {"name", "arguments"}
   const least = model.tokenizer.minTokens(promptText);
   if (least >= model.engine.maxLength) throw promptTooLong(model.engine.maxLength, least, "messages");
   const prompt = await model.tokenizer.encodeAsync(promptText);
   const n = req.n ?? 1;
   const maxTokens = tokenBudget(req.max_completion_tokens ?? req.max_tokens, 256, prompt.length, model.engine.maxLength, limits);
+  const constraint = structured?.within(maxTokens, req.max_completion_tokens != null ? "max_completion_tokens" : "max_tokens");
   const wantLogprobs = Boolean(req.logprobs);
   const choices: ChoiceRequest[] = Array.from({ length: n }, (_, k) => ({
     prompt,

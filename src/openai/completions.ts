@@ -59,7 +59,7 @@ function logprobsOf(model: LoadedModel, tokens: GeneratedToken[], offset: { at: 
 
 export async function completions(c: Context, model: LoadedModel, req: CompletionRequest, limits: Limits, scope: ClientScope): Promise<Response> {
   if (req.stream_options && !req.stream) throw invalidRequest("stream_options is only allowed when stream is true", "stream_options");
-  const constraint = constraintFor(req, model);
+  const structured = constraintFor(req, model);
   const prompts = await promptsOf(req, model);
   const n = req.n ?? 1;
   if (prompts.length * n > 8) throw invalidRequest("prompts × n may be at most 8", "n");
@@ -67,6 +67,7 @@ export async function completions(c: Context, model: LoadedModel, req: Completio
   const choices: ChoiceRequest[] = [];
   prompts.forEach((prompt, p) => {
     const maxTokens = tokenBudget(req.max_tokens, 16, prompt.length, model.engine.maxLength, limits);
+    const constraint = structured?.within(maxTokens, "max_tokens");
     for (let k = 0; k < n; k++) {
       choices.push({
         prompt,

@@ -1,8 +1,9 @@
 // Structured output (response_format): JSON mode and JSON-schema mode as per-choice decoding
 // constraints. The vocabulary trie is built once per model; a schema is compiled once per request;
-// each choice gets its own grammar state.
+// each choice gets its own grammar state and the request's token budget, inside which the reply
+// always closes (token-mask.ts); a budget that cannot hold the shortest valid reply is a 400.
 import { schemaGrammar, UnsupportedSchema } from "../engine/constrain/json-schema.js";
-import { GrammarConstraint, JSON_OBJECT, TokenTrie, type Grammar } from "../engine/constrain/token-mask.js";
+import { GrammarConstraint, JSON_OBJECT, shortestBytes, TokenTrie, type Grammar } from "../engine/constrain/token-mask.js";
 import type { LoadedModel } from "../model.js";
 import { invalidRequest } from "./errors.js";
 import type { ChatRequest, CompletionRequest } from "./schemas.js";
@@ -38,11 +39,21 @@ function toolCallGrammar(tools: NonNullable<ChatRequest["tools"]>): Grammar<numb
   }), (path) => path.replace(/^schema\.anyOf\.(\d+)\.properties\.arguments/, "tools.$1.function.parameters"));
 }
 
+/** A request's constraint, before its token budget is known. */
+export interface StructuredOutput {
+  /**
+   * A factory of per-choice constraints that close the reply within `maxTokens` (end-of-text
+   * included); a 400 naming `param` when no valid reply fits: the shortest takes up to one token per
+   * byte (every byte is a token of a byte-level BPE vocabulary), plus the end-of-text.
+   */
+  within(maxTokens: number, param: string): () => GrammarConstraint<unknown>;
+}
+
 /**
- * A factory of per-choice constraints for the request's response_format or forced tool call (the
- * chat handler's forcedTools(req)), or undefined for free text.
+ * The constraint for the request's response_format or forced tool call (the chat handler's
+ * forcedTools(req)), or undefined for free text.
  */
-export function constraintFor(req: ChatRequest | CompletionRequest, model: LoadedModel, tools: ReturnType<typeof forcedTools> = null): (() => GrammarConstraint<unknown>) | undefined {
+export function constraintFor(req: ChatRequest | CompletionRequest, model: LoadedModel, tools: ReturnType<typeof forcedTools> = null): StructuredOutput | undefined {
   const format = req.response_format?.type ?? "text";
   if (format === "text" && !tools) return undefined;
   const grammar = (tools ? toolCallGrammar(tools) : format === "json_object" ? JSON_OBJECT : compileSchema(req.response_format as { json_schema?: unknown })) as Grammar<unknown>;
@@ -51,7 +62,16 @@ export function constraintFor(req: ChatRequest | CompletionRequest, model: Loade
   let trie = tries.get(model);
   if (!trie) tries.set(model, (trie = new TokenTrie(tokenizer)));
   const built = trie;
-  return () => new GrammarConstraint(grammar, built);
+  const needed = shortestBytes(grammar) + 1;
+  return {
+    within(maxTokens, param) {
+      if (maxTokens < needed) {
+        const what = tools ? "call of the forced tool" : `reply valid under response_format ${format}`;
+        throw invalidRequest(`${param} is ${maxTokens}, but the shortest ${what} takes up to ${needed} tokens (${needed - 1} bytes of JSON and the end-of-text): set ${param} to at least ${needed}`, param);
+      }
+      return () => new GrammarConstraint(grammar, built, maxTokens);
+    },
+  };
 }
 
 function compileSchema(format: { json_schema?: unknown }): Grammar<number[]> {

@@ -150,5 +150,32 @@ function number(s: JsonState, b: number): JsonState | null {
 
 export const isComplete = (s: JsonState): boolean => s.mode === Mode.Done;
 
+/**
+ * The fewest bytes from this state to a complete text: the rest of the current token of JSON, the
+ * shortest value where one is due ("0", or "":0 for a key and its value), then one byte per open
+ * container. Budget-aware decoding (token-mask.ts) closes the object by it.
+ */
+export function distance(s: JsonState): number {
+  const close = s.stack.length;
+  const endString = (key: number) => (key ? 3 : 1) + close; // '"' (then ':0' after a key)
+  switch (s.mode) {
+    case Mode.Top: return 2;
+    case Mode.Value: return 1 + close;
+    case Mode.ObjectStart: case Mode.ArrayStart: case Mode.After: return close;
+    case Mode.Key: return 4 + close;
+    case Mode.Colon: return 2 + close;
+    case Mode.String: return endString(s.aux);
+    case Mode.Escape: return 1 + endString(s.aux);
+    case Mode.Hex: case Mode.Utf8: return (s.aux & 0xff) + endString(s.aux >> 8);
+    case Mode.Number: {
+      const part = s.aux as NumberPart;
+      const due = part === NumberPart.Minus || part === NumberPart.Dot || part === NumberPart.E || part === NumberPart.ESign;
+      return (due ? 1 : 0) + close;
+    }
+    case Mode.Literal: return LITERALS.indexOf("\0", s.aux) - s.aux + close;
+    case Mode.Done: return 0;
+  }
+}
+
 /** A key for caching what depends only on the state. */
 export const stateKey = (s: JsonState): string => `${s.mode}.${s.aux}.${s.ws}.${s.stack}`;
