@@ -162,7 +162,7 @@ export async function responses(c: Context, model: LoadedModel, req: ResponsesRe
   const template = model.chatTemplate;
   const chat = asChatRequest(req);
   const tools = withResponsesNames(() => forcedTools(chat));
-  const constraint = withResponsesNames(() => constraintFor(chat, model, tools));
+  const structured = withResponsesNames(() => constraintFor(chat, model, tools));
   const instructions: TemplateMessage[] = req.instructions ? [{ role: "system", content: req.instructions }] : [];
   const templateTools = chat.tool_choice === "none" ? undefined : (chat.tools ?? undefined);
   const render = (items: ResponseItem[], offset: number) => {
@@ -175,6 +175,7 @@ export async function responses(c: Context, model: LoadedModel, req: ResponsesRe
   };
   const prompt = await fitPrompt(model, req, render);
   const maxTokens = withResponsesNames(() => tokenBudget(req.max_output_tokens, 256, prompt.length, model.engine.maxLength, limits));
+  const constraint = withResponsesNames(() => structured?.within(maxTokens, "max_output_tokens"));
   const sampling = samplingParams(chat, model.tokenizer.vocabSize, 0, 0, model.defaults);
   const abort = new AbortController();
   linkAbort(abort, scope.signal);
