@@ -411,6 +411,7 @@ export function apiCases(base: () => string) {
       [{ tools: [{ type: "function", name: "f", parameters: { type: "object", properties: {} } }], tool_choice: { type: "function", name: "g" } }, "tool_choice.name"],
       [{ truncation: "auto", input: "x ".repeat(300) }, "input"],
       [{ max_output_tokens: 10_000 }, "max_output_tokens"],
+      [{ text: { format: { type: "json_object" } }, max_output_tokens: 1 }, "max_output_tokens"], // no valid reply fits
     ];
     for (const [extra, param] of cases) {
       const res = await post("/v1/responses", { model: MODEL, input: "hi", max_output_tokens: 4, ...extra });
