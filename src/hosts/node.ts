@@ -1,6 +1,6 @@
 // Node host: read the model folder and ORT's .wasm from disk, build the app, listen.
 //   MODEL_DIR=model PORT=8787 HOST=127.0.0.1 npm start
-import { statSync } from "node:fs";
+import { readFileSync, statSync } from "node:fs";
 import { readdir, readFile } from "node:fs/promises";
 import { basename, dirname, join, resolve } from "node:path";
 import { serve } from "@hono/node-server";
@@ -14,7 +14,7 @@ import { missingFile, readyLine, wireHost } from "./wiring.js";
 trackWasmMemories();
 
 export async function startNodeServer(env: Record<string, string | undefined> = process.env) {
-  const settings = settingsFrom(env);
+  const settings = settingsFrom(env, { readText: (path) => readFileSync(path, "utf8") });
   // MODEL_DIR is a model folder, or a .gguf file (then its folder is the model folder).
   const modelPath = resolve(env.MODEL_DIR || "model");
   const isFile = statSync(modelPath, { throwIfNoEntry: false })?.isFile() ?? false;
