@@ -8,16 +8,24 @@ import type { z } from "zod";
 import { ApiError, invalidRequest, modelNotFound } from "./openai/errors.js";
 import { chatCompletions } from "./openai/chat.js";
 import { completions } from "./openai/completions.js";
-import { chatRequest, completionRequest, describeIssue, detokenizeRequest, tokenizeRequest } from "./openai/schemas.js";
+import { responses } from "./openai/responses.js";
+import { chatRequest, completionRequest, describeIssue, detokenizeRequest, responsesRequest, tokenizeRequest } from "./openai/schemas.js";
 import { Metrics } from "./metrics.js";
 import { wasmHeapBytes } from "./engine/wasm-memory.js";
 import { keepAlive } from "./openai/sse.js";
 import { publicReason, type LoadedModel, type ModelHandle } from "./model.js";
 import type { ClientScope } from "./openai/generation.js";
 import { PLAYGROUND_HTML, playgroundCsp } from "./playground.js";
+import { KeyLimiter, KeyRing, type ApiKey } from "./key-limits.js";
 
 export interface AppConfig {
-  apiKey?: string;
+  /** Bearer keys (none: no key asked), each with optional limits (key-limits.ts). */
+  apiKeys?: ApiKey[];
+  /**
+   * A limit shared beyond this process (Cloudflare's rate-limiting binding): called with the key's
+   * name for each generation request; false refuses it with a 429 (Retry-After: the period).
+   */
+  sharedRateLimit?: { limit(name: string): Promise<boolean>; periodSeconds: number };
   corsOrigins: string[] | "*";
   maxBodyBytes: number;
   maxTokensLimit: number;
@@ -65,14 +73,45 @@ function jsonBody<S extends z.ZodType>(schema: S) {
   });
 }
 
-function safeEqual(a: string, b: string): boolean {
-  // Constant time in the length of the expected key `b`: no early exit on the first differing byte.
-  const x = new TextEncoder().encode(a);
-  const y = new TextEncoder().encode(b);
-  let diff = x.length ^ y.length;
-  for (let i = 0; i < y.length; i++) diff |= (x[i] ?? 0) ^ y[i];
-  return diff === 0;
+/** The routes that generate: the ones a key's limits apply to. */
+const GENERATION_ROUTES = ["/v1/completions", "/v1/chat/completions", "/v1/responses"];
+
+/**
+ * Run `done` once the response has ended: at once for a plain body, at a stream's last chunk, or
+ * when the client cancels it (a cancelled stream never reaches its end).
+ */
+function onResponseEnd(c: Context, done: () => void): void {
+  const body = c.res.body;
+  if (!c.res.headers.get("Content-Type")?.startsWith("text/event-stream") || !body) return done();
+  let ended = false;
+  const end = () => {
+    if (!ended) done();
+    ended = true;
+  };
+  const reader = body.getReader();
+  const wrapped = new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      try {
+        const { done: last, value } = await reader.read();
+        if (last) {
+          end();
+          controller.close();
+        } else controller.enqueue(value);
+      } catch (err) {
+        end();
+        controller.error(err);
+      }
+    },
+    cancel(reason) {
+      end();
+      return reader.cancel(reason);
+    },
+  });
+  c.res = new Response(wrapped, c.res);
 }
+
+const getVar = <T>(c: Context, name: string) => (c.get as (key: string) => T | undefined)(name);
+const setVar = (c: Context, name: string, value: unknown) => (c.set as (key: string, value: unknown) => void)(name, value);
 
 /** A short digest of the Authorization header: prefix caches are keyed by it, never by the key itself. */
 async function keyTag(authorization: string | undefined): Promise<string> {
@@ -123,12 +162,12 @@ export function createApp(handle: ModelHandle, config: AppConfig = DEFAULT_CONFI
       const seconds = (performance.now() - start) / 1000;
       metrics.observeRequest(routePath, status, seconds);
       if (!config.accessLog) return;
-      const usage = (c.get as (key: string) => { prompt: number; completion: number } | undefined)("usage");
-      console.log(`${method} ${path} ${status}${usage ? ` tokens ${usage.prompt} in, ${usage.completion} out` : ""} ${(seconds * 1000).toFixed(0)} ms`);
+      const usage = getVar<{ prompt: number; completion: number }>(c, "usage");
+      const key = getVar<ApiKey>(c, "apiKey");
+      console.log(`${method} ${path} ${status}${key ? ` key ${key.name}` : ""}${usage ? ` tokens ${usage.prompt} in, ${usage.completion} out` : ""} ${(seconds * 1000).toFixed(0)} ms`);
     };
-    if (!c.res.headers.get("Content-Type")?.startsWith("text/event-stream") || !c.res.body) return done();
-    // A stream ends with its last event, not when its headers go out.
-    c.res = new Response(c.res.body.pipeThrough(new TransformStream({ flush: done })), c.res);
+    // A stream ends with its last event (or its cancellation), not when its headers go out.
+    onResponseEnd(c, done);
   });
   app.use("*", cors({ origin: config.corsOrigins === "*" ? "*" : config.corsOrigins, allowHeaders: ["Authorization", "Content-Type"] }));
   // A declared length over the limit: read (and drop) the body before answering, up to a bound, so the
@@ -155,31 +194,64 @@ export function createApp(handle: ModelHandle, config: AppConfig = DEFAULT_CONFI
       },
     }),
   );
-  if (config.apiKey) {
-    const key = config.apiKey;
+  const keys = config.apiKeys ?? [];
+  const limiters = new Map(keys.map((k) => [k.name, new KeyLimiter(k)]));
+  if (keys.length) {
+    const ring = new KeyRing(keys);
+    for (const k of keys) metrics.registerKey(k.name);
     const requireKey = async (c: Context, next: () => Promise<void>) => {
       const [scheme, token = ""] = (c.req.header("Authorization") ?? "").trim().split(/\s+/, 2);
-      if (scheme?.toLowerCase() !== "bearer" || !safeEqual(token, key)) {
-        throw new ApiError(401, "Incorrect API key provided. Send it as 'Authorization: Bearer <key>'.", "authentication_error", null, "invalid_api_key");
-      }
+      const key = scheme?.toLowerCase() === "bearer" ? await ring.find(token) : undefined;
+      if (!key) throw new ApiError(401, "Incorrect API key provided. Send it as 'Authorization: Bearer <key>'.", "authentication_error", null, "invalid_api_key");
+      setVar(c, "apiKey", key);
+      metrics.observeKeyRequest(key.name);
       await next();
     };
     app.use("/v1/*", requireKey);
     app.use("/tokenize", requireKey);
     app.use("/detokenize", requireKey);
     if (!config.metricsPublic) app.use("/metrics", requireKey);
+    // A key's limits, on the routes that generate: the shared limit (Workers' binding) first, then
+    // this process's concurrency and token bucket; the slot is held until the response has ended.
+    const limitKey = async (c: Context, next: () => Promise<void>) => {
+      if (c.req.method !== "POST") return next();
+      const key = getVar<ApiKey>(c, "apiKey")!;
+      const refuse = (message: string, seconds: number) => {
+        metrics.observeKeyRateLimited(key.name);
+        return new ApiError(429, message, "rate_limit_error", null, "rate_limit_exceeded", { "Retry-After": String(seconds) });
+      };
+      const shared = config.sharedRateLimit;
+      if (shared && !(await shared.limit(key.name))) {
+        throw refuse(`Rate limit reached for key ${key.name} on requests (the deployment's rate-limiting binding). Please try again in ${shared.periodSeconds}s.`, shared.periodSeconds);
+      }
+      const admitted = limiters.get(key.name)!.admit();
+      if (!("release" in admitted)) throw refuse(admitted.message, admitted.retryAfterSeconds);
+      try {
+        await next();
+      } finally {
+        // An error was answered by onError, a body by us: either way the slot is released at the end.
+        onResponseEnd(c, admitted.release);
+      }
+    };
+    for (const route of GENERATION_ROUTES) app.use(route, limitKey);
   }
   // Prefix caches are shared only within one address and key, and not at all without a key while
   // any web page may call us (CORS "*"): a page could time its way through the local user's prompts.
-  const prefixReuse = Boolean(config.apiKey) || config.corsOrigins !== "*";
-  const scopeOf = async (c: Context, user: string | null | undefined): Promise<ClientScope> => {
+  const prefixReuse = keys.length > 0 || config.corsOrigins !== "*";
+  const scopeOf = async (c: Context, user: string | null | undefined, promptCacheKey?: string | null): Promise<ClientScope> => {
     // Latency per choice: from the request's arrival to its first token, then between its tokens.
     const arrived = performance.now();
     const address = clientAddress(c);
     const usage = { prompt: 0, completion: 0 };
-    (c.set as (key: string, value: unknown) => void)("usage", usage);
+    setVar(c, "usage", usage);
+    const key = getVar<ApiKey>(c, "apiKey");
+    const limiter = key && limiters.get(key.name);
     const last = new Map<number, number>();
     const onToken = (choice: number) => {
+      if (key) {
+        metrics.observeKeyTokens(key.name, 1);
+        limiter?.charge(1);
+      }
       const now = performance.now();
       const before = last.get(choice);
       if (before === undefined) metrics.observeTimeToFirstToken((now - arrived) / 1000);
@@ -188,7 +260,8 @@ export function createApp(handle: ModelHandle, config: AppConfig = DEFAULT_CONFI
     };
     return {
       client: user || address,
-      cacheScope: prefixReuse ? `${address ?? "?"}|${await keyTag(c.req.header("Authorization"))}` : undefined,
+      // Within one address and key, and within one prompt_cache_key when the request gives one.
+      cacheScope: prefixReuse ? JSON.stringify([address ?? "?", await keyTag(c.req.header("Authorization")), key?.name ?? null, promptCacheKey ?? null]) : undefined,
       signal: c.req.raw.signal,
       onToken,
       usage,
@@ -218,12 +291,17 @@ export function createApp(handle: ModelHandle, config: AppConfig = DEFAULT_CONFI
 
   app.post("/v1/completions", jsonBody(completionRequest), async (c) => {
     const req = c.req.valid("json");
-    return completions(c, await model(c, req.model), req, limits, await scopeOf(c, req.user));
+    return completions(c, await model(c, req.model), req, limits, await scopeOf(c, req.user, req.prompt_cache_key));
   });
 
   app.post("/v1/chat/completions", jsonBody(chatRequest), async (c) => {
     const req = c.req.valid("json");
-    return chatCompletions(c, await model(c, req.model), req, limits, await scopeOf(c, req.user));
+    return chatCompletions(c, await model(c, req.model), req, limits, await scopeOf(c, req.user, req.prompt_cache_key));
+  });
+
+  app.post("/v1/responses", jsonBody(responsesRequest), async (c) => {
+    const req = c.req.valid("json");
+    return responses(c, await model(c, req.model), req, limits, await scopeOf(c, req.user, req.prompt_cache_key));
   });
 
   app.post("/tokenize", jsonBody(tokenizeRequest), async (c) => {
@@ -277,7 +355,11 @@ function modelObject(m: LoadedModel) {
       engine_fallback_reason: m.backend.reason,
       // onnxruntime-web's graph and its contract: ours (.tinylm.onnx) or the standard one (Optimum / transformers.js).
       ort_graph: m.backend.graph,
-      quantization: m.manifest.quantization?.[m.onnxFile] ?? null,
+      quantization: m.weights.quantization ?? (m.onnxFile ? m.manifest.quantization?.[m.onnxFile] : null) ?? null,
+      // The checkpoint served: onnx, safetensors or gguf, its weight files and architecture.
+      format: m.weights.format,
+      weight_files: m.weights.files,
+      architecture: m.weights.architecture,
     },
   };
 }

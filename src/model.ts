@@ -2,9 +2,12 @@
 // supply the bytes (file system, static assets, R2) and the onnxruntime-web module they set up.
 import { modelShapeFromConfig, TokenizerVocabulary, type Decoder, type ModelShape } from "./engine/decoder.js";
 import { Engine, type EngineOptions } from "./engine/engine.js";
-import { createBackend, type BackendOptions, type OrtGraphInfo, type ReadModelFile } from "./engine/backends.js";
+import { createBackend, createKernelBackend, type BackendOptions, type OrtGraphInfo, type ReadModelFile } from "./engine/backends.js";
 import { SimdDecoder, type KernelVariant } from "./engine/simd/decoder.js";
+import { describeQuantization } from "./engine/simd/llama-weights.js";
+import { locateCheckpoint, readCheckpoint, type CheckpointFormat, type LocateOptions } from "./formats/checkpoint.js";
 import { ChatTemplate } from "./tokenizer/chat-template.js";
+import { tokenizerJsonFromGguf } from "./tokenizer/gguf-vocab.js";
 import { Tokenizer, type TokenizerConfig } from "./tokenizer/tokenizer.js";
 
 export type { BackendChoice, ReadModelFile } from "./engine/backends.js";
@@ -51,13 +54,16 @@ export interface LoadedModel {
   /** null when the folder has none: /v1/chat/completions then answers 400 (a base model without one cannot chat). */
   chatTemplate: ChatTemplate | null;
   manifest: Manifest;
-  onnxFile: string;
+  /** The ONNX graph served (null for a safetensors or GGUF checkpoint). */
+  onnxFile: string | null;
+  /** The checkpoint: its format, the weight files read, the architecture and the kernels' quantization of it (null: as manifest.json says). */
+  weights: { format: CheckpointFormat; files: string[]; architecture: string; quantization: string | null };
   /** Which backend runs the model, which kernels (ours), and why ours were not used ("auto" fell back). */
   backend: { name: "simd" | "ort"; kernels: KernelVariant | null; reason: string | null; graph: OrtGraphInfo | null };
   created: number;
 }
 
-export interface LoadOptions extends BackendOptions {
+export interface LoadOptions extends BackendOptions, Pick<LocateOptions, "weightsFile" | "files"> {
   engine: EngineOptions;
   /** Run the graph once before serving (see OnnxDecoder.warmUp). */
   warmUp?: boolean;
@@ -79,35 +85,65 @@ async function readJson<T>(read: ReadModelFile, path: string, optional = false):
 }
 
 export async function loadModel(read: ReadModelFile, opts: LoadOptions): Promise<LoadedModel> {
-  const config = (await readJson<Record<string, unknown>>(read, "config.json"))!;
+  const checkpoint = await locateCheckpoint(read, opts, opts.backend === "ort");
+  const onnx = checkpoint.format === "onnx";
+  // A GGUF carries its hyper-parameters and vocabulary; a hub folder and our exporter's need config.json and tokenizer.json.
+  const config = await readJson<Record<string, unknown>>(read, "config.json", checkpoint.format === "gguf");
   const tokenizerConfig = (await readJson<TokenizerConfig>(read, "tokenizer_config.json", true)) ?? {};
   const manifest = (await readJson<Manifest>(read, "manifest.json", true)) ?? {};
   const generationConfig = await readJson<Record<string, unknown>>(read, "generation_config.json", true);
-  const tokenizer = Tokenizer.fromJSON(await readJson(read, "tokenizer.json"), tokenizerConfig, "tokenizer.json");
-  const shape = modelShapeFromConfig(config);
-  if (tokenizer.vocabSize > shape.vocabSize) {
-    throw new Error(`tokenizer.json has ${tokenizer.vocabSize} tokens, more than config.json's vocab_size ${shape.vocabSize}: ids the model has no logits for`);
+  const tokenizerJson = await readJson(read, "tokenizer.json", checkpoint.format === "gguf");
+  const log = opts.log ?? console.warn;
+  let decoder: Decoder, reason: string | null = null, graph: OrtGraphInfo | null = null, tokenizer: Tokenizer, templateFallback: string | undefined;
+  let shape: ModelShape, weights: LoadedModel["weights"];
+  if (onnx) {
+    tokenizer = Tokenizer.fromJSON(tokenizerJson, tokenizerConfig, "tokenizer.json");
+    shape = modelShapeFromConfig(config!);
+    checkVocabulary(tokenizer, "tokenizer.json", shape.vocabSize, "config.json's vocab_size");
+    const onnxBytes = await read(opts.onnxFile);
+    await checkDigest(opts.onnxFile, onnxBytes, manifest);
+    ({ decoder, reason, graph } = await createBackend(read, onnxBytes, config!, shape, opts, (path, bytes) => checkDigest(path, bytes, manifest)));
+    weights = { format: "onnx", files: [graph?.file ?? opts.onnxFile], architecture: String(config!.model_type), quantization: null };
+  } else {
+    const { description, vocab } = await readCheckpoint(read, checkpoint, config);
+    const a = description.arch;
+    if (tokenizerJson !== undefined) tokenizer = Tokenizer.fromJSON(tokenizerJson, tokenizerConfig, "tokenizer.json");
+    else if (vocab) {
+      const built = tokenizerJsonFromGguf(vocab, checkpoint.file);
+      tokenizer = Tokenizer.fromJSON(built.json, { ...built.config, ...tokenizerConfig }, `${checkpoint.file} (tokenizer.ggml.*)`);
+      templateFallback = vocab.chatTemplate;
+    } else throw new Error(`${checkpoint.file}: no tokenizer.json beside it and no tokenizer.ggml.* vocabulary in it`);
+    checkVocabulary(tokenizer, tokenizerJson !== undefined ? "tokenizer.json" : checkpoint.file, a.vocab, "the embedding's rows");
+    shape = { layers: a.layers, kvHeads: a.kvHeads, headDim: a.headDim, vocabSize: a.vocab, maxLength: a.maxLength };
+    decoder = await createKernelBackend(description, opts);
+    weights = { format: description.format, files: description.files, architecture: a.modelType, quantization: describeQuantization(description) };
+    log(`tinylm-edge: ${description.files.join(", ")} (${description.format}, ${a.modelType}) runs on our WASM kernels: ${weights.quantization}`);
   }
-  const chatTemplate = await chatTemplateSource(read, tokenizerConfig);
-  const onnxBytes = await read(opts.onnxFile);
-  await checkDigest(opts.onnxFile, onnxBytes, manifest);
-  const { decoder, reason, graph } = await createBackend(read, onnxBytes, config, shape, opts, (path, bytes) => checkDigest(path, bytes, manifest));
+  const chatTemplate = (await chatTemplateSource(read, tokenizer.config)) ?? templateFallback ?? null;
   if (opts.warmUp) await decoder.warmUp();
   return {
-    id: manifest.name ?? (typeof config._name_or_path === "string" && config._name_or_path ? config._name_or_path : "tinylm-edge"),
+    id: manifest.name ?? (typeof config?._name_or_path === "string" && config._name_or_path ? config._name_or_path : "tinylm-edge"),
     defaults: generationDefaults(generationConfig),
     tokenizer,
     // A vocab_size padded past the tokenizer (a multiple of 64 or 128): the padded ids are cut off.
     engine: new Engine(tokenizer.vocabSize < shape.vocabSize ? new TokenizerVocabulary(decoder, tokenizer.vocabSize) : decoder, opts.engine),
     chatTemplate: chatTemplate === null ? null : new ChatTemplate(chatTemplate, {
-      bos_token: tokenizerConfig.bos_token ?? undefined,
-      eos_token: tokenizerConfig.eos_token ?? undefined,
+      bos_token: tokenizer.config.bos_token ?? undefined,
+      eos_token: tokenizer.config.eos_token ?? undefined,
     }),
     manifest,
-    onnxFile: opts.onnxFile,
+    onnxFile: onnx ? opts.onnxFile : null,
+    weights,
     backend: { name: decoder.backend, kernels: decoder instanceof SimdDecoder ? decoder.variant : null, reason, graph },
     created: Math.floor(Date.now() / 1000),
   };
+}
+
+/** A tokenizer with ids the model has no logits for cannot be served (fewer is a padded vocabulary: fine). */
+function checkVocabulary(tokenizer: Tokenizer, source: string, rows: number, what: string): void {
+  if (tokenizer.vocabSize > rows) {
+    throw new Error(`${source} has ${tokenizer.vocabSize} tokens, more than ${what} ${rows}: ids the model has no logits for`);
+  }
 }
 
 /**

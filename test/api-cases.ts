@@ -1,6 +1,6 @@
 // The host-agnostic API suite: one list of cases, run against Node, workerd and Deno servers.
 import OpenAI from "openai";
-import { zodResponseFormat } from "openai/helpers/zod";
+import { zodResponseFormat, zodTextFormat } from "openai/helpers/zod";
 import { createOpenAICompatible } from "@ai-sdk/openai-compatible";
 import { ChatOpenAI } from "@langchain/openai";
 import { generateText, Output } from "ai";
@@ -329,6 +329,94 @@ export function apiCases(base: () => string) {
       const llm = new ChatOpenAI({ model: MODEL, apiKey: "unused", configuration: { baseURL: `${base()}/v1` }, maxTokens: 120, temperature: 1, maxRetries: 0 });
       const result = await llm.withStructuredOutput(Mood, { method }).invoke("How are you?");
       expect(Mood.parse(result)).toEqual(result);
+    }
+  });
+
+  it("Responses API: text, and the same text streamed as the ordered event sequence", async () => {
+    const params = { model: MODEL, instructions: "You tell short stories.", input: "Tell me a story.", max_output_tokens: 8, temperature: 0 };
+    const r = await client().responses.create(params);
+    expect(r).toMatchObject({ object: "response", store: false, instructions: params.instructions, output: [{ type: "message", role: "assistant" }] });
+    expect(["completed", "incomplete"]).toContain(r.status);
+    expect(r.usage!.total_tokens).toBe(r.usage!.input_tokens + r.usage!.output_tokens);
+    expect(r.usage!.output_tokens).toBeGreaterThan(0);
+    expect(r.usage!.output_tokens).toBeLessThanOrEqual(8);
+    const events = [];
+    for await (const e of await client().responses.create({ ...params, stream: true })) events.push(e);
+    expect(events.map((e) => e.sequence_number)).toEqual(events.map((_, i) => i));
+    const types = events.map((e) => e.type).filter((t, i, all) => t !== "response.output_text.delta" || all[i - 1] !== t);
+    expect(types).toEqual(["response.created", "response.in_progress", "response.output_item.added", "response.content_part.added",
+      ...(r.output_text ? ["response.output_text.delta"] : []), "response.output_text.done", "response.content_part.done", "response.output_item.done", `response.${r.status}`]);
+    const text = events.flatMap((e) => (e.type === "response.output_text.delta" ? [e.delta] : [])).join("");
+    expect(text).toBe(r.output_text);
+    const last = events.at(-1) as { response: OpenAI.Responses.Response };
+    expect(last.response.usage).toEqual(r.usage);
+    expect(last.response.output).toMatchObject([{ type: "message", content: [{ type: "output_text", text }] }]);
+  });
+
+  it("Responses API: json_schema through the SDK's parse(), and a function call and its function_call_output round trip, streamed and not", async () => {
+    const Mood = z.object({ ok: z.boolean(), mood: z.enum(["happy", "sad"]) });
+    const parsed = await client().responses.parse({ model: MODEL, input: "How are you?", text: { format: zodTextFormat(Mood, "mood") }, max_output_tokens: 40, temperature: 0 });
+    expect(Mood.parse(parsed.output_parsed)).toEqual(parsed.output_parsed);
+    const weather = { type: "object", properties: { city: { enum: ["Oslo", "Rome"] }, celsius: { type: "boolean" } }, required: ["city", "celsius"], additionalProperties: false };
+    const tools = [{ type: "function" as const, name: "get_weather", description: "Weather now", parameters: weather, strict: true }];
+    const input: OpenAI.Responses.ResponseInputItem[] = [{ role: "user", content: [{ type: "input_text", text: "Weather in Oslo?" }] }];
+    const params = { model: MODEL, input, tools, tool_choice: "required" as const, max_output_tokens: 160, temperature: 0 };
+    const r = await client().responses.create(params);
+    expect(r.status).toBe("completed");
+    const call = r.output[0] as OpenAI.Responses.ResponseFunctionToolCall;
+    expect(call).toMatchObject({ type: "function_call", name: "get_weather", status: "completed" });
+    expect(["Oslo", "Rome"]).toContain(JSON.parse(call.arguments).city);
+    const events = [];
+    for await (const e of await client().responses.create({ ...params, stream: true })) events.push(e);
+    expect(events.map((e) => e.type)).toEqual(["response.created", "response.in_progress", "response.output_item.added",
+      "response.function_call_arguments.delta", "response.function_call_arguments.done", "response.output_item.done", "response.completed"]);
+    expect(events[4]).toMatchObject({ name: "get_weather", arguments: call.arguments });
+    // The call and its result go back as items; the reply is text.
+    const next = await client().responses.create({ model: MODEL, tools, max_output_tokens: 4, temperature: 0,
+      input: [...input, ...r.output as OpenAI.Responses.ResponseInputItem[], { type: "function_call_output", call_id: call.call_id, output: "Sunny" }] });
+    expect(next.output[0].type).toBe("message");
+  });
+
+  it("Responses API: truncation \"auto\" drops the oldest turns and keeps the instructions; unsupported fields are 400s naming them", async () => {
+    const instructions = "You answer in one word.";
+    const turns = Array.from({ length: 12 }, (_, i) => [
+      { role: "user" as const, content: `Question ${i}: what happened on the long road to the old town by the sea?` },
+      { role: "assistant" as const, content: `Answer ${i}: the travellers walked for many days and nights until they reached it.` },
+    ]);
+    const history = (k: number) => [...turns.slice(turns.length - k).flat(), { role: "user" as const, content: "And then?" }];
+    const params = { model: MODEL, instructions, max_output_tokens: 16, temperature: 0 };
+    await expect(client().responses.create({ ...params, input: history(turns.length) })).rejects.toMatchObject({ status: 400, code: "context_length_exceeded" });
+    const cut = await client().responses.create({ ...params, input: history(turns.length), truncation: "auto" });
+    expect(cut.usage!.input_tokens + 16).toBeLessThanOrEqual(256);
+    // The same as sending the instructions and the turns that fit: the most of them that do.
+    let kept = 0;
+    while (kept < turns.length) {
+      const res = await post("/v1/responses", { ...params, input: history(kept + 1) });
+      if (res.status !== 200) break;
+      kept++;
+    }
+    expect(kept).toBeGreaterThan(0);
+    const same = await client().responses.create({ ...params, input: history(kept) });
+    expect(same.usage!.input_tokens).toBe(cut.usage!.input_tokens);
+    expect(same.output_text).toBe(cut.output_text);
+    const cases: [Record<string, unknown>, string][] = [
+      [{ store: true }, "store"],
+      [{ previous_response_id: "resp_1" }, "previous_response_id"],
+      [{ reasoning: { effort: "low" } }, "reasoning"],
+      [{ frobnicate: 1 }, "frobnicate"],
+      [{ tools: [{ type: "web_search" }] }, "tools.0.type"],
+      [{ input: [{ role: "user", content: [{ type: "input_text", text: "a" }, { type: "input_image", image_url: "data:," }] }] }, "input.0.content.1.type"],
+      [{ input: [{ type: "item_reference", id: "msg_1" }] }, "input.0.type"],
+      [{ text: { format: { type: "json_schema", name: "x", schema: { oneOf: [{ type: "string" }] } } } }, "text.format.schema.oneOf"],
+      [{ tools: [{ type: "function", name: "f", parameters: { type: "object", properties: {} } }], tool_choice: { type: "function", name: "g" } }, "tool_choice.name"],
+      [{ truncation: "auto", input: "x ".repeat(300) }, "input"],
+      [{ max_output_tokens: 10_000 }, "max_output_tokens"],
+      [{ text: { format: { type: "json_object" } }, max_output_tokens: 1 }, "max_output_tokens"], // no valid reply fits
+    ];
+    for (const [extra, param] of cases) {
+      const res = await post("/v1/responses", { model: MODEL, input: "hi", max_output_tokens: 4, ...extra });
+      expect(res.status, JSON.stringify(extra)).toBe(400);
+      expect(((await res.json()) as { error: { param: string } }).error.param, JSON.stringify(extra)).toBe(param);
     }
   });
 }

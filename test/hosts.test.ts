@@ -1,5 +1,7 @@
 // The same host-agnostic API suite on workerd (wrangler dev) and Deno, each on 127.0.0.1, and the
 // Node host in a process of its own with two WASM threads (ORT fixes its thread count per process).
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join, relative } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { apiCases } from "./api-cases.js";
@@ -43,6 +45,38 @@ describe("Workers host with a missing model asset", () => {
       expect(body.error.message).toContain("onnx/missing.onnx");
     }
     expect((await fetch(`${server.baseURL}/health`)).status).toBe(503);
+  });
+});
+
+describe("Workers host with named keys and the rate-limiting binding", () => {
+  let server: RunningServer;
+  beforeAll(async () => {
+    const secrets = join(mkdtempSync(join(tmpdir(), "keys-")), ".env");
+    writeFileSync(secrets, "API_KEYS=carol:sk-carol-0123456789,dave:sk-dave-0123456789\n");
+    server = await startWorker(["--env-file", secrets], false, "test/wrangler.keys.toml");
+  }, 120_000);
+  afterAll(() => server?.close());
+
+  it("counts each key's generation requests in the binding: the third in a period is a 429 with Retry-After; the other key is unaffected; no key in the log", async () => {
+    const respond = (key: string) => fetch(`${server.baseURL}/v1/responses`, {
+      method: "POST",
+      headers: { "Content-Type": "application/json", Authorization: `Bearer ${key}` },
+      body: JSON.stringify({ model: "tinylm-fixture", input: "Hello", max_output_tokens: 4 }),
+    });
+    const carol = [];
+    for (let i = 0; i < 3; i++) carol.push(await respond("sk-carol-0123456789"));
+    expect(carol.map((r) => r.status)).toEqual([200, 200, 429]);
+    expect(carol[2].headers.get("retry-after")).toBe("60");
+    expect(((await carol[2].json()) as { error: object }).error).toMatchObject({ code: "rate_limit_exceeded", message: expect.stringContaining("carol") });
+    expect((await respond("sk-dave-0123456789")).status).toBe(200);
+    expect((await fetch(`${server.baseURL}/v1/models`, { headers: { Authorization: "Bearer sk-carol-0123456789" } })).status).toBe(200); // not a generation
+    const metrics = await (await fetch(`${server.baseURL}/metrics`, { headers: { Authorization: "Bearer sk-dave-0123456789" } })).text();
+    expect(metrics).toContain('tinylm_key_rate_limited_total{key="carol"} 1');
+    expect(metrics).toContain('tinylm_key_requests_total{key="dave"} 2');
+    for (const text of [metrics, server.log!()]) {
+      expect(text).not.toContain("sk-carol");
+      expect(text).not.toContain("sk-dave");
+    }
   });
 });
 

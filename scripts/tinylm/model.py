@@ -1,5 +1,11 @@
 """A Llama-style decoder: RMSNorm, rotary embeddings, SwiGLU, grouped-query attention, tied embeddings.
 
+The architecture features of the checkpoints the server reads (scripts/tinylm/checkpoints.py builds
+them) are optional attributes of the config, off in ModelConfig: `qkv_bias` (qwen2), `qk_norm`
+(qwen3: RMSNorm over each head of q and k before rotary), `sliding_window` (mistral: a position
+attends to its last sliding_window positions, itself included), `rope_scaling` (Llama 3's
+"llama3" dict, as in config.json), and a `head_dim` other than d_model / n_heads.
+
 Parameter names follow Hugging Face's LlamaForCausalLM so the weights map one-to-one onto
 transformers' layout. Runs on PyTorch 1.13 (CPU) and 2.x (CUDA); 2.x-only features are guarded.
 """
@@ -29,9 +35,24 @@ class RMSNorm(nn.Module):
         return (xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + self.eps)).type_as(x) * self.weight
 
 
-def rotary_tables(head_dim: int, positions: torch.Tensor, theta: float) -> tuple[torch.Tensor, torch.Tensor]:
+def llama3_inv_freq(inv_freq: torch.Tensor, scaling: dict) -> torch.Tensor:
+    """Llama 3's rope_scaling (transformers' _compute_llama3_parameters): long wavelengths slowed by
+    `factor`, short ones kept, a smooth ramp between."""
+    factor, low, high = scaling["factor"], scaling["low_freq_factor"], scaling["high_freq_factor"]
+    old = scaling["original_max_position_embeddings"]
+    wavelen = 2 * math.pi / inv_freq
+    scaled = torch.where(wavelen > old / low, inv_freq / factor, inv_freq)
+    smooth = (old / wavelen - low) / (high - low)
+    smoothed = (1 - smooth) * scaled / factor + smooth * scaled
+    medium = ~(wavelen < old / high) & ~(wavelen > old / low)
+    return torch.where(medium, smoothed, scaled)
+
+
+def rotary_tables(head_dim: int, positions: torch.Tensor, theta: float, scaling: Optional[dict] = None) -> tuple[torch.Tensor, torch.Tensor]:
     """cos/sin for the given positions [batch, seq] → [batch, 1, seq, head_dim] (Hugging Face's rotate-half layout)."""
     inv_freq = 1.0 / (theta ** (torch.arange(0, head_dim, 2, device=positions.device).float() / head_dim))
+    if scaling:
+        inv_freq = llama3_inv_freq(inv_freq, scaling)
     angles = positions.float()[..., None] * inv_freq
     angles = torch.cat([angles, angles], dim=-1)[:, None]
     return angles.cos(), angles.sin()
@@ -56,10 +77,14 @@ class Attention(nn.Module):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         self.n_heads, self.n_kv_heads, self.head_dim = cfg.n_heads, cfg.n_kv_heads, cfg.head_dim
-        self.q_proj = nn.Linear(cfg.d_model, cfg.n_heads * cfg.head_dim, bias=False)
-        self.k_proj = nn.Linear(cfg.d_model, cfg.n_kv_heads * cfg.head_dim, bias=False)
-        self.v_proj = nn.Linear(cfg.d_model, cfg.n_kv_heads * cfg.head_dim, bias=False)
+        bias = getattr(cfg, "qkv_bias", False)
+        self.q_proj = nn.Linear(cfg.d_model, cfg.n_heads * cfg.head_dim, bias=bias)
+        self.k_proj = nn.Linear(cfg.d_model, cfg.n_kv_heads * cfg.head_dim, bias=bias)
+        self.v_proj = nn.Linear(cfg.d_model, cfg.n_kv_heads * cfg.head_dim, bias=bias)
         self.o_proj = nn.Linear(cfg.n_heads * cfg.head_dim, cfg.d_model, bias=False)
+        if getattr(cfg, "qk_norm", False):
+            self.q_norm = RMSNorm(cfg.head_dim, cfg.norm_eps)
+            self.k_norm = RMSNorm(cfg.head_dim, cfg.norm_eps)
         self.head_gate: Optional[torch.Tensor] = None  # [n_heads], set only while learning pruning masks
 
     def forward(self, x, cos, sin, bias=None, past=None):
@@ -67,6 +92,8 @@ class Attention(nn.Module):
         q = self.q_proj(x).view(b, t, self.n_heads, self.head_dim).transpose(1, 2)
         k = self.k_proj(x).view(b, t, self.n_kv_heads, self.head_dim).transpose(1, 2)
         v = self.v_proj(x).view(b, t, self.n_kv_heads, self.head_dim).transpose(1, 2)
+        if hasattr(self, "q_norm"):
+            q, k = self.q_norm(q), self.k_norm(k)
         q, k = apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)
         if past is not None:
             k = torch.cat([past[0], k], dim=2)
@@ -117,11 +144,15 @@ class Block(nn.Module):
         return x, present
 
 
-def causal_bias(t: int, total: int, device, dtype=torch.float32) -> torch.Tensor:
-    """Additive mask [t, total]: query i (at position total - t + i) sees keys up to itself."""
+def causal_bias(t: int, total: int, device, dtype=torch.float32, window: Optional[int] = None) -> torch.Tensor:
+    """Additive mask [t, total]: query i (at position total - t + i) sees keys up to itself (and,
+    with a sliding window, only the last `window` of them)."""
     q_pos = torch.arange(total - t, total, device=device)[:, None]
     k_pos = torch.arange(total, device=device)[None, :]
-    return torch.zeros(t, total, device=device, dtype=dtype).masked_fill(k_pos > q_pos, torch.finfo(dtype).min)
+    hidden = k_pos > q_pos
+    if window:
+        hidden = hidden | (k_pos <= q_pos - window)
+    return torch.zeros(t, total, device=device, dtype=dtype).masked_fill(hidden, torch.finfo(dtype).min)
 
 
 def cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -174,10 +205,11 @@ class TinyLM(nn.Module):
         past_len = past[0][0].shape[2] if past else 0
         if position_ids is None:
             position_ids = torch.arange(past_len, past_len + t, device=input_ids.device).expand(b, t)
-        cos, sin = rotary_tables(self.config.head_dim, position_ids, self.config.rope_theta)
+        cos, sin = rotary_tables(self.config.head_dim, position_ids, self.config.rope_theta, getattr(self.config, "rope_scaling", None))
         bias = None
-        if attention_mask is not None or past_len > 0:
-            bias = causal_bias(t, past_len + t, input_ids.device)[None, None]
+        window = getattr(self.config, "sliding_window", None)
+        if attention_mask is not None or past_len > 0 or window:
+            bias = causal_bias(t, past_len + t, input_ids.device, window=window)[None, None]
             if attention_mask is not None:
                 keep = attention_mask[:, None, None, :].bool()
                 bias = bias.masked_fill(~keep, torch.finfo(bias.dtype).min)

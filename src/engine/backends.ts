@@ -4,7 +4,8 @@ import type { Decoder, ModelShape } from "./decoder.js";
 import { createDecoder, type OrtModule } from "./ort/session.js";
 import { StandardOnnxDecoder } from "./ort/standard-onnx-model.js";
 import { SimdDecoder } from "./simd/decoder.js";
-import { llamaWeights, UnsupportedModel } from "./simd/llama-weights.js";
+import { kernelWeights, llamaWeights, UnsupportedModel } from "./simd/llama-weights.js";
+import type { WeightDescription } from "../formats/weights.js";
 import { readOnnx } from "./simd/onnx-reader.js";
 
 /** Reads a file of the model folder by relative path; throws an Error naming it when missing. */
@@ -60,6 +61,18 @@ export async function createBackend(read: ReadModelFile, bytes: Uint8Array, conf
   const graph = await ortGraph(read, opts.onnxFile, bytes, verify);
   const decoder = await createDecoder(opts.ort, graph.bytes, shape, { lowMemory: opts.lowMemory, ...graph });
   return { decoder, reason, graph: { file: graph.source, contract: decoder instanceof StandardOnnxDecoder ? "standard" : "tinylm" } };
+}
+
+/**
+ * A safetensors or GGUF checkpoint (src/formats/) on our kernels, quantized at load: the only backend
+ * for them (onnxruntime-web runs ONNX graphs), so ENGINE=ort is an error that says so.
+ */
+export async function createKernelBackend(description: WeightDescription, opts: BackendOptions): Promise<SimdDecoder> {
+  const files = description.files.join(", ");
+  if (opts.backend === "ort") throw new Error(`ENGINE=ort, but onnxruntime-web runs ONNX graphs only; ${files} (${description.format}) runs on our WASM kernels (ENGINE=auto or simd)`);
+  if (!opts.kernels) throw new Error(`the host did not provide kernels.wasm, which ${files} (${description.format}) needs`);
+  const relaxed = (await opts.relaxed?.()) ?? null;
+  return SimdDecoder.create(await opts.kernels(), kernelWeights(description), relaxed);
 }
 
 /** Our exporter's graph in tinylm's own contract, beside the standard one it reads its weights from. */

@@ -2,10 +2,11 @@
 import { DEFAULT_CONFIG, type AppConfig } from "../app.js";
 import type { EngineOptions } from "../engine/engine.js";
 import type { BackendChoice } from "../model.js";
+import { parseApiKeys, type ApiKey } from "../key-limits.js";
 
 /** Every variable the hosts read (Deno is granted exactly these). */
 export const SETTING_NAMES = [
-  "MODEL_DIR", "ONNX_FILE", "HOST", "PORT", "API_KEY", "MAX_BATCH", "MAX_QUEUE", "MAX_TOKENS_LIMIT",
+  "MODEL_DIR", "ONNX_FILE", "HOST", "PORT", "API_KEY", "API_KEYS", "MAX_BATCH", "MAX_QUEUE", "MAX_TOKENS_LIMIT",
   "MAX_BODY_BYTES", "CORS_ORIGINS", "PREFIX_CACHE", "LOW_MEMORY", "THREADS", "ENGINE", "METRICS_PUBLIC",
   "SHUTDOWN_GRACE_MS", "LOG", "RELAXED_SIMD",
 ] as const;
@@ -31,7 +32,36 @@ export interface HostSettings {
   shutdownGraceMs: number;
 }
 
-export function settingsFrom(env: Record<string, string | undefined>, defaults: { maxTokensLimit?: number; lowMemory?: boolean } = {}): HostSettings {
+/**
+ * The keys: `API_KEY` (one key, named "default" in /metrics) and `API_KEYS` (named keys with optional
+ * limits, key-limits.ts; unlimited by default). `API_KEYS` without a ":" names a file of entries,
+ * one per line, read with `readText` (hosts with files: Node, Deno).
+ */
+export function apiKeysFrom(env: Record<string, string | undefined>, readText?: (path: string) => string): ApiKey[] {
+  const keys: ApiKey[] = env.API_KEY ? [{ name: "default", key: env.API_KEY }] : [];
+  const list = env.API_KEYS?.trim();
+  if (!list) return keys;
+  let named: ApiKey[];
+  if (list.includes(":")) named = parseApiKeys(list);
+  else {
+    if (!readText) throw new Error("API_KEYS names a file, but this host reads no files: give the entries themselves (name:key, comma-separated)");
+    let text: string;
+    try {
+      text = readText(list);
+    } catch (err) {
+      // Neither the value nor the runtime's message (which repeats it): a bare key given by mistake
+      // would be read as a path and must not end up in a log.
+      throw new Error(`API_KEYS holds no ":", so it names a file of name:key lines, which cannot be read (${(err as { code?: string }).code ?? (err as Error).name})`);
+    }
+    named = parseApiKeys(text, list);
+  }
+  for (const k of named) {
+    if (keys.some((d) => d.name === k.name || d.key === k.key)) throw new Error(`API_KEYS entry ${k.name}: its name or key is API_KEY's (named "default")`);
+  }
+  return [...keys, ...named];
+}
+
+export function settingsFrom(env: Record<string, string | undefined>, defaults: { maxTokensLimit?: number; lowMemory?: boolean; readText?: (path: string) => string } = {}): HostSettings {
   const int = (name: string, fallback: number, least = 0): number => {
     const raw = env[name];
     if (raw === undefined || raw === "") return fallback;
@@ -44,7 +74,7 @@ export function settingsFrom(env: Record<string, string | undefined>, defaults: 
   if (!["auto", "simd", "ort"].includes(backend)) throw new Error(`ENGINE must be auto, simd or ort, got "${env.ENGINE}"`);
   return {
     app: {
-      apiKey: env.API_KEY || undefined,
+      apiKeys: apiKeysFrom(env, defaults.readText),
       corsOrigins: !origins || origins === "*" ? "*" : origins.split(",").map((o) => o.trim()),
       maxBodyBytes: int("MAX_BODY_BYTES", DEFAULT_CONFIG.maxBodyBytes),
       maxTokensLimit: int("MAX_TOKENS_LIMIT", defaults.maxTokensLimit ?? DEFAULT_CONFIG.maxTokensLimit),

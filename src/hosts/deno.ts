@@ -11,6 +11,7 @@ import { missingFile, readyLine, wireHost } from "./wiring.js";
 declare const Deno: {
   env: { get(name: string): string | undefined };
   readFile(path: string | URL): Promise<Uint8Array>;
+  readTextFileSync(path: string): string;
   serve(
     options: { port: number; hostname: string; onListen?: (addr: { port: number }) => void },
     handler: (req: Request, info: { remoteAddr: { hostname: string } }) => Response | Promise<Response>,
@@ -22,7 +23,7 @@ declare const Deno: {
 trackWasmMemories();
 
 const env = Object.fromEntries(SETTING_NAMES.map((name) => [name, Deno.env.get(name)]));
-const settings = settingsFrom(env);
+const settings = settingsFrom(env, { readText: (path) => Deno.readTextFileSync(path) }); // API_KEYS as a file: under the project folder (--allow-read=.)
 const modelDir = (env.MODEL_DIR || "model").replace(/\/$/, "");
 ort.env.wasm.wasmBinary = await Deno.readFile(new URL(import.meta.resolve("onnxruntime-web/ort-wasm-simd-threaded.wasm")));
 ort.env.wasm.numThreads = 1;
@@ -52,6 +53,6 @@ for (const signal of ["SIGTERM", "SIGINT"] as const) {
   });
 }
 handle.get().then(
-  (m) => console.log(`tinylm-edge (deno): ${readyLine(m, settings.onnxFile)} ready`),
+  (m) => console.log(`tinylm-edge (deno): ${readyLine(m)} ready`),
   (err: Error) => console.error(`tinylm-edge (deno): cannot load model from ${modelDir}: ${err.message}`),
 );

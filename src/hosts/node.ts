@@ -1,7 +1,8 @@
 // Node host: read the model folder and ORT's .wasm from disk, build the app, listen.
 //   MODEL_DIR=model PORT=8787 HOST=127.0.0.1 npm start
-import { readFile } from "node:fs/promises";
-import { join, resolve } from "node:path";
+import { readFileSync, statSync } from "node:fs";
+import { readdir, readFile } from "node:fs/promises";
+import { basename, dirname, join, resolve } from "node:path";
 import { serve } from "@hono/node-server";
 import { trackWasmMemories } from "../engine/wasm-memory.js";
 import { settingsFrom } from "./config.js";
@@ -13,8 +14,13 @@ import { missingFile, readyLine, wireHost } from "./wiring.js";
 trackWasmMemories();
 
 export async function startNodeServer(env: Record<string, string | undefined> = process.env) {
-  const settings = settingsFrom(env);
-  const modelDir = resolve(env.MODEL_DIR || "model");
+  const settings = settingsFrom(env, { readText: (path) => readFileSync(path, "utf8") });
+  // MODEL_DIR is a model folder, or a .gguf file (then its folder is the model folder).
+  const modelPath = resolve(env.MODEL_DIR || "model");
+  const isFile = statSync(modelPath, { throwIfNoEntry: false })?.isFile() ?? false;
+  const modelDir = isFile ? dirname(modelPath) : modelPath;
+  const weightsFile = isFile ? basename(modelPath) : undefined;
+  const files = await readdir(modelDir).catch(() => undefined);
   const ort = nodeOrt(Number(env.THREADS || 1));
   const read = async (path: string) => {
     try {
@@ -26,7 +32,7 @@ export async function startNodeServer(env: Record<string, string | undefined> = 
   };
   const kernels = async () => WebAssembly.compile(new Uint8Array(await readFile(new URL("../engine/simd/kernels.wasm", import.meta.url))));
   const relaxed = () => compileRelaxed(async () => new Uint8Array(await readFile(new URL("../engine/simd/relaxed.wasm", import.meta.url))), env.RELAXED_SIMD);
-  const { handle, app } = wireHost(settings, { ort, read, kernels, relaxed, warmUp: true });
+  const { handle, app } = wireHost(settings, { ort, read, kernels, relaxed, warmUp: true, weightsFile, files });
   const port = Number(env.PORT || 8787);
   const hostname = env.HOST || "127.0.0.1";
   const server = serve({ fetch: app.fetch, port, hostname });
@@ -34,7 +40,7 @@ export async function startNodeServer(env: Record<string, string | undefined> = 
   const address = server.address();
   const actualPort = typeof address === "object" && address ? address.port : port;
   const loaded = handle.get().then(
-    (m) => console.log(`tinylm-edge: ${readyLine(m, settings.onnxFile)} ready on http://${hostname}:${actualPort}/`),
+    (m) => console.log(`tinylm-edge: ${readyLine(m)} ready on http://${hostname}:${actualPort}/`),
     (err: Error) => console.error(`tinylm-edge: cannot load model from ${modelDir}: ${err.message}`),
   );
   const close = () => new Promise<void>((resolve) => {

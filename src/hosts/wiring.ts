@@ -15,21 +15,24 @@ export interface RuntimeParts {
   relaxed: () => Promise<WebAssembly.Module | null>;
   /** Run the model once before serving (servers; Workers skip it: an isolate's first request pays instead). */
   warmUp: boolean;
+  /** A .gguf file named by MODEL_DIR, and the folder's file names where the host can list them (src/formats/checkpoint.ts). */
+  weightsFile?: string;
+  files?: string[];
   /** Wraps the load (Workers: ORT's precompiled-module shim). */
   around?: (load: () => Promise<LoadedModel>) => Promise<LoadedModel>;
 }
 
 export function wireHost(settings: HostSettings, parts: RuntimeParts): { handle: ModelHandle; app: ReturnType<typeof createApp> } {
-  const { ort, read, kernels, relaxed, warmUp, around = (load) => load() } = parts;
+  const { ort, read, kernels, relaxed, warmUp, weightsFile, files, around = (load) => load() } = parts;
   const handle = new ModelHandle(() => around(() => loadModel(read, {
-    ort, kernels, relaxed, backend: settings.backend, onnxFile: settings.onnxFile, engine: settings.engine, lowMemory: settings.lowMemory, warmUp,
+    ort, kernels, relaxed, backend: settings.backend, onnxFile: settings.onnxFile, weightsFile, files, engine: settings.engine, lowMemory: settings.lowMemory, warmUp,
   })));
   return { handle, app: createApp(handle, settings.app) };
 }
 
 /** The one line a host logs when the model is ready. */
-export function readyLine(m: LoadedModel, onnxFile: string): string {
-  return `${m.id} (${onnxFile}, ${m.backend.name === "simd" ? `our WASM kernels, ${m.backend.kernels}` : "onnxruntime-web"})`;
+export function readyLine(m: LoadedModel): string {
+  return `${m.id} (${m.weights.files.join(", ")}, ${m.backend.name === "simd" ? `our WASM kernels, ${m.backend.kernels}` : "onnxruntime-web"})`;
 }
 
 /** A file-system error as a client may see it: the path within the model folder and the reason, nothing of ours. */

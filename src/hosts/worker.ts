@@ -18,8 +18,13 @@ import { wireHost } from "./wiring.js";
 interface R2Object {
   arrayBuffer(): Promise<ArrayBuffer>;
 }
+/** Cloudflare's rate-limiting binding ([[ratelimits]] in wrangler.toml): a counter per key, per location. */
+interface RateLimitBinding {
+  limit(options: { key: string }): Promise<{ success: boolean }>;
+}
 export interface WorkerEnv {
   ASSETS?: { fetch(request: Request): Promise<Response> };
+  KEY_RATE_LIMITER?: RateLimitBinding;
   MODEL_BUCKET?: { get(key: string): Promise<R2Object | null> };
   MODEL_PREFIX?: string;
   [setting: string]: unknown;
@@ -77,7 +82,13 @@ function appFor(env: WorkerEnv) {
   const vars = Object.fromEntries(Object.entries(env).filter(([, v]) => typeof v === "string")) as Record<string, string>;
   // A Worker request has a CPU-time budget: cap generations lower than on a server by default.
   const settings = settingsFrom(vars, { maxTokensLimit: 512, lowMemory: true });
-  app = wireHost(settings, {
+  // Concurrency and tokens-per-minute limits are counted in this isolate; the binding, where one is
+  // configured, counts each key's generation requests across isolates (per Cloudflare location).
+  const binding = env.KEY_RATE_LIMITER;
+  const sharedRateLimit = typeof binding?.limit === "function"
+    ? { limit: async (name: string) => (await binding.limit({ key: name })).success, periodSeconds: Number(vars.KEY_RATE_LIMIT_PERIOD) || 60 }
+    : undefined;
+  app = wireHost({ ...settings, app: { ...settings.app, sharedRateLimit } }, {
     ort,
     read: (path) => modelReader(env)(path), // a missing binding fails the load (503 with its reason), not the isolate
     kernels: async () => kernelsWasm as WebAssembly.Module,

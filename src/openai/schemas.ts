@@ -113,21 +113,115 @@ export const chatRequest = z.strictObject({
   ]).nullish(),
 });
 
+/** A content part of a Responses input item: text is read; any other type is refused by name in responses.ts. */
+const itemPart = z.looseObject({ type: z.string(), text: z.string().optional(), refusal: z.string().optional() });
+const itemContent = z.union([z.string(), z.array(itemPart)]);
+
+/** The Responses input items this server reads: messages (a `type` left out means one), and a tool round trip. */
+const responseItem = z.preprocess(
+  (v) => (v && typeof v === "object" && !Array.isArray(v) && !("type" in v) ? { ...v, type: "message" } : v),
+  z.discriminatedUnion("type", [
+    z.strictObject({
+      type: z.literal("message"),
+      role: z.enum(["user", "system", "developer", "assistant"]),
+      content: itemContent,
+      // As this server returns them (a client sends its output items back as they came).
+      id: z.string().nullish(),
+      status: z.string().nullish(),
+      phase: z.string().nullish(),
+    }),
+    z.strictObject({
+      type: z.literal("function_call"),
+      call_id: z.string(),
+      name: z.string(),
+      arguments: z.string(),
+      id: z.string().nullish(),
+      status: z.string().nullish(),
+    }),
+    z.strictObject({
+      type: z.literal("function_call_output"),
+      call_id: z.string(),
+      output: itemContent,
+      id: z.string().nullish(),
+      status: z.string().nullish(),
+    }),
+  ]),
+);
+
+/**
+ * POST /v1/responses, stateless. Fields of OpenAI's API this server does not implement are listed
+ * (so the 400 says "not supported" rather than "unrecognized") and refused in responses.ts.
+ */
+export const responsesRequest = z.strictObject({
+  ...ignored,
+  model: z.string(),
+  input: z.union([z.string(), z.array(responseItem).min(1)]),
+  instructions: z.string().nullish(),
+  max_output_tokens: z.number().int().nonnegative().nullish(),
+  temperature: sampling.temperature,
+  top_p: sampling.top_p,
+  stream: z.boolean().nullish(),
+  user: z.string().nullish(),
+  parallel_tool_calls: z.boolean().nullish(),
+  truncation: z.enum(["auto", "disabled"]).nullish(),
+  text: z.strictObject({
+    format: z.discriminatedUnion("type", [
+      z.strictObject({ type: z.literal("text") }),
+      z.strictObject({ type: z.literal("json_object") }),
+      z.strictObject({ type: z.literal("json_schema"), name: z.string(), schema: z.record(z.string(), z.unknown()), description: z.string().optional(), strict: z.boolean().nullish() }),
+    ]).optional(),
+  }).nullish(),
+  tools: z.array(z.strictObject({
+    type: z.literal("function"),
+    name: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, "function names are 1-64 letters, digits, _ or -"),
+    description: z.string().nullish(),
+    parameters: z.record(z.string(), z.unknown()).nullish(),
+    strict: z.boolean().nullish(),
+  })).nullish(),
+  tool_choice: z.union([
+    z.enum(["none", "auto", "required"]),
+    z.strictObject({ type: z.literal("function"), name: z.string() }),
+  ]).nullish(),
+  // Known, not supported (responses.ts: a 400 naming each when given).
+  previous_response_id: z.unknown().optional(),
+  conversation: z.unknown().optional(),
+  background: z.unknown().optional(),
+  include: z.unknown().optional(),
+  max_tool_calls: z.unknown().optional(),
+  prompt: z.unknown().optional(),
+  reasoning: z.unknown().optional(),
+  top_logprobs: z.unknown().optional(),
+  stream_options: z.unknown().optional(),
+});
+
 export const tokenizeRequest = z.strictObject({ content: z.string(), add_special: z.boolean().optional() });
 export const detokenizeRequest = z.strictObject({ tokens: z.array(tokenId) });
 
 export type CompletionRequest = z.infer<typeof completionRequest>;
 export type ChatRequest = z.infer<typeof chatRequest>;
 export type ChatMessage = z.infer<typeof chatMessage>;
+export type ResponsesRequest = z.infer<typeof responsesRequest>;
+export type ResponseItem = z.infer<typeof responseItem>;
 
 /** zod issue → OpenAI-style message and param name (e.g. "messages.0.role"). */
 export function describeIssue(error: z.ZodError): { message: string; param: string | null } {
-  const issue = error.issues[0];
+  const { issue, path } = innermost(error.issues[0], []);
   if (issue.code === "unrecognized_keys") {
     const key = issue.keys[0];
-    const path = [...issue.path, key].join(".");
-    return { message: `Unrecognized request argument supplied: ${path}`, param: path };
+    const param = [...path, key].join(".");
+    return { message: `Unrecognized request argument supplied: ${param}`, param };
   }
-  const param = issue.path.length ? issue.path.join(".") : null;
+  const param = path.length ? path.join(".") : null;
   return { message: param ? `Invalid value for '${param}': ${issue.message}` : issue.message, param };
+}
+
+/**
+ * A union whose value had the type of exactly one branch (say, an array, not a string) failed inside
+ * that branch: that branch's issue, with its full path, says what is wrong (input.0.type, not input).
+ */
+function innermost(issue: z.core.$ZodIssue, prefix: PropertyKey[]): { issue: z.core.$ZodIssue; path: PropertyKey[] } {
+  const path = [...prefix, ...issue.path];
+  if (issue.code !== "invalid_union") return { issue, path };
+  const typed = issue.errors.filter((branch) => !(branch.length === 1 && branch[0].code === "invalid_type" && branch[0].path.length === 0));
+  return typed.length === 1 && typed[0].length ? innermost(typed[0][0], path) : { issue, path };
 }

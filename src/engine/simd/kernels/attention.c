@@ -119,6 +119,9 @@ void attend(const Model *m, int layer, const Row *rows, int n_rows, const float 
           for (int j = 0; j < G; j++) scores[j * n + t] = dot(q + j * hd, k, hd);
         }
       }
+      // Sliding window (mistral): the positions before the row's last sliding_window get no weight.
+      const int before = m->sliding_window && n > m->sliding_window ? n - m->sliding_window : 0;
+      for (int j = 0; j < G; j++) for (int t = 0; t < before; t++) scores[j * n + t] = -__builtin_inff();
       for (int j = 0; j < G; j++) softmax(scores + j * n, n, 1.0f);
       for (int j = 0; j < G; j++) weighted_values(m, &rows[r], layer, g, n, scores + j * n, out + r * H * hd + (g * G + j) * hd);
     }

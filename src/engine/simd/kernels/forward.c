@@ -1,7 +1,8 @@
 // The Llama-family decoder's forward pass over a batch of rows (tokens of one or several sequences):
-// embedding lookup from the tied int8 table, then per layer RMSNorm → qkv → rotary → KV store →
-// attention → o → residual, RMSNorm → gate_up → SwiGLU → down → residual; then, for the rows that
-// want them, final RMSNorm → tied LM head → logits, and softmax at each row's temperature → probs.
+// embedding lookup from the int8 table, then per layer RMSNorm → qkv (+ bias: qwen2) → per-head
+// q/k RMSNorm (qwen3) → rotary → KV store → attention (within the sliding window: mistral) → o →
+// residual, RMSNorm → gate_up → SwiGLU → down → residual; then, for the rows that want them, final
+// RMSNorm → LM head (tied or not) → logits, and softmax at each row's temperature → probs.
 #include "simd.h"
 
 // Per-stage timing for the bench (build.sh --profile): each stage's milliseconds are added to
@@ -34,6 +35,11 @@ EXPORT void forward(const Model *m, const Row *rows, int n_rows, const int32_t *
     TIMED(NORM, rmsnorm(h, x, L->attn_norm, n_rows, dim, m->eps));
     TIMED(QKV, linear(m, m->qkv, h, n_rows, &L->qkv));
     TIMED(ROPE_KV, {
+      if (L->qkv_bias) add_bias(m->qkv, L->qkv_bias, n_rows, width);
+      for (int r = 0; L->q_norm && r < n_rows; r++) {
+        rmsnorm(m->qkv + r * width, m->qkv + r * width, L->q_norm, H, hd, m->eps);  // in place, per head
+        rmsnorm(m->qkv + r * width + H * hd, m->qkv + r * width + H * hd, L->k_norm, KV, hd, m->eps);
+      }
       for (int r = 0; r < n_rows; r++) {
         const float *c = m->rope_cos + rows[r].position * half, *s = m->rope_sin + rows[r].position * half;
         rope(m->qkv + r * width, H + KV, hd, c, s);  // q heads then k heads are contiguous
@@ -55,11 +61,16 @@ EXPORT void forward(const Model *m, const Row *rows, int n_rows, const int32_t *
       for (int k = 0; k < dim; k++) m->att[i * dim + k] = xr[k];  // gather the wanted rows (i ≤ head_rows[i])
     }
     rmsnorm(h, m->att, m->final_norm, n_head, dim, m->eps);
-    linear(m, logits, h, n_head, &m->embedding);
+    linear(m, logits, h, n_head, &m->lm_head);
   });
   TIMED(SAMPLING_SOFTMAX, for (int i = 0; i < n_head; i++) {
     float *p = probs + i * m->vocab, *l = logits + i * m->vocab;
     for (int k = 0; k < m->vocab; k++) p[k] = l[k];
     softmax(p, m->vocab, inv_temperature[i]);
   });
+}
+
+// Sizes of the structs JS writes (decoder.ts checks them against its own field lists at load).
+EXPORT int32_t struct_bytes(int which) {
+  return which == 0 ? (int32_t)sizeof(Model) : which == 1 ? (int32_t)sizeof(Layer) : (int32_t)sizeof(QMatrix);
 }

@@ -1,4 +1,4 @@
-// Element-wise kernels in f32: exp, RMSNorm, rotary embedding, SwiGLU, residual add, softmax.
+// Element-wise kernels in f32: exp, RMSNorm, rotary embedding, SwiGLU, residual and bias add, softmax.
 #include "simd.h"
 
 // e^x for four lanes: x = n·ln2 + r with |r| ≤ ln2/2, e^r by a degree-6 polynomial (relative error
@@ -89,6 +89,11 @@ void swiglu(float *act, const float *gate_up, int rows, int ffn) {
 
 void add_rows(float *x, const float *y, int n) {
   for (int i = 0; i < n; i += 4) wasm_v128_store(x + i, wasm_f32x4_add(wasm_v128_load(x + i), wasm_v128_load(y + i)));
+}
+
+// x[r] += bias for each of `rows` rows of n values (n a multiple of 4).
+void add_bias(float *x, const float *bias, int rows, int n) {
+  for (int r = 0; r < rows; r++, x += n) add_rows(x, bias, n);
 }
 
 // v = softmax(v · inv_temperature) in place, any n ≥ 1.

@@ -18,7 +18,10 @@ typedef struct {
 
 typedef struct {
   const float *attn_norm;    // [dim]
-  QMatrix qkv;               // [(heads + 2·kv_heads)·head_dim, dim]: q (pre-scaled by 1/√head_dim), k, v
+  QMatrix qkv;               // [(heads + 2·kv_heads)·head_dim, dim]: q (pre-scaled by 1/√head_dim unless q_norm), k, v
+  const float *qkv_bias;     // [(heads + 2·kv_heads)·head_dim], q part pre-scaled as its rows (qwen2), or 0
+  const float *q_norm;       // [head_dim] per-head RMSNorm of q before rotary (qwen3), carrying 1/√head_dim, or 0
+  const float *k_norm;       // [head_dim] the same for k, or 0
   QMatrix o;                 // [dim, heads·head_dim]
   const float *ffn_norm;     // [dim]
   QMatrix gate_up;           // [2·ffn, dim]: gate rows, then up rows
@@ -29,7 +32,8 @@ typedef struct {
 typedef struct {
   int32_t dim, n_layers, n_heads, n_kv_heads, head_dim, ffn, vocab, max_rows, page_size;
   float eps;
-  QMatrix embedding;         // [vocab, dim], tied: the token lookup and the LM head
+  QMatrix embedding;         // [vocab, dim]: the token lookup
+  QMatrix lm_head;           // [vocab, dim]: the LM head (the embedding's fields again when tied)
   const float *final_norm;   // [dim]
   const float *rope_cos;     // [max_positions, head_dim / 2]
   const float *rope_sin;
@@ -40,6 +44,7 @@ typedef struct {
   float *xq_scale;           // [max_rows]
   int32_t relaxed;           // 1: matrix products through relaxed.wasm's gemm (imported), when the shapes allow
   int32_t *xq_sum;           // [max_rows]: Σ of each quantized row, for the weights' offset
+  int32_t sliding_window;    // a row attends to its last sliding_window positions (mistral), or 0: all
 } Model;
 
 // One row (token) of a forward pass: its position, and its sequence's KV pages (page_size positions
@@ -58,6 +63,7 @@ void rmsnorm(float *y, const float *x, const float *weight, int rows, int dim, f
 void rope(float *v, int heads, int head_dim, const float *cos, const float *sin);
 void swiglu(float *act, const float *gate_up, int rows, int ffn);
 void add_rows(float *x, const float *y, int n);
+void add_bias(float *x, const float *bias, int rows, int n);
 void softmax(float *v, int n, float inv_temperature);
 // attention.c
 void kv_store(const Model *m, int layer, const Row *rows, int n_rows, const float *qkv);
