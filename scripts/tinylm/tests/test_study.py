@@ -1,3 +1,4 @@
+import io
 import json
 import os
 import tomllib
@@ -209,3 +210,27 @@ def test_rates_are_the_logged_ones_and_the_probe_measures_a_shape_once(tmp_path,
         probed, _ = study_budget.probe(study, todo={"wide": insts["wide"]}, cache=out / "probe.json")
         assert probed == {"wide/compact": 1000.0}
     assert calls == ["wide"]  # the second call read the cache
+
+
+def test_collect_brings_back_the_newest_checkpoint_of_an_arm_that_did_not_finish(tmp_path):
+    """Stopped by the time budget (or its driver killed before results.json): the shipped arm's last
+    ckpt.pt comes back, in bf16, without its optimizer state, and shipped.json says so."""
+    from scripts.tinylm.checkpoint import weights_only
+    from scripts.tinylm.model import TinyLM
+    from .conftest import tiny_model_config
+
+    study = tiny_study(tmp_path)
+    model = TinyLM(tiny_model_config())
+    ckpt = {**weights_only(model), "optimizer": {"state": {0: torch.zeros(1000, 1000)}}, "rng": {},
+            "round": 1, "step": 500, "tokens_seen": 500 * 4096, "done": False}
+    (tmp_path / "runs" / "inherit-taylor").mkdir(parents=True)
+    torch.save(ckpt, tmp_path / "runs" / "inherit-taylor" / "ckpt.pt")
+    st.collect(study, tmp_path / "back", part_mb=1)
+    info = json.loads((tmp_path / "back" / "shipped.json").read_text())
+    assert info == {"arm": "inherit-taylor", "from": "ckpt.pt", "finished": False, "step": 500, "round": 1,
+                    "tokens_seen": 500 * 4096, "done": False}
+    parts = sorted((tmp_path / "back").glob("shipped.pt.part*"))
+    back = torch.load(io.BytesIO(b"".join(p.read_bytes() for p in parts)))
+    assert "optimizer" not in back and "rng" not in back
+    assert all(v.dtype == torch.bfloat16 for v in back["model"].values())
+    assert (tmp_path / "back" / "study.tar.xz").exists()
