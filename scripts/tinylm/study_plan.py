@@ -8,8 +8,16 @@ from pathlib import Path
 from .config import ConfigError, read_toml
 
 def load_study(path: str | Path | dict) -> dict:
-    """A study config (TOML path, or the same as a dict)."""
-    study = path if isinstance(path, dict) else read_toml(path)
+    """A study config: a TOML file, the same as JSON (a generated config, as the tests write), or a dict."""
+    if isinstance(path, dict):
+        study = path
+    elif str(path).endswith(".json"):
+        try:
+            study = json.loads(Path(path).read_text())
+        except (OSError, json.JSONDecodeError) as err:
+            raise ConfigError(f"{path}: cannot read the study config ({err})") from None
+    else:
+        study = read_toml(path)
     for key in ("study", "vocab", "shape", "train", "arm"):
         if key not in study:
             raise ConfigError(f"{path}: missing [{key}] table")
