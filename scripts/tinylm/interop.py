@@ -3,7 +3,7 @@
     /usr/bin/python3 -m scripts.tinylm.interop model     # re-lay a folder written by an older export
 
 Our server's graphs (inputs logits_to_keep and temperature, one new_kv output: FOLDER_README in
-export.py) are fast on WebAssembly but no other tool knows them. The standard contract, the one
+folder.py) are fast on WebAssembly but no other tool knows them. The standard contract, the one
 Optimum exports and transformers.js runs, is: inputs input_ids, attention_mask, position_ids,
 past_key_values.{i}.key/value; outputs logits for every position and present.{i}.key/value (past and
 new keys concatenated). transformers.js looks for it under fixed names (onnx/model.onnx for fp32,
@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import hashlib
 import json
 import sys
 from pathlib import Path
@@ -26,7 +25,8 @@ from pathlib import Path
 import onnx
 from onnx import TensorProto, helper
 
-TINYLM_SUFFIX = ".tinylm.onnx"
+from .folder import FOLDER_README, TINYLM_SUFFIX, quantization_notes, sha256
+
 # Tensors smaller than this stay inside the .tinylm graph: not worth an external reference.
 SHARE_MIN_BYTES = 1024
 
@@ -180,18 +180,12 @@ def split_contracts(graph_file: Path) -> Path | None:
     return fast_file
 
 
-def sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def relayout(folder: Path) -> list[Path]:
     """Split every graph of ours in folder/onnx, and record it in config.json and manifest.json. Idempotent."""
     written = [f for f in (split_contracts(p) for p in sorted((folder / "onnx").glob("*.onnx"))
                            if not p.name.endswith(TINYLM_SUFFIX)) if f]
     if not any((folder / "onnx").glob("*" + TINYLM_SUFFIX)):
         raise InteropError(f"{folder}: no graph in tinylm's contract (not a folder our exporter wrote); left as it was")
-    from .export import FOLDER_README  # (export imports this module)
-
     if (folder / "README.md").exists():
         (folder / "README.md").write_text(FOLDER_README)
     config_path = folder / "config.json"
@@ -212,20 +206,6 @@ def relayout(folder: Path) -> list[Path]:
     if ignore.exists() and "onnx/model.tinylm.onnx" not in ignore.read_text().split():
         ignore.write_text(ignore.read_text().replace("onnx/model.onnx\n", "onnx/model.onnx\nonnx/model.tinylm.onnx\n"))
     return written
-
-
-INT8_NOTE = ("int8 weights (7-bit symmetric, per output column), DynamicQuantizeMatMul; tied int8 embedding; "
-             "LM head dequantized to fp32 at session start")
-
-
-def quantization_notes(folder: Path, notes: dict) -> dict:
-    out = dict(notes)
-    out["onnx/model_quantized.onnx"] = INT8_NOTE + "; standard contract (transformers.js dtype q8)"
-    out["onnx/model_quantized" + TINYLM_SUFFIX] = "the same graph in tinylm's server contract; weights read from model_quantized.onnx"
-    if (folder / "onnx" / "model.onnx").exists():
-        out["onnx/model.onnx"] = "fp32; standard contract (transformers.js dtype fp32)"
-        out["onnx/model" + TINYLM_SUFFIX] = "the same graph in tinylm's server contract; weights read from model.onnx"
-    return out
 
 
 def main(argv: list[str]) -> int:
