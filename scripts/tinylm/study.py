@@ -26,7 +26,8 @@ import torch
 from .checkpoint import load_checkpoint, model_from_checkpoint
 from .config import Config, ConfigError, ModelConfig, TrainConfig, _fill
 from .evaluate import zero_shot
-from .stage import evaluate_model, inherit_student
+from .inherit import inherit_student
+from .stage import evaluate_model
 from .study_budget import arm_estimate_s, estimate_s, fitting_scale, logged_rates, probe, rate_key
 from .study_plan import base_train, instances, load_study, needs, resolve
 from .study_report import collect, plot, report, score
