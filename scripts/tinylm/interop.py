@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -142,10 +143,11 @@ def raw_data_offsets(buf: bytes) -> dict[str, tuple[int, int]]:
     return out
 
 
-def share_weights(m: onnx.ModelProto, standard_file: Path) -> onnx.ModelProto:
-    """A copy of `m` whose initializers point into `standard_file` wherever it holds the same bytes."""
+def share_weights(m: onnx.ModelProto, standard_file: Path, buf: bytes | None = None) -> onnx.ModelProto:
+    """A copy of `m` whose initializers point into `standard_file` wherever it holds the same bytes
+    (`buf`: those bytes, when the file is not written yet)."""
     m = copy.deepcopy(m)
-    buf = standard_file.read_bytes()
+    buf = standard_file.read_bytes() if buf is None else buf
     where = raw_data_offsets(buf)
     shared = 0
     for t in m.graph.initializer:
@@ -167,16 +169,25 @@ def share_weights(m: onnx.ModelProto, standard_file: Path) -> onnx.ModelProto:
 
 
 def split_contracts(graph_file: Path) -> Path | None:
-    """Turn one graph of ours into the standard graph (same name) + our graph (.tinylm.onnx) sharing its weights."""
+    """Turn one graph of ours into the standard graph (same name) + our graph (.tinylm.onnx) sharing its
+    weights. Both are written whole to temporary files first, then renamed into place: the standard
+    graph, then ours. A run stopped between the two renames leaves our graph's temporary file beside
+    a standard graph, and the next run renames it into place."""
     fast_file = graph_file.with_name(graph_file.name[: -len(".onnx")] + TINYLM_SUFFIX)
+    graph_tmp, fast_tmp = graph_file.with_name(graph_file.name + ".tmp"), fast_file.with_name(fast_file.name + ".tmp")
     if fast_file.exists():
         return None  # already split
     m = onnx.load(str(graph_file))
     if not is_tinylm_contract(m):
-        return None  # a standard graph already (or someone else's)
-    standard = standard_graph(m)
-    graph_file.write_bytes(standard.SerializeToString())
-    fast_file.write_bytes(share_weights(m, graph_file).SerializeToString())
+        if not fast_tmp.exists():
+            return None  # a standard graph already (or someone else's)
+        os.replace(fast_tmp, fast_file)  # the second rename of a split that was stopped
+        return fast_file
+    standard = standard_graph(m).SerializeToString()
+    graph_tmp.write_bytes(standard)
+    fast_tmp.write_bytes(share_weights(m, graph_file, standard).SerializeToString())
+    os.replace(graph_tmp, graph_file)
+    os.replace(fast_tmp, fast_file)
     return fast_file
 
 

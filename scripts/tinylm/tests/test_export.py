@@ -94,6 +94,36 @@ def test_export_writes_both_contracts_sharing_one_copy_of_the_weights(tmp_path):
     assert relayout(out) == [] and before == {p: p.read_bytes() for p in (out / "onnx").iterdir()}  # idempotent
 
 
+def test_a_split_stopped_between_its_two_renames_is_finished_by_the_next(tmp_path, monkeypatch):
+    import pytest
+    from scripts.tinylm import interop
+    from scripts.tinylm.onnx_graph import build_graph
+
+    torch.manual_seed(0)
+    graph = build_graph(TinyLM(tiny_model_config(n_layers=1)).eval())
+    for name in ("straight", "stopped"):
+        (tmp_path / name).mkdir()
+        onnx.save(graph, str(tmp_path / name / "model.onnx"))
+    interop.split_contracts(tmp_path / "straight" / "model.onnx")
+    replace, calls = interop.os.replace, []
+
+    def stop_at_the_second(src, dst):
+        calls.append(dst)
+        if len(calls) == 2:
+            raise KeyboardInterrupt("stopped")
+        replace(src, dst)
+
+    monkeypatch.setattr(interop.os, "replace", stop_at_the_second)
+    with pytest.raises(KeyboardInterrupt):
+        interop.split_contracts(tmp_path / "stopped" / "model.onnx")
+    monkeypatch.setattr(interop.os, "replace", replace)
+    assert not (tmp_path / "stopped" / "model.tinylm.onnx").exists()  # the standard graph is in place, ours not yet
+    assert interop.split_contracts(tmp_path / "stopped" / "model.onnx") == tmp_path / "stopped" / "model.tinylm.onnx"
+    for name in ("model.onnx", "model.tinylm.onnx"):
+        assert (tmp_path / "stopped" / name).read_bytes() == (tmp_path / "straight" / name).read_bytes()
+    assert sorted(p.name for p in (tmp_path / "stopped").iterdir()) == ["model.onnx", "model.tinylm.onnx"]
+
+
 def test_relayout_leaves_a_folder_it_did_not_write_alone(tmp_path):
     import pytest
     from scripts.tinylm.interop import InteropError, relayout
