@@ -137,28 +137,30 @@ def learnable_scores(model: TinyLM, batches, keep: dict[str, float], steps: int 
     opt = torch.optim.SGD(logits.values(), lr=lr, momentum=0.9)
     model.train()
     progress = Progress("learnable mask", steps, "steps")
-    for step in range(steps):
-        progress.update(step)
-        x, y = batches[step % len(batches)]
-        gates = {k: torch.sigmoid(v) for k, v in logits.items()}
-        model.channel_gate = gates["channels"]
-        for i, layer in enumerate(model.layers):
-            layer.self_attn.head_gate = gates["heads"][i]
-            layer.mlp.neuron_gate = gates["neurons"][i]
-        loss = model(x, y)[1]
-        # Each family's budget: (mean − keep)² × its size, so every gate feels the same pull whatever
-        # the family's size (scaled by the mean alone, 28,160 FFN gates each got ~7e-6 and the mean
-        # never reached its keep ratio); the loss then decides which gates of the family stay open.
-        penalty = sum((gates[k].mean() - keep[k]) ** 2 * gates[k].numel() for k in gates)
-        opt.zero_grad()
-        (loss + sparsity_weight * penalty).backward()
-        opt.step()
-    progress.done()
-    model.channel_gate = None
-    for layer in model.layers:
-        layer.self_attn.head_gate = layer.mlp.neuron_gate = None
-    for p in model.parameters():
-        p.requires_grad_(True)
+    try:
+        for step in range(steps):
+            progress.update(step)
+            x, y = batches[step % len(batches)]
+            gates = {k: torch.sigmoid(v) for k, v in logits.items()}
+            model.channel_gate = gates["channels"]
+            for i, layer in enumerate(model.layers):
+                layer.self_attn.head_gate = gates["heads"][i]
+                layer.mlp.neuron_gate = gates["neurons"][i]
+            loss = model(x, y)[1]
+            # Each family's budget: (mean − keep)² × its size, so every gate feels the same pull whatever
+            # the family's size (scaled by the mean alone, 28,160 FFN gates each got ~7e-6 and the mean
+            # never reached its keep ratio); the loss then decides which gates of the family stay open.
+            penalty = sum((gates[k].mean() - keep[k]) ** 2 * gates[k].numel() for k in gates)
+            opt.zero_grad()
+            (loss + sparsity_weight * penalty).backward()
+            opt.step()
+        progress.done()
+    finally:  # the parent model is the caller's: never leave it gated or frozen, even after an error
+        model.channel_gate = None
+        for layer in model.layers:
+            layer.self_attn.head_gate = layer.mlp.neuron_gate = None
+        for p in model.parameters():
+            p.requires_grad_(True)
     gates = {k: torch.sigmoid(v.detach()) for k, v in logits.items()}
     learnable_scores.last_means = {k: float(g.mean()) for k, g in gates.items()}
     heads = list(gates["heads"])
