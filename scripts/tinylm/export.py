@@ -7,8 +7,9 @@ Writes config.json, generation_config.json, tokenizer.json, tokenizer_config.jso
 template), onnx/model.onnx (fp32) and onnx/model_quantized.onnx (int8) in the standard decoder contract
 (transformers.js, Optimum), the same graphs in our server's contract beside them
 (onnx/*.tinylm.onnx, weights shared: interop.py), parity/ (PyTorch reference logits for the
-TypeScript parity test) and manifest.json (sha256 of every file). The folder is written beside the
-target and renamed into place, so a failed export leaves nothing half-written.
+TypeScript parity test) and manifest.json (sha256 of every file but MODEL_CARD.md and loss-curve.svg,
+which a re-export keeps and later steps rewrite). The folder is written beside the target and renamed
+into place, so a failed export leaves nothing half-written.
 
 Our contract: inputs input_ids [batch, seq], attention_mask [batch, past + seq], position_ids
 [batch, seq], logits_to_keep [1] (all int64), temperature [batch] (float), past_key_values.{i}.key/.value
@@ -29,7 +30,7 @@ import torch
 from onnx import numpy_helper
 
 from .checkpoint import CheckpointError, load_checkpoint, model_from_checkpoint
-from .folder import FOLDER_README, quantization_notes, sha256
+from .folder import FOLDER_README, LATER_FILES, file_hashes, quantization_notes
 from .model import TinyLM
 from .interop import split_contracts
 from .onnx_graph import build_graph
@@ -156,7 +157,8 @@ def export(ckpt_path: str, tokenizer_dir: str, out_dir: str, name: str, eval_pat
         {"bos_token_id": eos_id, "eos_token_id": eos_id, "do_sample": True, "temperature": 0.8, "top_p": 0.95,
          "max_length": cfg.max_seq_len}, indent=2))
     evals = json.loads(Path(eval_path).read_text()) if eval_path else None
-    files = sorted(p for p in tmp.rglob("*") if p.is_file())
+    # Workers static assets: upload only what the server reads (the fp32 graph is for parity checks).
+    (tmp / ".assetsignore").write_text("onnx/model.onnx\nonnx/model.tinylm.onnx\nparity\nvocab_map.json\nREADME.md\nMODEL_CARD.md\nloss-curve.svg\n")
     manifest = {
         "name": name,
         "architecture": {k: v for k, v in vars(cfg).items()},
@@ -167,12 +169,10 @@ def export(ckpt_path: str, tokenizer_dir: str, out_dir: str, name: str, eval_pat
         "quantization": quantization_notes(tmp, {}),
         "training": {k: ckpt.get(k) for k in ("tokens_seen", "val_loss", "data_dir", "rounds", "inherited") if k in ckpt},
         "eval": evals,
-        "files": {str(p.relative_to(tmp)): {"bytes": p.stat().st_size, "sha256": sha256(p)} for p in files},
+        "files": file_hashes(tmp),  # every file written above, as shipped (npm run export drops fp32's entries with the files)
     }
     (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2))
-    # Workers static assets: upload only what the server reads (the fp32 graph is for parity checks).
-    (tmp / ".assetsignore").write_text("onnx/model.onnx\nonnx/model.tinylm.onnx\nparity\nvocab_map.json\nREADME.md\nMODEL_CARD.md\nloss-curve.svg\n")
-    for kept in ("MODEL_CARD.md", "loss-curve.svg"):  # hand-written or drawn from logs: survive a re-export
+    for kept in LATER_FILES:  # hand-written or drawn from logs: survive a re-export
         if (out / kept).exists():
             shutil.copy(out / kept, tmp / kept)
     if out.exists():

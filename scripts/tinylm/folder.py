@@ -24,7 +24,7 @@ default dtype) and `pipeline("text-generation", folder)` generates from it.
 | `onnx/model_quantized.onnx` | int8 graph, standard contract (transformers.js `dtype: "q8"`; our WASM SIMD kernels read its weights) |
 | `onnx/model.tinylm.onnx`, `onnx/model_quantized.tinylm.onnx` | the same graphs in our server's contract (below), for onnxruntime-web; no weights of their own: their initializers are external data pointing into the standard graph beside them |
 | `parity/` | PyTorch reference logits used by the parity check (`npm run parity -- <folder>`) |
-| `manifest.json` | architecture, parameter counts, quantization, training data and tokens, eval and parity results, sha256 of every file |
+| `manifest.json` | architecture, parameter counts, quantization, training data and tokens, eval and parity results, sha256 of every file the export wrote |
 
 ## The standard contract (`onnx/model.onnx`, `onnx/model_quantized.onnx`)
 
@@ -84,6 +84,18 @@ is slow on wasm). Measured alternatives are in `BENCHMARKS.md`.
 
 def sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+# Written after the export, by hand and by scripts/loss-curve.ts: they change without a re-export.
+LATER_FILES = ("MODEL_CARD.md", "loss-curve.svg")
+
+
+def file_hashes(folder: Path) -> dict[str, dict]:
+    """manifest.json's "files": size and sha256 of every file the folder holds now, but the manifest
+    itself and LATER_FILES."""
+    files = sorted(p for p in folder.rglob("*") if p.is_file())
+    return {str(p.relative_to(folder)): {"bytes": p.stat().st_size, "sha256": sha256(p)} for p in files
+            if str(p.relative_to(folder)) not in ("manifest.json", *LATER_FILES)}
 
 
 INT8_NOTE = ("int8 weights (7-bit symmetric, per output column), DynamicQuantizeMatMul; tied int8 embedding; "

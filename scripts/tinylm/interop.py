@@ -26,7 +26,7 @@ from pathlib import Path
 import onnx
 from onnx import TensorProto, helper
 
-from .folder import FOLDER_README, TINYLM_SUFFIX, quantization_notes, sha256
+from .folder import FOLDER_README, TINYLM_SUFFIX, file_hashes, quantization_notes
 
 # Tensors smaller than this stay inside the .tinylm graph: not worth an external reference.
 SHARE_MIN_BYTES = 1024
@@ -204,18 +204,15 @@ def relayout(folder: Path) -> list[Path]:
     # transformers.js picks the graph by dtype; the int8 one is the one every folder of ours has.
     config["transformers.js_config"] = {"dtype": "q8"}
     config_path.write_text(json.dumps(config, indent=2))
-    manifest_path = folder / "manifest.json"
-    if manifest_path.exists():
-        manifest = json.loads(manifest_path.read_text())
-        manifest["quantization"] = quantization_notes(folder, manifest.get("quantization", {}))
-        # The files it lists (a dropped fp32 graph stays listed, with its size) and the graphs written here.
-        names = set(manifest.get("files", {})) | {f"onnx/{p.name}" for p in (folder / "onnx").glob("*.onnx")}
-        manifest["files"] = {k: ({"bytes": (folder / k).stat().st_size, "sha256": sha256(folder / k)} if (folder / k).exists()
-                                 else manifest["files"][k]) for k in sorted(names)}
-        manifest_path.write_text(json.dumps(manifest, indent=2))
     ignore = folder / ".assetsignore"
     if ignore.exists() and "onnx/model.tinylm.onnx" not in ignore.read_text().split():
         ignore.write_text(ignore.read_text().replace("onnx/model.onnx\n", "onnx/model.onnx\nonnx/model.tinylm.onnx\n"))
+    manifest_path = folder / "manifest.json"
+    if manifest_path.exists():  # last: it hashes the files as they now are (a dropped fp32 graph is not listed)
+        manifest = json.loads(manifest_path.read_text())
+        manifest["quantization"] = quantization_notes(folder, manifest.get("quantization", {}))
+        manifest["files"] = file_hashes(folder)
+        manifest_path.write_text(json.dumps(manifest, indent=2))
     return written
 
 
