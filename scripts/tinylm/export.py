@@ -1,7 +1,10 @@
 """Export a checkpoint to a Hugging Face-style model folder with ONNX graphs for onnxruntime-web.
 
     /usr/bin/python3 -m scripts.tinylm.export runs/shipped-cpu/final.pt build/tokenizer-8k model \
-        [--name tinylm-edge-5m] [--eval results.json] [--parity-text test/fixtures/shards-8k-tiny]
+        [--name tinylm-edge-5m] [--eval results.json]
+
+(There is no parity option here: `npm run export` runs this, then the TypeScript parity check against
+parity/ and on held-out text, its `--val-data`.)
 
 Writes config.json, generation_config.json, tokenizer.json, tokenizer_config.json (with the chat
 template), onnx/model.onnx (fp32) and onnx/model_quantized.onnx (int8) in the standard decoder contract
