@@ -1,19 +1,23 @@
 """Export a checkpoint to a Hugging Face-style model folder with ONNX graphs for onnxruntime-web.
 
     /usr/bin/python3 -m scripts.tinylm.export runs/shipped-cpu/final.pt build/tokenizer-8k model \
-        [--name tinylm-edge-5m] [--eval results.json] [--parity-text test/fixtures/shards-8k-tiny]
+        [--name tinylm-edge-5m] [--eval results.json]
+
+(There is no parity option here: `npm run export` runs this, then the TypeScript parity check against
+parity/ and on held-out text, its `--val-data`.)
 
 Writes config.json, generation_config.json, tokenizer.json, tokenizer_config.json (with the chat
 template), onnx/model.onnx (fp32) and onnx/model_quantized.onnx (int8) in the standard decoder contract
 (transformers.js, Optimum), the same graphs in our server's contract beside them
 (onnx/*.tinylm.onnx, weights shared: interop.py), parity/ (PyTorch reference logits for the
-TypeScript parity test) and manifest.json (sha256 of every file). The folder is written beside the
-target and renamed into place, so a failed export leaves nothing half-written.
+TypeScript parity test) and manifest.json (sha256 of every file but MODEL_CARD.md and loss-curve.svg,
+which a re-export keeps and later steps rewrite). The folder is written beside the target and renamed
+into place, so a failed export leaves nothing half-written.
 
 Our contract: inputs input_ids [batch, seq], attention_mask [batch, past + seq], position_ids
 [batch, seq], logits_to_keep [1] (all int64), temperature [batch] (float), past_key_values.{i}.key/.value
 [batch, kv_heads, past, head_dim]; outputs logits and probs [batch, logits_to_keep, vocab], new_kv
-[batch, 2·layers·kv_heads, seq, head_dim]. The standard one: FOLDER_README below.
+[batch, 2·layers·kv_heads, seq, head_dim]. The standard one: FOLDER_README in folder.py.
 """
 from __future__ import annotations
 
@@ -29,8 +33,9 @@ import torch
 from onnx import numpy_helper
 
 from .checkpoint import CheckpointError, load_checkpoint, model_from_checkpoint
+from .folder import FOLDER_README, LATER_FILES, file_hashes, quantization_notes
 from .model import TinyLM
-from .interop import quantization_notes, sha256, split_contracts
+from .interop import split_contracts
 from .onnx_graph import build_graph
 from .quantize import quantize_model
 from .progress import Progress
@@ -42,79 +47,6 @@ CHAT_TEMPLATE = (
 )
 
 
-FOLDER_README = """# Model folder
-
-Written by `npm run export` (`scripts/tinylm/export.py`); laid out the way Hugging Face / Optimum /
-transformers.js expect, so other tools run it too: transformers.js loads it with
-`AutoModelForCausalLM.from_pretrained(folder)` (`config.json` names `q8`, the int8 graph, as the
-default dtype) and `pipeline("text-generation", folder)` generates from it.
-
-| file | what |
-|---|---|
-| `config.json` | Llama-compatible architecture (`model_type: "llama"`, hidden_size, num_hidden_layers, num_attention_heads, num_key_value_heads, head_dim, intermediate_size, vocab_size, rope_theta, rms_norm_eps, max_position_embeddings, tie_word_embeddings, bos/eos ids) and `transformers.js_config` |
-| `generation_config.json` | default sampling settings |
-| `tokenizer.json`, `tokenizer_config.json` | the compact byte-level BPE (cl100k subset) and the chat template |
-| `vocab_map.json` | compact id → cl100k id (for inheriting embedding rows) |
-| `onnx/model.onnx` | fp32 graph, standard contract (for the parity check; left out of a folder exported with `--drop-fp32`, as the shipped `model/`) |
-| `onnx/model_quantized.onnx` | int8 graph, standard contract (transformers.js `dtype: "q8"`; our WASM SIMD kernels read its weights) |
-| `onnx/model.tinylm.onnx`, `onnx/model_quantized.tinylm.onnx` | the same graphs in our server's contract (below), for onnxruntime-web; no weights of their own: their initializers are external data pointing into the standard graph beside them |
-| `parity/` | PyTorch reference logits used by the parity check (`npm run parity -- <folder>`) |
-| `manifest.json` | architecture, parameter counts, quantization, training data and tokens, eval and parity results, sha256 of every file |
-
-## The standard contract (`onnx/model.onnx`, `onnx/model_quantized.onnx`)
-
-Optimum's decoder layout, which transformers.js runs: inputs `input_ids`, `attention_mask`,
-`position_ids` (int64) and `past_key_values.{i}.key/value` (float32 [batch, num_key_value_heads,
-past, head_dim]); outputs `logits` [batch, seq, vocab_size] and `present.{i}.key/value` (past and new
-positions together). Every run copies the whole cache in and out of WASM memory, and a prefill
-computes logits for every prompt position: on onnxruntime-web our own contract is faster
-(`BENCHMARKS.md`), so the server runs the `.tinylm.onnx` graph when the folder has one.
-
-## Our contract (`onnx/*.tinylm.onnx`)
-
-Inputs:
-- `input_ids` int64 [batch, seq]
-- `attention_mask` int64 [batch, past + seq] — 1 for real tokens, 0 for padding (anywhere: the
-  server left-aligns each cache in the past and right-aligns the new tokens)
-- `position_ids` int64 [batch, seq] — positions of the new tokens (count of real tokens before them)
-- `past_key_values.{i}.key`, `past_key_values.{i}.value` float32 [batch, num_key_value_heads, past, head_dim], for each layer i
-- `logits_to_keep` int64 [1] — how many of the last positions get logits (1 when sampling; seq for
-  per-token scores)
-- `temperature` float32 [batch] — per row, for `probs` (pass 1 for plain softmax probabilities)
-
-Outputs:
-- `logits` float32 [batch, logits_to_keep, vocab_size]
-- `probs` float32 [batch, logits_to_keep, vocab_size] — softmax(logits / temperature), so sampling
-  needs no exp per vocabulary entry in JS
-- `new_kv` float32 [batch, 2 × num_hidden_layers × num_key_value_heads, seq, head_dim] — keys and
-  values of the new positions only, in one tensor: for layer i, rows [2i·kv, (2i+1)·kv) are its key
-  heads and the next kv rows its value heads; append them to the cache
-
-One graph serves prefill (past = 0) and decode, and batches of several sequences of different
-lengths (padded positions are masked out of attention; positions come from `position_ids`). Rotary
-embeddings follow Hugging Face's rotate-half layout. The inputs follow Optimum's naming; the outputs
-do not, on purpose: onnxruntime-web copies every output from WASM to JS memory on every run, so only
-the new positions come back (Optimum's `present.{i}` would return the whole cache, growing with the
-context), and attention scores the past and new keys separately so the cache is not concatenated
-inside the graph. The softmax for sampling is part of the graph too (`probs`).
-
-The graph is written directly with onnx.helper (`scripts/tinylm/onnx_graph.py`): ~30 nodes per layer
-(`SimplifiedLayerNormalization`, `com.microsoft.RotaryEmbedding`, one MatMul for q/k/v and one for
-gate/up, MatMul-based grouped-query attention with a causal + padding bias built once), instead of
-the ~1,900 shape-bookkeeping nodes torch.onnx.export traces for an 8-layer model; onnxruntime-web
-pays per node on every decode step.
-
-## Quantization
-
-`model_quantized.onnx` replaces every MatMul with a constant weight by `com.microsoft.DynamicQuantizeMatMul`
-(activations quantized per run, weights int8 with one scale per output column). Weights use 7 bits
-(±63): native onnxruntime on AVX2 machines without VNNI saturates u8×s8 sums for full-range int8 weights,
-while 7-bit weights give the same results on onnxruntime-web (wasm) and onnxruntime-node. The tied
-embedding is stored once, as the LM head's int8 weight; the token lookup gathers its transpose and
-rescales. The LM head multiplies in fp32 on the same int8 storage: `Cast(int8) * scale`, which ONNX
-Runtime folds once at session start (DynamicQuantizeMatMul over a single row and the whole vocabulary
-is slow on wasm). Measured alternatives are in `BENCHMARKS.md`.
-"""
 
 
 class ExportError(ValueError):
@@ -228,7 +160,8 @@ def export(ckpt_path: str, tokenizer_dir: str, out_dir: str, name: str, eval_pat
         {"bos_token_id": eos_id, "eos_token_id": eos_id, "do_sample": True, "temperature": 0.8, "top_p": 0.95,
          "max_length": cfg.max_seq_len}, indent=2))
     evals = json.loads(Path(eval_path).read_text()) if eval_path else None
-    files = sorted(p for p in tmp.rglob("*") if p.is_file())
+    # Workers static assets: upload only what the server reads (the fp32 graph is for parity checks).
+    (tmp / ".assetsignore").write_text("onnx/model.onnx\nonnx/model.tinylm.onnx\nparity\nvocab_map.json\nREADME.md\nMODEL_CARD.md\nloss-curve.svg\n")
     manifest = {
         "name": name,
         "architecture": {k: v for k, v in vars(cfg).items()},
@@ -239,12 +172,10 @@ def export(ckpt_path: str, tokenizer_dir: str, out_dir: str, name: str, eval_pat
         "quantization": quantization_notes(tmp, {}),
         "training": {k: ckpt.get(k) for k in ("tokens_seen", "val_loss", "data_dir", "rounds", "inherited") if k in ckpt},
         "eval": evals,
-        "files": {str(p.relative_to(tmp)): {"bytes": p.stat().st_size, "sha256": sha256(p)} for p in files},
+        "files": file_hashes(tmp),  # every file written above, as shipped (npm run export drops fp32's entries with the files)
     }
     (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2))
-    # Workers static assets: upload only what the server reads (the fp32 graph is for parity checks).
-    (tmp / ".assetsignore").write_text("onnx/model.onnx\nonnx/model.tinylm.onnx\nparity\nvocab_map.json\nREADME.md\nMODEL_CARD.md\nloss-curve.svg\n")
-    for kept in ("MODEL_CARD.md", "loss-curve.svg"):  # hand-written or drawn from logs: survive a re-export
+    for kept in LATER_FILES:  # hand-written or drawn from logs: survive a re-export
         if (out / kept).exists():
             shutil.copy(out / kept, tmp / kept)
     if out.exists():

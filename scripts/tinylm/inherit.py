@@ -12,6 +12,7 @@ rows are parent rows through vocab_map (compact id → parent id).
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import sys
 from dataclasses import dataclass
@@ -19,7 +20,7 @@ from pathlib import Path
 
 import torch
 
-from .checkpoint import CheckpointError
+from .checkpoint import CheckpointError, load_checkpoint, model_from_checkpoint, save_atomic, weights_only
 from .config import ConfigError, ModelConfig, load_config
 from .data import BatchPlan, DataError, TokenSplit
 from .model import TinyLM
@@ -136,28 +137,30 @@ def learnable_scores(model: TinyLM, batches, keep: dict[str, float], steps: int 
     opt = torch.optim.SGD(logits.values(), lr=lr, momentum=0.9)
     model.train()
     progress = Progress("learnable mask", steps, "steps")
-    for step in range(steps):
-        progress.update(step)
-        x, y = batches[step % len(batches)]
-        gates = {k: torch.sigmoid(v) for k, v in logits.items()}
-        model.channel_gate = gates["channels"]
-        for i, layer in enumerate(model.layers):
-            layer.self_attn.head_gate = gates["heads"][i]
-            layer.mlp.neuron_gate = gates["neurons"][i]
-        loss = model(x, y)[1]
-        # Each family's budget: (mean − keep)² × its size, so every gate feels the same pull whatever
-        # the family's size (scaled by the mean alone, 28,160 FFN gates each got ~7e-6 and the mean
-        # never reached its keep ratio); the loss then decides which gates of the family stay open.
-        penalty = sum((gates[k].mean() - keep[k]) ** 2 * gates[k].numel() for k in gates)
-        opt.zero_grad()
-        (loss + sparsity_weight * penalty).backward()
-        opt.step()
-    progress.done()
-    model.channel_gate = None
-    for layer in model.layers:
-        layer.self_attn.head_gate = layer.mlp.neuron_gate = None
-    for p in model.parameters():
-        p.requires_grad_(True)
+    try:
+        for step in range(steps):
+            progress.update(step)
+            x, y = batches[step % len(batches)]
+            gates = {k: torch.sigmoid(v) for k, v in logits.items()}
+            model.channel_gate = gates["channels"]
+            for i, layer in enumerate(model.layers):
+                layer.self_attn.head_gate = gates["heads"][i]
+                layer.mlp.neuron_gate = gates["neurons"][i]
+            loss = model(x, y)[1]
+            # Each family's budget: (mean − keep)² × its size, so every gate feels the same pull whatever
+            # the family's size (scaled by the mean alone, 28,160 FFN gates each got ~7e-6 and the mean
+            # never reached its keep ratio); the loss then decides which gates of the family stay open.
+            penalty = sum((gates[k].mean() - keep[k]) ** 2 * gates[k].numel() for k in gates)
+            opt.zero_grad()
+            (loss + sparsity_weight * penalty).backward()
+            opt.step()
+        progress.done()
+    finally:  # the parent model is the caller's: never leave it gated or frozen, even after an error
+        model.channel_gate = None
+        for layer in model.layers:
+            layer.self_attn.head_gate = layer.mlp.neuron_gate = None
+        for p in model.parameters():
+            p.requires_grad_(True)
     gates = {k: torch.sigmoid(v.detach()) for k, v in logits.items()}
     learnable_scores.last_means = {k: float(g.mean()) for k, g in gates.items()}
     heads = list(gates["heads"])
@@ -256,6 +259,33 @@ def inherit(parent: TinyLM, student_cfg: ModelConfig, vocab_map: list[int], batc
     return student, {"layers": layers, "layer_method": layer_method, "width_method": width_method}
 
 
+# ---- from files ------------------------------------------------------------------------------------
+
+def read_vocab_map(path: str | Path) -> list[int]:
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, json.JSONDecodeError) as err:
+        raise ConfigError(f"{path}: cannot read vocab map ({err})") from None
+
+
+def inherit_student(parent_ckpt: str | Path, calib_data: str | Path, vocab_map_path: str | Path, student: ModelConfig,
+                    out: str | Path, options: dict, seed: int, device: str = "cpu") -> tuple[TinyLM, dict]:
+    """Build the student from the parent and save it at `out` (weights and how it was inherited).
+    `options`: layers, width, first, seq_len, batch_size, calib_batches, mask_steps (the TOML [inherit])."""
+    parent = model_from_checkpoint(load_checkpoint(parent_ckpt), str(parent_ckpt))
+    split = TokenSplit(calib_data, "train")
+    if split.vocab_size > parent.config.vocab_size:
+        raise ConfigError(f"{calib_data}: vocabulary {split.vocab_size} is not the parent's ({parent.config.vocab_size})")
+    batches = calibration_batches(calib_data, options.get("seq_len", 128), options.get("batch_size", 8),
+                                  options.get("calib_batches", 8), seed)
+    model, info = inherit(parent, student, read_vocab_map(vocab_map_path), batches, options.get("layers", "first_last"),
+                          options.get("width", "taylor"), options.get("first"), device=device,
+                          mask_steps=options.get("mask_steps", 200))
+    info = {**info, "parent": str(parent_ckpt)}
+    save_atomic(weights_only(model, {"inherited": info}), out)
+    return model, info
+
+
 def main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--parent", required=True)
@@ -271,8 +301,6 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--batch-size", type=int, default=8)
     ap.add_argument("--out", required=True)
     args = ap.parse_args(argv)
-    from .stage import inherit_student  # stage imports this module
-
     options = {"layers": args.layers, "width": args.width, "first": args.first, "seq_len": args.seq_len,
                "batch_size": args.batch_size, "calib_batches": args.calib_batches}
     try:

@@ -3,7 +3,7 @@
     /usr/bin/python3 -m scripts.tinylm.interop model     # re-lay a folder written by an older export
 
 Our server's graphs (inputs logits_to_keep and temperature, one new_kv output: FOLDER_README in
-export.py) are fast on WebAssembly but no other tool knows them. The standard contract, the one
+folder.py) are fast on WebAssembly but no other tool knows them. The standard contract, the one
 Optimum exports and transformers.js runs, is: inputs input_ids, attention_mask, position_ids,
 past_key_values.{i}.key/value; outputs logits for every position and present.{i}.key/value (past and
 new keys concatenated). transformers.js looks for it under fixed names (onnx/model.onnx for fp32,
@@ -18,15 +18,16 @@ from __future__ import annotations
 
 import argparse
 import copy
-import hashlib
 import json
+import os
 import sys
 from pathlib import Path
 
 import onnx
 from onnx import TensorProto, helper
 
-TINYLM_SUFFIX = ".tinylm.onnx"
+from .folder import FOLDER_README, TINYLM_SUFFIX, file_hashes, quantization_notes
+
 # Tensors smaller than this stay inside the .tinylm graph: not worth an external reference.
 SHARE_MIN_BYTES = 1024
 
@@ -142,10 +143,11 @@ def raw_data_offsets(buf: bytes) -> dict[str, tuple[int, int]]:
     return out
 
 
-def share_weights(m: onnx.ModelProto, standard_file: Path) -> onnx.ModelProto:
-    """A copy of `m` whose initializers point into `standard_file` wherever it holds the same bytes."""
+def share_weights(m: onnx.ModelProto, standard_file: Path, buf: bytes | None = None) -> onnx.ModelProto:
+    """A copy of `m` whose initializers point into `standard_file` wherever it holds the same bytes
+    (`buf`: those bytes, when the file is not written yet)."""
     m = copy.deepcopy(m)
-    buf = standard_file.read_bytes()
+    buf = standard_file.read_bytes() if buf is None else buf
     where = raw_data_offsets(buf)
     shared = 0
     for t in m.graph.initializer:
@@ -167,21 +169,26 @@ def share_weights(m: onnx.ModelProto, standard_file: Path) -> onnx.ModelProto:
 
 
 def split_contracts(graph_file: Path) -> Path | None:
-    """Turn one graph of ours into the standard graph (same name) + our graph (.tinylm.onnx) sharing its weights."""
+    """Turn one graph of ours into the standard graph (same name) + our graph (.tinylm.onnx) sharing its
+    weights. Both are written whole to temporary files first, then renamed into place: the standard
+    graph, then ours. A run stopped between the two renames leaves our graph's temporary file beside
+    a standard graph, and the next run renames it into place."""
     fast_file = graph_file.with_name(graph_file.name[: -len(".onnx")] + TINYLM_SUFFIX)
+    graph_tmp, fast_tmp = graph_file.with_name(graph_file.name + ".tmp"), fast_file.with_name(fast_file.name + ".tmp")
     if fast_file.exists():
         return None  # already split
     m = onnx.load(str(graph_file))
     if not is_tinylm_contract(m):
-        return None  # a standard graph already (or someone else's)
-    standard = standard_graph(m)
-    graph_file.write_bytes(standard.SerializeToString())
-    fast_file.write_bytes(share_weights(m, graph_file).SerializeToString())
+        if not fast_tmp.exists():
+            return None  # a standard graph already (or someone else's)
+        os.replace(fast_tmp, fast_file)  # the second rename of a split that was stopped
+        return fast_file
+    standard = standard_graph(m).SerializeToString()
+    graph_tmp.write_bytes(standard)
+    fast_tmp.write_bytes(share_weights(m, graph_file, standard).SerializeToString())
+    os.replace(graph_tmp, graph_file)
+    os.replace(fast_tmp, fast_file)
     return fast_file
-
-
-def sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def relayout(folder: Path) -> list[Path]:
@@ -190,8 +197,6 @@ def relayout(folder: Path) -> list[Path]:
                            if not p.name.endswith(TINYLM_SUFFIX)) if f]
     if not any((folder / "onnx").glob("*" + TINYLM_SUFFIX)):
         raise InteropError(f"{folder}: no graph in tinylm's contract (not a folder our exporter wrote); left as it was")
-    from .export import FOLDER_README  # (export imports this module)
-
     if (folder / "README.md").exists():
         (folder / "README.md").write_text(FOLDER_README)
     config_path = folder / "config.json"
@@ -199,33 +204,16 @@ def relayout(folder: Path) -> list[Path]:
     # transformers.js picks the graph by dtype; the int8 one is the one every folder of ours has.
     config["transformers.js_config"] = {"dtype": "q8"}
     config_path.write_text(json.dumps(config, indent=2))
-    manifest_path = folder / "manifest.json"
-    if manifest_path.exists():
-        manifest = json.loads(manifest_path.read_text())
-        manifest["quantization"] = quantization_notes(folder, manifest.get("quantization", {}))
-        # The files it lists (a dropped fp32 graph stays listed, with its size) and the graphs written here.
-        names = set(manifest.get("files", {})) | {f"onnx/{p.name}" for p in (folder / "onnx").glob("*.onnx")}
-        manifest["files"] = {k: ({"bytes": (folder / k).stat().st_size, "sha256": sha256(folder / k)} if (folder / k).exists()
-                                 else manifest["files"][k]) for k in sorted(names)}
-        manifest_path.write_text(json.dumps(manifest, indent=2))
     ignore = folder / ".assetsignore"
     if ignore.exists() and "onnx/model.tinylm.onnx" not in ignore.read_text().split():
         ignore.write_text(ignore.read_text().replace("onnx/model.onnx\n", "onnx/model.onnx\nonnx/model.tinylm.onnx\n"))
+    manifest_path = folder / "manifest.json"
+    if manifest_path.exists():  # last: it hashes the files as they now are (a dropped fp32 graph is not listed)
+        manifest = json.loads(manifest_path.read_text())
+        manifest["quantization"] = quantization_notes(folder, manifest.get("quantization", {}))
+        manifest["files"] = file_hashes(folder)
+        manifest_path.write_text(json.dumps(manifest, indent=2))
     return written
-
-
-INT8_NOTE = ("int8 weights (7-bit symmetric, per output column), DynamicQuantizeMatMul; tied int8 embedding; "
-             "LM head dequantized to fp32 at session start")
-
-
-def quantization_notes(folder: Path, notes: dict) -> dict:
-    out = dict(notes)
-    out["onnx/model_quantized.onnx"] = INT8_NOTE + "; standard contract (transformers.js dtype q8)"
-    out["onnx/model_quantized" + TINYLM_SUFFIX] = "the same graph in tinylm's server contract; weights read from model_quantized.onnx"
-    if (folder / "onnx" / "model.onnx").exists():
-        out["onnx/model.onnx"] = "fp32; standard contract (transformers.js dtype fp32)"
-        out["onnx/model" + TINYLM_SUFFIX] = "the same graph in tinylm's server contract; weights read from model.onnx"
-    return out
 
 
 def main(argv: list[str]) -> int:

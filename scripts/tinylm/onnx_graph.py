@@ -12,7 +12,7 @@ between JS and WASM memory on every run: only the new positions' keys and values
 `new_kv` output), attention scores the past and the new keys separately so the cache is never
 concatenated inside the graph, and `logits_to_keep` asks for the last positions' logits only (a
 prefill needs one row, not one per prompt token). The softmax for sampling is in the graph too
-(`probs`, at a per-row `temperature`). Contract: FOLDER_README in export.py.
+(`probs`, at a per-row `temperature`). Contract: FOLDER_README in folder.py.
 """
 from __future__ import annotations
 

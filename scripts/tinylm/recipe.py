@@ -14,7 +14,8 @@ from pathlib import Path
 from .checkpoint import CheckpointError, load_checkpoint, model_from_checkpoint
 from .config import Config, ConfigError, ModelConfig, TrainConfig, _fill, read_toml
 from .data import DataError
-from .stage import evaluate_model, inherit_student
+from .inherit import inherit_student
+from .stage import evaluate_model
 from .train import train
 
 

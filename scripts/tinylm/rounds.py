@@ -20,8 +20,9 @@ def score_batches(model, batch_fn, batch_ids, device, autocast) -> torch.Tensor:
 
 
 def sample_batches(batch_ids: list[int], losses: torch.Tensor | None, fraction: float, mode: str, seed: int) -> list[int]:
-    """Draw round(fraction × n) batches without replacement: ∝ exp(loss) ("loss") or uniformly ("uniform");
-    "fresh" takes as many batches the run has not seen yet (the same extra tokens without any reuse)."""
+    """Draw round(fraction × n) batches without replacement: ∝ exp(loss) ("loss") or uniformly ("uniform"),
+    returned in a shuffled order; "fresh" takes as many batches the run has not seen yet (the same extra
+    tokens without any reuse)."""
     if not 0 < fraction <= 1:
         raise ValueError(f"round_fraction must be in (0, 1], got {fraction}")
     k = max(1, round(fraction * len(batch_ids)))
@@ -36,4 +37,7 @@ def sample_batches(batch_ids: list[int], losses: torch.Tensor | None, fraction: 
         raise ValueError(f"round_sampling must be 'loss', 'uniform' or 'fresh', got {mode!r}")
     g = torch.Generator().manual_seed(seed)
     picked = torch.multinomial(weights, k, replacement=False, generator=g)
+    # Drawn without replacement, the heaviest batches tend to come out first: trained in draw order,
+    # the round would be a hardest-first curriculum that the uniform arm does not get. Shuffle.
+    picked = picked[torch.randperm(k, generator=g)]
     return [batch_ids[int(i)] for i in picked]

@@ -2,9 +2,10 @@
 
 Each arm of configs/study.toml is one training run (optionally inherited from another arm, or
 branched from a finished arm into a second round), trained and evaluated in its own process. Arms
-run concurrently on one GPU as soon as the arms they need are done. A short probe measures each
-shape's training speed first; if the whole plan would not fit in --budget-s, every arm's token
-count is scaled down by the same factor (comparisons stay at equal tokens).
+run concurrently on one GPU as soon as the arms they need are done. Each shape's training speed is
+what training logged (study_budget.py; a short probe measures a shape never logged); if the arms to
+run would not fit in --budget-s, every arm's token count is scaled down by the same factor
+(comparisons stay at equal tokens).
 
     python3 -m scripts.tinylm.study run configs/study.toml --budget-s 420
     python3 -m scripts.tinylm.study collect runs/study OUT_DIR     # results + logs + shipped weights
@@ -25,8 +26,9 @@ import torch
 from .checkpoint import load_checkpoint, model_from_checkpoint
 from .config import Config, ConfigError, ModelConfig, TrainConfig, _fill
 from .evaluate import zero_shot
-from .stage import evaluate_model, inherit_student
-from .study_budget import arm_estimate_s, estimate_s, probe
+from .inherit import inherit_student
+from .stage import evaluate_model
+from .study_budget import arm_estimate_s, estimate_s, fitting_scale, logged_rates, probe, rate_key
 from .study_plan import base_train, instances, load_study, needs, resolve
 from .study_report import collect, plot, report, score
 from .train import pick_device, train
@@ -95,9 +97,10 @@ def launch(study: dict, name: str, inst: dict, out: Path, scale: float, done: di
 def run(study_path: str | dict, budget_s: float, only: list[str] | None = None, scale: float | None = None,
         tokens: dict[str, float] | None = None, parallel: int | None = None, zero_shot_eval: bool = True,
         out_dir: str | None = None, rates: dict[str, float] | None = None) -> dict:
-    """Run the study. only: these arm instances; scale: a fixed token scale (skips the probe);
-    tokens: arm → tokens overrides. An arm that cannot finish before budget_s runs out (estimated from
-    the probe's rates) is skipped; one that outlives it anyway is stopped (0: no limit)."""
+    """Run the study. only: these arm instances; scale: a fixed token scale (no rates are looked up);
+    tokens: arm → tokens overrides; rates: tokens/s per shape/vocab that override the logged ones.
+    An arm that cannot finish before budget_s runs out (estimated from the rates) is skipped; one that
+    outlives it anyway is stopped (0: no limit)."""
     t_start = time.time()
     study = load_study(study_path)
     for arm, n in (tokens or {}).items():
@@ -118,19 +121,25 @@ def run(study_path: str | dict, budget_s: float, only: list[str] | None = None, 
     done = {n: json.loads((out / n / "result.json").read_text())  # finished earlier: a rerun goes on from there
             for n in insts if (out / n / "result.json").exists()}
     todo = {n: v for n, v in insts.items() if n not in done}  # what the probe measures and the budget plans
-    rates = dict(rates or {})  # tokens/s per shape/vocab: measured by the probe unless given
+    rates = dict(rates or {})  # tokens/s per shape/vocab: as training logged them, else probed, unless given
     multipliers: dict[str, int] = {}
+    probed: dict[str, float] = {}
     if scale is None:
-        rates, multipliers = probe(study, todo=todo)
+        rates = {**logged_rates(study, todo, done, out), **rates}
+        unknown = {n: v for n, v in todo.items() if rate_key(study, v) not in rates}
+        if unknown:
+            probed, multipliers = probe(study, todo=unknown, cache=out / "probe.json")
+        rates.update({k: v * study["study"].get("probe_discount", 1.0) for k, v in probed.items()})
         for inst in insts.values():  # the probe's batch size for each shape (branches copy their base's)
             m = multipliers.get(f"{inst.get('shape')}/{inst.get('vocab')}", 1)
             if m > 1 and "branch" not in inst:
                 inst["train"] = {**inst.get("train", {}), "batch_size": base_train(study, inst)["batch_size"] * m}
         avail = budget_s - (time.time() - t_start) - study["study"].get("reserve_s", 30)
-        plan_s = estimate_s(study, rates, 1.0, todo)
-        scale = min(1.0, avail / plan_s) if budget_s > 0 and plan_s > 0 else 1.0
-        print(f"probe tokens/s {json.dumps({k: round(v) for k, v in rates.items()})}; plan ~{plan_s:.0f} s "
-              f"sequential for {avail:.0f} s available: token scale {scale:.2f}", file=sys.stderr, flush=True)
+        plan_s = estimate_s(study, rates, 1.0, todo, done)
+        scale = fitting_scale(study, rates, avail, todo, done) if budget_s > 0 else 1.0
+        print(f"tokens/s {json.dumps({k: round(v) for k, v in rates.items()})} (probed: {sorted(probed)}); "
+              f"plan ~{plan_s:.0f} s sequential for {avail:.0f} s available: token scale {scale:.2f}",
+              file=sys.stderr, flush=True)
     running: dict[str, tuple[subprocess.Popen, float]] = {}
     parallel = parallel or study["study"].get("parallel", 4)
     deadline = t_start + budget_s if budget_s > 0 else math.inf
@@ -151,7 +160,7 @@ def run(study_path: str | dict, budget_s: float, only: list[str] | None = None, 
                 continue
             why = readiness(name, insts, done)
             # Deadline-aware: an arm that cannot finish in the time left is skipped, not started and killed.
-            need = arm_estimate_s(study, insts[name], rates, scale) if rates and why is None else 0.0
+            need = arm_estimate_s(study, insts[name], rates, scale, done) if rates and why is None else 0.0
             if why is None and time.time() + need > deadline:
                 done[name] = {"ok": False, "error": f"skipped: needs ~{need:.0f} s, {deadline - time.time():.0f} s left"}
             elif why is None:
@@ -167,7 +176,7 @@ def run(study_path: str | dict, budget_s: float, only: list[str] | None = None, 
                 done.setdefault(name, {"ok": False, "error": "not started: time budget spent"})
         time.sleep(0.5 if running else 0)
     summary = {"device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu",
-               "torch": torch.__version__, "probe_tokens_per_s": rates, "batch_multipliers": multipliers, "token_scale": scale,
+               "torch": torch.__version__, "tokens_per_s": rates, "probed": sorted(probed), "batch_multipliers": multipliers, "token_scale": scale,
                "wall_s": time.time() - t_start, "arms": done}
     (out / "results.json").write_text(json.dumps(summary, indent=2))
     return summary

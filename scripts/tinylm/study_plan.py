@@ -8,8 +8,16 @@ from pathlib import Path
 from .config import ConfigError, read_toml
 
 def load_study(path: str | Path | dict) -> dict:
-    """A study config (TOML path, or the same as a dict)."""
-    study = path if isinstance(path, dict) else read_toml(path)
+    """A study config: a TOML file, the same as JSON (a generated config, as the tests write), or a dict."""
+    if isinstance(path, dict):
+        study = path
+    elif str(path).endswith(".json"):
+        try:
+            study = json.loads(Path(path).read_text())
+        except (OSError, json.JSONDecodeError) as err:
+            raise ConfigError(f"{path}: cannot read the study config ({err})") from None
+    else:
+        study = read_toml(path)
     for key in ("study", "vocab", "shape", "train", "arm"):
         if key not in study:
             raise ConfigError(f"{path}: missing [{key}] table")
@@ -54,6 +62,18 @@ def compute_matched_tokens(study: dict, inst: dict, parent_tokens: float) -> flo
     return inst["tokens"] + parent_tokens * ratio
 
 
+def arm_tokens(study: dict, inst: dict, scale: float, done: dict) -> float:
+    """The tokens an arm (not a branch) trains at this token scale: its own, scaled; the compute-matched
+    control adds the parent's tokens as trained (when done) or as planned, in student-token equivalents."""
+    tokens = inst["tokens"] * scale
+    if "compute_matched" in inst:
+        parent = done.get(inst["compute_matched"], {}).get("tokens")
+        if parent is None:
+            parent = study["arm"][inst["compute_matched"]]["tokens"] * scale
+        tokens += compute_matched_tokens(study, inst, parent) - inst["tokens"]
+    return tokens
+
+
 def tokens_per_step(train_cfg: dict) -> int:
     return train_cfg["batch_size"] * train_cfg["seq_len"] * train_cfg.get("grad_accum", 1)
 
@@ -62,22 +82,25 @@ def base_train(study: dict, inst: dict) -> dict:
     return {**study["train"], **study["vocab"][inst["vocab"]].get("train", {}), **inst.get("train", {})}
 
 
+def branch_base(inst: dict, done: dict) -> str | None:
+    """The candidate a round-2 branch goes on from: the finished one (of this run's candidates) with the
+    lowest validation loss; None while none has finished."""
+    ok = [c for c in inst["branch"] if done.get(c, {}).get("ok")]
+    return min(ok, key=lambda c: done[c]["val_loss"]) if ok else None
+
+
 def resolve(study: dict, name: str, inst: dict, out: Path, scale: float, done: dict) -> dict:
     """The arm's model and train config (as TrainConfig fields), given the finished arms it needs."""
     run_dir = out / name
-    if "branch" in inst:  # the best finished candidate (lowest validation loss) goes on into round 2
-        ok = [c for c in inst["branch"] if done.get(c, {}).get("ok")]  # (the candidates of this run)
-        base = min(ok, key=lambda c: done[c]["val_loss"])
+    if "branch" in inst:
+        base = branch_base(inst, done)
         spec = json.loads((out / base / "arm.json").read_text())
         train_cfg = {**spec["train"], **inst.get("train", {}), "out_dir": str(run_dir),
                      "branch_from": str(out / base / "ckpt.pt"), "init_from": ""}
         return {**spec, "name": name, "arm": inst["arm"], "branched_from": base, "train": train_cfg,
                 "inherit": None, "describe": inst.get("describe", spec["describe"])}
     train_cfg = base_train(study, inst)
-    tokens = inst["tokens"] * scale
-    if "compute_matched" in inst:  # the parent's tokens as trained (scaled already), in student-token equivalents
-        tokens = compute_matched_tokens(study, inst, done[inst["compute_matched"]]["tokens"]) - inst["tokens"] + tokens
-    steps = max(4, round(tokens / tokens_per_step(train_cfg)))
+    steps = max(4, round(arm_tokens(study, inst, scale, done) / tokens_per_step(train_cfg)))
     train_cfg.update(max_steps=steps, warmup_steps=min(train_cfg.get("warmup_steps", 0), steps // 5) or 1,
                      data_dir=study["vocab"][inst["vocab"]]["data"], out_dir=str(run_dir), seed=inst["seed"])
     inh = inst.get("inherit")

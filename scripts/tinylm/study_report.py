@@ -19,37 +19,54 @@ TASK_COLUMNS = ("lambada_openai", "arc_easy", "arc_challenge", "piqa", "openbook
 
 # ---- bringing results back ------------------------------------------------------------------------
 
-def shipped(study: dict, results: dict) -> str | None:
-    return next((a for a in study["study"].get("ship", []) if results["arms"].get(a, {}).get("ok")), None)
+def shipped(study: dict, results: dict, out: Path) -> tuple[str, Path] | None:
+    """The arm to bring back and its weights: the first of [study] ship that finished (final.pt), else
+    the first that left a checkpoint (stopped by the time budget, or killed: its last ckpt.pt)."""
+    ship = study["study"].get("ship", [])
+    for arm in ship:
+        if results["arms"].get(arm, {}).get("ok") and (out / arm / "final.pt").exists():
+            return arm, out / arm / "final.pt"
+    for arm in ship:  # final.pt is written only once training is over: then it is the newest
+        for name in ("final.pt", "ckpt.pt"):
+            if (out / arm / name).exists():
+                return arm, out / arm / name
+    return None
 
 
-def bf16_checkpoint(path: Path) -> bytes:
+def bf16_checkpoint(path: Path) -> tuple[bytes, dict]:
     """A weights-only checkpoint with its float tensors in bfloat16: half the bytes to bring back
-    (loading it into a model converts back to float32; the training run itself was bf16 autocast)."""
-    ckpt = torch.load(path, map_location="cpu")
+    (loading it into a model converts back to float32; the training run itself was bf16 autocast).
+    A resumable ckpt.pt loses its optimizer and RNG state. Returns the bytes and what else it holds."""
+    ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    ckpt = {k: v for k, v in ckpt.items() if k not in ("optimizer", "rng")}
     ckpt["model"] = {k: v.to(torch.bfloat16) if v.is_floating_point() else v for k, v in ckpt["model"].items()}
     buf = io.BytesIO()
     torch.save(ckpt, buf)
-    return buf.getvalue()
+    return buf.getvalue(), {k: v for k, v in ckpt.items() if k in ("step", "round", "tokens_seen", "done", "val_loss")}
 
 
 def collect(study_path: str | dict, dest: Path, part_mb: int = 15) -> None:
-    """results + configs + logs (+ plots) as one tar.xz, and the shipped arm's final.pt (bf16) in ≤ part_mb parts."""
+    """results + configs + logs (+ plots) as one tar.xz, and the shipped arm's weights (bf16) in ≤ part_mb
+    parts, with shipped.json saying which file they came from. Works on whatever a run left, finished
+    or not (no results.json: the run's driver did not get to write it)."""
     study = load_study(study_path)
     out = Path(study["study"]["out_dir"])
     dest.mkdir(parents=True, exist_ok=True)
-    results = json.loads((out / "results.json").read_text())
+    results = json.loads((out / "results.json").read_text()) if (out / "results.json").exists() else {"arms": {}}
     with tarfile.open(dest / "study.tar.xz", "w:xz") as tar:
         for f in sorted(out.rglob("*")):
             if f.is_file() and f.suffix in (".json", ".jsonl", ".log", ".png", ".md"):
                 tar.add(f, arcname=str(f.relative_to(out.parent)))
-    ship = shipped(study, results)
+    ship = shipped(study, results, out)
     if ship:
-        data = bf16_checkpoint(out / ship / "final.pt")
+        arm, path = ship
+        data, meta = bf16_checkpoint(path)
         step = part_mb * 2**20
         for k in range(0, len(data), step):
             (dest / f"shipped.pt.part{k // step}").write_bytes(data[k:k + step])
-        print(f"shipped arm {ship}: {len(data) / 2**20:.1f} MiB in {math.ceil(len(data) / step)} parts", file=sys.stderr)
+        info = {"arm": arm, "from": path.name, "finished": bool(results["arms"].get(arm, {}).get("ok")), **meta}
+        (dest / "shipped.json").write_text(json.dumps(info, indent=1))
+        print(f"shipped {json.dumps(info)}: {len(data) / 2**20:.1f} MiB in {math.ceil(len(data) / step)} parts", file=sys.stderr)
 
 
 def score(dest: Path, data: str, tokenizer: str, tasks: str | None = None, seq_len: int = 512, limit: int = 0) -> dict:

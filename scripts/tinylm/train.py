@@ -5,15 +5,17 @@ exact resume, JSONL log, multiple rounds, and DistributedDataParallel under torc
 """
 from __future__ import annotations
 
+import argparse
 import contextlib
 import json
 import math
 import os
 import random
-import argparse
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import IO, Callable
 
 import numpy as np
 import torch
@@ -113,29 +115,187 @@ def truncate_log(path: Path, step: int, round_: int) -> None:
     path.write_text("".join(line + "\n" for line in keep))
 
 
-def train(cfg: Config, stop_after: int | None = None) -> Path:
-    """Train (or resume) the run in cfg.train.out_dir; returns the path of final.pt.
+# ---- one training process, in small steps (as nanoGPT's train.py splits its loop) ----------------
 
-    stop_after: stop (after checkpointing) once this many optimizer steps ran in this process —
-    used to test that an interrupted run resumes exactly.
-    """
+@dataclass
+class Run:
+    """What a training process holds fixed: config, device, data, model, optimizer, log."""
+    cfg: Config
+    device: str
+    autocast: Callable
+    ddp: bool
+    rank: int
+    world: int
+    plan: BatchPlan
+    val_split: TokenSplit
+    model: TinyLM
+    run_model: torch.nn.Module  # the model as trained: compiled and/or wrapped in DDP
+    optimizer: torch.optim.Optimizer
+    log_file: IO | None  # the master's log.jsonl (None elsewhere)
+
+    @property
+    def master(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def micro_per_step(self) -> int:
+        return self.cfg.train.grad_accum * self.world
+
+    @property
+    def resume_path(self) -> Path:
+        return Path(self.cfg.train.out_dir) / "ckpt.pt"
+
+    def log(self, entry: dict) -> None:
+        if self.log_file:
+            self.log_file.write(json.dumps(entry) + "\n")
+            self.log_file.flush()
+
+
+@dataclass
+class Position:
+    """Where a run is: what a checkpoint records beside the weights and the optimizer."""
+    round: int = 1
+    step: int = 0
+    round_batches: list[int] | None = None  # a later round's batches, drawn from the round before
+    tokens_seen: int = 0
+
+
+def init_distributed(tc) -> tuple[bool, int, int, str]:
+    """(ddp, rank, world size, device) for this process: DDP when torchrun started several."""
+    device = pick_device(tc.device)
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return False, 0, 1, device
+    torch.distributed.init_process_group("nccl" if device == "cuda" else "gloo")
+    if device == "cuda":
+        device = f"cuda:{int(os.environ['LOCAL_RANK'])}"
+        torch.cuda.set_device(device)
+    return True, torch.distributed.get_rank(), torch.distributed.get_world_size(), device
+
+
+def seed_everything(seed: int) -> None:
+    torch.manual_seed(seed)
+    np.random.seed(seed)
+    random.seed(seed)
+
+
+def resume_state(tc, resume_path: Path) -> dict | None:
+    """The checkpoint to go on from: this run's own ckpt.pt, else a finished run's (branch_from) whose
+    next round this config trains; None for a fresh run."""
+    if resume_path.exists():
+        return load_checkpoint(resume_path)
+    if not tc.branch_from:
+        return None
+    state = load_checkpoint(tc.branch_from)
+    if "optimizer" not in state:  # a weights-only final.pt of a 1-round run: the optimizer starts afresh
+        state = {**state, "round": 1, "step": tc.max_steps, "round_batches": None, "done": True}
+    if not state.get("done") or state["round"] >= tc.rounds:
+        raise ConfigError(f"{tc.branch_from}: branch_from needs a finished run with fewer than {tc.rounds} rounds")
+    if state["round"] == 1 and state["step"] != tc.max_steps:
+        raise ConfigError(f"{tc.branch_from}: its round 1 ran {state['step']} steps, this config says max_steps {tc.max_steps}")
+    return state
+
+
+def build_model(cfg: Config, state: dict | None, source: str) -> TinyLM:
+    """The checkpoint's model, else init_from's (which must have the configured shape), else a new one."""
+    if state is not None:
+        return model_from_checkpoint(state, source)
+    if cfg.train.init_from:
+        model = model_from_checkpoint(load_checkpoint(cfg.train.init_from), cfg.train.init_from)
+        if vars(model.config) != vars(cfg.model):
+            raise ConfigError(f"{cfg.train.init_from}: model config {vars(model.config)} differs from [model] {vars(cfg.model)}")
+        return model
+    return TinyLM(cfg.model)
+
+
+def steps_in_round(run: Run, pos: Position) -> int:
+    tc = run.cfg.train
+    if pos.round == 1:
+        return tc.max_steps
+    return tc.round_steps or max(1, len(pos.round_batches) // run.micro_per_step)
+
+
+def micro_batch_id(run: Run, pos: Position, k: int) -> int:
+    """The batch of micro-step k of this step on this rank: in order in round 1, from the drawn list after."""
+    i = pos.step * run.micro_per_step + k * run.world + run.rank
+    return i if pos.round == 1 else pos.round_batches[i % len(pos.round_batches)]
+
+
+def save_checkpoint(run: Run, pos: Position, done: bool = False) -> None:
+    if not run.master:
+        return
+    save_atomic({
+        **weights_only(run.model),
+        "optimizer": run.optimizer.state_dict(),
+        "round": pos.round, "step": pos.step, "round_batches": pos.round_batches,
+        "tokens_seen": pos.tokens_seen, "rng": rng_state(),
+        "config": {"model": vars(run.cfg.model), "train": vars(run.cfg.train)},
+        "done": done,
+    }, run.resume_path)
+
+
+def train_step(run: Run, pos: Position, total: int) -> tuple[float, torch.Tensor, torch.Tensor]:
+    """One optimizer step at this position (learning rate, accumulated micro-batches, clipping):
+    (lr, mean loss, gradient norm), the last two still on the device."""
+    tc = run.cfg.train
+    lr = lr_at(pos.step, total, tc, tc.round_lr if pos.round > 1 and tc.round_lr else None, pos.round)
+    for group in run.optimizer.param_groups:
+        group["lr"] = lr
+    loss_sum = 0.0  # kept on the device: reading it every step would stall a GPU
+    for k in range(tc.grad_accum):
+        x, y = run.plan.batch(micro_batch_id(run, pos, k))
+        sync = contextlib.nullcontext() if not run.ddp or k == tc.grad_accum - 1 else run.run_model.no_sync()
+        with sync, run.autocast():
+            _, loss, _ = run.run_model(x.to(run.device), y.to(run.device))
+            (loss / tc.grad_accum).backward()
+        loss_sum = loss_sum + loss.detach() / tc.grad_accum
+    grad_norm = torch.nn.utils.clip_grad_norm_(run.model.parameters(), tc.grad_clip)
+    run.optimizer.step()
+    run.optimizer.zero_grad(set_to_none=True)
+    return lr, loss_sum, grad_norm
+
+
+def next_round_batches(run: Run, pos: Position, total: int) -> list[int]:
+    """The round just finished: score the batches it trained and draw the next round's from them."""
+    tc = run.cfg.train
+    trained = pos.round_batches if pos.round > 1 else list(range(total * run.micro_per_step))
+    fresh = tc.round_sampling == "fresh"  # needs no scores, and must start after every batch seen
+    if not fresh and tc.round_score_limit and len(trained) > tc.round_score_limit:  # CPU budget: an even subset
+        trained = [trained[i * len(trained) // tc.round_score_limit] for i in range(tc.round_score_limit)]
+    losses = None if fresh else score_batches(run.model, run.plan.batch, trained, run.device, run.autocast)
+    batches = sample_batches(trained, losses, tc.round_fraction, tc.round_sampling, tc.seed + pos.round)
+    run.log({"round": pos.round, "step": pos.step, "scored_batches": 0 if losses is None else len(trained),
+             "sampled_batches": len(batches), "sampling": tc.round_sampling,
+             "scored_mean_loss": None if losses is None else float(losses.mean()),
+             # How far loss-weighted sampling can depart from uniform: exp(loss) weights of batches
+             # whose losses spread ~0.04 nats sit within a few percent of each other.
+             "scored_loss_std": None if losses is None else float(losses.std()),
+             "scored_loss_range": None if losses is None else float(losses.max() - losses.min()),
+             "tokens": pos.tokens_seen})
+    return batches
+
+
+def finish(run: Run, pos: Position) -> Path:
+    """The last checkpoint (done), then final.pt: the weights first, then again with their validation loss."""
+    tc = run.cfg.train
+    save_checkpoint(run, pos, done=True)
+    final = Path(tc.out_dir) / "final.pt"
+    if run.master:
+        meta = {"tokens_seen": pos.tokens_seen, "data_dir": tc.data_dir, "rounds": tc.rounds}
+        save_atomic(weights_only(run.model, {**meta, "val_loss": None}), final)
+        val = evaluate(run.model, run.val_split, tc, run.device, run.autocast)
+        save_atomic(weights_only(run.model, {**meta, "val_loss": val}), final)
+    return final
+
+
+def setup(cfg: Config) -> tuple[Run, Position]:
+    """Everything before the first step: device, seeds, data, the model (resumed, branched, initialised
+    or new), the optimizer and where the run stands."""
     tc = cfg.train
     out = Path(tc.out_dir)
-    ddp = int(os.environ.get("WORLD_SIZE", "1")) > 1
-    rank, world = 0, 1
-    device = pick_device(tc.device)
-    if ddp:
-        torch.distributed.init_process_group("nccl" if device == "cuda" else "gloo")
-        rank, world = torch.distributed.get_rank(), torch.distributed.get_world_size()
-        if device == "cuda":
-            device = f"cuda:{int(os.environ['LOCAL_RANK'])}"
-            torch.cuda.set_device(device)
-    master = rank == 0
+    ddp, rank, world, device = init_distributed(tc)
     if tc.threads > 0:
         set_threads(tc.threads)
-    torch.manual_seed(tc.seed)
-    np.random.seed(tc.seed)
-    random.seed(tc.seed)
+    seed_everything(tc.seed)
     if device.startswith("cuda"):
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
@@ -148,25 +308,8 @@ def train(cfg: Config, stop_after: int | None = None) -> Path:
     plan = BatchPlan(train_split, tc.seq_len, tc.batch_size, tc.seed, tc.batch_grouping)
 
     resume_path = out / "ckpt.pt"
-    state = load_checkpoint(resume_path) if resume_path.exists() else None
-    if state is None and tc.branch_from:
-        state = load_checkpoint(tc.branch_from)
-        if "optimizer" not in state:  # a weights-only final.pt of a 1-round run: the optimizer starts afresh
-            state = {**state, "round": 1, "step": tc.max_steps, "round_batches": None, "done": True}
-        if not state.get("done") or state["round"] >= tc.rounds:
-            raise ConfigError(f"{tc.branch_from}: branch_from needs a finished run with fewer than {tc.rounds} rounds")
-        if state["round"] == 1 and state["step"] != tc.max_steps:
-            raise ConfigError(f"{tc.branch_from}: its round 1 ran {state['step']} steps, this config says max_steps {tc.max_steps}")
-    if state is not None:
-        model = model_from_checkpoint(state, str(resume_path if resume_path.exists() else tc.branch_from))
-    elif tc.init_from:
-        init = load_checkpoint(tc.init_from)
-        model = model_from_checkpoint(init, tc.init_from)
-        if vars(model.config) != vars(cfg.model):
-            raise ConfigError(f"{tc.init_from}: model config {vars(model.config)} differs from [model] {vars(cfg.model)}")
-    else:
-        model = TinyLM(cfg.model)
-    model.to(device)
+    state = resume_state(tc, resume_path)
+    model = build_model(cfg, state, str(resume_path if resume_path.exists() else tc.branch_from)).to(device)
     optimizer = make_optimizer(model, tc, device.split(":")[0])
     run_model = model
     if tc.compile and hasattr(torch, "compile") and device.startswith("cuda"):
@@ -174,120 +317,70 @@ def train(cfg: Config, stop_after: int | None = None) -> Path:
     if ddp:
         run_model = torch.nn.parallel.DistributedDataParallel(run_model, device_ids=[device] if device.startswith("cuda") else None)
 
-    micro_per_step = tc.grad_accum * world
-    round_, step, round_batches, tokens_seen = 1, 0, None, 0
+    pos = Position()
     if state is not None:
         if "optimizer" in state:
             optimizer.load_state_dict(state["optimizer"])
             set_rng_state(state["rng"])
-        round_, step, round_batches = state["round"], state["step"], state["round_batches"]
-        tokens_seen = state["tokens_seen"]
-        if master:
-            truncate_log(out / "log.jsonl", step, round_)
-    if master:
+        pos = Position(state["round"], state["step"], state["round_batches"], state["tokens_seen"])
+        if rank == 0:
+            truncate_log(out / "log.jsonl", pos.step, pos.round)
+    if rank == 0:
         out.mkdir(parents=True, exist_ok=True)
         (out / "config.json").write_text(json.dumps({"model": vars(cfg.model), "train": vars(tc)}, indent=2))
-    log_file = open(out / "log.jsonl", "a") if master else None
+    log_file = open(out / "log.jsonl", "a") if rank == 0 else None
+    return Run(cfg, device, autocast, ddp, rank, world, plan, val_split, model, run_model, optimizer, log_file), pos
 
-    def log(entry: dict) -> None:
-        if log_file:
-            log_file.write(json.dumps(entry) + "\n")
-            log_file.flush()
 
-    def steps_in_round(r: int, batches) -> int:
-        if r == 1:
-            return tc.max_steps
-        return tc.round_steps or max(1, len(batches) // micro_per_step)
+def train(cfg: Config, stop_after: int | None = None) -> Path:
+    """Train (or resume) the run in cfg.train.out_dir; returns the path of final.pt.
 
-    def micro_batch_id(r: int, s: int, k: int, batches) -> int:
-        i = s * micro_per_step + k * world + rank
-        return i if r == 1 else batches[i % len(batches)]
-
-    def save(done: bool = False) -> None:
-        if not master:
-            return
-        save_atomic({
-            **weights_only(model),
-            "optimizer": optimizer.state_dict(),
-            "round": round_, "step": step, "round_batches": round_batches,
-            "tokens_seen": tokens_seen, "rng": rng_state(), "config": {"model": vars(cfg.model), "train": vars(tc)},
-            "done": done,
-        }, resume_path)
-
+    stop_after: stop (after checkpointing) once this many optimizer steps ran in this process —
+    used to test that an interrupted run resumes exactly.
+    """
+    tc = cfg.train
+    run, pos = setup(cfg)
     steps_this_process = 0
-    tokens_per_step = micro_per_step * tc.batch_size * tc.seq_len
-    while round_ <= tc.rounds:
-        total = steps_in_round(round_, round_batches)
-        progress = Progress((total - step) * tokens_per_step)
-        start_tokens, t0 = tokens_seen, time.time()
-        while step < total:
-            lr = lr_at(step, total, tc, tc.round_lr if round_ > 1 and tc.round_lr else None, round_)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-            loss_sum = 0.0  # kept on the device: reading it every step would stall a GPU
-            for k in range(tc.grad_accum):
-                x, y = plan.batch(micro_batch_id(round_, step, k, round_batches))
-                sync = contextlib.nullcontext() if not ddp or k == tc.grad_accum - 1 else run_model.no_sync()
-                with sync, autocast():
-                    _, loss, _ = run_model(x.to(device), y.to(device))
-                    (loss / tc.grad_accum).backward()
-                loss_sum = loss_sum + loss.detach() / tc.grad_accum
-            grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)
-            optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
-            step += 1
+    tokens_per_step = run.micro_per_step * tc.batch_size * tc.seq_len
+    while pos.round <= tc.rounds:
+        total = steps_in_round(run, pos)
+        progress = Progress((total - pos.step) * tokens_per_step)
+        start_tokens, t0 = pos.tokens_seen, time.time()
+        while pos.step < total:
+            lr, loss_sum, grad_norm = train_step(run, pos, total)
+            pos.step += 1
+            pos.tokens_seen += tokens_per_step
             steps_this_process += 1
-            tokens_seen += tokens_per_step
-            if step % tc.log_interval == 0 or step == total:
+            if pos.step % tc.log_interval == 0 or pos.step == total:
                 loss_sum, grad_norm = float(loss_sum), float(grad_norm)
                 elapsed = time.time() - t0
-                log({"round": round_, "step": step, "loss": loss_sum, "lr": lr, "grad_norm": grad_norm,
-                     "tokens": tokens_seen, "tok_per_s": (tokens_seen - start_tokens) / max(elapsed, 1e-9)})
-                if master:
-                    progress.show(tokens_seen - start_tokens, step, loss_sum)
+                run.log({"round": pos.round, "step": pos.step, "loss": loss_sum, "lr": lr, "grad_norm": grad_norm,
+                         "tokens": pos.tokens_seen, "tok_per_s": (pos.tokens_seen - start_tokens) / max(elapsed, 1e-9)})
+                if run.master:
+                    progress.show(pos.tokens_seen - start_tokens, pos.step, loss_sum)
             # Save first: an evaluation cut short (a time limit, a crash) must not lose the steps.
-            if step % tc.checkpoint_interval == 0 or step == total:
-                save()
-            if step % tc.eval_interval == 0 or step == total:
-                val = evaluate(model, val_split, tc, device, autocast)
-                log({"round": round_, "step": step, "val_loss": val, "tokens": tokens_seen})
-            if stop_after is not None and steps_this_process >= stop_after and step < total:
-                save()
-                if log_file:
-                    log_file.close()
-                return resume_path
-        # Round finished: pick the batches of the next round.
-        if round_ < tc.rounds:
-            trained = round_batches if round_ > 1 else list(range(total * micro_per_step))
-            fresh = tc.round_sampling == "fresh"  # needs no scores, and must start after every batch seen
-            if not fresh and tc.round_score_limit and len(trained) > tc.round_score_limit:  # CPU budget: an even subset
-                trained = [trained[i * len(trained) // tc.round_score_limit] for i in range(tc.round_score_limit)]
-            losses = None if fresh else score_batches(model, plan.batch, trained, device, autocast)
-            round_batches = sample_batches(trained, losses, tc.round_fraction, tc.round_sampling, tc.seed + round_)
-            log({"round": round_, "step": step, "scored_batches": 0 if losses is None else len(trained),
-                 "sampled_batches": len(round_batches), "sampling": tc.round_sampling,
-                 "scored_mean_loss": None if losses is None else float(losses.mean()),
-                 # How far loss-weighted sampling can depart from uniform: exp(loss) weights of batches
-                 # whose losses spread ~0.04 nats sit within a few percent of each other.
-                 "scored_loss_std": None if losses is None else float(losses.std()),
-                 "scored_loss_range": None if losses is None else float(losses.max() - losses.min()),
-                 "tokens": tokens_seen})
-        round_ += 1
-        step = 0
-        if round_ <= tc.rounds:
-            save()
-    round_ -= 1
-    step = steps_in_round(round_, round_batches)
-    save(done=True)
-    final = out / "final.pt"
-    if master:
-        meta = {"tokens_seen": tokens_seen, "data_dir": tc.data_dir, "rounds": tc.rounds}
-        save_atomic(weights_only(model, {**meta, "val_loss": None}), final)  # the weights first, then the score
-        val = evaluate(model, val_split, tc, device, autocast)
-        save_atomic(weights_only(model, {**meta, "val_loss": val}), final)
-    if log_file:
-        log_file.close()
-    if ddp:
+            if pos.step % tc.checkpoint_interval == 0 or pos.step == total:
+                save_checkpoint(run, pos)
+            if pos.step % tc.eval_interval == 0 or pos.step == total:
+                val = evaluate(run.model, run.val_split, tc, run.device, run.autocast)
+                run.log({"round": pos.round, "step": pos.step, "val_loss": val, "tokens": pos.tokens_seen})
+            if stop_after is not None and steps_this_process >= stop_after and pos.step < total:
+                save_checkpoint(run, pos)
+                if run.log_file:
+                    run.log_file.close()
+                return run.resume_path
+        if pos.round < tc.rounds:
+            pos.round_batches = next_round_batches(run, pos, total)
+        pos.round += 1
+        pos.step = 0
+        if pos.round <= tc.rounds:
+            save_checkpoint(run, pos)
+    pos.round -= 1
+    pos.step = steps_in_round(run, pos)
+    final = finish(run, pos)
+    if run.log_file:
+        run.log_file.close()
+    if run.ddp:
         torch.distributed.destroy_process_group()
     return final
 

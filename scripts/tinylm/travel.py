@@ -5,7 +5,9 @@ text itself), whole books up to a token budget per shard, plus the tokenizers an
 unpack (there): decompress, then rebuild the parent (cl100k) shards from the same books: decode each
 book from compact ids to its exact text and encode it with the parent tokenizer.json (Hugging Face
 `tokenizers`, or `tiktoken` from the same vocabulary). A slice of the parent shards written here by
-`npm run corpus:encode` travels too, and unpack reports how many ids it reproduces.
+`npm run corpus:encode` travels too, and unpack reports how many ids it reproduces. Small data (a
+test's fixtures) can take its parent shards along as they are instead (pack --parent-shards), for a
+machine with neither `tokenizers` nor `tiktoken`. Unpacking the same packed folder again is skipped.
 
     /usr/bin/python3 -m scripts.tinylm.travel pack --out build/gpu --train-tokens 40000000
     python3 -m scripts.tinylm.travel unpack build/gpu --out build
@@ -13,6 +15,7 @@ book from compact ids to its exact text and encode it with the parent tokenizer.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import lzma
 import os
@@ -49,7 +52,8 @@ def books_prefix(header: dict, budget: int) -> int:
     return end
 
 
-def pack(out: Path, data: Path, tokenizer: Path, parent_data: Path, evals: list[Path], train_tokens: int) -> None:
+def pack(out: Path, data: Path, tokenizer: Path, parent_data: Path, evals: list[Path], train_tokens: int,
+         parent_shards: bool = False, parent_tokenizer: Path = PARENT_TOKENIZER) -> None:
     index = json.loads((data / "index.json").read_text())
     total = sum(e["tokens"] for e in index["splits"]["train"])
     share = min(1.0, train_tokens / total)
@@ -66,10 +70,15 @@ def pack(out: Path, data: Path, tokenizer: Path, parent_data: Path, evals: list[
     (out / "compact-8k" / "index.json").write_text(json.dumps({**index, "splits": packed}, indent=1))
     for name in ("tokenizer.json", "tokenizer_config.json", "vocab_map.json"):
         jobs.append((str(tokenizer / name), str(out / "tokenizer-8k" / f"{name}.xz"), -1))
-    jobs.append((str(PARENT_TOKENIZER), str(out / "tokenizer-parent" / "tokenizer.json.xz"), -1))
+    jobs.append((str(parent_tokenizer), str(out / "tokenizer-parent" / "tokenizer.json.xz"), -1))
     jobs += [(str(p), str(out / "eval" / f"{p.name}.xz"), -1) for p in evals]
     parent_index = json.loads((parent_data / "index.json").read_text())
     (out / "parent-index.json").write_text(json.dumps(parent_index, indent=1))
+    if parent_shards:  # whole, as they are (not cut to the compact shards' books)
+        (out / "parent").mkdir()
+        shutil.copy(parent_data / "index.json", out / "parent" / "index.json")
+        jobs += [(str(parent_data / f"{e['shard']}.bin"), str(out / "parent" / f"{e['shard']}.bin.xz"), -1)
+                 for entries in parent_index["splits"].values() for e in entries]
     first_val = parent_data / f"{parent_index['splits']['val'][0]['shard']}.bin"
     (out / "parent-val-head.u32").write_bytes(np.fromfile(first_val, dtype=np.uint32)[:CHECK_TOKENS].tobytes())
     t0 = time.time()
@@ -144,16 +153,42 @@ def parent_encoder(tokenizer_json_path: Path):
     return "tiktoken", lambda docs: enc.encode_ordinary_batch(docs, num_threads=os.cpu_count())
 
 
+def packed_signature(src: Path) -> dict:
+    """What identifies a packed folder, whatever its files' times (it is copied anew to the GPU machine
+    on every call): each file's size, and the indexes' contents."""
+    files = {str(f.relative_to(src)): f.stat().st_size for f in sorted(src.rglob("*")) if f.is_file()}
+    indexes = {k: hashlib.sha256((src / k).read_bytes()).hexdigest() for k in files if k.endswith("index.json")}
+    return {"files": files, "indexes": indexes}
+
+
 def unpack(src: Path, out: Path, parent: bool = True) -> None:
     t0 = time.time()
+    stamp, signature = out / "unpacked.json", {**packed_signature(src), "parent": parent}
+    if stamp.exists() and json.loads(stamp.read_text())["source"] == signature:
+        print(json.dumps({"already_unpacked": str(out), **json.loads(stamp.read_text())["report"]}))
+        return
+    stamp.unlink(missing_ok=True)
     jobs = [(str(f), str(out / f.relative_to(src).with_suffix(""))) for f in src.rglob("*.xz")]
     with ProcessPoolExecutor(os.cpu_count()) as pool:
         list(pool.map(_unxz_job, jobs))
     compact_dir, parent_dir = out / "compact-8k", out / "parent"
     shutil.copy(src / "compact-8k" / "index.json", compact_dir / "index.json")
     index = json.loads((compact_dir / "index.json").read_text())
-    if not parent:
-        return
+    report = {"unpack_s": None, "compact_tokens": {s: sum(e["tokens"] for e in v) for s, v in index["splits"].items()}}
+    if parent and (src / "parent" / "index.json").exists():  # packed with --parent-shards: nothing to rebuild
+        shutil.copy(src / "parent" / "index.json", parent_dir / "index.json")
+        report["parent_encoder"] = "none: packed parent shards"
+    elif parent:
+        report.update(rebuild_parent(src, out, index))
+    report["unpack_s"] = round(time.time() - t0, 1)
+    print(json.dumps(report))
+    stamp.write_text(json.dumps({"source": signature, "report": report}))
+
+
+def rebuild_parent(src: Path, out: Path, index: dict) -> dict:
+    """The parent (cl100k) shards from the same books as the compact ones; how many ids match the slice
+    that travelled."""
+    compact_dir, parent_dir = out / "compact-8k", out / "parent"
     parent_index = json.loads((src / "parent-index.json").read_text())
     decoder = BookDecoder(vocab_bytes(json.loads((out / "tokenizer-8k" / "tokenizer.json").read_text())))
     name, encode = parent_encoder(out / "tokenizer-parent" / "tokenizer.json")
@@ -177,9 +212,8 @@ def unpack(src: Path, out: Path, parent: bool = True) -> None:
     same = int((head[:n] == rebuilt[:n]).sum())
     first = int(np.argmax(head[:n] != rebuilt[:n])) if same < n else -1
     tokens = {s: sum(e["tokens"] for e in v) for s, v in splits.items()}
-    print(json.dumps({"unpack_s": round(time.time() - t0, 1), "parent_encoder": name, "parent_tokens": tokens,
-                      "compact_tokens": {s: sum(e["tokens"] for e in v) for s, v in index["splits"].items()},
-                      "parent_check": {"ids": n, "identical": same, "first_difference": first}}))
+    return {"parent_encoder": name, "parent_tokens": tokens,
+            "parent_check": {"ids": n, "identical": same, "first_difference": first}}
 
 
 def main(argv: list[str]) -> int:
@@ -192,6 +226,9 @@ def main(argv: list[str]) -> int:
     p.add_argument("--parent-data", default="build/data/parent")
     p.add_argument("--evals", nargs="*", default=["build/eval/compact-8k.json", "build/eval/parent.json"])
     p.add_argument("--train-tokens", type=int, default=40_000_000)
+    p.add_argument("--parent-shards", action="store_true",
+                   help="take the parent shards along as they are (small data only), so unpack need not rebuild them")
+    p.add_argument("--parent-tokenizer", default=str(PARENT_TOKENIZER))
     u = sub.add_parser("unpack")
     u.add_argument("src")
     u.add_argument("--out", default="build")
@@ -199,7 +236,7 @@ def main(argv: list[str]) -> int:
     args = ap.parse_args(argv)
     if args.cmd == "pack":
         pack(Path(args.out), Path(args.data), Path(args.tokenizer), Path(args.parent_data), [Path(e) for e in args.evals],
-             args.train_tokens)
+             args.train_tokens, args.parent_shards, Path(args.parent_tokenizer))
     else:
         unpack(Path(args.src), Path(args.out), not args.no_parent)
     return 0

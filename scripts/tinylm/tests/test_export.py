@@ -1,3 +1,4 @@
+import hashlib
 import json
 import shutil
 import subprocess
@@ -40,6 +41,14 @@ def test_missing_tensor_and_missing_tokenizer_are_clear_errors(tmp_path):
     assert r.returncode == 1 and "cannot read tokenizer.json" in r.stderr
 
 
+def assert_manifest_lists_the_folder(folder, manifest):
+    """Every file as it is now, but the manifest itself and the two written after an export."""
+    present = {str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file()} - {"manifest.json", "MODEL_CARD.md", "loss-curve.svg"}
+    assert set(manifest["files"]) == present
+    for rel, entry in manifest["files"].items():
+        assert entry == {"bytes": (folder / rel).stat().st_size, "sha256": hashlib.sha256((folder / rel).read_bytes()).hexdigest()}
+
+
 def test_export_writes_the_folder_with_a_manifest(tmp_path):
     torch.manual_seed(0)
     ckpt = tmp_path / "m.pt"
@@ -47,9 +56,12 @@ def test_export_writes_the_folder_with_a_manifest(tmp_path):
     out = tmp_path / "model"
     out.mkdir()
     (out / "stale.txt").write_text("replaced whole")
+    (out / "MODEL_CARD.md").write_text("kept, and edited after an export: not hashed")
     r = run_export(ckpt, TINY_TOKENIZER, out, "--name", "t")
     assert r.returncode == 0, r.stderr
     manifest = json.loads((out / "manifest.json").read_text())
+    assert_manifest_lists_the_folder(out, manifest)
+    assert (out / "MODEL_CARD.md").exists() and ".assetsignore" in manifest["files"]
     assert manifest["name"] == "t" and manifest["vocabulary"]["size"] == 8192
     for rel in ("config.json", "tokenizer.json", "onnx/model.onnx", "onnx/model_quantized.onnx", "parity/cases.json"):
         assert rel in manifest["files"] and len(manifest["files"][rel]["sha256"]) == 64
@@ -92,6 +104,40 @@ def test_export_writes_both_contracts_sharing_one_copy_of_the_weights(tmp_path):
     assert "onnx/model_quantized.tinylm.onnx" in manifest["files"]
     before = {p: p.read_bytes() for p in (out / "onnx").iterdir()}
     assert relayout(out) == [] and before == {p: p.read_bytes() for p in (out / "onnx").iterdir()}  # idempotent
+    for dropped in ("model.onnx", "model.tinylm.onnx"):  # as npm run export -- --drop-fp32 does
+        (out / "onnx" / dropped).unlink()
+    relayout(out)
+    assert_manifest_lists_the_folder(out, json.loads((out / "manifest.json").read_text()))  # fp32 no longer listed
+
+
+def test_a_split_stopped_between_its_two_renames_is_finished_by_the_next(tmp_path, monkeypatch):
+    import pytest
+    from scripts.tinylm import interop
+    from scripts.tinylm.onnx_graph import build_graph
+
+    torch.manual_seed(0)
+    graph = build_graph(TinyLM(tiny_model_config(n_layers=1)).eval())
+    for name in ("straight", "stopped"):
+        (tmp_path / name).mkdir()
+        onnx.save(graph, str(tmp_path / name / "model.onnx"))
+    interop.split_contracts(tmp_path / "straight" / "model.onnx")
+    replace, calls = interop.os.replace, []
+
+    def stop_at_the_second(src, dst):
+        calls.append(dst)
+        if len(calls) == 2:
+            raise KeyboardInterrupt("stopped")
+        replace(src, dst)
+
+    monkeypatch.setattr(interop.os, "replace", stop_at_the_second)
+    with pytest.raises(KeyboardInterrupt):
+        interop.split_contracts(tmp_path / "stopped" / "model.onnx")
+    monkeypatch.setattr(interop.os, "replace", replace)
+    assert not (tmp_path / "stopped" / "model.tinylm.onnx").exists()  # the standard graph is in place, ours not yet
+    assert interop.split_contracts(tmp_path / "stopped" / "model.onnx") == tmp_path / "stopped" / "model.tinylm.onnx"
+    for name in ("model.onnx", "model.tinylm.onnx"):
+        assert (tmp_path / "stopped" / name).read_bytes() == (tmp_path / "straight" / name).read_bytes()
+    assert sorted(p.name for p in (tmp_path / "stopped").iterdir()) == ["model.onnx", "model.tinylm.onnx"]
 
 
 def test_relayout_leaves_a_folder_it_did_not_write_alone(tmp_path):

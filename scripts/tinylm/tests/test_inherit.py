@@ -176,3 +176,14 @@ def test_learnable_gates_reach_their_keep_ratio_per_family():
     means = learnable_scores.last_means
     for family, ratio in keep.items():
         assert abs(means[family] - ratio) < 0.1, (family, means[family], ratio)
+
+
+def test_learnable_scores_leave_the_parent_ungated_and_trainable_even_after_an_error():
+    torch.manual_seed(0)
+    model = TinyLM(tiny_model_config(vocab_size=97))
+    bad = [(x, y[:, :-1]) for x, y in batches(n=1)]  # targets of the wrong length: the forward pass fails
+    with pytest.raises(Exception):
+        learnable_scores(model, bad, {"channels": 0.5, "heads": 0.5, "neurons": 0.5}, steps=3)
+    assert model.channel_gate is None
+    assert all(layer.self_attn.head_gate is None and layer.mlp.neuron_gate is None for layer in model.layers)
+    assert all(p.requires_grad for p in model.parameters())

@@ -34,3 +34,16 @@ def test_fraction_is_respected_without_replacement():
 def test_bad_fraction_is_an_error():
     with pytest.raises(ValueError, match="round_fraction"):
         sample_batches([1, 2], torch.zeros(2), 1.5, "loss", 0)
+
+
+def test_the_loss_weighted_sample_comes_in_a_shuffled_order_not_hardest_first():
+    """Round 2 trains the batches in the returned order: draw order would put the hardest first (a
+    curriculum the uniform arm does not get)."""
+    ids = list(range(400))
+    losses = torch.linspace(0.0, 8.0, 400)  # steep: without the shuffle the first draws are nearly all high-loss
+    early, late = 0.0, 0.0
+    for seed in range(20):
+        picked = sample_batches(ids, losses, 0.5, "loss", seed)
+        early += sum(losses[b] for b in picked[:50]) / 50
+        late += sum(losses[b] for b in picked[-50:]) / 50
+    assert abs(early - late) / 20 < 0.3, (early / 20, late / 20)

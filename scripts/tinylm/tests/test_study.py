@@ -1,10 +1,13 @@
+import io
 import json
 import os
 import tomllib
 
+import pytest
 import torch
 
 from scripts.tinylm import study as st
+from scripts.tinylm import study_budget
 from scripts.tinylm import study_plan as plan
 from .conftest import ROOT
 
@@ -97,8 +100,6 @@ def test_an_arm_starts_when_what_it_needs_is_done_and_a_branch_needs_one_good_ca
 
 def test_an_arm_writes_its_result_before_zero_shot_scoring(tmp_path, monkeypatch):
     """A budget that ends during zero-shot scoring keeps the arm's validation result."""
-    import pytest
-
     study = tiny_study(tmp_path)
     insts = st.instances(study)
     out = tmp_path / "runs"
@@ -136,8 +137,6 @@ def test_an_arm_that_cannot_finish_in_the_time_left_is_skipped_not_started(tmp_p
 
 
 def test_the_probe_keeps_a_larger_batch_only_when_it_is_faster(tmp_path, monkeypatch):
-    from scripts.tinylm import study_budget
-
     study = tiny_study(tmp_path)
     study["study"]["batch_multipliers"] = [1, 2]
     speeds = {1: 1000.0, 2: 1500.0}  # a GPU-like gain for the student, none for the others
@@ -160,7 +159,7 @@ def test_with_only_the_probe_and_the_budget_cover_the_arms_that_run(tmp_path, mo
     (tmp_path / "runs" / "parent" / "result.json").write_text(json.dumps({"ok": True, "val_loss": 5.0}))
     seen = {}
 
-    def fake_probe(study_, steps=5, todo=None):
+    def fake_probe(study_, steps=5, todo=None, cache=None):
         seen["todo"] = sorted(todo)
         return {"student/compact": 8 * 256 / 5.0}, {}  # scratch's tokens take 5 s
 
@@ -170,3 +169,68 @@ def test_with_only_the_probe_and_the_budget_cover_the_arms_that_run(tmp_path, mo
     assert seen["todo"] == ["scratch"]
     assert summary["token_scale"] == 1.0  # the whole study would have needed ~14 arms' time: scale ≪ 1
     assert summary["arms"]["scratch"]["ok"] and summary["arms"]["parent"]["val_loss"] == 5.0
+
+
+def test_a_branch_is_estimated_from_the_tokens_its_base_trained_whatever_the_scale(tmp_path):
+    """Round 2 halves the batches its base really trained (200M here, by an earlier call's --tokens),
+    not the config's tokens × this call's scale; and scores them first."""
+    study = tiny_study(tmp_path)
+    rates = {"student/compact": 1e6}
+    done = {"inherit-taylor": {"ok": True, "tokens": 200e6, "val_loss": 4.0}}
+    inst = st.instances(study)["round2-loss"]
+    overhead = study["study"]["overhead_s"]
+    for scale in (0.1, 1.0):
+        assert st.arm_estimate_s(study, inst, rates, scale, done) == pytest.approx(overhead + (0.5 + 0.35) * 200)
+    fresh = st.instances(study)["round2-fresh"]  # unseen batches: nothing to score
+    assert st.arm_estimate_s(study, fresh, rates, 1.0, done) == pytest.approx(overhead + 0.5 * 200)
+    # What does not shrink with the scale is left out of it: the overheads and the branch's 170 s come
+    # first, and the scratch arm (100 s at scale 1) scales into the 50 s left.
+    study["arm"]["scratch"]["tokens"] = 100e6
+    todo = {"scratch": st.instances(study)["scratch"], "round2-loss": inst}
+    assert study_budget.fitting_scale(study, rates, 2 * overhead + 170 + 50, todo, done) == pytest.approx(0.5)
+
+
+def test_rates_are_the_logged_ones_and_the_probe_measures_a_shape_once(tmp_path, monkeypatch):
+    study = tiny_study(tmp_path)
+    out = tmp_path / "runs"
+    (out / "parent").mkdir(parents=True)
+    (out / "parent" / "log.jsonl").write_text('{"step": 10, "tok_per_s": 4000.0}\n{"step": 20, "tok_per_s": 5000.0}\n'
+                                              '{"step": 20, "val_loss": 6.0}\n')
+    study["study"]["logged_tokens_per_s"] = {"cpu": {"student/compact": 7000.0}, "NVIDIA H200": {"wide/compact": 1.0}}
+    insts = st.instances(study)
+    todo = {k: insts[k] for k in ("scratch", "inherit-taylor", "round2-loss", "wide")}
+    rates = study_budget.logged_rates(study, todo, {"parent": {"ok": True}}, out)
+    assert rates == {"student/compact": 7000.0}  # the parent's log: not an arm to run; wide: another device's
+    rates = study_budget.logged_rates(study, {**todo, "parent": insts["parent"]}, {"parent": {"ok": True}}, out)
+    assert rates["parent/parent"] == 5000.0  # its last logged rate
+    calls = []
+    monkeypatch.setattr(study_budget, "_rate", lambda *a, **k: calls.append(a[1]["shape"]) or 1000.0)
+    study["study"]["batch_multipliers"] = [1]
+    for _ in range(2):
+        probed, _ = study_budget.probe(study, todo={"wide": insts["wide"]}, cache=out / "probe.json")
+        assert probed == {"wide/compact": 1000.0}
+    assert calls == ["wide"]  # the second call read the cache
+
+
+def test_collect_brings_back_the_newest_checkpoint_of_an_arm_that_did_not_finish(tmp_path):
+    """Stopped by the time budget (or its driver killed before results.json): the shipped arm's last
+    ckpt.pt comes back, in bf16, without its optimizer state, and shipped.json says so."""
+    from scripts.tinylm.checkpoint import weights_only
+    from scripts.tinylm.model import TinyLM
+    from .conftest import tiny_model_config
+
+    study = tiny_study(tmp_path)
+    model = TinyLM(tiny_model_config())
+    ckpt = {**weights_only(model), "optimizer": {"state": {0: torch.zeros(1000, 1000)}}, "rng": {},
+            "round": 1, "step": 500, "tokens_seen": 500 * 4096, "done": False}
+    (tmp_path / "runs" / "inherit-taylor").mkdir(parents=True)
+    torch.save(ckpt, tmp_path / "runs" / "inherit-taylor" / "ckpt.pt")
+    st.collect(study, tmp_path / "back", part_mb=1)
+    info = json.loads((tmp_path / "back" / "shipped.json").read_text())
+    assert info == {"arm": "inherit-taylor", "from": "ckpt.pt", "finished": False, "step": 500, "round": 1,
+                    "tokens_seen": 500 * 4096, "done": False}
+    parts = sorted((tmp_path / "back").glob("shipped.pt.part*"))
+    back = torch.load(io.BytesIO(b"".join(p.read_bytes() for p in parts)))
+    assert "optimizer" not in back and "rng" not in back
+    assert all(v.dtype == torch.bfloat16 for v in back["model"].values())
+    assert (tmp_path / "back" / "study.tar.xz").exists()

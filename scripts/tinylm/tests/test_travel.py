@@ -51,3 +51,22 @@ def test_pack_keeps_whole_books_and_unpack_restores_them(tmp_path):
         got = np.fromfile(tmp_path / "out" / "compact-8k" / split / "part.bin", dtype=np.uint16)
         assert (got == np.fromfile(data / split / "part.bin", dtype=np.uint16)[:len(got)]).all()
     assert (tmp_path / "out" / "tokenizer-8k" / "vocab_map.json").exists()
+
+
+def test_packed_parent_shards_need_no_rebuild_and_a_second_unpack_is_skipped(tmp_path, capsys):
+    travel.pack(tmp_path / "gpu", FIX / "shards-8k-tiny", FIX / "tiny-model", FIX / "shards-parent-tiny", [],
+                train_tokens=10**9, parent_shards=True, parent_tokenizer=ROOT / travel.PARENT_TOKENIZER)
+    travel.unpack(tmp_path / "gpu", tmp_path / "out")  # no tokenizers/tiktoken needed
+    index = json.loads((FIX / "shards-parent-tiny" / "index.json").read_text())
+    assert json.loads((tmp_path / "out" / "parent" / "index.json").read_text()) == index
+    shard = index["splits"]["val"][0]["shard"] + ".bin"
+    assert (tmp_path / "out" / "parent" / shard).read_bytes() == (FIX / "shards-parent-tiny" / shard).read_bytes()
+    capsys.readouterr()
+    before = (tmp_path / "out" / "parent" / shard).stat().st_mtime_ns
+    travel.unpack(tmp_path / "gpu", tmp_path / "out")
+    assert "already_unpacked" in capsys.readouterr().out
+    assert (tmp_path / "out" / "parent" / shard).stat().st_mtime_ns == before
+    with open(tmp_path / "gpu" / "parent-val-head.u32", "ab") as f:  # another pack: unpacked again
+        f.write(b"\0\0\0\0")
+    travel.unpack(tmp_path / "gpu", tmp_path / "out")
+    assert "already_unpacked" not in capsys.readouterr().out
