@@ -20,7 +20,7 @@ export interface ModelShape extends KvShape {
  * Decoder families whose cache is what the ORT backends feed: past_key_values.{i}.key/value of
  * [batch, num_key_value_heads, past, head_dim], RoPE positions, one causal stack (Llama's layout).
  */
-export const LLAMA_LIKE = ["llama", "mistral", "qwen2", "qwen3"];
+const LLAMA_LIKE = ["llama", "mistral", "qwen2", "qwen3"];
 
 export function modelShapeFromConfig(config: Record<string, unknown>, source = "config.json"): ModelShape {
   if (!LLAMA_LIKE.includes(String(config.model_type))) {

@@ -28,7 +28,7 @@ export interface Checkpoint {
 }
 
 /** The GGUF name tried where the host cannot list the folder (Workers' static assets). */
-export const GGUF_FILE = "model.gguf";
+const GGUF_FILE = "model.gguf";
 
 
 /**

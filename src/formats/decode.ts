@@ -5,7 +5,7 @@ import { dtypeBytes, type TensorData } from "./weights.js";
 
 const F16_EXP = new Float32Array(32).map((_, e) => 2 ** (e - 15));
 
-export function f16ToF32(h: number): number {
+function f16ToF32(h: number): number {
   const sign = h & 0x8000 ? -1 : 1, e = (h >> 10) & 31, m = h & 1023;
   if (e === 0) return sign * m * 2 ** -24;
   if (e === 31) return m ? NaN : sign * Infinity;

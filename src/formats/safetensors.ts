@@ -46,7 +46,7 @@ export function parseSafetensors(bytes: Uint8Array, file: string): Map<string, T
 }
 
 /** The files of a sharded checkpoint, from the index's weight_map (tensor → file). */
-export function shardFiles(index: unknown, file = SAFETENSORS_INDEX): string[] {
+function shardFiles(index: unknown, file = SAFETENSORS_INDEX): string[] {
   const map = (index as { weight_map?: unknown } | null)?.weight_map;
   if (typeof map !== "object" || map === null) throw new FormatError(`${file}: no "weight_map" object`);
   const files = [...new Set(Object.values(map as Record<string, unknown>))];

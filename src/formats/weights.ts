@@ -9,7 +9,7 @@ export class FormatError extends Error {}
 /** Element types the readers accept; Q8_0 / Q4_0 are GGUF's 32-value blocks with one f16 scale. */
 export type DType = "F32" | "F16" | "BF16" | "Q8_0" | "Q4_0";
 
-export const ARCHITECTURES = ["llama", "mistral", "qwen2", "qwen3"] as const;
+const ARCHITECTURES = ["llama", "mistral", "qwen2", "qwen3"] as const;
 export type ModelType = (typeof ARCHITECTURES)[number];
 
 /** Llama 3's rope_scaling (type "llama3"): long wavelengths slowed by `factor`, short ones kept, a smooth ramp between. */
@@ -151,7 +151,7 @@ export function checkShapes(a: Architecture, file: string): void {
 }
 
 /** Every tensor the architecture needs, by Hugging Face name, with its shape. */
-export function expectedTensors(a: Architecture): Map<string, number[]> {
+function expectedTensors(a: Architecture): Map<string, number[]> {
   const t = new Map<string, number[]>();
   t.set("model.embed_tokens.weight", [a.vocab, a.dim]);
   t.set("model.norm.weight", [a.dim]);

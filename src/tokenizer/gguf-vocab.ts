@@ -51,7 +51,7 @@ function bosTemplate(bos: string, id: number) {
 }
 
 /** SentencePiece merges from scores: (left, right) for every split of a normal piece into two normal pieces. */
-export function mergesFromScores(tokens: string[], scores: number[], types: number[]): string[] {
+function mergesFromScores(tokens: string[], scores: number[], types: number[]): string[] {
   const ids = new Map<string, number>();
   tokens.forEach((t, i) => {
     if (types[i] === NORMAL && !ids.has(t)) ids.set(t, i);

@@ -5,7 +5,7 @@ import type { Heap } from "./heap.js";
 
 const qmatrix = (name: string) => [`${name}.w`, `${name}.scale`, `${name}.n_out`, `${name}.n_in`];
 
-export const QMATRIX_FIELDS = qmatrix("m").length;
+const QMATRIX_FIELDS = qmatrix("m").length;
 
 export const LAYER_FIELDS = [
   "attn_norm", ...qmatrix("qkv"), "qkv_bias", "q_norm", "k_norm", ...qmatrix("o"), "ffn_norm", ...qmatrix("gate_up"), ...qmatrix("down"),

@@ -188,7 +188,7 @@ const QMAX = 63;
  * θ^(−2i/d), with Llama 3's rope_scaling (transformers' _compute_llama3_parameters) or GGUF's
  * per-frequency divisors (rope_freqs.weight, what llama.cpp stores for the same scaling).
  */
-export function ropeTables(a: Architecture, factors?: Float32Array): { cos: Float32Array; sin: Float32Array } {
+function ropeTables(a: Architecture, factors?: Float32Array): { cos: Float32Array; sin: Float32Array } {
   const half = a.headDim / 2;
   const inv = Float64Array.from({ length: half }, (_, i) => 1 / a.ropeTheta ** ((2 * i) / a.headDim));
   const s = a.ropeScaling;
