@@ -11,19 +11,11 @@ import type { Architecture, TensorData, WeightDescription } from "../../formats/
 
 export class UnsupportedModel extends Error {}
 
-export interface LlamaConfig {
-  dim: number;
-  layers: number;
-  heads: number;
-  kvHeads: number;
-  headDim: number;
-  ffn: number;
-  vocab: number;
-  maxLength: number;
-  eps: number;
+/** The shape the kernels take: the architecture's sizes, with the sliding window as a number (0: the whole context). */
+export type LlamaConfig = Pick<Architecture, "dim" | "layers" | "heads" | "kvHeads" | "headDim" | "ffn" | "vocab" | "maxLength" | "eps"> & {
   /** Keys a position attends to, itself included (mistral), or 0: the whole context. */
   slidingWindow: number;
-}
+};
 
 function llamaConfig(config: Record<string, unknown>): LlamaConfig {
   const num = (key: string, fallback?: number): number => {
