@@ -211,8 +211,8 @@ export class SchemaAutomaton implements AutomatonBuilder {
     return v as number;
   }
 
-  /** Any JSON number (no bounds). */
-  private number(integer: boolean): Fragment {
+  /** A number's start: an optional minus, then "0" (to `zero`) or a digit 1–9 (to `int`); `end` is left for the caller to reach. */
+  private signedLeadingDigit(): { start: number; zero: number; int: number; end: number } {
     const start = this.node(), sign = this.node(), zero = this.node(), int = this.node(), end = this.node();
     this.eps(start, sign);
     const minus = this.node();
@@ -220,6 +220,12 @@ export class SchemaAutomaton implements AutomatonBuilder {
     this.eps(minus, sign);
     this.edge(sign, 0x30, 0x30, zero);
     this.edge(sign, 0x31, 0x39, int);
+    return { start, zero, int, end };
+  }
+
+  /** Any JSON number (no bounds). */
+  private number(integer: boolean): Fragment {
+    const { start, zero, int, end } = this.signedLeadingDigit();
     this.edge(int, 0x30, 0x39, int);
     this.eps(zero, end);
     this.eps(int, end);
@@ -252,13 +258,7 @@ export class SchemaAutomaton implements AutomatonBuilder {
         throw new UnsupportedSchema(`${path}.${key}`, `${path}: ${key} ${JSON.stringify(v)} is not supported on a number (only bounds at or beyond ±10^15; integers take any bounds)`);
       }
     }
-    const start = this.node(), sign = this.node(), zero = this.node(), int = this.node(), end = this.node();
-    this.eps(start, sign);
-    const minus = this.node();
-    this.edge(start, 0x2d, 0x2d, minus);
-    this.eps(minus, sign);
-    this.edge(sign, 0x30, 0x30, zero);
-    this.edge(sign, 0x31, 0x39, int);
+    const { start, zero, int, end } = this.signedLeadingDigit();
     let at = int;
     for (let i = 1; i < 15; i++) {
       const next = this.node();
