@@ -4,7 +4,6 @@ import { modelShapeFromConfig, TokenizerVocabulary, type Decoder, type ModelShap
 import { Engine, type EngineOptions } from "./engine/engine.js";
 import { createBackend, createKernelBackend, type BackendOptions, type OrtGraphInfo, type ReadModelFile } from "./engine/backends.js";
 import { SimdDecoder, type KernelVariant } from "./engine/simd/decoder.js";
-import { describeQuantization } from "./engine/simd/llama-weights.js";
 import { locateCheckpoint, readCheckpoint, type CheckpointFormat, type LocateOptions } from "./formats/checkpoint.js";
 import { ChatTemplate } from "./tokenizer/chat-template.js";
 import { tokenizerJsonFromGguf } from "./tokenizer/gguf-vocab.js";
@@ -115,8 +114,9 @@ export async function loadModel(read: ReadModelFile, opts: LoadOptions): Promise
     } else throw new Error(`${checkpoint.file}: no tokenizer.json beside it and no tokenizer.ggml.* vocabulary in it`);
     checkVocabulary(tokenizer, tokenizerJson !== undefined ? "tokenizer.json" : checkpoint.file, a.vocab, "the embedding's rows");
     shape = { layers: a.layers, kvHeads: a.kvHeads, headDim: a.headDim, vocabSize: a.vocab, maxLength: a.maxLength };
-    decoder = await createKernelBackend(description, opts);
-    weights = { format: description.format, files: description.files, architecture: a.modelType, quantization: describeQuantization(description) };
+    const kernel = await createKernelBackend(description, opts);
+    decoder = kernel.decoder;
+    weights = { format: description.format, files: description.files, architecture: a.modelType, quantization: kernel.quantization };
     log(`tinylm-edge: ${description.files.join(", ")} (${description.format}, ${a.modelType}) runs on our WASM kernels: ${weights.quantization}`);
   }
   const chatTemplate = (await chatTemplateSource(read, tokenizer.config)) ?? templateFallback ?? null;

@@ -25,7 +25,7 @@ describe.each([
     const base = `http://127.0.0.1:${port}`;
     const models = await (await fetch(`${base}/v1/models`)).json();
     expect(models.data[0].meta).toMatchObject({ format, weight_files: files, engine: "simd", engine_fallback_reason: null, onnx_file: null });
-    expect(models.data[0].meta.quantization).toMatch(/^int8 \(7-bit weights, one f32 scale per row\), quantized at load from /);
+    expect(models.data[0].meta.quantization).toMatch(/^projections [48]-bit, a scale per (row|32 values), embedding [48]-bit, a scale per (row|32 values); from /);
     const res = await fetch(`${base}/v1/completions`, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ model: models.data[0].id, prompt: "Once upon a time", max_tokens: 5, temperature: 0 }) });
     const body = await res.json();
     expect([res.status, body.error?.message]).toEqual([200, undefined]);

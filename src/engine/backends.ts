@@ -3,8 +3,8 @@
 import type { Decoder, ModelShape } from "./decoder.js";
 import { createDecoder, type OrtModule } from "./ort/session.js";
 import { StandardOnnxDecoder } from "./ort/standard-onnx-model.js";
-import { SimdDecoder } from "./simd/decoder.js";
-import { kernelWeights, llamaWeights, UnsupportedModel } from "./simd/llama-weights.js";
+import { SimdDecoder, type KvCacheKind } from "./simd/decoder.js";
+import { describeQuantization, kernelWeights, llamaWeights, UnsupportedModel, type WeightBits } from "./simd/llama-weights.js";
 import type { WeightDescription } from "../formats/weights.js";
 import { readOnnx } from "./simd/onnx-reader.js";
 
@@ -33,6 +33,10 @@ export interface BackendOptions {
   log?: (line: string) => void;
   onnxFile: string; // e.g. "onnx/model_quantized.onnx"
   lowMemory?: boolean;
+  /** The kernels' KV cache element type (default DEFAULT_KV_CACHE). */
+  kvCache?: KvCacheKind;
+  /** Bits per weight our kernels make a safetensors / GGUF checkpoint's projections into (default 8; WeightBits). */
+  weightBits?: WeightBits;
 }
 
 /** Our kernels when they can run the graph (and ENGINE allows), else onnxruntime-web. */
@@ -50,7 +54,7 @@ export async function createBackend(read: ReadModelFile, bytes: Uint8Array, conf
     }
     try {
       const relaxed = (await opts.relaxed?.()) ?? null;
-      return { decoder: await SimdDecoder.create(await opts.kernels(), llamaWeights(graph, config), relaxed), reason: null, graph: null };
+      return { decoder: await SimdDecoder.create(await opts.kernels(), llamaWeights(graph, config), relaxed, {}, opts.kvCache), reason: null, graph: null };
     } catch (err) {
       if (!(err instanceof UnsupportedModel)) throw new Error(`${opts.onnxFile}: ${(err as Error).message}`);
       if (choice === "simd") throw new Error(`ENGINE=simd, but the kernels cannot run ${opts.onnxFile}: ${err.message}`);
@@ -67,12 +71,13 @@ export async function createBackend(read: ReadModelFile, bytes: Uint8Array, conf
  * A safetensors or GGUF checkpoint (src/formats/) on our kernels, quantized at load: the only backend
  * for them (onnxruntime-web runs ONNX graphs), so ENGINE=ort is an error that says so.
  */
-export async function createKernelBackend(description: WeightDescription, opts: BackendOptions): Promise<SimdDecoder> {
+export async function createKernelBackend(description: WeightDescription, opts: BackendOptions): Promise<{ decoder: SimdDecoder; quantization: string }> {
   const files = description.files.join(", ");
   if (opts.backend === "ort") throw new Error(`ENGINE=ort, but onnxruntime-web runs ONNX graphs only; ${files} (${description.format}) runs on our WASM kernels (ENGINE=auto or simd)`);
   if (!opts.kernels) throw new Error(`the host did not provide kernels.wasm, which ${files} (${description.format}) needs`);
   const relaxed = (await opts.relaxed?.()) ?? null;
-  return SimdDecoder.create(await opts.kernels(), kernelWeights(description), relaxed);
+  const weights = kernelWeights(description, opts.weightBits);
+  return { decoder: await SimdDecoder.create(await opts.kernels(), weights, relaxed, {}, opts.kvCache), quantization: describeQuantization(description, weights) };
 }
 
 /** Our exporter's graph in tinylm's own contract, beside the standard one it reads its weights from. */

@@ -5,7 +5,8 @@ import { dtypeBytes, type TensorData } from "./weights.js";
 
 const F16_EXP = new Float32Array(32).map((_, e) => 2 ** (e - 15));
 
-function f16ToF32(h: number): number {
+/** IEEE half → number (F16 tensors, GGUF's block scales). */
+export function f16ToF32(h: number): number {
   const sign = h & 0x8000 ? -1 : 1, e = (h >> 10) & 31, m = h & 1023;
   if (e === 0) return sign * m * 2 ** -24;
   if (e === 31) return m ? NaN : sign * Infinity;
@@ -21,17 +22,22 @@ function bf16ToF32(b: number): number {
 /** Decodes row `r` of a tensor of `cols` values per row into out[0..cols). */
 export type RowDecoder = (r: number, out: Float32Array) => void;
 
+/** Hugging Face row → the file's row (llama.cpp's interleaved q/k permutation, see TensorData). */
+export function sourceRow(t: TensorData): (r: number) => number {
+  const heads = t.interleavedHeads;
+  if (!heads) return (r) => r;
+  const hd = t.shape[0] / heads, half = hd / 2;
+  return (r) => {
+    const h = Math.floor(r / hd), i = r % hd;
+    return h * hd + (i < half ? 2 * i : 2 * (i - half) + 1);
+  };
+}
+
 export function rowDecoder(t: TensorData): { rows: number; cols: number; decode: RowDecoder } {
   const cols = t.shape[t.shape.length - 1], rows = t.shape.length === 1 ? 1 : t.shape[0];
   const rowBytes = dtypeBytes(t.dtype, cols);
   const view = new DataView(t.bytes.buffer, t.bytes.byteOffset, t.bytes.byteLength);
-  const heads = t.interleavedHeads, hd = heads ? rows / heads : 0;
-  // Hugging Face row → the file's row (llama.cpp's interleaved q/k permutation, see TensorData).
-  const source = (r: number) => {
-    if (!heads) return r;
-    const h = Math.floor(r / hd), i = r % hd, half = hd / 2;
-    return h * hd + (i < half ? 2 * i : 2 * (i - half) + 1);
-  };
+  const source = sourceRow(t);
   const decode: RowDecoder = (r, out) => {
     const at = source(r) * rowBytes;
     switch (t.dtype) {

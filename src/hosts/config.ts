@@ -3,12 +3,14 @@ import { DEFAULT_CONFIG, type AppConfig } from "../app.js";
 import type { EngineOptions } from "../engine/engine.js";
 import type { BackendChoice } from "../model.js";
 import { parseApiKeys, type ApiKey } from "../key-limits.js";
+import { DEFAULT_KV_CACHE, type KvCacheKind } from "../engine/simd/decoder.js";
+import type { WeightBits } from "../engine/simd/llama-weights.js";
 
 /** Every variable the hosts read (Deno is granted exactly these). */
 export const SETTING_NAMES = [
   "MODEL_DIR", "ONNX_FILE", "HOST", "PORT", "API_KEY", "API_KEYS", "MAX_BATCH", "MAX_QUEUE", "MAX_TOKENS_LIMIT",
   "MAX_BODY_BYTES", "CORS_ORIGINS", "PREFIX_CACHE", "LOW_MEMORY", "THREADS", "ENGINE", "METRICS_PUBLIC",
-  "SHUTDOWN_GRACE_MS", "LOG", "RELAXED_SIMD",
+  "SHUTDOWN_GRACE_MS", "LOG", "RELAXED_SIMD", "KV_CACHE", "WEIGHT_BITS",
 ] as const;
 
 /**
@@ -28,6 +30,10 @@ export interface HostSettings {
   onnxFile: string;
   lowMemory: boolean;
   backend: BackendChoice;
+  /** The WASM SIMD kernels' KV cache: f32 or int8 (KV_CACHE). */
+  kvCache: KvCacheKind;
+  /** Bits per weight of a safetensors / GGUF checkpoint's projections on our kernels: 8 or 4 (WEIGHT_BITS). */
+  weightBits: WeightBits;
   /** How long running streams may go on after SIGTERM/SIGINT before they are ended (Node, Deno). */
   shutdownGraceMs: number;
 }
@@ -72,6 +78,10 @@ export function settingsFrom(env: Record<string, string | undefined>, defaults: 
   const origins = env.CORS_ORIGINS?.trim();
   const backend = (env.ENGINE || "auto") as BackendChoice;
   if (!["auto", "simd", "ort"].includes(backend)) throw new Error(`ENGINE must be auto, simd or ort, got "${env.ENGINE}"`);
+  const kvCache = (env.KV_CACHE || DEFAULT_KV_CACHE) as KvCacheKind;
+  if (!["f32", "int8"].includes(kvCache)) throw new Error(`KV_CACHE must be f32 or int8, got "${env.KV_CACHE}"`);
+  const weightBits = Number(env.WEIGHT_BITS || 8) as WeightBits;
+  if (weightBits !== 8 && weightBits !== 4) throw new Error(`WEIGHT_BITS must be 8 or 4, got "${env.WEIGHT_BITS}"`);
   return {
     app: {
       apiKeys: apiKeysFrom(env, defaults.readText),
@@ -90,6 +100,8 @@ export function settingsFrom(env: Record<string, string | undefined>, defaults: 
     onnxFile: env.ONNX_FILE || "onnx/model_quantized.onnx",
     lowMemory: env.LOW_MEMORY ? env.LOW_MEMORY === "1" : (defaults.lowMemory ?? false),
     backend,
+    kvCache,
+    weightBits,
     shutdownGraceMs: int("SHUTDOWN_GRACE_MS", 10_000),
   };
 }

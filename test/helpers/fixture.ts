@@ -2,7 +2,7 @@
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { OnnxDecoder } from "../../src/engine/ort/onnx-model.js";
-import { SimdDecoder, type KernelVariant } from "../../src/engine/simd/decoder.js";
+import { SimdDecoder, type KernelVariant, type KvCacheKind } from "../../src/engine/simd/decoder.js";
 import { tinylmGraphFile } from "../../src/engine/backends.js";
 import { nodeOrt } from "../../src/node-runtime.js";
 import { llamaWeights } from "../../src/engine/simd/llama-weights.js";
@@ -29,10 +29,10 @@ export const validationTokens = (count: number) => folderTokens(TINY_SHARDS, cou
 export const KERNELS_WASM = join(import.meta.dirname, "../../src/engine/simd/kernels.wasm");
 export const RELAXED_WASM = join(import.meta.dirname, "../../src/engine/simd/relaxed.wasm");
 
-/** Our WASM SIMD kernels on the fixture's int8 graph: plain SIMD128 or relaxed SIMD matrix kernels. */
-export async function simdDecoder(variant: KernelVariant = "simd128", file = "onnx/model_quantized.onnx"): Promise<SimdDecoder> {
+/** Our WASM SIMD kernels on the fixture's int8 graph: plain SIMD128 or relaxed SIMD matrix kernels, an f32 or int8 KV cache. */
+export async function simdDecoder(variant: KernelVariant = "simd128", file = "onnx/model_quantized.onnx", kvCache: KvCacheKind = "f32"): Promise<SimdDecoder> {
   nodeOrt(1); // the Node host's V8 flags, relaxed SIMD among them
   const module = await WebAssembly.compile(readFileSync(KERNELS_WASM));
   const relaxed = variant === "relaxed-simd" ? await WebAssembly.compile(readFileSync(RELAXED_WASM)) : null;
-  return SimdDecoder.create(module, llamaWeights(readOnnx(readFileSync(join(FIXTURE_DIR, file))), fixture.config), relaxed);
+  return SimdDecoder.create(module, llamaWeights(readOnnx(readFileSync(join(FIXTURE_DIR, file))), fixture.config), relaxed, {}, kvCache);
 }

@@ -3,8 +3,9 @@
 // token ids go in and the wanted logits come out. Same interface as the onnxruntime-web backend.
 import { runEachPathOnce, type Decoder, type ModelShape, type SequenceCache, type StepInput, type StepOutput } from "../decoder.js";
 import { Heap, PagePool } from "./heap.js";
-import { checkLayout, LAYER_FIELDS, MODEL_FIELDS, ROW_FIELDS as ROW_FIELD_NAMES, writeStruct } from "./layout.js";
-import type { Int8Matrix, LlamaWeights } from "./llama-weights.js";
+import { checkLayout, LAYER_FIELDS, MODEL_FIELDS, QMATRIX_FIELDS, ROW_FIELDS as ROW_FIELD_NAMES, writeStruct } from "./layout.js";
+import type { LlamaWeights } from "./llama-weights.js";
+import { KIND_CODE, type QuantMatrix } from "./quantize.js";
 
 const ROW_FIELDS = ROW_FIELD_NAMES.length;
 
@@ -18,6 +19,13 @@ const PAGE = 128;
 /** Rows (tokens) per forward call: longer prompts are fed in chunks; bounds the scratch memory. */
 const MAX_ROWS = 64;
 
+/**
+ * The KV cache's element type. f32: keys and values as computed. int8: each position's key and value
+ * of each KV head quantized with an f32 scale per 32 dimensions (72 instead of 256 bytes per 64-wide
+ * head); the scores are integer dot products with the query quantized per head (kernels/attention.c).
+ */
+export type KvCacheKind = "f32" | "int8";
+export const DEFAULT_KV_CACHE: KvCacheKind = "f32";
 
 /** Which matrix kernels run: relaxed SIMD's int8 dot product, or plain SIMD128's int16 one. */
 export type KernelVariant = "relaxed-simd" | "simd128";
@@ -25,6 +33,70 @@ export type KernelVariant = "relaxed-simd" | "simd128";
 interface Kernels {
   forward(model: number, rows: number, nRows: number, headRows: number, nHead: number, invTemp: number, logits: number, probs: number): void;
   struct_bytes(which: number): number;
+}
+
+/** kernels.wasm with its own memory, and relaxed.wasm's matrix kernels imported when given. */
+async function instantiate(module: WebAssembly.Module, relaxed: WebAssembly.Module | null, env: Record<string, unknown> = {}) {
+  const memory = new WebAssembly.Memory({ initial: 2 });
+  const imports: Record<string, unknown> = {};
+  const gemms = ["gemm", "gemm_s8", "gemm_q8b", "gemm_q4b"];
+  if (relaxed) {
+    const { exports } = await WebAssembly.instantiate(relaxed, { env: { memory } });
+    for (const name of gemms) imports[`relaxed_${name}`] = exports[name];
+  } else {
+    for (const name of gemms) imports[`relaxed_${name}`] = () => {
+      throw new Error(`relaxed_${name} called without relaxed.wasm`);
+    };
+  }
+  const instance = await WebAssembly.instantiate(module, { env: { ...env, ...imports, memory } });
+  return { instance, memory };
+}
+
+/**
+ * Matrix products on the kernels outside a model, for parity tests and the bench's kernel rows:
+ * y[rows][m.rows] = x[rows][m.cols] · Wᵀ, through the same code as a forward pass (kernels/matmul.c).
+ * load() copies a matrix into the kernels' memory once; run() reuses the memory above the loaded ones.
+ */
+export class KernelMatmul {
+  private readonly heap: Heap;
+
+  private constructor(private readonly instance: WebAssembly.Instance, private readonly memory: WebAssembly.Memory, readonly variant: KernelVariant) {
+    this.heap = new Heap(memory, (instance.exports.__heap_base as WebAssembly.Global).value as number);
+  }
+
+  static async create(module: WebAssembly.Module, relaxed: WebAssembly.Module | null = null): Promise<KernelMatmul> {
+    const { instance, memory } = await instantiate(module, relaxed);
+    return new KernelMatmul(instance, memory, relaxed ? "relaxed-simd" : "simd128");
+  }
+
+  load(m: QuantMatrix): { at: number; rows: number; cols: number } {
+    const { heap } = this, at = heap.alloc(QMATRIX_FIELDS * 4);
+    const fields = [put(heap, m.data), put(heap, bytesOf(m.scale)), m.rows, m.cols, KIND_CODE[m.kind]]; // before the view: alloc may grow the memory
+    heap.i32(at, QMATRIX_FIELDS).set(fields);
+    return { at, rows: m.rows, cols: m.cols };
+  }
+
+  run(m: { at: number; rows: number; cols: number }, x: Float32Array, rows: number): Float32Array {
+    if (x.length !== rows * m.cols) throw new Error(`${x.length} inputs are not ${rows} rows of ${m.cols}`);
+    const scratch = new Heap(this.memory, this.heap.top);
+    const model = scratch.alloc(MODEL_FIELDS.length * 4), xAt = put(scratch, bytesOf(x)), y = scratch.alloc(rows * m.rows * 4);
+    // The matrix kernels read only the Model's scratch fields; the rest stay 0.
+    writeStruct(scratch, model, MODEL_FIELDS, {
+      ...Object.fromEntries(MODEL_FIELDS.map((name) => [name, 0])),
+      xq: scratch.alloc(rows * m.cols * 2), xq_scale: scratch.alloc(rows * 4), relaxed: this.variant === "relaxed-simd" ? 1 : 0,
+      xq_sum: scratch.alloc(rows * 4), xq_bsum: scratch.alloc(rows * Math.ceil(m.cols / 32) * 4),
+    });
+    (this.instance.exports.matmul as (m: number, y: number, x: number, rows: number, w: number) => void)(model, y, xAt, rows, m.at);
+    return scratch.f32(y, rows * m.rows).slice();
+  }
+}
+
+const bytesOf = (f: Float32Array) => new Uint8Array(f.buffer, f.byteOffset, f.byteLength);
+
+function put(heap: Heap, bytes: Uint8Array): number {
+  const at = heap.alloc(bytes.byteLength);
+  heap.u8(at, bytes.byteLength).set(bytes);
+  return at;
 }
 
 export class PagedKvCache implements SequenceCache {
@@ -67,18 +139,14 @@ export class SimdDecoder implements Decoder<PagedKvCache> {
    * weights; with a compiled relaxed.wasm (the runtime has relaxed SIMD), its matrix kernel is used.
    * `env` adds imports (the bench's profiling build imports `now`).
    */
-  static async create(module: WebAssembly.Module, weights: LlamaWeights, relaxed: WebAssembly.Module | null = null, env: Record<string, unknown> = {}): Promise<SimdDecoder> {
-    const memory = new WebAssembly.Memory({ initial: 2 });
-    const relaxedGemm = relaxed
-      ? (await WebAssembly.instantiate(relaxed, { env: { memory } })).exports.gemm
-      : () => {
-          throw new Error("relaxed_gemm called without relaxed.wasm");
-        };
-    const instance = await WebAssembly.instantiate(module, { env: { ...env, memory, relaxed_gemm: relaxedGemm } });
-    return new SimdDecoder(instance, memory, weights, relaxed ? "relaxed-simd" : "simd128");
+  static async create(module: WebAssembly.Module, weights: LlamaWeights, relaxed: WebAssembly.Module | null = null, env: Record<string, unknown> = {},
+    kvCache: KvCacheKind = DEFAULT_KV_CACHE): Promise<SimdDecoder> {
+    const { instance, memory } = await instantiate(module, relaxed, env);
+    return new SimdDecoder(instance, memory, weights, relaxed ? "relaxed-simd" : "simd128", kvCache);
   }
 
-  private constructor(readonly instance: WebAssembly.Instance, memory: WebAssembly.Memory, weights: LlamaWeights, readonly variant: KernelVariant) {
+  private constructor(readonly instance: WebAssembly.Instance, memory: WebAssembly.Memory, weights: LlamaWeights, readonly variant: KernelVariant,
+    readonly kvCache: KvCacheKind) {
     const c = weights.config;
     this.shape = { layers: c.layers, kvHeads: c.kvHeads, headDim: c.headDim, vocabSize: c.vocab, maxLength: c.maxLength };
     this.kernels = instance.exports as unknown as Kernels;
@@ -96,12 +164,10 @@ export class SimdDecoder implements Decoder<PagedKvCache> {
       heap.f32(at, data.length).set(data);
       return at;
     };
-    // Stored with an offset of 64 (kernels/simd.h).
-    const matrix = (name: string, m: Int8Matrix): Record<string, number> => {
-      const w = heap.alloc(m.rows * m.cols);
-      const out = heap.u8(w, m.rows * m.cols);
-      for (let i = 0; i < out.length; i++) out[i] = m.data[i] + 64;
-      return { [`${name}.w`]: w, [`${name}.scale`]: floats(m.scale), [`${name}.n_out`]: m.rows, [`${name}.n_in`]: m.cols };
+    const matrix = (name: string, m: QuantMatrix): Record<string, number> => {
+      const w = heap.alloc(m.data.byteLength);
+      heap.u8(w, m.data.byteLength).set(m.data);
+      return { [`${name}.w`]: w, [`${name}.scale`]: floats(m.scale), [`${name}.n_out`]: m.rows, [`${name}.n_in`]: m.cols, [`${name}.kind`]: KIND_CODE[m.kind] };
     };
     weights.layers.forEach((l, i) => {
       writeStruct(heap, layers + i * LAYER_FIELDS.length * 4, LAYER_FIELDS, {
@@ -121,8 +187,9 @@ export class SimdDecoder implements Decoder<PagedKvCache> {
       max_rows: MAX_ROWS, page_size: PAGE, eps: c.eps, ...embedding, ...lmHead,
       final_norm: floats(weights.finalNorm), rope_cos: floats(weights.ropeCos), rope_sin: floats(weights.ropeSin), layers,
       x: scratch(c.dim), h: scratch(c.dim), qkv: scratch(width), att: scratch(widest), gu: scratch(2 * c.ffn),
-      scores: heap.alloc((c.heads / c.kvHeads) * c.maxLength * 4), xq: heap.alloc(MAX_ROWS * widest * 2), xq_scale: scratch(1),
+      scores: heap.alloc((c.heads / c.kvHeads + 1) * (c.maxLength + 2) * 4), xq: heap.alloc(MAX_ROWS * widest * 2), xq_scale: scratch(1),
       relaxed: variant === "relaxed-simd" ? 1 : 0, xq_sum: scratch(1), sliding_window: c.slidingWindow,
+      xq_bsum: heap.alloc(MAX_ROWS * Math.ceil(widest / 32) * 4), kv_int8: kvCache === "int8" ? 1 : 0,
     });
 
     // Per-call inputs and outputs.
@@ -135,7 +202,10 @@ export class SimdDecoder implements Decoder<PagedKvCache> {
       logits: scratch(c.vocab),
       probs: scratch(c.vocab),
     };
-    this.pool = new PagePool(heap, c.layers * 2 * c.kvHeads * PAGE * c.headDim * 4);
+    // A page: [layer][key | value][kv_head][PAGE][head_dim] f32, or int8 followed by the scales
+    // [layer][key | value][kv_head][head_dim / 32 blocks, or 1][PAGE] f32 (kernels/attention.c).
+    const perPosition = kvCache === "int8" ? c.headDim + 4 * (c.headDim % 32 ? 1 : c.headDim / 32) : c.headDim * 4;
+    this.pool = new PagePool(heap, c.layers * 2 * c.kvHeads * PAGE * perPosition);
   }
 
   get memory(): WebAssembly.Memory {

@@ -5,19 +5,24 @@
 const WASM_PAGE = 65536;
 
 export class Heap {
-  private top: number;
+  private end: number;
 
   constructor(readonly memory: WebAssembly.Memory, base: number) {
-    this.top = base;
+    this.end = base;
   }
 
   /** `bytes` bytes aligned to 16 (SIMD loads), zeroed (fresh memory is zero and is never reused here). */
   alloc(bytes: number): number {
-    const at = Math.ceil(this.top / 16) * 16;
-    this.top = at + bytes;
-    const missing = this.top - this.memory.buffer.byteLength;
+    const at = Math.ceil(this.end / 16) * 16;
+    this.end = at + bytes;
+    const missing = this.end - this.memory.buffer.byteLength;
     if (missing > 0) this.memory.grow(Math.ceil(missing / WASM_PAGE));
     return at;
+  }
+
+  /** The first address not yet handed out. */
+  get top(): number {
+    return this.end;
   }
 
   get bytes(): number {

@@ -3,9 +3,9 @@
 // which must be simd.h's; SimdDecoder compares the sizes with the kernels' struct_bytes() at load.
 import type { Heap } from "./heap.js";
 
-const qmatrix = (name: string) => [`${name}.w`, `${name}.scale`, `${name}.n_out`, `${name}.n_in`];
+const qmatrix = (name: string) => [`${name}.w`, `${name}.scale`, `${name}.n_out`, `${name}.n_in`, `${name}.kind`];
 
-const QMATRIX_FIELDS = qmatrix("m").length;
+export const QMATRIX_FIELDS = qmatrix("m").length;
 
 export const LAYER_FIELDS = [
   "attn_norm", ...qmatrix("qkv"), "qkv_bias", "q_norm", "k_norm", ...qmatrix("o"), "ffn_norm", ...qmatrix("gate_up"), ...qmatrix("down"),
@@ -14,7 +14,7 @@ export const LAYER_FIELDS = [
 export const MODEL_FIELDS = [
   "dim", "n_layers", "n_heads", "n_kv_heads", "head_dim", "ffn", "vocab", "max_rows", "page_size", "eps",
   ...qmatrix("embedding"), ...qmatrix("lm_head"), "final_norm", "rope_cos", "rope_sin", "layers",
-  "x", "h", "qkv", "att", "gu", "scores", "xq", "xq_scale", "relaxed", "xq_sum", "sliding_window",
+  "x", "h", "qkv", "att", "gu", "scores", "xq", "xq_scale", "relaxed", "xq_sum", "sliding_window", "xq_bsum", "kv_int8",
 ] as const;
 
 export const ROW_FIELDS = ["token", "position", "pages"] as const;

@@ -3,11 +3,13 @@
 //    initializers onnxruntime-web does, so the folder keeps one copy. Anything else (another graph
 //    layout, fp32 weights, shapes the kernels do not tile) is reported as UnsupportedModel with the
 //    reason, and the model loader falls back to onnxruntime-web;
-//  - a validated weight description (src/formats/: safetensors, GGUF), quantized once here to the
-//    kernels' 7-bit rows whatever its dtype (F32/F16/BF16, and GGUF's Q8_0/Q4_0 blocks decoded first).
+//  - a validated weight description (src/formats/: safetensors, GGUF), made once here into the
+//    kernels' kinds (quantize.ts): F32/F16/BF16 quantized to 8-bit rows (or 4-bit blocks), GGUF's
+//    Q8_0 / Q4_0 blocks repacked value for value.
 import { DataType, type OnnxGraph, type OnnxTensor } from "./onnx-reader.js";
-import { decodeVector, rowDecoder } from "../../formats/decode.js";
+import { decodeVector, rowDecoder, sourceRow } from "../../formats/decode.js";
 import type { Architecture, TensorData, WeightDescription } from "../../formats/weights.js";
+import { fromColumnMajorInt7, quantizeMatrix, repackGgufBlocks, type MatrixKind, type QuantMatrix } from "./quantize.js";
 
 export class UnsupportedModel extends Error {}
 
@@ -34,33 +36,24 @@ function llamaConfig(config: Record<string, unknown>): LlamaConfig {
   };
 }
 
-/** A 7-bit weight as the kernels want it: rows = outputs, W[o][k] ≈ data[o·cols + k] · scale[o], |data| ≤ 63. */
-export interface Int8Matrix {
-  rows: number;
-  cols: number;
-  /** Row-major [rows, cols]. */
-  data: Int8Array;
-  scale: Float32Array;
-}
-
 export interface LlamaLayerWeights {
   attnNorm: Float32Array;
-  qkv: Int8Matrix;
+  qkv: QuantMatrix;
   /** q, k, v biases (qwen2), the q part scaled by 1/√head_dim as the q rows are; or null. */
   qkvBias: Float32Array | null;
   /** Per-head RMSNorm weights of q (carrying 1/√head_dim) and k (qwen3), or null. */
   qNorm: Float32Array | null;
   kNorm: Float32Array | null;
-  o: Int8Matrix;
+  o: QuantMatrix;
   ffnNorm: Float32Array;
-  gateUp: Int8Matrix;
-  down: Int8Matrix;
+  gateUp: QuantMatrix;
+  down: QuantMatrix;
 }
 
 export interface LlamaWeights {
   config: LlamaConfig;
-  embedding: Int8Matrix; // [vocab, dim]: token lookup, and the LM head when lmHead is null (tied)
-  lmHead: Int8Matrix | null;
+  embedding: QuantMatrix; // [vocab, dim]: token lookup, and the LM head when lmHead is null (tied)
+  lmHead: QuantMatrix | null;
   finalNorm: Float32Array;
   ropeCos: Float32Array; // [positions, headDim / 2]
   ropeSin: Float32Array;
@@ -90,14 +83,15 @@ function tensor(graph: OnnxGraph, name: string, dataType: number, dims: number[]
 const f32 = (t: { raw: Uint8Array }) => new Float32Array(new Uint8Array(t.raw).buffer);
 const i8 = (t: { raw: Uint8Array }) => new Int8Array(t.raw.buffer, t.raw.byteOffset, t.raw.byteLength);
 
-function matrix(graph: OnnxGraph, base: string, inputs: number, outputs: number): Int8Matrix {
+// The graph stores [in, out] int8 with a scale per output; the kernels take one row per output.
+// Our exporter writes 7-bit weights (q7, relaxed SIMD's fastest kind); other 8-bit ones run as q8.
+function matrix(graph: OnnxGraph, base: string, inputs: number, outputs: number): QuantMatrix {
   const columnMajor = i8(tensor(graph, `${base}_int8`, DataType.INT8, [inputs, outputs]));
-  // The kernels store weights with an offset of 64 in 7 bits (relaxed SIMD's unsigned operand).
-  for (const v of columnMajor) if (v < -64 || v > 63) throw new UnsupportedModel(`"${base}_int8" has 8-bit weights (${v}); the kernels take 7-bit ones (±63, as our exporter writes)`);
-  // The graph stores [in, out]: transposed to one row per output.
-  const data = new Int8Array(inputs * outputs);
-  for (let k = 0; k < inputs; k++) for (let o = 0; o < outputs; o++) data[o * inputs + k] = columnMajor[k * outputs + o];
-  return { rows: outputs, cols: inputs, data, scale: f32(tensor(graph, `${base}_scale`, DataType.FLOAT, [outputs])) };
+  const scale = f32(tensor(graph, `${base}_scale`, DataType.FLOAT, [outputs]));
+  if (columnMajor.every((v) => v >= -64 && v <= 63)) return fromColumnMajorInt7(columnMajor, scale, outputs, inputs);
+  const data = new Uint8Array(outputs * inputs);
+  for (let k = 0; k < inputs; k++) for (let o = 0; o < outputs; o++) data[o * inputs + k] = Math.max(-127, columnMajor[k * outputs + o]) & 0xff;
+  return { kind: "q8", rows: outputs, cols: inputs, data, scale };
 }
 
 /** The weights of our int8 graph, or UnsupportedModel naming why the kernels cannot run it. */
@@ -144,36 +138,51 @@ export function llamaWeights(graph: OnnxGraph, configJson: Record<string, unknow
   };
 }
 
-/** 7-bit rows (one scale each) of a tensor, rows decoded one at a time; `rowScale` multiplies every scale. */
-function quantizeRows(t: TensorData, rowScale = 1): Int8Matrix {
+/**
+ * Bits per weight of the kernels' matrices made from a checkpoint: 8 (F32/F16/BF16 → q8 rows, a
+ * scale each; GGUF Q8_0 and Q4_0 blocks kept as they are) or 4 (every projection → q4_32 blocks:
+ * F-types quantized, Q8_0 requantized, Q4_0 kept). The embedding table (the tied LM head) stays 8-bit
+ * in both unless the file holds it in Q4_0: a 4-bit head costs the most accuracy per byte saved.
+ */
+export type WeightBits = 8 | 4;
+
+/**
+ * A tensor in the kernels' layout at `bits`; `rowScale` multiplies every scale (q's 1/√head_dim).
+ * Block kinds need columns a multiple of 32 and rows a multiple of 4 (quantize.ts); a tensor of
+ * another shape (an embedding of 151,643 rows, say) becomes 8-bit rows instead.
+ */
+function kernelMatrix(t: TensorData, bits: WeightBits, rowScale = 1): QuantMatrix {
   const { rows, cols, decode } = rowDecoder(t);
-  const data = new Int8Array(rows * cols), scale = new Float32Array(rows), row = new Float32Array(cols);
-  for (let r = 0; r < rows; r++) {
-    decode(r, row);
-    let amax = 0;
-    for (let k = 0; k < cols; k++) amax = Math.max(amax, Math.abs(row[k]));
-    const s = amax > 0 ? amax / QMAX : 1;
-    const q = data.subarray(r * cols, (r + 1) * cols);
-    for (let k = 0; k < cols; k++) q[k] = Math.round(row[k] / s);
-    scale[r] = s * rowScale;
+  const blocksFit = cols % 32 === 0 && rows % 4 === 0;
+  let m: QuantMatrix;
+  if (blocksFit && ((t.dtype === "Q8_0" && bits === 8) || t.dtype === "Q4_0")) {
+    m = repackGgufBlocks(t.bytes, rows, cols, t.dtype, sourceRow(t));
+  } else {
+    const f32 = new Float32Array(rows * cols);
+    for (let r = 0; r < rows; r++) decode(r, f32.subarray(r * cols, (r + 1) * cols));
+    m = quantizeMatrix(f32, rows, cols, bits === 4 && blocksFit ? "q4_32" : "q8");
   }
-  return { rows, cols, data, scale };
+  if (rowScale !== 1) m.scale.forEach((v, i) => (m.scale[i] = v * rowScale));
+  return m;
 }
 
-/** Matrices with the same inputs as one, their rows stacked (q|k|v, gate|up: one kernel call each). */
-function stack(parts: Int8Matrix[]): Int8Matrix {
-  const rows = parts.reduce((n, p) => n + p.rows, 0), cols = parts[0].cols;
-  const data = new Int8Array(rows * cols), scale = new Float32Array(rows);
-  let at = 0;
-  for (const p of parts) {
-    data.set(p.data, at * cols);
-    scale.set(p.scale, at);
-    at += p.rows;
-  }
-  return { rows, cols, data, scale };
+/** Matrices with the same inputs and kind as one, their rows stacked (q|k|v, gate|up: one kernel call each). */
+function stack(parts: QuantMatrix[]): QuantMatrix {
+  const { kind, cols } = parts[0];
+  if (parts.some((p) => p.kind !== kind || p.cols !== cols)) throw new UnsupportedModel(`projections of different kinds (${parts.map((p) => p.kind)}) cannot be stacked`);
+  const concat = <T extends Uint8Array | Float32Array>(arrays: T[], make: (n: number) => T): T => {
+    const out = make(arrays.reduce((n, a) => n + a.length, 0));
+    let at = 0;
+    for (const a of arrays) out.set(a, (at += a.length) - a.length);
+    return out;
+  };
+  // Block scales are interleaved by 4 rows (quantize.ts); a part's rows are a multiple of 4, so its scales concatenate too.
+  return {
+    kind, cols, rows: parts.reduce((n, p) => n + p.rows, 0),
+    data: concat(parts.map((p) => p.data), (n) => new Uint8Array(n)),
+    scale: concat(parts.map((p) => p.scale), (n) => new Float32Array(n)),
+  };
 }
-
-const QMAX = 63;
 
 /**
  * Rotary cos/sin tables [maxLength, headDim / 2] in Hugging Face's rotate-half layout: frequencies
@@ -208,13 +217,14 @@ function ropeTables(a: Architecture, factors?: Float32Array): { cos: Float32Arra
 }
 
 /** A validated weight description (src/formats/) as the kernels' weights, quantized once. */
-export function kernelWeights(d: WeightDescription): LlamaWeights {
+export function kernelWeights(d: WeightDescription, bits: WeightBits = 8): LlamaWeights {
   const a = d.arch, t = (name: string) => d.tensors.get(name)!;
+  const matrix = (name: string, rowScale = 1) => kernelMatrix(t(name), bits, rowScale);
   const qScale = 1 / Math.sqrt(a.headDim);
   const layers = Array.from({ length: a.layers }, (_, i): LlamaLayerWeights => {
     const p = `model.layers.${i}.`;
     // q carries 1/√head_dim (attention.c takes q pre-scaled); with q RMSNorm the norm's weight does, as a norm undoes any scale before it.
-    const qRows = quantizeRows(t(`${p}self_attn.q_proj.weight`), a.qkNorm ? 1 : qScale);
+    const qRows = matrix(`${p}self_attn.q_proj.weight`, a.qkNorm ? 1 : qScale);
     let qkvBias: Float32Array | null = null;
     if (a.qkvBias) {
       const q = decodeVector(t(`${p}self_attn.q_proj.bias`)).map((v) => v * qScale);
@@ -222,21 +232,22 @@ export function kernelWeights(d: WeightDescription): LlamaWeights {
     }
     return {
       attnNorm: decodeVector(t(`${p}input_layernorm.weight`)),
-      qkv: stack([qRows, quantizeRows(t(`${p}self_attn.k_proj.weight`)), quantizeRows(t(`${p}self_attn.v_proj.weight`))]),
+      qkv: stack([qRows, matrix(`${p}self_attn.k_proj.weight`), matrix(`${p}self_attn.v_proj.weight`)]),
       qkvBias,
       qNorm: a.qkNorm ? decodeVector(t(`${p}self_attn.q_norm.weight`)).map((v) => v * qScale) : null,
       kNorm: a.qkNorm ? decodeVector(t(`${p}self_attn.k_norm.weight`)) : null,
-      o: quantizeRows(t(`${p}self_attn.o_proj.weight`)),
+      o: matrix(`${p}self_attn.o_proj.weight`),
       ffnNorm: decodeVector(t(`${p}post_attention_layernorm.weight`)),
-      gateUp: stack([quantizeRows(t(`${p}mlp.gate_proj.weight`)), quantizeRows(t(`${p}mlp.up_proj.weight`))]),
-      down: quantizeRows(t(`${p}mlp.down_proj.weight`)),
+      gateUp: stack([matrix(`${p}mlp.gate_proj.weight`), matrix(`${p}mlp.up_proj.weight`)]),
+      down: matrix(`${p}mlp.down_proj.weight`),
     };
   });
   const rope = ropeTables(a, d.ropeFactors);
   return {
     config: { dim: a.dim, layers: a.layers, heads: a.heads, kvHeads: a.kvHeads, headDim: a.headDim, ffn: a.ffn, vocab: a.vocab, maxLength: a.maxLength, eps: a.eps, slidingWindow: a.slidingWindow ?? 0 },
-    embedding: quantizeRows(t("model.embed_tokens.weight")),
-    lmHead: a.tiedHead ? null : quantizeRows(t("lm_head.weight")),
+    // The table (and a tied head) stays 8-bit at bits = 4 unless the file holds it in Q4_0 (WeightBits).
+    embedding: kernelMatrix(t("model.embed_tokens.weight"), 8),
+    lmHead: a.tiedHead ? null : kernelMatrix(t("lm_head.weight"), 8),
     finalNorm: decodeVector(t("model.norm.weight")),
     ropeCos: rope.cos,
     ropeSin: rope.sin,
@@ -244,8 +255,14 @@ export function kernelWeights(d: WeightDescription): LlamaWeights {
   };
 }
 
-/** What the kernels run, for /v1/models: the weights' dtypes in the file and the kernels' quantization. */
-export function describeQuantization(d: WeightDescription): string {
+const KIND_TEXT: Record<MatrixKind, string> = {
+  q7: "7-bit, a scale per row", q8: "8-bit, a scale per row", q8_32: "8-bit, a scale per 32 values", q4_32: "4-bit, a scale per 32 values",
+};
+
+/** What the kernels run, for /v1/models: the kernels' weight kinds and the dtypes they came from. */
+export function describeQuantization(d: WeightDescription, w: LlamaWeights): string {
+  const kinds = (ms: QuantMatrix[]) => [...new Set(ms.map((m) => KIND_TEXT[m.kind]))].join(" + ");
   const dtypes = [...new Set([...d.tensors.values()].filter((t) => t.shape.length === 2).map((t) => t.dtype))].sort();
-  return `int8 (7-bit weights, one f32 scale per row), quantized at load from ${dtypes.join("/")}`;
+  const projections = w.layers.flatMap((l) => [l.qkv, l.o, l.gateUp, l.down]);
+  return `projections ${kinds(projections)}, embedding ${kinds([w.embedding, ...(w.lmHead ? [w.lmHead] : [])])}; from ${dtypes.join("/")}`;
 }

@@ -1,7 +1,15 @@
-// Grouped-query attention over a paged KV cache, in f32.
-// A sequence's cache is a list of pages of page_size positions; a page holds every layer:
-// [layer][key | value][kv_head][page_size][head_dim]. The query heads of a group (h = g·G + j)
-// share KV head g, so each key and value vector is loaded once for the G query heads.
+// Grouped-query attention over a paged KV cache.
+// A sequence's cache is a list of pages of page_size positions; a page holds every layer. The query
+// heads of a group (h = g·G + j) share KV head g, so each key and value vector is read once per group
+// pass. Two element types (Model.kv_int8):
+//  f32:  [layer][key | value][kv_head][page_size][head_dim] f32; scores and weighted values in f32.
+//  int8: [layer][key | value][kv_head][page_size][head_dim] int8, then the scales
+//        [layer][key | value][kv_head][block][page_size] f32: each block of KV_BLOCK dimensions (the
+//        whole head when head_dim is not a multiple of it) of a position's key (value) is
+//        round(k / s) with s = max|k| / 127. Scores are integer dot products of the keys with the
+//        query quantized to int16 per head, scaled per block; the values are summed in integers too,
+//        with the weights p[t] · s_v[t] of each block quantized to int16 (softmax weights are in
+//        [0, 1]: the largest keeps 15 bits, small ones their absolute precision).
 #include "simd.h"
 
 static inline float *kv_at(const Model *m, const Row *row, int pos, int layer, int value, int kv_head) {
@@ -10,14 +18,78 @@ static inline float *kv_at(const Model *m, const Row *row, int pos, int layer, i
   return page + ((((layer * 2 + value) * m->n_kv_heads + kv_head) * P) + pos % P) * m->head_dim;
 }
 
+#define KV_BLOCK 32
+
+// Dimensions per scale of the int8 cache, and blocks per head.
+static inline int kv_block(const Model *m) {
+  return m->head_dim % KV_BLOCK ? m->head_dim : KV_BLOCK;
+}
+
+static inline int8_t *kv8_at(const Model *m, const Row *row, int pos, int layer, int value, int kv_head) {
+  const int P = m->page_size;
+  int8_t *page = (int8_t *)row->pages[pos / P];
+  return page + ((((layer * 2 + value) * m->n_kv_heads + kv_head) * P) + pos % P) * m->head_dim;
+}
+
+// The scale of block b at pos; the scales of consecutive positions are consecutive.
+static inline float *kv8_scale_at(const Model *m, const Row *row, int pos, int layer, int value, int kv_head, int b) {
+  const int P = m->page_size, nb = m->head_dim / kv_block(m);
+  int8_t *page = (int8_t *)row->pages[pos / P];
+  float *scales = (float *)(page + m->n_layers * 2 * m->n_kv_heads * P * m->head_dim);
+  return scales + (((layer * 2 + value) * m->n_kv_heads + kv_head) * nb + b) * P + pos % P;
+}
+
+static float absmax(const float *x, int n) {
+  v128_t vmax = wasm_f32x4_splat(0);
+  for (int i = 0; i < n; i += 4) vmax = wasm_f32x4_max(vmax, wasm_f32x4_abs(wasm_v128_load(x + i)));
+  vmax = wasm_f32x4_max(vmax, wasm_i32x4_shuffle(vmax, vmax, 2, 3, 0, 1));
+  vmax = wasm_f32x4_max(vmax, wasm_i32x4_shuffle(vmax, vmax, 1, 0, 3, 2));
+  return wasm_f32x4_extract_lane(vmax, 0);
+}
+
+// n values (a multiple of 8) to int8 with one scale; returns the scale.
+static float quantize_i8(int8_t *q, const float *x, int n) {
+  const float amax = absmax(x, n), scale = amax > 0 ? amax / 127.0f : 1.0f;
+  const v128_t inv = wasm_f32x4_splat(1.0f / scale);
+  for (int i = 0; i < n; i += 8) {
+    v128_t a = wasm_i32x4_trunc_sat_f32x4(wasm_f32x4_nearest(wasm_f32x4_mul(wasm_v128_load(x + i), inv)));
+    v128_t b = wasm_i32x4_trunc_sat_f32x4(wasm_f32x4_nearest(wasm_f32x4_mul(wasm_v128_load(x + i + 4), inv)));
+    v128_t v = wasm_i8x16_narrow_i16x8(wasm_i16x8_narrow_i32x4(a, b), wasm_i16x8_narrow_i32x4(a, b));
+    wasm_v128_store64_lane(q + i, v, 0);
+  }
+  return scale;
+}
+
+// The same to int16 (the query: the key's 8 bits are the coarser factor).
+static float quantize_i16(int16_t *q, const float *x, int n) {
+  const float amax = absmax(x, n), scale = amax > 0 ? amax / 32767.0f : 1.0f;
+  const v128_t inv = wasm_f32x4_splat(1.0f / scale);
+  for (int i = 0; i < n; i += 8) {
+    v128_t a = wasm_i32x4_trunc_sat_f32x4(wasm_f32x4_nearest(wasm_f32x4_mul(wasm_v128_load(x + i), inv)));
+    v128_t b = wasm_i32x4_trunc_sat_f32x4(wasm_f32x4_nearest(wasm_f32x4_mul(wasm_v128_load(x + i + 4), inv)));
+    wasm_v128_store(q + i, wasm_i16x8_narrow_i32x4(a, b));
+  }
+  return scale;
+}
+
 // Copy each row's new key and value (qkv row: q heads, k heads, v heads) into its page.
 void kv_store(const Model *m, int layer, const Row *rows, int n_rows, const float *qkv) {
   const int hd = m->head_dim, KV = m->n_kv_heads, width = (m->n_heads + 2 * KV) * hd;
   for (int r = 0; r < n_rows; r++) {
     const float *k = qkv + r * width + m->n_heads * hd, *v = k + KV * hd;
+    const int pos = rows[r].position;
     for (int g = 0; g < KV; g++) {
-      float *kd = kv_at(m, &rows[r], rows[r].position, layer, 0, g);
-      float *vd = kv_at(m, &rows[r], rows[r].position, layer, 1, g);
+      if (m->kv_int8) {
+        const int B = kv_block(m);
+        int8_t *kd = kv8_at(m, &rows[r], pos, layer, 0, g), *vd = kv8_at(m, &rows[r], pos, layer, 1, g);
+        for (int b = 0; b * B < hd; b++) {
+          *kv8_scale_at(m, &rows[r], pos, layer, 0, g, b) = quantize_i8(kd + b * B, k + g * hd + b * B, B);
+          *kv8_scale_at(m, &rows[r], pos, layer, 1, g, b) = quantize_i8(vd + b * B, v + g * hd + b * B, B);
+        }
+        continue;
+      }
+      float *kd = kv_at(m, &rows[r], pos, layer, 0, g);
+      float *vd = kv_at(m, &rows[r], pos, layer, 1, g);
       for (int i = 0; i < hd; i += 4) {
         wasm_v128_store(kd + i, wasm_v128_load(k + g * hd + i));
         wasm_v128_store(vd + i, wasm_v128_load(v + g * hd + i));
@@ -30,6 +102,12 @@ static inline float hsum(v128_t s) {
   s = wasm_f32x4_add(s, wasm_i32x4_shuffle(s, s, 2, 3, 0, 1));
   s = wasm_f32x4_add(s, wasm_i32x4_shuffle(s, s, 1, 0, 3, 2));
   return wasm_f32x4_extract_lane(s, 0);
+}
+
+static inline int32_t hsum_i32(v128_t s) {
+  s = wasm_i32x4_add(s, wasm_i32x4_shuffle(s, s, 2, 3, 0, 1));
+  s = wasm_i32x4_add(s, wasm_i32x4_shuffle(s, s, 1, 0, 3, 2));
+  return wasm_i32x4_extract_lane(s, 0);
 }
 
 // q · k over head_dim values; four accumulators so the additions do not wait on each other.
@@ -46,6 +124,13 @@ static inline float dot(const float *a, const float *b, int n) {
   return hsum(wasm_f32x4_add(wasm_f32x4_add(s0, s1), wasm_f32x4_add(s2, s3)));
 }
 
+// [s0₀+s0₂, s0₁+s0₃, s1₀+s1₂, s1₁+s1₃], the same for s2, s3, then pairwise: [Σs0, Σs1, Σs2, Σs3].
+#define TRANSPOSE_ADD(add, s0, s1, s2, s3) ({                                                          \
+  v128_t a_ = add(wasm_i32x4_shuffle(s0, s1, 0, 1, 4, 5), wasm_i32x4_shuffle(s0, s1, 2, 3, 6, 7)); \
+  v128_t b_ = add(wasm_i32x4_shuffle(s2, s3, 0, 1, 4, 5), wasm_i32x4_shuffle(s2, s3, 2, 3, 6, 7)); \
+  add(wasm_i32x4_shuffle(a_, b_, 0, 2, 4, 6), wasm_i32x4_shuffle(a_, b_, 1, 3, 5, 7));             \
+})
+
 // [q·k0, q·k1, q·k2, q·k3] for four consecutive keys (stride hd): each query vector is loaded once
 // for the four keys, and the four sums come out as one vector (no horizontal add per key).
 static inline v128_t dot4(const float *q, const float *k, int hd) {
@@ -57,10 +142,32 @@ static inline v128_t dot4(const float *q, const float *k, int hd) {
     s2 = wasm_f32x4_add(s2, wasm_f32x4_mul(x, wasm_v128_load(k + 2 * hd + i)));
     s3 = wasm_f32x4_add(s3, wasm_f32x4_mul(x, wasm_v128_load(k + 3 * hd + i)));
   }
-  // Transpose-and-add: [s0₀+s0₂, s0₁+s0₃, s1₀+s1₂, s1₁+s1₃], the same for s2, s3, then pairwise.
-  v128_t a = wasm_f32x4_add(wasm_i32x4_shuffle(s0, s1, 0, 1, 4, 5), wasm_i32x4_shuffle(s0, s1, 2, 3, 6, 7));
-  v128_t b = wasm_f32x4_add(wasm_i32x4_shuffle(s2, s3, 0, 1, 4, 5), wasm_i32x4_shuffle(s2, s3, 2, 3, 6, 7));
-  return wasm_f32x4_add(wasm_i32x4_shuffle(a, b, 0, 2, 4, 6), wasm_i32x4_shuffle(a, b, 1, 3, 5, 7));
+  return TRANSPOSE_ADD(wasm_f32x4_add, s0, s1, s2, s3);
+}
+
+#define INLINE static inline __attribute__((always_inline))
+
+// The int8 cache's integer scores of J query heads (J = 1 or 2, int16, J·hd apart) against four
+// consecutive int8 keys (stride hd) over len dimensions: each key vector is loaded and widened once
+// for the J heads. out[j] = [Σ q_j·k0, …, Σ q_j·k3].
+INLINE void dot4_i8(v128_t *out, const int16_t *q, int J, const int8_t *k, int hd, int len) {
+  v128_t s[2][4];
+  for (int j = 0; j < J; j++) for (int u = 0; u < 4; u++) s[j][u] = wasm_i32x4_splat(0);
+  for (int i = 0; i < len; i += 8) {
+    v128_t kv[4];
+    for (int u = 0; u < 4; u++) kv[u] = wasm_i16x8_load8x8(k + u * hd + i);
+    for (int j = 0; j < J; j++) {
+      const v128_t x = wasm_v128_load(q + j * hd + i);
+      for (int u = 0; u < 4; u++) s[j][u] = wasm_i32x4_add(s[j][u], wasm_i32x4_dot_i16x8(x, kv[u]));
+    }
+  }
+  for (int j = 0; j < J; j++) out[j] = TRANSPOSE_ADD(wasm_i32x4_add, s[j][0], s[j][1], s[j][2], s[j][3]);
+}
+
+static inline int32_t dot_i8(const int16_t *q, const int8_t *k, int len) {
+  v128_t s = wasm_i32x4_splat(0);
+  for (int i = 0; i < len; i += 8) s = wasm_i32x4_add(s, wasm_i32x4_dot_i16x8(wasm_v128_load(q + i), wasm_i16x8_load8x8(k + i)));
+  return hsum_i32(s);
 }
 
 // o = Σ_t p[t] · v_t for one query head, 16 dimensions at a time so that the 4 accumulators stay
@@ -98,6 +205,118 @@ static void weighted_values(const Model *m, const Row *row, int layer, int g, in
   }
 }
 
+// The int8 cache's o_j = Σ_t p_j[t] · s_v[t] · v_t for J query heads at once (J = 1 or 2: each value
+// pair is loaded, interleaved and widened once for both), block by block: each head's weights
+// p[t]·s_v[t] of the block to int16 wq_j (scratch, n + 2 apart: a zero after an odd n), then two
+// positions at a time: their values interleaved byte by byte, widened, and one i32x4.dot_i16x8_s
+// against [wq_t, wq_t+1] gives 4 dimensions of both positions' terms. Pages hold an even number of
+// positions, so a pair never straddles two; with an odd n the last pair reads one position past it
+// with weight 0. The weights' scale keeps Σ wq · 127 below 2^31, so the i32 sums cannot overflow.
+INLINE void weighted_values_i8(const Model *m, const Row *row, int layer, int g, int n, const float *p, int J, int16_t *wq, float *o) {
+  const int hd = m->head_dim, P = m->page_size, B = kv_block(m);
+  for (int b = 0; b * B < hd; b++) {
+    float f[2];
+    for (int j = 0; j < J; j++) {
+      const float *pj = p + j * n;
+      int16_t *wj = wq + j * (n + 2);
+      float wmax = 0, wsum = 0;
+      for (int t0 = 0; t0 < n; t0 += P) {
+        const float *s = kv8_scale_at(m, row, t0, layer, 1, g, b);
+        const int end = t0 + P < n ? t0 + P : n;
+        for (int t = t0; t < end; t++) {
+          const float w = pj[t] * s[t - t0];
+          wmax = w > wmax ? w : wmax;
+          wsum += w;
+        }
+      }
+      float fj = wmax > 0 ? 32767.0f / wmax : 0;
+      const float cap = wsum > 0 ? (16.5e6f - (float)n) / wsum : fj;  // Σ wq ≤ f·Σw + n/2 stays < 2^31 / 127
+      fj = cap < fj ? cap : fj;
+      f[j] = fj;
+      const v128_t vf = wasm_f32x4_splat(fj);
+      for (int t0 = 0; t0 < n; t0 += P) {
+        const float *s = kv8_scale_at(m, row, t0, layer, 1, g, b);
+        const int end = t0 + P < n ? t0 + P : n;
+        int t = t0;
+        for (; t + 4 <= end; t += 4) {
+          v128_t w = wasm_f32x4_mul(wasm_f32x4_mul(wasm_v128_load(pj + t), wasm_v128_load(s + t - t0)), vf);
+          v128_t q = wasm_i32x4_trunc_sat_f32x4(wasm_f32x4_nearest(w));
+          wasm_v128_store64_lane(wj + t, wasm_i16x8_narrow_i32x4(q, q), 0);
+        }
+        for (; t < end; t++) wj[t] = (int16_t)__builtin_nearbyintf(pj[t] * s[t - t0] * fj);
+      }
+      wj[n] = 0;
+    }
+    for (int i0 = b * B; i0 < (b + 1) * B; i0 += 16) {
+      v128_t a[2][4];
+      for (int j = 0; j < J; j++) for (int c = 0; c < 4; c++) a[j][c] = wasm_i32x4_splat(0);
+      const int wide = (b + 1) * B - i0 >= 16;  // else 8 dimensions (head_dim % 8 == 0)
+      for (int t0 = 0; t0 < n; t0 += P) {
+        const int8_t *v = kv8_at(m, row, t0, layer, 1, g) + i0;
+        const int end = t0 + P < n ? t0 + P : n;
+        for (int t = t0; t < end; t += 2, v += 2 * hd) {
+          v128_t x[4];
+          if (wide) {
+            v128_t l = wasm_v128_load(v), h = wasm_v128_load(v + hd);
+            v128_t lo = wasm_i8x16_shuffle(l, h, 0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+            v128_t hi = wasm_i8x16_shuffle(l, h, 8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
+            x[0] = wasm_i16x8_extend_low_i8x16(lo), x[1] = wasm_i16x8_extend_high_i8x16(lo);
+            x[2] = wasm_i16x8_extend_low_i8x16(hi), x[3] = wasm_i16x8_extend_high_i8x16(hi);
+          } else {
+            v128_t lo = wasm_i8x16_shuffle(wasm_v128_load64_zero(v), wasm_v128_load64_zero(v + hd), 0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+            x[0] = wasm_i16x8_extend_low_i8x16(lo), x[1] = wasm_i16x8_extend_high_i8x16(lo);
+          }
+          for (int j = 0; j < J; j++) {
+            const int16_t *wj = wq + j * (n + 2);
+            const v128_t w = wasm_i32x4_splat((int32_t)(((uint32_t)(uint16_t)wj[t + 1] << 16) | (uint16_t)wj[t]));
+            for (int c = 0; c < (wide ? 4 : 2); c++) a[j][c] = wasm_i32x4_add(a[j][c], wasm_i32x4_dot_i16x8(x[c], w));
+          }
+        }
+      }
+      for (int j = 0; j < J; j++) {
+        const v128_t vinv = wasm_f32x4_splat(f[j] > 0 ? 1.0f / f[j] : 0);
+        for (int c = 0; c < (wide ? 4 : 2); c++) wasm_v128_store(o + j * hd + i0 + 4 * c, wasm_f32x4_mul(wasm_f32x4_convert_i32x4(a[j][c]), vinv));
+      }
+    }
+  }
+}
+
+// One group's scores against the int8 keys: scores[j][t] = Σ_b (q_j / s_q) · k_t,b · s_q · s_k[t][b],
+// two query heads per pass over the keys.
+static void scores_i8(const Model *m, const Row *row, int layer, int g, int n, const float *q, float *scores) {
+  const int hd = m->head_dim, G = m->n_heads / m->n_kv_heads, P = m->page_size, B = kv_block(m), nb = hd / B;
+  // xq is free during attention (the matrix products quantize their input afresh): the group's
+  // queries as int16, then their scales.
+  int16_t *qi = m->xq;
+  float *qs = (float *)(qi + G * hd);
+  for (int j = 0; j < G; j++) qs[j] = quantize_i16(qi + j * hd, q + j * hd, hd);
+  for (int t0 = 0; t0 < n; t0 += P) {
+    const int8_t *k = kv8_at(m, row, t0, layer, 0, g);
+    const float *scale = kv8_scale_at(m, row, t0, layer, 0, g, 0) - t0;  // block b of position t: scale[b · P + t]
+    const int end = t0 + P < n ? t0 + P : n;
+    int t = t0;
+    for (; t + 4 <= end; t += 4, k += 4 * hd) {
+      for (int j = 0; j < G; j += 2) {
+        v128_t acc[2] = {wasm_f32x4_splat(0), wasm_f32x4_splat(0)}, d[2];
+        for (int b = 0; b < nb; b++) {
+          const v128_t sk = wasm_v128_load(scale + b * P + t);
+          if (j + 1 < G) dot4_i8(d, qi + j * hd + b * B, 2, k + b * B, hd, B);
+          else dot4_i8(d, qi + j * hd + b * B, 1, k + b * B, hd, B);
+          for (int u = 0; u < 2 && j + u < G; u++) acc[u] = wasm_f32x4_add(acc[u], wasm_f32x4_mul(wasm_f32x4_convert_i32x4(d[u]), sk));
+        }
+        for (int u = 0; u < 2 && j + u < G; u++) wasm_v128_store(scores + (j + u) * n + t, wasm_f32x4_mul(acc[u], wasm_f32x4_splat(qs[j + u])));
+      }
+    }
+    for (; t < end; t++, k += hd) {
+      for (int j = 0; j < G; j++) {
+        float acc = 0;
+        for (int b = 0; b < nb; b++) acc += (float)dot_i8(qi + j * hd + b * B, k + b * B, B) * scale[b * P + t];
+        scores[j * n + t] = acc * qs[j];
+      }
+    }
+  }
+}
+
 // out[r] (heads · head_dim) = softmax(q · Kᵀ) · V over positions 0..position of row r's sequence
 // (causal: later positions of the same step are not yet visible to it). q is pre-scaled by 1/√hd.
 void attend(const Model *m, int layer, const Row *rows, int n_rows, const float *qkv, float *out) {
@@ -107,23 +326,35 @@ void attend(const Model *m, int layer, const Row *rows, int n_rows, const float 
     const int n = rows[r].position + 1;
     for (int g = 0; g < KV; g++) {
       const float *q = qkv + r * width + g * G * hd;
-      float *scores = m->scores;  // [G][n]
-      for (int t0 = 0; t0 < n; t0 += P) {
-        const float *k = kv_at(m, &rows[r], t0, layer, 0, g);
-        const int end = t0 + P < n ? t0 + P : n;
-        int t = t0;
-        for (; t + 4 <= end; t += 4, k += 4 * hd) {
-          for (int j = 0; j < G; j++) wasm_v128_store(scores + j * n + t, dot4(q + j * hd, k, hd));
-        }
-        for (; t < end; t++, k += hd) {
-          for (int j = 0; j < G; j++) scores[j * n + t] = dot(q + j * hd, k, hd);
+      float *scores = m->scores;  // [G][n], then (int8 cache) the value weights
+      if (m->kv_int8) {
+        scores_i8(m, &rows[r], layer, g, n, q, scores);
+      } else {
+        for (int t0 = 0; t0 < n; t0 += P) {
+          const float *k = kv_at(m, &rows[r], t0, layer, 0, g);
+          const int end = t0 + P < n ? t0 + P : n;
+          int t = t0;
+          for (; t + 4 <= end; t += 4, k += 4 * hd) {
+            for (int j = 0; j < G; j++) wasm_v128_store(scores + j * n + t, dot4(q + j * hd, k, hd));
+          }
+          for (; t < end; t++, k += hd) {
+            for (int j = 0; j < G; j++) scores[j * n + t] = dot(q + j * hd, k, hd);
+          }
         }
       }
       // Sliding window (mistral): the positions before the row's last sliding_window get no weight.
       const int before = m->sliding_window && n > m->sliding_window ? n - m->sliding_window : 0;
       for (int j = 0; j < G; j++) for (int t = 0; t < before; t++) scores[j * n + t] = -__builtin_inff();
       for (int j = 0; j < G; j++) softmax(scores + j * n, n, 1.0f);
-      for (int j = 0; j < G; j++) weighted_values(m, &rows[r], layer, g, n, scores + j * n, out + r * H * hd + (g * G + j) * hd);
+      float *o = out + r * H * hd + g * G * hd;
+      if (m->kv_int8) {
+        int16_t *wq = (int16_t *)(scores + G * n);  // room for 2 · (n + 2) weights (decoder.ts sizes it)
+        int j = 0;
+        for (; j + 2 <= G; j += 2) weighted_values_i8(m, &rows[r], layer, g, n, scores + j * n, 2, wq, o + j * hd);
+        if (j < G) weighted_values_i8(m, &rows[r], layer, g, n, scores + j * n, 1, wq, o + j * hd);
+      } else {
+        for (int j = 0; j < G; j++) weighted_values(m, &rows[r], layer, g, n, scores + j * n, o + j * hd);
+      }
     }
   }
 }

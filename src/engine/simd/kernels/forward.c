@@ -25,11 +25,7 @@ EXPORT void forward(const Model *m, const Row *rows, int n_rows, const int32_t *
   const int width = (H + 2 * KV) * hd, half = hd / 2;
   float *x = m->x, *h = m->h;
 
-  TIMED(EMBED, for (int r = 0; r < n_rows; r++) {
-    const uint8_t *e = m->embedding.w + rows[r].token * dim;
-    const float s = m->embedding.scale[rows[r].token];
-    for (int i = 0; i < dim; i++) x[r * dim + i] = ((int)e[i] - 64) * s;
-  });
+  TIMED(EMBED, for (int r = 0; r < n_rows; r++) dequantize_row(x + r * dim, &m->embedding, rows[r].token));
   for (int l = 0; l < m->n_layers; l++) {
     const Layer *L = &m->layers[l];
     TIMED(NORM, rmsnorm(h, x, L->attn_norm, n_rows, dim, m->eps));

@@ -1,28 +1,47 @@
-// Matrix products of quantized activations with 7-bit weights: y[r][o] = Σ_k x[r][k] · W[o][k].
+// Matrix products of quantized activations with quantized weights: y[r][o] = Σ_k x[r][k] · W[o][k],
+// for each weight kind of simd.h (7-bit and 8-bit with a scale per row; 8-bit and 4-bit with a scale
+// per 32-value block).
 // Plain SIMD128: each activation row is quantized to int16 with one scale (int16 costs the same
-// i32x4.dot_i16x8_s as int8 and is ~256× finer); weight rows are widened with v128.load8x8_u; tiles
-// of 4 weight rows × 2 activation rows, so each loaded weight vector serves both activation rows and
-// each activation vector four weight rows (14 of the 16 SIMD registers). Relaxed SIMD (relaxed.wat,
-// imported): activations as int8, 16 multiply-adds per instruction. Weights carry an offset of 64
-// (simd.h), taken out with each activation row's sum; i32 arithmetic wraps, so the integer result is
-// exact while |Σ x·(w' − 64)| < 2^31, which holds for any input when n_in ≤ 1,024 (int16 activations:
-// 32767 · 64 · 1024 = 2^31); wider rows rely on the sum staying below it.
+// i32x4.dot_i16x8_s as int8 and is ~256× finer); weights are widened to int16 (v128.load8x8_{u,s}, or
+// the two nibbles of a 4-bit byte split and extended); tiles of 4 weight rows × 2 activation rows, so
+// each loaded weight vector serves both activation rows and each activation vector four weight rows.
+// Relaxed SIMD (relaxed.wat, imported): activations as int8, 16 multiply-adds per instruction.
+// Block kinds sum each 32-value block in i32, then scale 4 rows' block sums as one f32 vector.
+// i32 arithmetic wraps, so the integer results are exact while the true sums fit in i32: Q7_ROW's
+// offset of 64 is taken out with each activation row's sum, exact while |Σ x·(w' − 64)| < 2^31, which
+// holds for any input when n_in ≤ 1,024 (int16 activations: 32767 · 64 · 1024 = 2^31); wider rows
+// rely on the sum staying below it (the same holds for Q8_ROW's Σ x·w).
 #include "simd.h"
 
-// relaxed.wasm's gemm (see relaxed.wat for the layout); only called when m->relaxed.
-__attribute__((import_module("env"), import_name("relaxed_gemm")))
-void relaxed_gemm(float *y, int ldy, const int8_t *a, const float *as, const int32_t *asum, int rows,
-                  const uint8_t *w, const float *ws, int n_out, int n_in);
+// relaxed.wasm's kernels (see relaxed.wat for the layouts); only called when m->relaxed.
+#define RELAXED(name) __attribute__((import_module("env"), import_name(name)))
+RELAXED("relaxed_gemm") void relaxed_gemm(float *y, int ldy, const int8_t *a, const float *as, const int32_t *asum, int rows,
+                                          const uint8_t *w, const float *ws, int n_out, int n_in);
+RELAXED("relaxed_gemm_s8") void relaxed_gemm_s8(float *y, int ldy, const int8_t *a_abs, const int8_t *a_sign, const float *as, int rows,
+                                                const uint8_t *w, const float *ws, int n_out, int n_in);
+RELAXED("relaxed_gemm_q8b") void relaxed_gemm_q8b(float *y, int ldy, const int8_t *a_abs, const int8_t *a_sign, const float *as, int rows,
+                                                  const uint8_t *w, const float *ws, int n_out, int n_in);
+RELAXED("relaxed_gemm_q4b") void relaxed_gemm_q4b(float *y, int ldy, const int8_t *a, const float *as, const int32_t *bsum, int rows,
+                                                  const uint8_t *w, const float *ws, int n_out, int n_in);
 
-static inline int32_t hsum(v128_t v) {
+#define INLINE static inline __attribute__((always_inline))
+
+INLINE int32_t hsum(v128_t v) {
   v = wasm_i32x4_add(v, wasm_i32x4_shuffle(v, v, 2, 3, 0, 1));
   v = wasm_i32x4_add(v, wasm_i32x4_shuffle(v, v, 1, 0, 3, 2));
   return wasm_i32x4_extract_lane(v, 0);
 }
 
-// Largest |q| such that no i32 lane can overflow: a lane adds n_in / 4 products of |q| · 127.
+// [Σc0, Σc1, Σc2, Σc3]: four rows' lane sums as one vector.
+INLINE v128_t sum4(v128_t c0, v128_t c1, v128_t c2, v128_t c3) {
+  v128_t a = wasm_i32x4_add(wasm_i32x4_shuffle(c0, c1, 0, 4, 1, 5), wasm_i32x4_shuffle(c0, c1, 2, 6, 3, 7));
+  v128_t b = wasm_i32x4_add(wasm_i32x4_shuffle(c2, c3, 0, 4, 1, 5), wasm_i32x4_shuffle(c2, c3, 2, 6, 3, 7));
+  return wasm_i32x4_add(wasm_i32x4_shuffle(a, b, 0, 1, 4, 5), wasm_i32x4_shuffle(a, b, 2, 3, 6, 7));
+}
+
+// Largest |q| such that no i32 lane can overflow: a lane adds n_in / 4 products of |q| · 128.
 static int32_t activation_limit(int n_in) {
-  int64_t limit = 2147483647LL / ((int64_t)(n_in / 4 + 1) * 127);
+  int64_t limit = 2147483647LL / ((int64_t)(n_in / 4 + 1) * 128);
   return limit < 32767 ? (int32_t)limit : 32767;
 }
 
@@ -34,134 +53,252 @@ static float row_absmax(const float *x, int n) {
   return amax;
 }
 
-// Rows to int16 (q[r][k] = round(x / scale)), with each row's scale and sum.
-static void quantize_rows(int16_t *q, float *scales, int32_t *sums, const float *x, int rows, int n, int32_t qmax) {
+INLINE v128_t quantize4(const float *x, v128_t inv) {
+  return wasm_i32x4_trunc_sat_f32x4(wasm_f32x4_nearest(wasm_f32x4_mul(wasm_v128_load(x), inv)));
+}
+
+// Rows to int16 (q[r][k] = round(x / scale)), with each row's scale and sum, and (bsums ≠ 0) the sum
+// of each 32-value block.
+static void quantize_rows(int16_t *q, float *scales, int32_t *sums, int32_t *bsums, const float *x, int rows, int n, int32_t qmax) {
   for (int r = 0; r < rows; r++) {
     const float *xr = x + r * n;
     const float amax = row_absmax(xr, n), scale = amax > 0 ? amax / (float)qmax : 1.0f;
     const v128_t inv = wasm_f32x4_splat(1.0f / scale);
     int16_t *qr = q + r * n;
-    v128_t sum = wasm_i32x4_splat(0);
+    v128_t sum = wasm_i32x4_splat(0), block = sum;
     for (int k = 0; k < n; k += 8) {
-      v128_t a = wasm_i32x4_trunc_sat_f32x4(wasm_f32x4_nearest(wasm_f32x4_mul(wasm_v128_load(xr + k), inv)));
-      v128_t b = wasm_i32x4_trunc_sat_f32x4(wasm_f32x4_nearest(wasm_f32x4_mul(wasm_v128_load(xr + k + 4), inv)));
-      sum = wasm_i32x4_add(sum, wasm_i32x4_add(a, b));
+      v128_t a = quantize4(xr + k, inv), b = quantize4(xr + k + 4, inv);
+      block = wasm_i32x4_add(block, wasm_i32x4_add(a, b));
       wasm_v128_store(qr + k, wasm_i16x8_narrow_i32x4(a, b));
+      if (k % 32 == 24) {
+        sum = wasm_i32x4_add(sum, block);
+        if (bsums) bsums[r * (n / 32) + k / 32] = hsum(block);
+        block = wasm_i32x4_splat(0);
+      }
     }
     scales[r] = scale;
-    sums[r] = hsum(sum);
+    sums[r] = hsum(wasm_i32x4_add(sum, block));
   }
 }
 
-// Rows to int8 (±127) for the relaxed kernel, with each row's scale and sum.
-static void quantize_rows_i8(int8_t *q, float *scales, int32_t *sums, const float *x, int rows, int n) {
+// Rows to int8 (±127) for the relaxed kernels, with each row's scale and sum, (bsums ≠ 0) each
+// 32-value block's sum, and (signs ≠ 0) as |q| in q and q's sign mask (0 or −1) in signs, so that an
+// 8-bit weight can take the sign and |q| be the dot product's unsigned 7-bit operand.
+static void quantize_rows_i8(int8_t *q, int8_t *signs, float *scales, int32_t *sums, int32_t *bsums, const float *x, int rows, int n) {
   for (int r = 0; r < rows; r++) {
     const float *xr = x + r * n;
     const float amax = row_absmax(xr, n), scale = amax > 0 ? amax / 127.0f : 1.0f;
     const v128_t inv = wasm_f32x4_splat(1.0f / scale);
     int8_t *qr = q + r * n;
-    v128_t sum = wasm_i32x4_splat(0);
+    v128_t sum = wasm_i32x4_splat(0), block = sum;
     for (int k = 0; k < n; k += 16) {
-      v128_t a = wasm_i32x4_trunc_sat_f32x4(wasm_f32x4_nearest(wasm_f32x4_mul(wasm_v128_load(xr + k), inv)));
-      v128_t b = wasm_i32x4_trunc_sat_f32x4(wasm_f32x4_nearest(wasm_f32x4_mul(wasm_v128_load(xr + k + 4), inv)));
-      v128_t c = wasm_i32x4_trunc_sat_f32x4(wasm_f32x4_nearest(wasm_f32x4_mul(wasm_v128_load(xr + k + 8), inv)));
-      v128_t d = wasm_i32x4_trunc_sat_f32x4(wasm_f32x4_nearest(wasm_f32x4_mul(wasm_v128_load(xr + k + 12), inv)));
-      sum = wasm_i32x4_add(sum, wasm_i32x4_add(wasm_i32x4_add(a, b), wasm_i32x4_add(c, d)));
-      wasm_v128_store(qr + k, wasm_i8x16_narrow_i16x8(wasm_i16x8_narrow_i32x4(a, b), wasm_i16x8_narrow_i32x4(c, d)));
+      v128_t a = quantize4(xr + k, inv), b = quantize4(xr + k + 4, inv);
+      v128_t c = quantize4(xr + k + 8, inv), d = quantize4(xr + k + 12, inv);
+      block = wasm_i32x4_add(block, wasm_i32x4_add(wasm_i32x4_add(a, b), wasm_i32x4_add(c, d)));
+      v128_t v = wasm_i8x16_narrow_i16x8(wasm_i16x8_narrow_i32x4(a, b), wasm_i16x8_narrow_i32x4(c, d));
+      if (signs) {
+        wasm_v128_store(signs + r * n + k, wasm_i8x16_shr(v, 7));
+        v = wasm_i8x16_abs(v);
+      }
+      wasm_v128_store(qr + k, v);
+      if (k % 32 == 16) {
+        sum = wasm_i32x4_add(sum, block);
+        if (bsums) bsums[r * (n / 32) + k / 32] = hsum(block);
+        block = wasm_i32x4_splat(0);
+      }
     }
     scales[r] = scale;
-    sums[r] = hsum(sum);
+    sums[r] = hsum(wasm_i32x4_add(sum, block));
   }
 }
 
 // Σ x·(w' − 64) from Σ x·w' and Σ x (i32 wraps; exact while the true value fits in i32, see above).
-static inline float unoffset(int32_t acc, int32_t sum) {
+INLINE float unoffset(int32_t acc, int32_t sum) {
   return (float)(int32_t)((uint32_t)acc - 64u * (uint32_t)sum);
 }
 
-// 4 weight rows × 2 activation rows.
-static void tile_4x2(float *y, int ldy, const int16_t *a, int n, const uint8_t *w, const float *ws, const float *as, const int32_t *sums) {
+// Per-row kinds (Q7_ROW: unsigned + 64, Q8_ROW: signed): 8 weights widened to int16.
+INLINE v128_t load_row8(const uint8_t *w, int q8) {
+  return q8 ? wasm_i16x8_load8x8(w) : wasm_u16x8_load8x8(w);
+}
+
+INLINE float finish(int32_t acc, int32_t sum, int q8) {
+  return q8 ? (float)acc : unoffset(acc, sum);
+}
+
+// 4 weight rows × 2 activation rows, per-row kinds.
+INLINE void tile_4x2(float *y, int ldy, const int16_t *a, int n, const uint8_t *w, const float *ws, const float *as, const int32_t *sums, int q8) {
   v128_t c00 = wasm_i32x4_splat(0), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00, c30 = c00, c31 = c00;
   const uint8_t *w0 = w, *w1 = w + n, *w2 = w + 2 * n, *w3 = w + 3 * n;
   const int16_t *a0 = a, *a1 = a + n;
   for (int k = 0; k < n; k += 8) {
     v128_t x0 = wasm_v128_load(a0 + k), x1 = wasm_v128_load(a1 + k);
-    v128_t v = wasm_u16x8_load8x8(w0 + k);
+    v128_t v = load_row8(w0 + k, q8);
     c00 = wasm_i32x4_add(c00, wasm_i32x4_dot_i16x8(v, x0));
     c01 = wasm_i32x4_add(c01, wasm_i32x4_dot_i16x8(v, x1));
-    v = wasm_u16x8_load8x8(w1 + k);
+    v = load_row8(w1 + k, q8);
     c10 = wasm_i32x4_add(c10, wasm_i32x4_dot_i16x8(v, x0));
     c11 = wasm_i32x4_add(c11, wasm_i32x4_dot_i16x8(v, x1));
-    v = wasm_u16x8_load8x8(w2 + k);
+    v = load_row8(w2 + k, q8);
     c20 = wasm_i32x4_add(c20, wasm_i32x4_dot_i16x8(v, x0));
     c21 = wasm_i32x4_add(c21, wasm_i32x4_dot_i16x8(v, x1));
-    v = wasm_u16x8_load8x8(w3 + k);
+    v = load_row8(w3 + k, q8);
     c30 = wasm_i32x4_add(c30, wasm_i32x4_dot_i16x8(v, x0));
     c31 = wasm_i32x4_add(c31, wasm_i32x4_dot_i16x8(v, x1));
   }
-  y[0] = unoffset(hsum(c00), sums[0]) * ws[0] * as[0];
-  y[1] = unoffset(hsum(c10), sums[0]) * ws[1] * as[0];
-  y[2] = unoffset(hsum(c20), sums[0]) * ws[2] * as[0];
-  y[3] = unoffset(hsum(c30), sums[0]) * ws[3] * as[0];
-  y[ldy + 0] = unoffset(hsum(c01), sums[1]) * ws[0] * as[1];
-  y[ldy + 1] = unoffset(hsum(c11), sums[1]) * ws[1] * as[1];
-  y[ldy + 2] = unoffset(hsum(c21), sums[1]) * ws[2] * as[1];
-  y[ldy + 3] = unoffset(hsum(c31), sums[1]) * ws[3] * as[1];
+  y[0] = finish(hsum(c00), sums[0], q8) * ws[0] * as[0];
+  y[1] = finish(hsum(c10), sums[0], q8) * ws[1] * as[0];
+  y[2] = finish(hsum(c20), sums[0], q8) * ws[2] * as[0];
+  y[3] = finish(hsum(c30), sums[0], q8) * ws[3] * as[0];
+  y[ldy + 0] = finish(hsum(c01), sums[1], q8) * ws[0] * as[1];
+  y[ldy + 1] = finish(hsum(c11), sums[1], q8) * ws[1] * as[1];
+  y[ldy + 2] = finish(hsum(c21), sums[1], q8) * ws[2] * as[1];
+  y[ldy + 3] = finish(hsum(c31), sums[1], q8) * ws[3] * as[1];
 }
 
-// 4 weight rows × 1 activation row (decode of one sequence, and an odd last row).
-static void tile_4x1(float *y, const int16_t *a, int n, const uint8_t *w, const float *ws, float as, int32_t sum) {
+// 4 weight rows × 1 activation row (decode of one sequence, and an odd last row), per-row kinds.
+INLINE void tile_4x1(float *y, const int16_t *a, int n, const uint8_t *w, const float *ws, float as, int32_t sum, int q8) {
   v128_t c0 = wasm_i32x4_splat(0), c1 = c0, c2 = c0, c3 = c0;
   const uint8_t *w0 = w, *w1 = w + n, *w2 = w + 2 * n, *w3 = w + 3 * n;
   for (int k = 0; k < n; k += 8) {
     v128_t x = wasm_v128_load(a + k);
-    c0 = wasm_i32x4_add(c0, wasm_i32x4_dot_i16x8(wasm_u16x8_load8x8(w0 + k), x));
-    c1 = wasm_i32x4_add(c1, wasm_i32x4_dot_i16x8(wasm_u16x8_load8x8(w1 + k), x));
-    c2 = wasm_i32x4_add(c2, wasm_i32x4_dot_i16x8(wasm_u16x8_load8x8(w2 + k), x));
-    c3 = wasm_i32x4_add(c3, wasm_i32x4_dot_i16x8(wasm_u16x8_load8x8(w3 + k), x));
+    c0 = wasm_i32x4_add(c0, wasm_i32x4_dot_i16x8(load_row8(w0 + k, q8), x));
+    c1 = wasm_i32x4_add(c1, wasm_i32x4_dot_i16x8(load_row8(w1 + k, q8), x));
+    c2 = wasm_i32x4_add(c2, wasm_i32x4_dot_i16x8(load_row8(w2 + k, q8), x));
+    c3 = wasm_i32x4_add(c3, wasm_i32x4_dot_i16x8(load_row8(w3 + k, q8), x));
   }
-  y[0] = unoffset(hsum(c0), sum) * ws[0] * as;
-  y[1] = unoffset(hsum(c1), sum) * ws[1] * as;
-  y[2] = unoffset(hsum(c2), sum) * ws[2] * as;
-  y[3] = unoffset(hsum(c3), sum) * ws[3] * as;
+  y[0] = finish(hsum(c0), sum, q8) * ws[0] * as;
+  y[1] = finish(hsum(c1), sum, q8) * ws[1] * as;
+  y[2] = finish(hsum(c2), sum, q8) * ws[2] * as;
+  y[3] = finish(hsum(c3), sum, q8) * ws[3] * as;
 }
 
-static float dot_1x1(const int16_t *a, int n, const uint8_t *w, int32_t sum) {
+INLINE float dot_1x1(const int16_t *a, int n, const uint8_t *w, int32_t sum, int q8) {
   v128_t c = wasm_i32x4_splat(0);
-  for (int k = 0; k < n; k += 8) c = wasm_i32x4_add(c, wasm_i32x4_dot_i16x8(wasm_u16x8_load8x8(w + k), wasm_v128_load(a + k)));
-  return unoffset(hsum(c), sum);
+  for (int k = 0; k < n; k += 8) c = wasm_i32x4_add(c, wasm_i32x4_dot_i16x8(load_row8(w + k, q8), wasm_v128_load(a + k)));
+  return finish(hsum(c), sum, q8);
 }
 
 // Blocks of OUT_BLOCK weight rows stay in cache while every activation row passes over them.
 #define OUT_BLOCK 64
 
-// y[rows][w->n_out] = x[rows][w->n_in] · Wᵀ
-void linear(const Model *m, float *y, const float *x, int rows, const QMatrix *mat) {
+INLINE void linear_rows(float *y, const int16_t *q, const float *qs, const int32_t *sums, int rows, const QMatrix *mat, int q8) {
   const int n = mat->n_in, n_out = mat->n_out;
-  float *qs = m->xq_scale;
-  int32_t *sums = m->xq_sum;
-  if (m->relaxed && n % 16 == 0 && n_out % 4 == 0) {
-    quantize_rows_i8((int8_t *)m->xq, qs, sums, x, rows, n);
-    relaxed_gemm(y, n_out, (const int8_t *)m->xq, qs, sums, rows, mat->w, mat->scale, n_out, n);
-    return;
-  }
-  int16_t *q = m->xq;
-  quantize_rows(q, qs, sums, x, rows, n, activation_limit(n));
   for (int o0 = 0; o0 < n_out; o0 += OUT_BLOCK) {
     int o1 = o0 + OUT_BLOCK < n_out ? o0 + OUT_BLOCK : n_out;
     int r = 0;
     for (; r + 2 <= rows; r += 2) {
       int o = o0;
-      for (; o + 4 <= o1; o += 4) tile_4x2(y + r * n_out + o, n_out, q + r * n, n, mat->w + o * n, mat->scale + o, qs + r, sums + r);
+      for (; o + 4 <= o1; o += 4) tile_4x2(y + r * n_out + o, n_out, q + r * n, n, mat->w + o * n, mat->scale + o, qs + r, sums + r, q8);
       for (; o < o1; o++) {
-        y[r * n_out + o] = dot_1x1(q + r * n, n, mat->w + o * n, sums[r]) * mat->scale[o] * qs[r];
-        y[(r + 1) * n_out + o] = dot_1x1(q + (r + 1) * n, n, mat->w + o * n, sums[r + 1]) * mat->scale[o] * qs[r + 1];
+        y[r * n_out + o] = dot_1x1(q + r * n, n, mat->w + o * n, sums[r], q8) * mat->scale[o] * qs[r];
+        y[(r + 1) * n_out + o] = dot_1x1(q + (r + 1) * n, n, mat->w + o * n, sums[r + 1], q8) * mat->scale[o] * qs[r + 1];
       }
     }
     for (; r < rows; r++) {
       int o = o0;
-      for (; o + 4 <= o1; o += 4) tile_4x1(y + r * n_out + o, q + r * n, n, mat->w + o * n, mat->scale + o, qs[r], sums[r]);
-      for (; o < o1; o++) y[r * n_out + o] = dot_1x1(q + r * n, n, mat->w + o * n, sums[r]) * mat->scale[o] * qs[r];
+      for (; o + 4 <= o1; o += 4) tile_4x1(y + r * n_out + o, q + r * n, n, mat->w + o * n, mat->scale + o, qs[r], sums[r], q8);
+      for (; o < o1; o++) y[r * n_out + o] = dot_1x1(q + r * n, n, mat->w + o * n, sums[r], q8) * mat->scale[o] * qs[r];
+    }
+  }
+}
+
+// Block kinds, 4 weight rows × R activation rows (R = 1 or 2: constant after inlining, so the arrays
+// below are registers). Each block's 8 widened vectors of one weight row serve the R activation rows.
+INLINE void tile_blocks(float *y, int ldy, const int16_t *a, int n, const uint8_t *w, const float *ws, const float *as,
+                        const int32_t *bsums, int R, int q4) {
+  const int nb = n / 32, row_bytes = q4 ? n / 2 : n;
+  v128_t acc[2] = {wasm_f32x4_splat(0), wasm_f32x4_splat(0)};
+  for (int b = 0; b < nb; b++) {
+    v128_t c[4][2];
+    for (int i = 0; i < 4; i++) for (int r = 0; r < R; r++) c[i][r] = wasm_i32x4_splat(0);
+    for (int i = 0; i < 4; i++) {
+      const uint8_t *wb = w + i * row_bytes + b * (q4 ? 16 : 32);
+      v128_t v[4];
+      if (q4) {
+        v128_t bytes = wasm_v128_load(wb);
+        v128_t lo = wasm_v128_and(bytes, wasm_i8x16_splat(0x0F)), hi = wasm_u8x16_shr(bytes, 4);
+        v[0] = wasm_u16x8_extend_low_u8x16(lo), v[1] = wasm_u16x8_extend_high_u8x16(lo);
+        v[2] = wasm_u16x8_extend_low_u8x16(hi), v[3] = wasm_u16x8_extend_high_u8x16(hi);
+      } else {
+        for (int j = 0; j < 4; j++) v[j] = wasm_i16x8_load8x8(wb + 8 * j);
+      }
+      for (int r = 0; r < R; r++) {
+        const int16_t *ab = a + r * n + 32 * b;
+        for (int j = 0; j < 4; j++) c[i][r] = wasm_i32x4_add(c[i][r], wasm_i32x4_dot_i16x8(v[j], wasm_v128_load(ab + 8 * j)));
+      }
+    }
+    const v128_t scale = wasm_v128_load(ws + 4 * b);
+    for (int r = 0; r < R; r++) {
+      v128_t s = sum4(c[0][r], c[1][r], c[2][r], c[3][r]);
+      if (q4) s = wasm_i32x4_sub(s, wasm_i32x4_splat(8 * bsums[r * nb + b]));  // nibbles are stored + 8
+      acc[r] = wasm_f32x4_add(acc[r], wasm_f32x4_mul(wasm_f32x4_convert_i32x4(s), scale));
+    }
+  }
+  for (int r = 0; r < R; r++) wasm_v128_store(y + r * ldy, wasm_f32x4_mul(acc[r], wasm_f32x4_splat(as[r])));
+}
+
+INLINE void linear_blocks(float *y, const int16_t *q, const float *qs, const int32_t *bsums, int rows, const QMatrix *mat, int q4) {
+  const int n = mat->n_in, n_out = mat->n_out, nb = n / 32, row_bytes = q4 ? n / 2 : n;
+  for (int o0 = 0; o0 < n_out; o0 += OUT_BLOCK) {
+    int o1 = o0 + OUT_BLOCK < n_out ? o0 + OUT_BLOCK : n_out;
+    int r = 0;
+    for (; r + 2 <= rows; r += 2) {
+      for (int o = o0; o < o1; o += 4) tile_blocks(y + r * n_out + o, n_out, q + r * n, n, mat->w + o * row_bytes, mat->scale + o * nb, qs + r, bsums + r * nb, 2, q4);
+    }
+    for (; r < rows; r++) {
+      for (int o = o0; o < o1; o += 4) tile_blocks(y + r * n_out + o, n_out, q + r * n, n, mat->w + o * row_bytes, mat->scale + o * nb, qs + r, bsums + r * nb, 1, q4);
+    }
+  }
+}
+
+// y[rows][w->n_out] = x[rows][w->n_in] · Wᵀ
+void linear(const Model *m, float *y, const float *x, int rows, const QMatrix *mat) {
+  const int n = mat->n_in, n_out = mat->n_out, kind = mat->kind;
+  float *qs = m->xq_scale;
+  int32_t *sums = m->xq_sum, *bsums = m->xq_bsum;
+  if (m->relaxed && n % 16 == 0 && n_out % 4 == 0) {
+    int8_t *q = (int8_t *)m->xq, *signs = q + rows * n;  // xq holds 2 bytes per value: |q| then the signs
+    if (kind == Q7_ROW) {
+      quantize_rows_i8(q, 0, qs, sums, 0, x, rows, n);
+      relaxed_gemm(y, n_out, q, qs, sums, rows, mat->w, mat->scale, n_out, n);
+    } else if (kind == Q8_ROW || kind == Q8_B32) {
+      quantize_rows_i8(q, signs, qs, sums, 0, x, rows, n);
+      (kind == Q8_ROW ? relaxed_gemm_s8 : relaxed_gemm_q8b)(y, n_out, q, signs, qs, rows, mat->w, mat->scale, n_out, n);
+    } else {
+      quantize_rows_i8(q, 0, qs, sums, bsums, x, rows, n);
+      relaxed_gemm_q4b(y, n_out, q, qs, bsums, rows, mat->w, mat->scale, n_out, n);
+    }
+    return;
+  }
+  int16_t *q = m->xq;
+  const int blocks = kind == Q8_B32 || kind == Q4_B32;
+  // A block's i32 sums hold 32 products, so the block kinds take the full int16 range.
+  quantize_rows(q, qs, sums, kind == Q4_B32 ? bsums : 0, x, rows, n, blocks ? 32767 : activation_limit(n));
+  if (kind == Q7_ROW) linear_rows(y, q, qs, sums, rows, mat, 0);
+  else if (kind == Q8_ROW) linear_rows(y, q, qs, sums, rows, mat, 1);
+  else linear_blocks(y, q, qs, bsums, rows, mat, kind == Q4_B32);
+}
+
+// linear() for JS outside a model (parity tests, the bench's kernel rows); m needs only its scratch
+// fields and `relaxed`.
+EXPORT void matmul(const Model *m, float *y, const float *x, int rows, const QMatrix *mat) {
+  linear(m, y, x, rows, mat);
+}
+
+// y[k] = W[row][k] for k < n_in: one row dequantized (the token embedding lookup).
+void dequantize_row(float *y, const QMatrix *mat, int row) {
+  const int n = mat->n_in, nb = n / 32;
+  const float *group = mat->scale + (row / 4) * nb * 4;  // the block kinds' 4-row interleaved scales
+  for (int k = 0; k < n; k++) {
+    switch (mat->kind) {
+      case Q7_ROW: y[k] = ((int)mat->w[row * n + k] - 64) * mat->scale[row]; break;
+      case Q8_ROW: y[k] = (int8_t)mat->w[row * n + k] * mat->scale[row]; break;
+      case Q8_B32: y[k] = (int8_t)mat->w[row * n + k] * group[(k / 32) * 4 + row % 4]; break;
+      default: {
+        const uint8_t byte = mat->w[row * (n / 2) + (k / 32) * 16 + k % 16];
+        y[k] = ((k % 32 < 16 ? byte & 15 : byte >> 4) - 8) * group[(k / 32) * 4 + row % 4];
+      }
     }
   }
 }

@@ -1,14 +1,15 @@
 ;; int8 × int7 matrix products with relaxed SIMD's i32x4.relaxed_dot_i8x16_i7x16_add_s: 16
 ;; multiply-adds and the accumulation in one instruction, against four for i32x4.dot_i16x8_s. A
-;; separate module because Debian's clang 14 cannot emit it; the C kernels import gemm from here
+;; separate module because Debian's clang 14 cannot emit it; the C kernels (matmul.c) import these
 ;; when the runtime validates this module (workerd, Deno, Node with --experimental-wasm-relaxed-simd).
+;; One function per weight kind of simd.h: gemm (Q7_ROW), gemm_s8 (Q8_ROW), gemm_q8b (Q8_B32),
+;; gemm_q4b (Q4_B32). Each loops 4 weight rows (in L1) against every activation row, then the next 4.
 ;;
-;; y[r][o] = (Σ_k a[r][k] · w[o][k] − 64 · asum[r]) · ws[o] · as[r]
+;; gemm (Q7_ROW): y[r][o] = (Σ_k a[r][k] · w[o][k] − 64 · asum[r]) · ws[o] · as[r]
 ;;   a: activations, int8 [rows][n] (scale as[r], lane sum asum[r]); w: weights stored as w + 64
 ;;   (0..127, the instruction's unsigned 7-bit operand) [n_out][n], scale ws[o]; y: f32 with row
 ;;   stride ldy floats. Needs n % 16 == 0 and n_out % 4 == 0. The products of one lane pair stay
 ;;   below 2 · 127 · 127 < 2^15, so the instruction's 16-bit intermediate never saturates.
-;; Loops: 4 weight rows (≤ 4 · n bytes, in L1) against every activation row, then the next 4.
 (module
   (import "env" "memory" (memory 1))
   (func (export "gemm")
@@ -57,6 +58,180 @@
                   (i32x4.splat (i32.shl (i32.load (i32.add (local.get $asum) (i32.shl (local.get $r) (i32.const 2)))) (i32.const 6)))))
               (v128.load (i32.add (local.get $ws) (i32.shl (local.get $o) (i32.const 2)))))
             (f32x4.splat (f32.load (i32.add (local.get $as) (i32.shl (local.get $r) (i32.const 2)))))))
+        (local.set $r (i32.add (local.get $r) (i32.const 1)))
+        (br_if $activation_rows (i32.lt_u (local.get $r) (local.get $rows))))
+      (local.set $o (i32.add (local.get $o) (i32.const 4)))
+      (br_if $outputs (i32.lt_u (local.get $o) (local.get $nout)))))
+
+  ;; Full 8-bit signed weights (Q8_ROW), one scale per row. The instruction's unsigned 7-bit operand is
+  ;; the activation's magnitude |a| (≤ 127), and the weight takes the activation's sign (s: 0 or −1
+  ;; per lane, (w ^ s) − s; weights are ±127, so the negation never overflows):
+  ;; y[r][o] = (Σ_k sign(a)·w · |a|) · ws[o] · as[r]. Pair sums stay below 2 · 127 · 127 < 2^15.
+  (func (export "gemm_s8")
+    (param $y i32) (param $ldy i32) (param $a i32) (param $sg i32) (param $as i32) (param $rows i32)
+    (param $w i32) (param $ws i32) (param $nout i32) (param $n i32)
+    (local $o i32) (local $r i32) (local $k i32) (local $ar i32) (local $sr i32)
+    (local $w0 i32) (local $w1 i32) (local $w2 i32) (local $w3 i32)
+    (local $c0 v128) (local $c1 v128) (local $c2 v128) (local $c3 v128) (local $x v128) (local $s v128) (local $ab v128) (local $cd v128)
+    (loop $outputs
+      (local.set $w0 (i32.add (local.get $w) (i32.mul (local.get $o) (local.get $n))))
+      (local.set $w1 (i32.add (local.get $w0) (local.get $n)))
+      (local.set $w2 (i32.add (local.get $w1) (local.get $n)))
+      (local.set $w3 (i32.add (local.get $w2) (local.get $n)))
+      (local.set $r (i32.const 0))
+      (loop $activation_rows
+        (local.set $ar (i32.add (local.get $a) (i32.mul (local.get $r) (local.get $n))))
+        (local.set $sr (i32.add (local.get $sg) (i32.mul (local.get $r) (local.get $n))))
+        (local.set $c0 (v128.const i32x4 0 0 0 0))
+        (local.set $c1 (v128.const i32x4 0 0 0 0))
+        (local.set $c2 (v128.const i32x4 0 0 0 0))
+        (local.set $c3 (v128.const i32x4 0 0 0 0))
+        (local.set $k (i32.const 0))
+        (loop $inner
+          (local.set $x (v128.load (i32.add (local.get $ar) (local.get $k))))
+          (local.set $s (v128.load (i32.add (local.get $sr) (local.get $k))))
+          (local.set $c0 (i32x4.relaxed_dot_i8x16_i7x16_add_s (i8x16.sub (v128.xor (v128.load (i32.add (local.get $w0) (local.get $k))) (local.get $s)) (local.get $s)) (local.get $x) (local.get $c0)))
+          (local.set $c1 (i32x4.relaxed_dot_i8x16_i7x16_add_s (i8x16.sub (v128.xor (v128.load (i32.add (local.get $w1) (local.get $k))) (local.get $s)) (local.get $s)) (local.get $x) (local.get $c1)))
+          (local.set $c2 (i32x4.relaxed_dot_i8x16_i7x16_add_s (i8x16.sub (v128.xor (v128.load (i32.add (local.get $w2) (local.get $k))) (local.get $s)) (local.get $s)) (local.get $x) (local.get $c2)))
+          (local.set $c3 (i32x4.relaxed_dot_i8x16_i7x16_add_s (i8x16.sub (v128.xor (v128.load (i32.add (local.get $w3) (local.get $k))) (local.get $s)) (local.get $s)) (local.get $x) (local.get $c3)))
+          (local.set $k (i32.add (local.get $k) (i32.const 16)))
+          (br_if $inner (i32.lt_u (local.get $k) (local.get $n))))
+        (v128.store
+          (i32.add (local.get $y) (i32.shl (i32.add (i32.mul (local.get $r) (local.get $ldy)) (local.get $o)) (i32.const 2)))
+          (f32x4.mul
+            (f32x4.mul
+              (f32x4.convert_i32x4_s (i32x4.add
+              (i8x16.shuffle 0 1 2 3 4 5 6 7 16 17 18 19 20 21 22 23
+                (local.tee $ab (i32x4.add
+                  (i8x16.shuffle 0 1 2 3 16 17 18 19 4 5 6 7 20 21 22 23 (local.get $c0) (local.get $c1))
+                  (i8x16.shuffle 8 9 10 11 24 25 26 27 12 13 14 15 28 29 30 31 (local.get $c0) (local.get $c1))))
+                (local.tee $cd (i32x4.add
+                  (i8x16.shuffle 0 1 2 3 16 17 18 19 4 5 6 7 20 21 22 23 (local.get $c2) (local.get $c3))
+                  (i8x16.shuffle 8 9 10 11 24 25 26 27 12 13 14 15 28 29 30 31 (local.get $c2) (local.get $c3)))))
+              (i8x16.shuffle 8 9 10 11 12 13 14 15 24 25 26 27 28 29 30 31 (local.get $ab) (local.get $cd))))
+              (v128.load (i32.add (local.get $ws) (i32.shl (local.get $o) (i32.const 2)))))
+            (f32x4.splat (f32.load (i32.add (local.get $as) (i32.shl (local.get $r) (i32.const 2)))))))
+        (local.set $r (i32.add (local.get $r) (i32.const 1)))
+        (br_if $activation_rows (i32.lt_u (local.get $r) (local.get $rows))))
+      (local.set $o (i32.add (local.get $o) (i32.const 4)))
+      (br_if $outputs (i32.lt_u (local.get $o) (local.get $nout)))))
+
+  ;; 8-bit signed weights in 32-value blocks with one scale each (Q8_B32, GGUF Q8_0), the activation's
+  ;; sign moved onto the weight as in gemm_s8. Block scales come 4 rows interleaved (simd.h), so each
+  ;; block's four row sums are scaled as one vector: acc += f32(Σ_block) · ws[o..o+3][b].
+  (func (export "gemm_q8b")
+    (param $y i32) (param $ldy i32) (param $a i32) (param $sg i32) (param $as i32) (param $rows i32)
+    (param $w i32) (param $ws i32) (param $nout i32) (param $n i32)
+    (local $o i32) (local $r i32) (local $k i32) (local $ar i32) (local $sr i32) (local $wsg i32)
+    (local $w0 i32) (local $w1 i32) (local $w2 i32) (local $w3 i32)
+    (local $c0 v128) (local $c1 v128) (local $c2 v128) (local $c3 v128)
+    (local $x0 v128) (local $x1 v128) (local $s0 v128) (local $s1 v128) (local $acc v128) (local $ab v128) (local $cd v128)
+    (loop $outputs
+      (local.set $w0 (i32.add (local.get $w) (i32.mul (local.get $o) (local.get $n))))
+      (local.set $w1 (i32.add (local.get $w0) (local.get $n)))
+      (local.set $w2 (i32.add (local.get $w1) (local.get $n)))
+      (local.set $w3 (i32.add (local.get $w2) (local.get $n)))
+      ;; this group's scales: 4 floats per block, (o / 4) · (n / 32) · 16 bytes in
+      (local.set $wsg (i32.add (local.get $ws) (i32.shr_u (i32.mul (local.get $o) (local.get $n)) (i32.const 3))))
+      (local.set $r (i32.const 0))
+      (loop $activation_rows
+        (local.set $ar (i32.add (local.get $a) (i32.mul (local.get $r) (local.get $n))))
+        (local.set $sr (i32.add (local.get $sg) (i32.mul (local.get $r) (local.get $n))))
+        (local.set $acc (v128.const f32x4 0 0 0 0))
+        (local.set $k (i32.const 0))
+        (loop $blocks
+          (local.set $x0 (v128.load (i32.add (local.get $ar) (local.get $k))))
+          (local.set $x1 (v128.load offset=16 (i32.add (local.get $ar) (local.get $k))))
+          (local.set $s0 (v128.load (i32.add (local.get $sr) (local.get $k))))
+          (local.set $s1 (v128.load offset=16 (i32.add (local.get $sr) (local.get $k))))
+          (local.set $c0 (i32x4.relaxed_dot_i8x16_i7x16_add_s (i8x16.sub (v128.xor (v128.load (i32.add (local.get $w0) (local.get $k))) (local.get $s0)) (local.get $s0)) (local.get $x0) (v128.const i32x4 0 0 0 0)))
+          (local.set $c0 (i32x4.relaxed_dot_i8x16_i7x16_add_s (i8x16.sub (v128.xor (v128.load offset=16 (i32.add (local.get $w0) (local.get $k))) (local.get $s1)) (local.get $s1)) (local.get $x1) (local.get $c0)))
+          (local.set $c1 (i32x4.relaxed_dot_i8x16_i7x16_add_s (i8x16.sub (v128.xor (v128.load (i32.add (local.get $w1) (local.get $k))) (local.get $s0)) (local.get $s0)) (local.get $x0) (v128.const i32x4 0 0 0 0)))
+          (local.set $c1 (i32x4.relaxed_dot_i8x16_i7x16_add_s (i8x16.sub (v128.xor (v128.load offset=16 (i32.add (local.get $w1) (local.get $k))) (local.get $s1)) (local.get $s1)) (local.get $x1) (local.get $c1)))
+          (local.set $c2 (i32x4.relaxed_dot_i8x16_i7x16_add_s (i8x16.sub (v128.xor (v128.load (i32.add (local.get $w2) (local.get $k))) (local.get $s0)) (local.get $s0)) (local.get $x0) (v128.const i32x4 0 0 0 0)))
+          (local.set $c2 (i32x4.relaxed_dot_i8x16_i7x16_add_s (i8x16.sub (v128.xor (v128.load offset=16 (i32.add (local.get $w2) (local.get $k))) (local.get $s1)) (local.get $s1)) (local.get $x1) (local.get $c2)))
+          (local.set $c3 (i32x4.relaxed_dot_i8x16_i7x16_add_s (i8x16.sub (v128.xor (v128.load (i32.add (local.get $w3) (local.get $k))) (local.get $s0)) (local.get $s0)) (local.get $x0) (v128.const i32x4 0 0 0 0)))
+          (local.set $c3 (i32x4.relaxed_dot_i8x16_i7x16_add_s (i8x16.sub (v128.xor (v128.load offset=16 (i32.add (local.get $w3) (local.get $k))) (local.get $s1)) (local.get $s1)) (local.get $x1) (local.get $c3)))
+          (local.set $acc (f32x4.add (local.get $acc) (f32x4.mul
+            (f32x4.convert_i32x4_s (i32x4.add
+              (i8x16.shuffle 0 1 2 3 4 5 6 7 16 17 18 19 20 21 22 23
+                (local.tee $ab (i32x4.add
+                  (i8x16.shuffle 0 1 2 3 16 17 18 19 4 5 6 7 20 21 22 23 (local.get $c0) (local.get $c1))
+                  (i8x16.shuffle 8 9 10 11 24 25 26 27 12 13 14 15 28 29 30 31 (local.get $c0) (local.get $c1))))
+                (local.tee $cd (i32x4.add
+                  (i8x16.shuffle 0 1 2 3 16 17 18 19 4 5 6 7 20 21 22 23 (local.get $c2) (local.get $c3))
+                  (i8x16.shuffle 8 9 10 11 24 25 26 27 12 13 14 15 28 29 30 31 (local.get $c2) (local.get $c3)))))
+              (i8x16.shuffle 8 9 10 11 12 13 14 15 24 25 26 27 28 29 30 31 (local.get $ab) (local.get $cd))))
+            (v128.load (i32.add (local.get $wsg) (i32.shr_u (local.get $k) (i32.const 1)))))))
+          (local.set $k (i32.add (local.get $k) (i32.const 32)))
+          (br_if $blocks (i32.lt_u (local.get $k) (local.get $n))))
+        (v128.store
+          (i32.add (local.get $y) (i32.shl (i32.add (i32.mul (local.get $r) (local.get $ldy)) (local.get $o)) (i32.const 2)))
+          (f32x4.mul (local.get $acc) (f32x4.splat (f32.load (i32.add (local.get $as) (i32.shl (local.get $r) (i32.const 2)))))))
+        (local.set $r (i32.add (local.get $r) (i32.const 1)))
+        (br_if $activation_rows (i32.lt_u (local.get $r) (local.get $rows))))
+      (local.set $o (i32.add (local.get $o) (i32.const 4)))
+      (br_if $outputs (i32.lt_u (local.get $o) (local.get $nout)))))
+
+  ;; 4-bit weights in 32-value blocks with one scale each (Q4_B32, GGUF Q4_0's byte layout): a block is
+  ;; 16 bytes, low nibbles values 0..15, high nibbles 16..31, each stored + 8. The nibbles (0..15) are
+  ;; the unsigned 7-bit operand as they come; the + 8 is taken out with each activation block's sum:
+  ;; acc += f32(Σ_block a·nibble − 8 · bsum[r][b]) · ws[o..o+3][b]. Rows are n / 2 bytes.
+  (func (export "gemm_q4b")
+    (param $y i32) (param $ldy i32) (param $a i32) (param $as i32) (param $bsum i32) (param $rows i32)
+    (param $w i32) (param $ws i32) (param $nout i32) (param $n i32)
+    (local $o i32) (local $r i32) (local $k i32) (local $kw i32) (local $ar i32) (local $br i32) (local $wsg i32)
+    (local $w0 i32) (local $w1 i32) (local $w2 i32) (local $w3 i32)
+    (local $c0 v128) (local $c1 v128) (local $c2 v128) (local $c3 v128)
+    (local $x0 v128) (local $x1 v128) (local $v v128) (local $acc v128) (local $ab v128) (local $cd v128)
+    (loop $outputs
+      (local.set $w0 (i32.add (local.get $w) (i32.shr_u (i32.mul (local.get $o) (local.get $n)) (i32.const 1))))
+      (local.set $w1 (i32.add (local.get $w0) (i32.shr_u (local.get $n) (i32.const 1))))
+      (local.set $w2 (i32.add (local.get $w1) (i32.shr_u (local.get $n) (i32.const 1))))
+      (local.set $w3 (i32.add (local.get $w2) (i32.shr_u (local.get $n) (i32.const 1))))
+      (local.set $wsg (i32.add (local.get $ws) (i32.shr_u (i32.mul (local.get $o) (local.get $n)) (i32.const 3))))
+      (local.set $r (i32.const 0))
+      (loop $activation_rows
+        (local.set $ar (i32.add (local.get $a) (i32.mul (local.get $r) (local.get $n))))
+        ;; this row's block sums: n / 32 i32s
+        (local.set $br (i32.add (local.get $bsum) (i32.shr_u (i32.mul (local.get $r) (local.get $n)) (i32.const 3))))
+        (local.set $acc (v128.const f32x4 0 0 0 0))
+        (local.set $k (i32.const 0))
+        (local.set $kw (i32.const 0))
+        (loop $blocks
+          (local.set $x0 (v128.load (i32.add (local.get $ar) (local.get $k))))
+          (local.set $x1 (v128.load offset=16 (i32.add (local.get $ar) (local.get $k))))
+          (local.set $v (v128.load (i32.add (local.get $w0) (local.get $kw))))
+          (local.set $c0 (i32x4.relaxed_dot_i8x16_i7x16_add_s (local.get $x0) (v128.and (local.get $v) (v128.const i8x16 15 15 15 15 15 15 15 15 15 15 15 15 15 15 15 15)) (v128.const i32x4 0 0 0 0)))
+          (local.set $c0 (i32x4.relaxed_dot_i8x16_i7x16_add_s (local.get $x1) (i8x16.shr_u (local.get $v) (i32.const 4)) (local.get $c0)))
+          (local.set $v (v128.load (i32.add (local.get $w1) (local.get $kw))))
+          (local.set $c1 (i32x4.relaxed_dot_i8x16_i7x16_add_s (local.get $x0) (v128.and (local.get $v) (v128.const i8x16 15 15 15 15 15 15 15 15 15 15 15 15 15 15 15 15)) (v128.const i32x4 0 0 0 0)))
+          (local.set $c1 (i32x4.relaxed_dot_i8x16_i7x16_add_s (local.get $x1) (i8x16.shr_u (local.get $v) (i32.const 4)) (local.get $c1)))
+          (local.set $v (v128.load (i32.add (local.get $w2) (local.get $kw))))
+          (local.set $c2 (i32x4.relaxed_dot_i8x16_i7x16_add_s (local.get $x0) (v128.and (local.get $v) (v128.const i8x16 15 15 15 15 15 15 15 15 15 15 15 15 15 15 15 15)) (v128.const i32x4 0 0 0 0)))
+          (local.set $c2 (i32x4.relaxed_dot_i8x16_i7x16_add_s (local.get $x1) (i8x16.shr_u (local.get $v) (i32.const 4)) (local.get $c2)))
+          (local.set $v (v128.load (i32.add (local.get $w3) (local.get $kw))))
+          (local.set $c3 (i32x4.relaxed_dot_i8x16_i7x16_add_s (local.get $x0) (v128.and (local.get $v) (v128.const i8x16 15 15 15 15 15 15 15 15 15 15 15 15 15 15 15 15)) (v128.const i32x4 0 0 0 0)))
+          (local.set $c3 (i32x4.relaxed_dot_i8x16_i7x16_add_s (local.get $x1) (i8x16.shr_u (local.get $v) (i32.const 4)) (local.get $c3)))
+          (local.set $acc (f32x4.add (local.get $acc) (f32x4.mul
+            (f32x4.convert_i32x4_s (i32x4.sub
+              (i32x4.add
+              (i8x16.shuffle 0 1 2 3 4 5 6 7 16 17 18 19 20 21 22 23
+                (local.tee $ab (i32x4.add
+                  (i8x16.shuffle 0 1 2 3 16 17 18 19 4 5 6 7 20 21 22 23 (local.get $c0) (local.get $c1))
+                  (i8x16.shuffle 8 9 10 11 24 25 26 27 12 13 14 15 28 29 30 31 (local.get $c0) (local.get $c1))))
+                (local.tee $cd (i32x4.add
+                  (i8x16.shuffle 0 1 2 3 16 17 18 19 4 5 6 7 20 21 22 23 (local.get $c2) (local.get $c3))
+                  (i8x16.shuffle 8 9 10 11 24 25 26 27 12 13 14 15 28 29 30 31 (local.get $c2) (local.get $c3)))))
+              (i8x16.shuffle 8 9 10 11 12 13 14 15 24 25 26 27 28 29 30 31 (local.get $ab) (local.get $cd)))
+              (i32x4.splat (i32.shl (i32.load (i32.add (local.get $br) (i32.shr_u (local.get $k) (i32.const 3)))) (i32.const 3)))))
+            (v128.load (i32.add (local.get $wsg) (i32.shr_u (local.get $k) (i32.const 1)))))))
+          (local.set $k (i32.add (local.get $k) (i32.const 32)))
+          (local.set $kw (i32.add (local.get $kw) (i32.const 16)))
+          (br_if $blocks (i32.lt_u (local.get $k) (local.get $n))))
+        (v128.store
+          (i32.add (local.get $y) (i32.shl (i32.add (i32.mul (local.get $r) (local.get $ldy)) (local.get $o)) (i32.const 2)))
+          (f32x4.mul (local.get $acc) (f32x4.splat (f32.load (i32.add (local.get $as) (i32.shl (local.get $r) (i32.const 2)))))))
         (local.set $r (i32.add (local.get $r) (i32.const 1)))
         (br_if $activation_rows (i32.lt_u (local.get $r) (local.get $rows))))
       (local.set $o (i32.add (local.get $o) (i32.const 4)))

@@ -6,14 +6,22 @@
 
 #define EXPORT __attribute__((visibility("default")))
 
-// A 7-bit weight matrix: n_out rows of n_in values (row-major, one row per output) stored with an
-// offset of 64 (0..127: relaxed SIMD's dot product takes its second operand unsigned, 7-bit), and one
-// f32 scale per row, so that W[o][k] ≈ (w[o * n_in + k] − 64) · scale[o]. n_in is a multiple of 8.
-// The offset is taken out once per row: Σ x·(w − 64) = Σ x·w' − 64·Σ x.
+// A quantized weight matrix: n_out rows of n_in values (row-major, one row per output). `kind`:
+//  Q7_ROW: 7-bit weights stored with an offset of 64 (0..127: relaxed SIMD's dot product takes its
+//    second operand unsigned, 7-bit), one f32 scale per row: W[o][k] ≈ (w[o·n_in + k] − 64) · scale[o].
+//    The offset is taken out once per row: Σ x·(w − 64) = Σ x·w' − 64·Σ x. n_in % 8 == 0.
+//  Q8_ROW: 8-bit signed weights (±127), one f32 scale per row: W[o][k] ≈ (int8)w[o·n_in + k] · scale[o].
+//  Q8_B32: 8-bit signed weights, one f32 scale per 32 consecutive values of a row (GGUF Q8_0's blocks).
+//  Q4_B32: 4-bit weights, 32-value blocks of 16 bytes with one f32 scale (GGUF Q4_0's blocks): byte j
+//    of a block holds value j in its low nibble and value j + 16 in its high nibble, each stored + 8:
+//    W[o][32b + j] ≈ (nibble − 8) · scale. A row is n_in / 2 bytes.
+// Block scales are interleaved by 4 rows, so one vector load gives 4 rows' scales of a block:
+// scale[((o / 4) · (n_in / 32) + b) · 4 + o % 4]; block kinds need n_in % 32 == 0 and n_out % 4 == 0.
+enum { Q7_ROW = 0, Q8_ROW = 1, Q8_B32 = 2, Q4_B32 = 3 };
 typedef struct {
   const uint8_t *w;
   const float *scale;
-  int32_t n_out, n_in;
+  int32_t n_out, n_in, kind;
 } QMatrix;
 
 typedef struct {
@@ -39,16 +47,19 @@ typedef struct {
   const float *rope_sin;
   const Layer *layers;       // [n_layers]
   // Scratch, each sized for max_rows rows.
-  float *x, *h, *qkv, *att, *gu, *scores;
+  float *x, *h, *qkv, *att, *gu;
+  float *scores;             // [heads / kv_heads + 1][max_positions + 2]: a group's scores, then the int8 cache's value weights
   int16_t *xq;               // activations quantized to int16 (or int8), [max_rows, max(dim, ffn, heads·head_dim)]
   float *xq_scale;           // [max_rows]
   int32_t relaxed;           // 1: matrix products through relaxed.wasm's gemm (imported), when the shapes allow
   int32_t *xq_sum;           // [max_rows]: Σ of each quantized row, for the weights' offset
   int32_t sliding_window;    // a row attends to its last sliding_window positions (mistral), or 0: all
+  int32_t *xq_bsum;          // [max_rows, max(dim, ffn, heads·head_dim) / 32]: Σ per 32-value block (Q4_B32's offset)
+  int32_t kv_int8;           // 1: KV pages hold int8 keys and values with a scale per position and head (attention.c)
 } Model;
 
 // One row (token) of a forward pass: its position, and its sequence's KV pages (page_size positions
-// each, laid out [layer][key | value][kv_head][page_size][head_dim] f32).
+// each; layout in attention.c).
 typedef struct {
   int32_t token, position;
   float *const *pages;
@@ -56,6 +67,7 @@ typedef struct {
 
 // matmul.c
 void linear(const Model *m, float *y, const float *x, int rows, const QMatrix *w);
+void dequantize_row(float *y, const QMatrix *w, int row);
 // ops.c
 v128_t exp_f32x4(v128_t x);
 float exp_f32(float x);

@@ -1,0 +1,146 @@
+// Weight matrices in the layouts the kernels take (kernels/simd.h), made once at load: f32 matrices
+// quantized to one of the kinds, our exporter's 7-bit int8 graph weights relaid out, and GGUF's
+// Q8_0 / Q4_0 blocks repacked (their values unchanged).
+import { f16ToF32 } from "../../formats/decode.js";
+
+/**
+ * q7: 7-bit, one scale per row (our exporter's graphs; the fastest on relaxed SIMD);
+ * q8: 8-bit, one scale per row; q8_32: 8-bit, a scale per 32 values (GGUF Q8_0);
+ * q4_32: 4-bit, a scale per 32 values (GGUF Q4_0).
+ */
+export type MatrixKind = "q7" | "q8" | "q8_32" | "q4_32";
+
+/** The C enum in simd.h. */
+export const KIND_CODE: Record<MatrixKind, number> = { q7: 0, q8: 1, q8_32: 2, q4_32: 3 };
+
+/** A weight matrix in the kernels' layout: `rows` outputs of `cols` inputs. */
+export interface QuantMatrix {
+  kind: MatrixKind;
+  rows: number;
+  cols: number;
+  /** Row-major weights: q7 stored + 64, q8 / q8_32 as int8 bytes, q4_32 GGUF Q4_0's nibbles (+ 8), cols / 2 bytes a row. */
+  data: Uint8Array;
+  /** q7 / q8: one per row. Block kinds: one per 32 values, 4 rows interleaved: [((row / 4) · cols / 32 + block) · 4 + row % 4]. */
+  scale: Float32Array;
+}
+
+const BLOCK = 32;
+const isBlocked = (kind: MatrixKind) => kind === "q8_32" || kind === "q4_32";
+
+function checkShape(rows: number, cols: number, kind: MatrixKind): void {
+  if (!(rows > 0 && cols > 0 && Number.isInteger(rows) && Number.isInteger(cols))) throw new Error(`matrix shape ${rows} × ${cols}`);
+  if (cols % 8) throw new Error(`${kind} matrix: ${cols} columns are not a multiple of 8`);
+  if (isBlocked(kind) && (cols % BLOCK || rows % 4)) throw new Error(`${kind} matrix ${rows} × ${cols}: needs columns a multiple of 32 and rows a multiple of 4`);
+}
+
+const blockScaleIndex = (row: number, block: number, blocks: number) => ((row >> 2) * blocks + block) * 4 + (row & 3);
+
+/** An f32 matrix (row-major, `rows` outputs of `cols` inputs) quantized to `kind`, symmetric. */
+export function quantizeMatrix(f32: Float32Array, rows: number, cols: number, kind: MatrixKind): QuantMatrix {
+  checkShape(rows, cols, kind);
+  if (f32.length !== rows * cols) throw new Error(`matrix of ${f32.length} values is not ${rows} × ${cols}`);
+  if (kind === "q7" || kind === "q8") {
+    const qmax = kind === "q7" ? 63 : 127, offset = kind === "q7" ? 64 : 0;
+    const data = new Uint8Array(rows * cols), scale = new Float32Array(rows);
+    for (let o = 0; o < rows; o++) {
+      let amax = 0;
+      for (let k = 0; k < cols; k++) amax = Math.max(amax, Math.abs(f32[o * cols + k]));
+      const s = amax > 0 ? amax / qmax : 1;
+      scale[o] = s;
+      for (let k = 0; k < cols; k++) data[o * cols + k] = (Math.round(f32[o * cols + k] / s) + offset) & 0xff;
+    }
+    return { kind, rows, cols, data, scale };
+  }
+  const blocks = cols / BLOCK, q4 = kind === "q4_32";
+  const data = new Uint8Array(q4 ? (rows * cols) / 2 : rows * cols), scale = new Float32Array(rows * blocks);
+  for (let o = 0; o < rows; o++) {
+    for (let b = 0; b < blocks; b++) {
+      const at = o * cols + b * BLOCK;
+      // As llama.cpp's quantize_row_q8_0 / q4_0: Q8_0 maps |x|max to 127; Q4_0 maps the value of
+      // largest magnitude, with its sign, to −8, so the whole [−8, 7] range is used.
+      let amax = 0, signedMax = 0;
+      for (let j = 0; j < BLOCK; j++) {
+        const v = f32[at + j];
+        if (Math.abs(v) > amax) (amax = Math.abs(v)), (signedMax = v);
+      }
+      const d = q4 ? signedMax / -8 : amax / 127, inv = d ? 1 / d : 0;
+      scale[blockScaleIndex(o, b, blocks)] = d;
+      if (q4) {
+        const out = o * (cols / 2) + b * 16;
+        for (let j = 0; j < 16; j++) {
+          const lo = Math.min(15, Math.trunc(f32[at + j] * inv + 8.5)), hi = Math.min(15, Math.trunc(f32[at + j + 16] * inv + 8.5));
+          data[out + j] = lo | (hi << 4);
+        }
+      } else {
+        for (let j = 0; j < BLOCK; j++) data[at + j] = Math.round(f32[at + j] * inv) & 0xff;
+      }
+    }
+  }
+  return { kind, rows, cols, data, scale };
+}
+
+/** W[row][col] for every value: the matrix the kernels multiply by (for references and tests). */
+export function dequantizeMatrix(m: QuantMatrix): Float32Array {
+  const { rows, cols, data, scale } = m, out = new Float32Array(rows * cols), blocks = cols / BLOCK;
+  for (let o = 0; o < rows; o++) {
+    for (let k = 0; k < cols; k++) {
+      const i = o * cols + k;
+      if (m.kind === "q7") out[i] = (data[i] - 64) * scale[o];
+      else if (m.kind === "q8") out[i] = ((data[i] << 24) >> 24) * scale[o];
+      else {
+        const s = scale[blockScaleIndex(o, Math.floor(k / BLOCK), blocks)];
+        if (m.kind === "q8_32") out[i] = ((data[i] << 24) >> 24) * s;
+        else {
+          const byte = data[o * (cols / 2) + Math.floor(k / BLOCK) * 16 + (k % 16)];
+          out[i] = ((k % BLOCK < 16 ? byte & 15 : byte >> 4) - 8) * s;
+        }
+      }
+    }
+  }
+  return out;
+}
+
+/** Our exporter's 7-bit weights as the graph stores them ([in, out] int8, ±63, one scale per output) → q7. */
+export function fromColumnMajorInt7(columnMajor: Int8Array, scale: Float32Array, rows: number, cols: number): QuantMatrix {
+  checkShape(rows, cols, "q7");
+  const data = new Uint8Array(rows * cols);
+  for (let k = 0; k < cols; k++) {
+    const src = k * rows;
+    for (let o = 0; o < rows; o++) {
+      const v = columnMajor[src + o];
+      if (v < -64 || v > 63) throw new Error(`8-bit weight ${v} in a 7-bit matrix (±63, as our exporter writes)`);
+      data[o * cols + k] = v + 64;
+    }
+  }
+  return { kind: "q7", rows, cols, data, scale: Float32Array.from(scale) };
+}
+
+/**
+ * A GGUF tensor's raw Q8_0 or Q4_0 blocks (ne0 = `cols` values per row, `rows` rows; a block is an
+ * f16 scale then 32 int8 values, or 16 bytes of nibbles) → q8_32 / q4_32, row o taken from the file's
+ * row sourceRow(o) (llama.cpp's q/k permutation undone). The values are kept
+ * exactly; only the scales move (f16 → f32, 4 rows interleaved) and the weights become contiguous.
+ */
+export function repackGgufBlocks(raw: Uint8Array, rows: number, cols: number, type: "Q8_0" | "Q4_0", sourceRow: (row: number) => number = (r) => r): QuantMatrix {
+  const kind: MatrixKind = type === "Q8_0" ? "q8_32" : "q4_32", q4 = type === "Q4_0";
+  checkShape(rows, cols, kind);
+  const blocks = cols / BLOCK, blockBytes = q4 ? 18 : 34, payload = blockBytes - 2;
+  if (raw.byteLength !== rows * blocks * blockBytes) {
+    throw new Error(`${type} tensor ${rows} × ${cols}: expected ${rows * blocks * blockBytes} bytes, found ${raw.byteLength}`);
+  }
+  const data = new Uint8Array(rows * blocks * payload), scale = new Float32Array(rows * blocks);
+  for (let o = 0; o < rows; o++) {
+    for (let b = 0; b < blocks; b++) {
+      const at = (sourceRow(o) * blocks + b) * blockBytes;
+      scale[blockScaleIndex(o, b, blocks)] = f16ToF32(raw[at] | (raw[at + 1] << 8));
+      data.set(raw.subarray(at + 2, at + blockBytes), (o * blocks + b) * payload);
+      // The kernels negate 8-bit weights (relaxed.wat's gemm_q8b), so −128 becomes −127; llama.cpp's
+      // own Q8_0 quantizer writes ±127 only.
+      if (!q4) for (let i = (o * blocks + b) * payload, end = i + payload; i < end; i++) if (data[i] === 0x80) data[i] = 0x81;
+    }
+  }
+  return { kind, rows, cols, data, scale };
+}
+
+/** Bytes this matrix takes in the kernels' memory. */
+export const matrixBytes = (m: QuantMatrix) => m.data.byteLength + m.scale.byteLength;
