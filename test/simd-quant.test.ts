@@ -259,3 +259,12 @@ describe("KV_CACHE", () => {
     }
   });
 });
+
+describe("WEIGHT_BITS", () => {
+  it("is 8 by default or 4; anything else is refused at start", async () => {
+    const { settingsFrom } = await import("../src/hosts/config.js");
+    expect(settingsFrom({}).weightBits).toBe(8);
+    expect(settingsFrom({ WEIGHT_BITS: "4" }).weightBits).toBe(4);
+    for (const bad of ["2", "int4", "16"]) expect(() => settingsFrom({ WEIGHT_BITS: bad })).toThrow(`WEIGHT_BITS must be 8 or 4, got "${bad}"`);
+  });
+});
