@@ -19,7 +19,6 @@ import { argmax } from "../src/engine/sampler.js";
 // The Node host's V8 flags (src/node-runtime.ts), without loading onnxruntime-web: a light process,
 // so that start-up stays a small share of an instruction count.
 v8.setFlagsFromString("--no-liftoff");
-v8.setFlagsFromString("--experimental-wasm-relaxed-simd");
 const KERNELS_WASM = join(import.meta.dirname, "../src/engine/simd/kernels.wasm");
 const RELAXED_WASM = join(import.meta.dirname, "../src/engine/simd/relaxed.wasm");
 const kernels = await WebAssembly.compile(readFileSync(KERNELS_WASM));

@@ -12,56 +12,103 @@
 ;;   below 2 · 127 · 127 < 2^15, so the instruction's 16-bit intermediate never saturates.
 (module
   (import "env" "memory" (memory 1))
+;; Each pass takes 4 weight rows against 2 activation rows (8 accumulators; 14 of the 16 vector
+;; registers V8 allocates on x64), so each loaded weight vector serves two dot products and each
+;; activation vector four; an odd last activation row runs alone.
   (func (export "gemm")
     (param $y i32) (param $ldy i32) (param $a i32) (param $as i32) (param $asum i32) (param $rows i32)
     (param $w i32) (param $ws i32) (param $nout i32) (param $n i32)
-    (local $o i32) (local $r i32) (local $k i32) (local $ar i32)
+    (local $o i32) (local $r i32) (local $k i32) (local $ar i32) (local $ar1 i32)
     (local $w0 i32) (local $w1 i32) (local $w2 i32) (local $w3 i32)
-    (local $c0 v128) (local $c1 v128) (local $c2 v128) (local $c3 v128) (local $x v128) (local $ab v128) (local $cd v128)
+    (local $c0 v128) (local $c1 v128) (local $c2 v128) (local $c3 v128)
+    (local $d0 v128) (local $d1 v128) (local $d2 v128) (local $d3 v128) (local $x v128) (local $x1 v128) (local $v v128)
     (loop $outputs
       (local.set $w0 (i32.add (local.get $w) (i32.mul (local.get $o) (local.get $n))))
       (local.set $w1 (i32.add (local.get $w0) (local.get $n)))
       (local.set $w2 (i32.add (local.get $w1) (local.get $n)))
       (local.set $w3 (i32.add (local.get $w2) (local.get $n)))
       (local.set $r (i32.const 0))
-      (loop $activation_rows
-        (local.set $ar (i32.add (local.get $a) (i32.mul (local.get $r) (local.get $n))))
-        (local.set $c0 (v128.const i32x4 0 0 0 0))
-        (local.set $c1 (v128.const i32x4 0 0 0 0))
-        (local.set $c2 (v128.const i32x4 0 0 0 0))
-        (local.set $c3 (v128.const i32x4 0 0 0 0))
-        (local.set $k (i32.const 0))
-        (loop $inner
-          (local.set $x (v128.load (i32.add (local.get $ar) (local.get $k))))
-          (local.set $c0 (i32x4.relaxed_dot_i8x16_i7x16_add_s (local.get $x) (v128.load (i32.add (local.get $w0) (local.get $k))) (local.get $c0)))
-          (local.set $c1 (i32x4.relaxed_dot_i8x16_i7x16_add_s (local.get $x) (v128.load (i32.add (local.get $w1) (local.get $k))) (local.get $c1)))
-          (local.set $c2 (i32x4.relaxed_dot_i8x16_i7x16_add_s (local.get $x) (v128.load (i32.add (local.get $w2) (local.get $k))) (local.get $c2)))
-          (local.set $c3 (i32x4.relaxed_dot_i8x16_i7x16_add_s (local.get $x) (v128.load (i32.add (local.get $w3) (local.get $k))) (local.get $c3)))
-          (local.set $k (i32.add (local.get $k) (i32.const 16)))
-          (br_if $inner (i32.lt_u (local.get $k) (local.get $n))))
-        ;; The four lane sums as one vector: [Σc0, Σc1, Σc2, Σc3].
-        (local.set $ab (i32x4.add
-          (i8x16.shuffle 0 1 2 3 16 17 18 19 4 5 6 7 20 21 22 23 (local.get $c0) (local.get $c1))
-          (i8x16.shuffle 8 9 10 11 24 25 26 27 12 13 14 15 28 29 30 31 (local.get $c0) (local.get $c1))))
-        (local.set $cd (i32x4.add
-          (i8x16.shuffle 0 1 2 3 16 17 18 19 4 5 6 7 20 21 22 23 (local.get $c2) (local.get $c3))
-          (i8x16.shuffle 8 9 10 11 24 25 26 27 12 13 14 15 28 29 30 31 (local.get $c2) (local.get $c3))))
-        (v128.store
-          (i32.add (local.get $y) (i32.shl (i32.add (i32.mul (local.get $r) (local.get $ldy)) (local.get $o)) (i32.const 2)))
-          (f32x4.mul
-            (f32x4.mul
-              (f32x4.convert_i32x4_s
-                (i32x4.sub
-                  (i32x4.add
-                    (i8x16.shuffle 0 1 2 3 4 5 6 7 16 17 18 19 20 21 22 23 (local.get $ab) (local.get $cd))
-                    (i8x16.shuffle 8 9 10 11 12 13 14 15 24 25 26 27 28 29 30 31 (local.get $ab) (local.get $cd)))
-                  (i32x4.splat (i32.shl (i32.load (i32.add (local.get $asum) (i32.shl (local.get $r) (i32.const 2)))) (i32.const 6)))))
-              (v128.load (i32.add (local.get $ws) (i32.shl (local.get $o) (i32.const 2)))))
-            (f32x4.splat (f32.load (i32.add (local.get $as) (i32.shl (local.get $r) (i32.const 2)))))))
-        (local.set $r (i32.add (local.get $r) (i32.const 1)))
-        (br_if $activation_rows (i32.lt_u (local.get $r) (local.get $rows))))
+      (block $pairs_done
+        (loop $pairs
+          (br_if $pairs_done (i32.ge_u (i32.add (local.get $r) (i32.const 1)) (local.get $rows)))
+          (local.set $ar (i32.add (local.get $a) (i32.mul (local.get $r) (local.get $n))))
+          (local.set $ar1 (i32.add (local.get $ar) (local.get $n)))
+          (local.set $c0 (v128.const i32x4 0 0 0 0))
+          (local.set $c1 (v128.const i32x4 0 0 0 0))
+          (local.set $c2 (v128.const i32x4 0 0 0 0))
+          (local.set $c3 (v128.const i32x4 0 0 0 0))
+          (local.set $d0 (v128.const i32x4 0 0 0 0))
+          (local.set $d1 (v128.const i32x4 0 0 0 0))
+          (local.set $d2 (v128.const i32x4 0 0 0 0))
+          (local.set $d3 (v128.const i32x4 0 0 0 0))
+          (local.set $k (i32.const 0))
+          (loop $inner2
+            (local.set $x (v128.load (i32.add (local.get $ar) (local.get $k))))
+            (local.set $x1 (v128.load (i32.add (local.get $ar1) (local.get $k))))
+            (local.set $v (v128.load (i32.add (local.get $w0) (local.get $k))))
+            (local.set $c0 (i32x4.relaxed_dot_i8x16_i7x16_add_s (local.get $x) (local.get $v) (local.get $c0)))
+            (local.set $d0 (i32x4.relaxed_dot_i8x16_i7x16_add_s (local.get $x1) (local.get $v) (local.get $d0)))
+            (local.set $v (v128.load (i32.add (local.get $w1) (local.get $k))))
+            (local.set $c1 (i32x4.relaxed_dot_i8x16_i7x16_add_s (local.get $x) (local.get $v) (local.get $c1)))
+            (local.set $d1 (i32x4.relaxed_dot_i8x16_i7x16_add_s (local.get $x1) (local.get $v) (local.get $d1)))
+            (local.set $v (v128.load (i32.add (local.get $w2) (local.get $k))))
+            (local.set $c2 (i32x4.relaxed_dot_i8x16_i7x16_add_s (local.get $x) (local.get $v) (local.get $c2)))
+            (local.set $d2 (i32x4.relaxed_dot_i8x16_i7x16_add_s (local.get $x1) (local.get $v) (local.get $d2)))
+            (local.set $v (v128.load (i32.add (local.get $w3) (local.get $k))))
+            (local.set $c3 (i32x4.relaxed_dot_i8x16_i7x16_add_s (local.get $x) (local.get $v) (local.get $c3)))
+            (local.set $d3 (i32x4.relaxed_dot_i8x16_i7x16_add_s (local.get $x1) (local.get $v) (local.get $d3)))
+            (local.set $k (i32.add (local.get $k) (i32.const 16)))
+            (br_if $inner2 (i32.lt_u (local.get $k) (local.get $n))))
+          (call $store_q7 (local.get $y) (local.get $ldy) (local.get $as) (local.get $asum) (local.get $ws) (local.get $r) (local.get $o)
+            (local.get $c0) (local.get $c1) (local.get $c2) (local.get $c3))
+          (call $store_q7 (local.get $y) (local.get $ldy) (local.get $as) (local.get $asum) (local.get $ws) (i32.add (local.get $r) (i32.const 1)) (local.get $o)
+            (local.get $d0) (local.get $d1) (local.get $d2) (local.get $d3))
+          (local.set $r (i32.add (local.get $r) (i32.const 2)))
+          (br $pairs)))
+      (if (i32.lt_u (local.get $r) (local.get $rows))
+        (then
+          (local.set $ar (i32.add (local.get $a) (i32.mul (local.get $r) (local.get $n))))
+          (local.set $c0 (v128.const i32x4 0 0 0 0))
+          (local.set $c1 (v128.const i32x4 0 0 0 0))
+          (local.set $c2 (v128.const i32x4 0 0 0 0))
+          (local.set $c3 (v128.const i32x4 0 0 0 0))
+          (local.set $k (i32.const 0))
+          (loop $inner
+            (local.set $x (v128.load (i32.add (local.get $ar) (local.get $k))))
+            (local.set $c0 (i32x4.relaxed_dot_i8x16_i7x16_add_s (local.get $x) (v128.load (i32.add (local.get $w0) (local.get $k))) (local.get $c0)))
+            (local.set $c1 (i32x4.relaxed_dot_i8x16_i7x16_add_s (local.get $x) (v128.load (i32.add (local.get $w1) (local.get $k))) (local.get $c1)))
+            (local.set $c2 (i32x4.relaxed_dot_i8x16_i7x16_add_s (local.get $x) (v128.load (i32.add (local.get $w2) (local.get $k))) (local.get $c2)))
+            (local.set $c3 (i32x4.relaxed_dot_i8x16_i7x16_add_s (local.get $x) (v128.load (i32.add (local.get $w3) (local.get $k))) (local.get $c3)))
+            (local.set $k (i32.add (local.get $k) (i32.const 16)))
+            (br_if $inner (i32.lt_u (local.get $k) (local.get $n))))
+          (call $store_q7 (local.get $y) (local.get $ldy) (local.get $as) (local.get $asum) (local.get $ws) (local.get $r) (local.get $o)
+            (local.get $c0) (local.get $c1) (local.get $c2) (local.get $c3))))
       (local.set $o (i32.add (local.get $o) (i32.const 4)))
       (br_if $outputs (i32.lt_u (local.get $o) (local.get $nout)))))
+
+  ;; y[r][o..o+3] = ([Σc0, Σc1, Σc2, Σc3] − 64 · asum[r]) · ws[o..o+3] · as[r]: four rows' lane sums as one vector.
+  (func $store_q7
+    (param $y i32) (param $ldy i32) (param $as i32) (param $asum i32) (param $ws i32) (param $r i32) (param $o i32)
+    (param $c0 v128) (param $c1 v128) (param $c2 v128) (param $c3 v128)
+    (local $ab v128) (local $cd v128)
+    (local.set $ab (i32x4.add
+      (i8x16.shuffle 0 1 2 3 16 17 18 19 4 5 6 7 20 21 22 23 (local.get $c0) (local.get $c1))
+      (i8x16.shuffle 8 9 10 11 24 25 26 27 12 13 14 15 28 29 30 31 (local.get $c0) (local.get $c1))))
+    (local.set $cd (i32x4.add
+      (i8x16.shuffle 0 1 2 3 16 17 18 19 4 5 6 7 20 21 22 23 (local.get $c2) (local.get $c3))
+      (i8x16.shuffle 8 9 10 11 24 25 26 27 12 13 14 15 28 29 30 31 (local.get $c2) (local.get $c3))))
+    (v128.store
+      (i32.add (local.get $y) (i32.shl (i32.add (i32.mul (local.get $r) (local.get $ldy)) (local.get $o)) (i32.const 2)))
+      (f32x4.mul
+        (f32x4.mul
+          (f32x4.convert_i32x4_s
+            (i32x4.sub
+              (i32x4.add
+                (i8x16.shuffle 0 1 2 3 4 5 6 7 16 17 18 19 20 21 22 23 (local.get $ab) (local.get $cd))
+                (i8x16.shuffle 8 9 10 11 12 13 14 15 24 25 26 27 28 29 30 31 (local.get $ab) (local.get $cd)))
+              (i32x4.splat (i32.shl (i32.load (i32.add (local.get $asum) (i32.shl (local.get $r) (i32.const 2)))) (i32.const 6)))))
+          (v128.load (i32.add (local.get $ws) (i32.shl (local.get $o) (i32.const 2)))))
+        (f32x4.splat (f32.load (i32.add (local.get $as) (i32.shl (local.get $r) (i32.const 2))))))))
 
   ;; Full 8-bit signed weights (Q8_ROW), one scale per row. The instruction's unsigned 7-bit operand is
   ;; the activation's magnitude |a| (≤ 127), and the weight takes the activation's sign (s: 0 or −1
