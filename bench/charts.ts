@@ -76,7 +76,7 @@ interface Results {
   hosts: { host: string; decode_tok_s: number }[];
 }
 
-const ENGINE_NAMES: Record<string, string> = { simd: "ours, relaxed SIMD", simd128: "ours, SIMD128", web: "onnxruntime-web", native: "onnxruntime native" };
+const ENGINE_NAMES: Record<string, string> = { simd: "ours, relaxed SIMD", simd128: "ours, SIMD128", "simd-kv8": "ours, int8 KV cache", web: "onnxruntime-web", native: "onnxruntime native" };
 
 export function writeCharts(results: Results, dir: string): string[] {
   mkdirSync(dir, { recursive: true });

@@ -26,10 +26,11 @@ export { wasmHeapBytes } from "../src/engine/wasm-memory.js";
 
 /**
  * simd: our kernels as the hosts run them (relaxed SIMD where the runtime has it); simd128: plain
- * SIMD128 only; web: onnxruntime-web on our contract's graph; web-standard: onnxruntime-web on the
+ * SIMD128 only; simd-kv8: our kernels (relaxed where available) with the int8 KV cache (KV_CACHE=int8);
+ * web: onnxruntime-web on our contract's graph; web-standard: onnxruntime-web on the
  * standard-contract graph (Optimum / transformers.js layout); native: onnxruntime-node.
  */
-export type EngineName = "simd" | "simd128" | "web" | "web-standard" | "native";
+export type EngineName = "simd" | "simd128" | "simd-kv8" | "web" | "web-standard" | "native";
 
 export interface EngineRow {
   engine: EngineName;
@@ -53,11 +54,12 @@ export function runtimeInfo(): { node: string; v8: string; kernels: "relaxed-sim
 async function decoderFor(engine: EngineName, modelDir: string, file: string, threads: number): Promise<Decoder> {
   const config = JSON.parse(readFileSync(join(modelDir, "config.json"), "utf8"));
   const shape = modelShapeFromConfig(config);
-  if (engine === "simd" || engine === "simd128") {
+  if (engine === "simd" || engine === "simd128" || engine === "simd-kv8") {
     if (threads !== 1) throw new Error("the WASM SIMD kernels run on one thread");
-    nodeOrt(1); // the same V8 flags as the Node host (no Liftoff, relaxed SIMD)
-    const relaxed = engine === "simd" ? await compileRelaxed(async () => readFileSync(RELAXED_WASM)) : null;
-    return SimdDecoder.create(await WebAssembly.compile(readFileSync(KERNELS_WASM)), llamaWeights(readOnnx(readFileSync(join(modelDir, file))), config), relaxed);
+    nodeOrt(1); // the same V8 flags as the Node host (no Liftoff)
+    const relaxed = engine === "simd128" ? null : await compileRelaxed(async () => readFileSync(RELAXED_WASM));
+    const weights = llamaWeights(readOnnx(readFileSync(join(modelDir, file))), config);
+    return SimdDecoder.create(await WebAssembly.compile(readFileSync(KERNELS_WASM)), weights, relaxed, {}, engine === "simd-kv8" ? "int8" : "f32");
   }
   const read = async (path: string) => readFileSync(join(modelDir, path));
   if (engine === "web" || engine === "web-standard") {

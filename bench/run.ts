@@ -111,7 +111,7 @@ for (const file of files) {
   for (const threads of QUICK ? [1] : [1, 2]) {
     // Our kernels run the int8 graph on one thread.
     // web-standard: the same weights in the standard contract (Optimum / transformers.js), for what that contract costs.
-    const engines = threads === 1 && file.includes("quantized") ? ["simd", "simd128", "web", "web-standard", "native"] : ["web", "native"];
+    const engines = threads === 1 && file.includes("quantized") ? ["simd", "simd128", "simd-kv8", "web", "web-standard", "native"] : ["web", "native"];
     for (const engine of engines) configs.push({ engine, file, threads });
   }
 }
@@ -250,7 +250,7 @@ const batchRate = webInt8?.decode_batch8_tok_s ?? NaN;
 const simdRate = simdInt8?.decode_tok_s["128"] ?? NaN;
 const simdBatch = simdInt8?.decode_batch8_tok_s ?? NaN;
 const ratio = (a?: number, b?: number) => (a === undefined || b === undefined ? "–" : `${(a / b).toFixed(2)}×`);
-const engineName = (e: string) => ({ simd: "ours (relaxed SIMD)", simd128: "ours (plain SIMD128)", web: "ort-web (wasm)", "web-standard": "ort-web (wasm), standard contract", native: "ort-node (native)" })[e] ?? e;
+const engineName = (e: string) => ({ simd: "ours (relaxed SIMD)", simd128: "ours (plain SIMD128)", "simd-kv8": "ours, int8 KV cache", web: "ort-web (wasm)", "web-standard": "ort-web (wasm), standard contract", native: "ort-node (native)" })[e] ?? e;
 const standardInt8 = int8Row("web-standard");
 const lines = [
   `## Latest run (\`npm run bench\`)`,
@@ -269,6 +269,9 @@ const lines = [
     `@512 ${ratio(simdInt8?.decode_tok_s["512"], nativeInt8?.decode_tok_s["512"])}. Eight streams decoded together: ${ratio(simdBatch, simdRate)} one stream's rate.`,
   "",
   `Our plain SIMD128 kernels (runtimes without relaxed SIMD): decode @128 ${ratio(int8Row("simd128")?.decode_tok_s["128"], decodeRate)} onnxruntime-web, TTFT @128 ${f(int8Row("simd128")?.ttft_ms_128)} ms.`,
+  "",
+  `The int8 KV cache (\`KV_CACHE=int8\`) against the f32 one, same kernels: decode @128 ${ratio(int8Row("simd-kv8")?.decode_tok_s["128"], simdRate)}, @512 ${ratio(int8Row("simd-kv8")?.decode_tok_s["512"], simdInt8?.decode_tok_s["512"])}, ` +
+    `batch of 8 ${ratio(int8Row("simd-kv8")?.decode_batch8_tok_s, simdBatch)} (accuracy: test/simd-quant.test.ts and BENCHMARKS.md above).`,
   "",
   `The standard contract (\`onnx/model_quantized.onnx\` as transformers.js runs it: the whole cache in and out of every run, logits for every prompt position) ` +
     `against ours (\`.tinylm.onnx\`, same weights) on onnxruntime-web: decode @128 ${ratio(standardInt8?.decode_tok_s["128"], decodeRate)}, @512 ${ratio(standardInt8?.decode_tok_s["512"], webInt8?.decode_tok_s["512"])}, ` +
