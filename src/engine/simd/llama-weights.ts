@@ -9,7 +9,7 @@
 import { DataType, type OnnxGraph, type OnnxTensor } from "./onnx-reader.js";
 import { decodeVector, rowDecoder, sourceRow } from "../../formats/decode.js";
 import type { Architecture, TensorData, WeightDescription } from "../../formats/weights.js";
-import { fromColumnMajorInt7, quantizeMatrix, repackGgufBlocks, type MatrixKind, type QuantMatrix } from "./quantize.js";
+import { fromColumnMajorInt8, quantizeMatrix, repackGgufBlocks, type MatrixKind, type QuantMatrix } from "./quantize.js";
 
 export class UnsupportedModel extends Error {}
 
@@ -87,11 +87,7 @@ const i8 = (t: { raw: Uint8Array }) => new Int8Array(t.raw.buffer, t.raw.byteOff
 // Our exporter writes 7-bit weights (q7, relaxed SIMD's fastest kind); other 8-bit ones run as q8.
 function matrix(graph: OnnxGraph, base: string, inputs: number, outputs: number): QuantMatrix {
   const columnMajor = i8(tensor(graph, `${base}_int8`, DataType.INT8, [inputs, outputs]));
-  const scale = f32(tensor(graph, `${base}_scale`, DataType.FLOAT, [outputs]));
-  if (columnMajor.every((v) => v >= -64 && v <= 63)) return fromColumnMajorInt7(columnMajor, scale, outputs, inputs);
-  const data = new Uint8Array(outputs * inputs);
-  for (let k = 0; k < inputs; k++) for (let o = 0; o < outputs; o++) data[o * inputs + k] = Math.max(-127, columnMajor[k * outputs + o]) & 0xff;
-  return { kind: "q8", rows: outputs, cols: inputs, data, scale };
+  return fromColumnMajorInt8(columnMajor, f32(tensor(graph, `${base}_scale`, DataType.FLOAT, [outputs])), outputs, inputs);
 }
 
 /** The weights of our int8 graph, or UnsupportedModel naming why the kernels cannot run it. */

@@ -100,19 +100,30 @@ export function dequantizeMatrix(m: QuantMatrix): Float32Array {
   return out;
 }
 
-/** Our exporter's 7-bit weights as the graph stores them ([in, out] int8, ±63, one scale per output) → q7. */
-export function fromColumnMajorInt7(columnMajor: Int8Array, scale: Float32Array, rows: number, cols: number): QuantMatrix {
-  checkShape(rows, cols, "q7");
-  const data = new Uint8Array(rows * cols);
-  for (let k = 0; k < cols; k++) {
-    const src = k * rows;
-    for (let o = 0; o < rows; o++) {
-      const v = columnMajor[src + o];
-      if (v < -64 || v > 63) throw new Error(`8-bit weight ${v} in a 7-bit matrix (±63, as our exporter writes)`);
-      data[o * cols + k] = v + 64;
+/**
+ * An ONNX graph's int8 weights ([in, out], one scale per output) → one row per output: q7 when every
+ * value is within ±63 (our exporter's 7-bit weights), else q8 (−128 clamped to −127, see
+ * repackGgufBlocks). The transpose runs in 32 × 32 tiles so that both sides stay in cache.
+ */
+export function fromColumnMajorInt8(columnMajor: Int8Array, scale: Float32Array, rows: number, cols: number): QuantMatrix {
+  checkShape(rows, cols, "q8");
+  const data = new Uint8Array(rows * cols), T = 32;
+  let sevenBit = true;
+  for (let k0 = 0; k0 < cols; k0 += T) {
+    for (let o0 = 0; o0 < rows; o0 += T) {
+      const kEnd = Math.min(k0 + T, cols), oEnd = Math.min(o0 + T, rows);
+      for (let k = k0; k < kEnd; k++) {
+        for (let o = o0, src = k * rows + o0; o < oEnd; o++, src++) {
+          const v = columnMajor[src];
+          if (v < -64 || v > 63) sevenBit = false;
+          data[o * cols + k] = v & 0xff;
+        }
+      }
     }
   }
-  return { kind: "q7", rows, cols, data, scale: Float32Array.from(scale) };
+  if (sevenBit) for (let i = 0; i < data.length; i++) data[i] = (data[i] + 64) & 0xff; // −64..63 stored + 64 (q7)
+  else for (let i = 0; i < data.length; i++) if (data[i] === 0x80) data[i] = 0x81;
+  return { kind: sevenBit ? "q7" : "q8", rows, cols, data, scale: Float32Array.from(scale) };
 }
 
 /**
