@@ -9,7 +9,7 @@
 import { DataType, type OnnxGraph, type OnnxTensor } from "./onnx-reader.js";
 import { decodeVector, rowDecoder, sourceRow } from "../../formats/decode.js";
 import type { Architecture, TensorData, WeightDescription } from "../../formats/weights.js";
-import { fromColumnMajorInt8, quantizeMatrix, repackGgufBlocks, type MatrixKind, type QuantMatrix } from "./quantize.js";
+import { fromColumnMajorInt8, quantizeRows, repackGgufBlocks, type MatrixKind, type QuantMatrix } from "./quantize.js";
 
 export class UnsupportedModel extends Error {}
 
@@ -154,9 +154,7 @@ function kernelMatrix(t: TensorData, bits: WeightBits, rowScale = 1): QuantMatri
   if (blocksFit && ((t.dtype === "Q8_0" && bits === 8) || t.dtype === "Q4_0")) {
     m = repackGgufBlocks(t.bytes, rows, cols, t.dtype, sourceRow(t));
   } else {
-    const f32 = new Float32Array(rows * cols);
-    for (let r = 0; r < rows; r++) decode(r, f32.subarray(r * cols, (r + 1) * cols));
-    m = quantizeMatrix(f32, rows, cols, bits === 4 && blocksFit ? "q4_32" : "q8");
+    m = quantizeRows(rows, cols, bits === 4 && blocksFit ? "q4_32" : "q8", decode);
   }
   if (rowScale !== 1) m.scale.forEach((v, i) => (m.scale[i] = v * rowScale));
   return m;

@@ -37,30 +37,41 @@ const blockScaleIndex = (row: number, block: number, blocks: number) => ((row >>
 
 /** An f32 matrix (row-major, `rows` outputs of `cols` inputs) quantized to `kind`, symmetric. */
 export function quantizeMatrix(f32: Float32Array, rows: number, cols: number, kind: MatrixKind): QuantMatrix {
-  checkShape(rows, cols, kind);
   if (f32.length !== rows * cols) throw new Error(`matrix of ${f32.length} values is not ${rows} × ${cols}`);
+  return quantizeRows(rows, cols, kind, (r, out) => out.set(f32.subarray(r * cols, (r + 1) * cols)));
+}
+
+/**
+ * A matrix given one f32 row at a time (`decodeRow(r, out)`) quantized to `kind`, so that a large
+ * bf16 tensor (an embedding of 150k rows) is never a whole f32 copy.
+ */
+export function quantizeRows(rows: number, cols: number, kind: MatrixKind, decodeRow: (r: number, out: Float32Array) => void): QuantMatrix {
+  checkShape(rows, cols, kind);
+  const row = new Float32Array(cols);
   if (kind === "q7" || kind === "q8") {
     const qmax = kind === "q7" ? 63 : 127, offset = kind === "q7" ? 64 : 0;
     const data = new Uint8Array(rows * cols), scale = new Float32Array(rows);
     for (let o = 0; o < rows; o++) {
+      decodeRow(o, row);
       let amax = 0;
-      for (let k = 0; k < cols; k++) amax = Math.max(amax, Math.abs(f32[o * cols + k]));
+      for (let k = 0; k < cols; k++) amax = Math.max(amax, Math.abs(row[k]));
       const s = amax > 0 ? amax / qmax : 1;
       scale[o] = s;
-      for (let k = 0; k < cols; k++) data[o * cols + k] = (Math.round(f32[o * cols + k] / s) + offset) & 0xff;
+      for (let k = 0, at = o * cols; k < cols; k++) data[at + k] = (Math.round(row[k] / s) + offset) & 0xff;
     }
     return { kind, rows, cols, data, scale };
   }
   const blocks = cols / BLOCK, q4 = kind === "q4_32";
   const data = new Uint8Array(q4 ? (rows * cols) / 2 : rows * cols), scale = new Float32Array(rows * blocks);
   for (let o = 0; o < rows; o++) {
+    decodeRow(o, row);
     for (let b = 0; b < blocks; b++) {
-      const at = o * cols + b * BLOCK;
+      const at = b * BLOCK;
       // As llama.cpp's quantize_row_q8_0 / q4_0: Q8_0 maps |x|max to 127; Q4_0 maps the value of
       // largest magnitude, with its sign, to −8, so the whole [−8, 7] range is used.
       let amax = 0, signedMax = 0;
       for (let j = 0; j < BLOCK; j++) {
-        const v = f32[at + j];
+        const v = row[at + j];
         if (Math.abs(v) > amax) (amax = Math.abs(v)), (signedMax = v);
       }
       const d = q4 ? signedMax / -8 : amax / 127, inv = d ? 1 / d : 0;
@@ -68,11 +79,11 @@ export function quantizeMatrix(f32: Float32Array, rows: number, cols: number, ki
       if (q4) {
         const out = o * (cols / 2) + b * 16;
         for (let j = 0; j < 16; j++) {
-          const lo = Math.min(15, Math.trunc(f32[at + j] * inv + 8.5)), hi = Math.min(15, Math.trunc(f32[at + j + 16] * inv + 8.5));
+          const lo = Math.min(15, Math.trunc(row[at + j] * inv + 8.5)), hi = Math.min(15, Math.trunc(row[at + j + 16] * inv + 8.5));
           data[out + j] = lo | (hi << 4);
         }
       } else {
-        for (let j = 0; j < BLOCK; j++) data[at + j] = Math.round(f32[at + j] * inv) & 0xff;
+        for (let j = 0; j < BLOCK; j++) data[o * cols + at + j] = Math.round(row[at + j] * inv) & 0xff;
       }
     }
   }
