@@ -163,6 +163,3 @@ export function repackGgufBlocks(raw: Uint8Array, rows: number, cols: number, ty
   }
   return { kind, rows, cols, data, scale };
 }
-
-/** Bytes this matrix takes in the kernels' memory. */
-export const matrixBytes = (m: QuantMatrix) => m.data.byteLength + m.scale.byteLength;
