@@ -23,7 +23,8 @@ export interface OrtGraphInfo {
 }
 
 export interface BackendOptions {
-  ort: OrtModule;
+  /** null in a build without onnxruntime-web (the Workers ENGINE=simd build): a model only it can run is an error saying so. */
+  ort: OrtModule | null;
   backend?: BackendChoice; // default "auto"
   /** The compiled kernels.wasm (hosts load it as they load ORT's .wasm). Required unless backend is "ort". */
   kernels?: () => Promise<WebAssembly.Module>;
@@ -38,6 +39,8 @@ export interface BackendOptions {
   /** Bits per weight our kernels make a safetensors / GGUF checkpoint's projections into (default 8; WeightBits). */
   weightBits?: WeightBits;
 }
+
+const NO_ORT = "this build has no onnxruntime-web (the Workers ENGINE=simd build, wrangler.simd.toml): deploy with wrangler.toml to serve graphs only onnxruntime-web runs";
 
 /** Our kernels when they can run the graph (and ENGINE allows), else onnxruntime-web. */
 export async function createBackend(read: ReadModelFile, bytes: Uint8Array, config: Record<string, unknown>, shape: ModelShape, opts: BackendOptions, verify: VerifyFile = async () => {}):
@@ -59,11 +62,13 @@ export async function createBackend(read: ReadModelFile, bytes: Uint8Array, conf
       if (!(err instanceof UnsupportedModel)) throw new Error(`${opts.onnxFile}: ${(err as Error).message}`);
       if (choice === "simd") throw new Error(`ENGINE=simd, but the kernels cannot run ${opts.onnxFile}: ${err.message}`);
       reason = err.message;
-      (opts.log ?? console.warn)(`tinylm-edge: ${opts.onnxFile} runs on onnxruntime-web: the WASM SIMD kernels cannot run it (${reason})`);
+      if (opts.ort) (opts.log ?? console.warn)(`tinylm-edge: ${opts.onnxFile} runs on onnxruntime-web: the WASM SIMD kernels cannot run it (${reason})`);
     }
   }
+  const ort = opts.ort;
+  if (!ort) throw new Error(choice === "ort" ? `ENGINE=ort, but ${NO_ORT}` : `the kernels cannot run ${opts.onnxFile} (${reason}), and ${NO_ORT}`);
   const graph = await ortGraph(read, opts.onnxFile, bytes, verify);
-  const decoder = await createDecoder(opts.ort, graph.bytes, shape, { lowMemory: opts.lowMemory, ...graph });
+  const decoder = await createDecoder(ort, graph.bytes, shape, { lowMemory: opts.lowMemory, ...graph });
   return { decoder, reason, graph: { file: graph.source, contract: decoder instanceof StandardOnnxDecoder ? "standard" : "tinylm" } };
 }
 
