@@ -4,7 +4,7 @@ import type { Decoder, ModelShape } from "./decoder.js";
 import { createDecoder, type OrtModule } from "./ort/session.js";
 import { StandardOnnxDecoder } from "./ort/standard-onnx-model.js";
 import { SimdDecoder, type KvCacheKind } from "./simd/decoder.js";
-import { describeQuantization, kernelWeights, llamaWeights, UnsupportedModel, type WeightBits } from "./simd/llama-weights.js";
+import { describeQuantization, kernelWeights, llamaWeights, UnsupportedModel, type LlamaWeights, type WeightBits } from "./simd/llama-weights.js";
 import type { WeightDescription } from "../formats/weights.js";
 import { readOnnx } from "./simd/onnx-reader.js";
 
@@ -80,9 +80,15 @@ export async function createKernelBackend(description: WeightDescription, opts: 
   const files = description.files.join(", ");
   if (opts.backend === "ort") throw new Error(`ENGINE=ort, but onnxruntime-web runs ONNX graphs only; ${files} (${description.format}) runs on our WASM kernels (ENGINE=auto or simd)`);
   if (!opts.kernels) throw new Error(`the host did not provide kernels.wasm, which ${files} (${description.format}) needs`);
-  const relaxed = (await opts.relaxed?.()) ?? null;
   const weights = kernelWeights(description, opts.weightBits);
-  return { decoder: await SimdDecoder.create(await opts.kernels(), weights, relaxed, {}, opts.kvCache), quantization: describeQuantization(description, weights) };
+  return { decoder: await kernelDecoder(weights, opts), quantization: describeQuantization(description, weights) };
+}
+
+/** Our kernels on weights already in their layout (a folder's pack, src/packed.ts, or a conversion). */
+export async function kernelDecoder(weights: LlamaWeights, opts: BackendOptions): Promise<SimdDecoder> {
+  if (!opts.kernels) throw new Error("the host did not provide kernels.wasm");
+  const relaxed = (await opts.relaxed?.()) ?? null;
+  return SimdDecoder.create(await opts.kernels(), weights, relaxed, {}, opts.kvCache);
 }
 
 /** Our exporter's graph in tinylm's own contract, beside the standard one it reads its weights from. */
