@@ -2,11 +2,13 @@
 // supply the bytes (file system, static assets, R2) and the onnxruntime-web module they set up.
 import { modelShapeFromConfig, TokenizerVocabulary, type Decoder, type ModelShape } from "./engine/decoder.js";
 import { Engine, type EngineOptions } from "./engine/engine.js";
-import { createBackend, createKernelBackend, type BackendOptions, type OrtGraphInfo, type ReadModelFile } from "./engine/backends.js";
+import { createBackend, createKernelBackend, kernelDecoder, type BackendOptions, type OrtGraphInfo, type ReadModelFile } from "./engine/backends.js";
 import { SimdDecoder, type KernelVariant } from "./engine/simd/decoder.js";
 import { locateCheckpoint, readCheckpoint, type CheckpointFormat, type LocateOptions } from "./formats/checkpoint.js";
+import { checkDigest, type ManifestFiles } from "./digest.js";
 import { ChatTemplate } from "./tokenizer/chat-template.js";
-import { tokenizerJsonFromGguf } from "./tokenizer/gguf-vocab.js";
+import { tokenizerJsonFromGguf, type GgufVocab } from "./tokenizer/gguf-vocab.js";
+import { PACK_FILE, usablePack } from "./packed.js";
 import { Tokenizer, type TokenizerConfig } from "./tokenizer/tokenizer.js";
 
 export type { BackendChoice, ReadModelFile } from "./engine/backends.js";
@@ -16,6 +18,7 @@ export interface Manifest {
   parameters?: { total?: number; embedding_share?: number };
   vocabulary?: { size?: number };
   quantization?: Record<string, string>;
+  files?: ManifestFiles;
   [key: string]: unknown;
 }
 
@@ -95,7 +98,19 @@ export async function loadModel(read: ReadModelFile, opts: LoadOptions): Promise
   const log = opts.log ?? console.warn;
   let decoder: Decoder, reason: string | null = null, graph: OrtGraphInfo | null = null, tokenizer: Tokenizer, templateFallback: string | undefined;
   let shape: ModelShape, weights: LoadedModel["weights"];
-  if (onnx) {
+  // The folder's pack of the kernels' weights, when it stands for this checkpoint (src/packed.ts).
+  const packed = opts.backend === "ort" ? null : await usablePack(read, manifest, {
+    file: checkpoint.file, config: config !== undefined && checkpoint.format !== "gguf", weightBits: onnx ? null : (opts.weightBits ?? 8),
+  }, log);
+  if (packed) {
+    const c = packed.weights.config, { vocab, ...checkpointInfo } = packed.checkpoint;
+    ({ tokenizer, templateFallback } = tokenizerOf(tokenizerJson, tokenizerConfig, vocab, checkpoint.file));
+    checkVocabulary(tokenizer, tokenizerJson !== undefined ? "tokenizer.json" : checkpoint.file, c.vocab, "the embedding's rows");
+    shape = { layers: c.layers, kvHeads: c.kvHeads, headDim: c.headDim, vocabSize: c.vocab, maxLength: c.maxLength };
+    decoder = await kernelDecoder(packed.weights, opts);
+    weights = checkpointInfo;
+    log(`tinylm-edge: ${checkpointInfo.files.join(", ")} (${checkpointInfo.format}, ${checkpointInfo.architecture}) runs on our WASM kernels from ${PACK_FILE}`);
+  } else if (onnx) {
     tokenizer = Tokenizer.fromJSON(tokenizerJson, tokenizerConfig, "tokenizer.json");
     shape = modelShapeFromConfig(config!);
     checkVocabulary(tokenizer, "tokenizer.json", shape.vocabSize, "config.json's vocab_size");
@@ -106,12 +121,7 @@ export async function loadModel(read: ReadModelFile, opts: LoadOptions): Promise
   } else {
     const { description, vocab } = await readCheckpoint(read, checkpoint, config);
     const a = description.arch;
-    if (tokenizerJson !== undefined) tokenizer = Tokenizer.fromJSON(tokenizerJson, tokenizerConfig, "tokenizer.json");
-    else if (vocab) {
-      const built = tokenizerJsonFromGguf(vocab, checkpoint.file);
-      tokenizer = Tokenizer.fromJSON(built.json, { ...built.config, ...tokenizerConfig }, `${checkpoint.file} (tokenizer.ggml.*)`);
-      templateFallback = vocab.chatTemplate;
-    } else throw new Error(`${checkpoint.file}: no tokenizer.json beside it and no tokenizer.ggml.* vocabulary in it`);
+    ({ tokenizer, templateFallback } = tokenizerOf(tokenizerJson, tokenizerConfig, vocab, checkpoint.file));
     checkVocabulary(tokenizer, tokenizerJson !== undefined ? "tokenizer.json" : checkpoint.file, a.vocab, "the embedding's rows");
     shape = { layers: a.layers, kvHeads: a.kvHeads, headDim: a.headDim, vocabSize: a.vocab, maxLength: a.maxLength };
     const kernel = await createKernelBackend(description, opts);
@@ -139,6 +149,14 @@ export async function loadModel(read: ReadModelFile, opts: LoadOptions): Promise
   };
 }
 
+/** The folder's tokenizer.json, else a GGUF's own vocabulary (with its chat template, used when the folder gives none). */
+function tokenizerOf(tokenizerJson: unknown, tokenizerConfig: TokenizerConfig, vocab: GgufVocab | null, file: string): { tokenizer: Tokenizer; templateFallback?: string } {
+  if (tokenizerJson !== undefined) return { tokenizer: Tokenizer.fromJSON(tokenizerJson, tokenizerConfig, "tokenizer.json") };
+  if (!vocab) throw new Error(`${file}: no tokenizer.json beside it and no tokenizer.ggml.* vocabulary in it`);
+  const built = tokenizerJsonFromGguf(vocab, file);
+  return { tokenizer: Tokenizer.fromJSON(built.json, { ...built.config, ...tokenizerConfig }, `${file} (tokenizer.ggml.*)`), templateFallback: vocab.chatTemplate };
+}
+
 /** A tokenizer with ids the model has no logits for cannot be served (fewer is a padded vocabulary: fine). */
 function checkVocabulary(tokenizer: Tokenizer, source: string, rows: number, what: string): void {
   if (tokenizer.vocabSize > rows) {
@@ -159,16 +177,6 @@ async function chatTemplateSource(read: ReadModelFile, tokenizerConfig: Tokenize
   const named = Array.isArray(t) ? (t as { name?: unknown; template?: unknown }[]).find((e) => e?.name === "default") : undefined;
   if (typeof named?.template === "string") return named.template;
   throw new Error(`tokenizer_config.json: "chat_template" must be a string or a list with a {"name": "default", "template"} entry`);
-}
-
-/** A file whose sha256 differs from manifest.json's is corrupt (or replaced): say so, naming it. */
-async function checkDigest(path: string, bytes: Uint8Array, manifest: Manifest): Promise<void> {
-  const files = manifest.files as Record<string, { sha256?: string }> | undefined;
-  const expected = files?.[path]?.sha256;
-  if (!expected) return;
-  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", bytes as Uint8Array<ArrayBuffer>));
-  const hex = Array.from(digest, (b) => b.toString(16).padStart(2, "0")).join("");
-  if (hex !== expected) throw new Error(`${path}: sha256 ${hex} does not match manifest.json's ${expected} (corrupt or partial download?)`);
 }
 
 /** Loads once, on first use; concurrent callers share the one load. A failed load is a state: retried with backoff. */

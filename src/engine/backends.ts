@@ -4,7 +4,7 @@ import type { Decoder, ModelShape } from "./decoder.js";
 import { createDecoder, type OrtModule } from "./ort/session.js";
 import { StandardOnnxDecoder } from "./ort/standard-onnx-model.js";
 import { SimdDecoder, type KvCacheKind } from "./simd/decoder.js";
-import { describeQuantization, kernelWeights, llamaWeights, UnsupportedModel, type WeightBits } from "./simd/llama-weights.js";
+import { describeQuantization, kernelWeights, llamaWeights, UnsupportedModel, type LlamaWeights, type WeightBits } from "./simd/llama-weights.js";
 import type { WeightDescription } from "../formats/weights.js";
 import { readOnnx } from "./simd/onnx-reader.js";
 
@@ -23,7 +23,8 @@ export interface OrtGraphInfo {
 }
 
 export interface BackendOptions {
-  ort: OrtModule;
+  /** null in a build without onnxruntime-web (the Workers ENGINE=simd build): a model only it can run is an error saying so. */
+  ort: OrtModule | null;
   backend?: BackendChoice; // default "auto"
   /** The compiled kernels.wasm (hosts load it as they load ORT's .wasm). Required unless backend is "ort". */
   kernels?: () => Promise<WebAssembly.Module>;
@@ -38,6 +39,8 @@ export interface BackendOptions {
   /** Bits per weight our kernels make a safetensors / GGUF checkpoint's projections into (default 8; WeightBits). */
   weightBits?: WeightBits;
 }
+
+const NO_ORT = "this build has no onnxruntime-web (the Workers ENGINE=simd build, wrangler.simd.toml): deploy with wrangler.toml to serve graphs only onnxruntime-web runs";
 
 /** Our kernels when they can run the graph (and ENGINE allows), else onnxruntime-web. */
 export async function createBackend(read: ReadModelFile, bytes: Uint8Array, config: Record<string, unknown>, shape: ModelShape, opts: BackendOptions, verify: VerifyFile = async () => {}):
@@ -59,11 +62,13 @@ export async function createBackend(read: ReadModelFile, bytes: Uint8Array, conf
       if (!(err instanceof UnsupportedModel)) throw new Error(`${opts.onnxFile}: ${(err as Error).message}`);
       if (choice === "simd") throw new Error(`ENGINE=simd, but the kernels cannot run ${opts.onnxFile}: ${err.message}`);
       reason = err.message;
-      (opts.log ?? console.warn)(`tinylm-edge: ${opts.onnxFile} runs on onnxruntime-web: the WASM SIMD kernels cannot run it (${reason})`);
+      if (opts.ort) (opts.log ?? console.warn)(`tinylm-edge: ${opts.onnxFile} runs on onnxruntime-web: the WASM SIMD kernels cannot run it (${reason})`);
     }
   }
+  const ort = opts.ort;
+  if (!ort) throw new Error(choice === "ort" ? `ENGINE=ort, but ${NO_ORT}` : `the kernels cannot run ${opts.onnxFile} (${reason}), and ${NO_ORT}`);
   const graph = await ortGraph(read, opts.onnxFile, bytes, verify);
-  const decoder = await createDecoder(opts.ort, graph.bytes, shape, { lowMemory: opts.lowMemory, ...graph });
+  const decoder = await createDecoder(ort, graph.bytes, shape, { lowMemory: opts.lowMemory, ...graph });
   return { decoder, reason, graph: { file: graph.source, contract: decoder instanceof StandardOnnxDecoder ? "standard" : "tinylm" } };
 }
 
@@ -75,9 +80,15 @@ export async function createKernelBackend(description: WeightDescription, opts: 
   const files = description.files.join(", ");
   if (opts.backend === "ort") throw new Error(`ENGINE=ort, but onnxruntime-web runs ONNX graphs only; ${files} (${description.format}) runs on our WASM kernels (ENGINE=auto or simd)`);
   if (!opts.kernels) throw new Error(`the host did not provide kernels.wasm, which ${files} (${description.format}) needs`);
-  const relaxed = (await opts.relaxed?.()) ?? null;
   const weights = kernelWeights(description, opts.weightBits);
-  return { decoder: await SimdDecoder.create(await opts.kernels(), weights, relaxed, {}, opts.kvCache), quantization: describeQuantization(description, weights) };
+  return { decoder: await kernelDecoder(weights, opts), quantization: describeQuantization(description, weights) };
+}
+
+/** Our kernels on weights already in their layout (a folder's pack, src/packed.ts, or a conversion). */
+export async function kernelDecoder(weights: LlamaWeights, opts: BackendOptions): Promise<SimdDecoder> {
+  if (!opts.kernels) throw new Error("the host did not provide kernels.wasm");
+  const relaxed = (await opts.relaxed?.()) ?? null;
+  return SimdDecoder.create(await opts.kernels(), weights, relaxed, {}, opts.kvCache);
 }
 
 /** Our exporter's graph in tinylm's own contract, beside the standard one it reads its weights from. */

@@ -8,7 +8,8 @@ import { loadModel, ModelHandle, type LoadedModel } from "../model.js";
 import type { HostSettings } from "./config.js";
 
 export interface RuntimeParts {
-  ort: OrtModule;
+  /** null: a build without onnxruntime-web (Workers' ENGINE=simd build, src/hosts/worker-simd.ts). */
+  ort: OrtModule | null;
   read: ReadModelFile;
   /** The compiled kernels.wasm, and relaxed.wasm or null where relaxed SIMD is off or missing. */
   kernels: () => Promise<WebAssembly.Module>;

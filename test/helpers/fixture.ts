@@ -36,3 +36,12 @@ export async function simdDecoder(variant: KernelVariant = "simd128", file = "on
   const relaxed = variant === "relaxed-simd" ? await WebAssembly.compile(readFileSync(RELAXED_WASM)) : null;
   return SimdDecoder.create(module, llamaWeights(readOnnx(readFileSync(join(FIXTURE_DIR, file))), fixture.config), relaxed, {}, kvCache);
 }
+
+/** A model folder on disk as the loader reads it (a missing file is an Error naming it). */
+export const folderReader = (dir: string) => async (path: string): Promise<Uint8Array> => {
+  try {
+    return new Uint8Array(readFileSync(join(dir, path)));
+  } catch {
+    throw new Error(`${path}: not found in the model folder`);
+  }
+};

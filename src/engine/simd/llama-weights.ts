@@ -13,6 +13,13 @@ import { fromColumnMajorInt8, quantizeRows, repackGgufBlocks, type MatrixKind, t
 
 export class UnsupportedModel extends Error {}
 
+/**
+ * What LlamaWeights hold and how each array is encoded (fields, the matrix kinds' layouts and
+ * rounding in quantize.ts, the rotary tables). Packs (src/packed.ts) record it and one of another
+ * version is not used: bump it with any change here or in quantize.ts that changes the weights the decoder gets.
+ */
+export const KERNEL_WEIGHTS_VERSION = 1;
+
 /** The shape the kernels take: the architecture's sizes, with the sliding window as a number (0: the whole context). */
 export type LlamaConfig = Pick<Architecture, "dim" | "layers" | "heads" | "kvHeads" | "headDim" | "ffn" | "vocab" | "maxLength" | "eps"> & {
   /** Keys a position attends to, itself included (mistral), or 0: the whole context. */

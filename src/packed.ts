@@ -1,0 +1,114 @@
+// A model folder's packed kernel weights (`npm run pack -- DIR` writes PACK_FILE): the weights our
+// kernels run, converted once from the folder's checkpoint (our int8 graph relaid out, safetensors
+// or GGUF quantized), so a cold start — billed CPU on Workers — copies them instead. manifest.json is
+// the root of trust: it lists the pack's sha256 and the sha256 of every file it was packed from, and
+// the pack records the same source hashes. At load:
+//   - no pack, or one manifest.json does not list: the checkpoint is converted (the latter logged);
+//   - a pack whose sha256 differs from manifest.json's: an error, as for any file of the folder
+//     (a partial upload or a replaced file; converting instead would hide a broken deploy);
+//   - a stale pack (its sources' hashes are not manifest.json's any more, the folder now serves
+//     another file, or it holds another version of the weights): ignored with a logged reason.
+// The sources themselves are not read when the pack is used: manifest.json vouches for them.
+import { checkDigest, sha256Hex, type ManifestFiles } from "./digest.js";
+import { readOnnx } from "./engine/simd/onnx-reader.js";
+import { describeQuantization, kernelWeights, KERNEL_WEIGHTS_VERSION, llamaWeights, UnsupportedModel, type LlamaWeights, type WeightBits } from "./engine/simd/llama-weights.js";
+import { PACK_VERSION, readPack, writePack } from "./engine/simd/pack.js";
+import { locateCheckpoint, readCheckpoint, type CheckpointFormat, type LocateOptions } from "./formats/checkpoint.js";
+import type { GgufVocab } from "./tokenizer/gguf-vocab.js";
+
+export const PACK_FILE = "kernels.pack";
+
+/** What the model loader reports of the checkpoint (LoadedModel.weights), and a GGUF's own vocabulary. */
+export interface PackedCheckpoint {
+  format: CheckpointFormat;
+  files: string[];
+  architecture: string;
+  quantization: string | null;
+  vocab: GgufVocab | null;
+}
+
+type Read = (path: string) => Promise<Uint8Array>;
+
+/**
+ * What the loader would convert: the checkpoint's file, whether config.json is part of it, and the
+ * bits its projections are quantized to (WEIGHT_BITS; null for our exporter's graph, whose int8 weights are kept).
+ */
+export interface PackExpectation {
+  file: string;
+  config: boolean;
+  weightBits: WeightBits | null;
+}
+
+/** Why a pack's header does not stand for the folder as manifest.json describes it now, or null. */
+function staleReason(header: Record<string, unknown>, files: ManifestFiles, expected: PackExpectation): string | null {
+  if (header.version !== PACK_VERSION) return `pack version ${JSON.stringify(header.version)}, this server reads ${PACK_VERSION}`;
+  if (header.weights_version !== KERNEL_WEIGHTS_VERSION) return `weights version ${JSON.stringify(header.weights_version)}, this server's kernels take ${KERNEL_WEIGHTS_VERSION}`;
+  const sources = (header.sources ?? {}) as Record<string, string>;
+  if ((header.weight_bits ?? null) !== expected.weightBits) return `packed with WEIGHT_BITS=${header.weight_bits}, the server runs ${expected.weightBits}`;
+  if (!sources[expected.file]) return `packed from ${Object.keys(sources).join(", ")}; the folder now serves ${expected.file}`;
+  if (expected.config && !sources["config.json"]) return "packed without config.json, which the folder now has";
+  for (const [path, sha] of Object.entries(sources)) {
+    const now = files[path]?.sha256;
+    if (now !== sha) return now ? `${path} has changed since (manifest.json: sha256 ${now.slice(0, 12)}…, packed from ${sha.slice(0, 12)}…)` : `${path} is not listed in manifest.json`;
+  }
+  return null;
+}
+
+/**
+ * The folder's pack, when it stands for what the loader would convert (`expected`) as manifest.json
+ * lists it; null when there is none or it is stale (logged). A pack whose bytes are not manifest.json's is an error.
+ */
+export async function usablePack(read: Read, manifest: { files?: ManifestFiles }, expected: PackExpectation, log: (line: string) => void):
+  Promise<{ weights: LlamaWeights; checkpoint: PackedCheckpoint } | null> {
+  const bytes = await read(PACK_FILE).catch(() => null);
+  if (!bytes) return null;
+  const files = manifest.files ?? {};
+  const ignored = (why: string) => {
+    log(`tinylm-edge: ${PACK_FILE} ignored (${why}); converting ${expected.file} instead (npm run pack -- DIR writes it again)`);
+    return null;
+  };
+  if (!files[PACK_FILE]?.sha256) return ignored("not listed in manifest.json");
+  await checkDigest(PACK_FILE, bytes, manifest);
+  const { header, weights } = readPack(bytes, PACK_FILE);
+  const stale = staleReason(header, files, expected);
+  if (stale) return ignored(stale);
+  return { weights: weights as LlamaWeights, checkpoint: header.checkpoint as PackedCheckpoint };
+}
+
+/**
+ * The pack of a folder's checkpoint, converted exactly as the model loader converts it, and the
+ * files it stands for with their size and sha256 (for manifest.json). A checkpoint our kernels
+ * cannot run (an ONNX graph only onnxruntime-web runs) has nothing to pack: an error saying why.
+ * `manifest` is the folder's: a source whose bytes are not what it lists is refused.
+ */
+export async function buildPack(read: Read, opts: LocateOptions & { weightBits?: WeightBits }, manifest: { files?: ManifestFiles }): Promise<{ bytes: Uint8Array; sources: ManifestFiles }> {
+  const checkpoint = await locateCheckpoint(read, opts);
+  const configBytes = await read("config.json").catch(() => null);
+  const config = configBytes ? (JSON.parse(new TextDecoder().decode(configBytes)) as Record<string, unknown>) : undefined;
+  let weights: LlamaWeights, packed: PackedCheckpoint, sourceFiles: string[], weightBits: WeightBits | null = null;
+  if (checkpoint.format === "onnx") {
+    if (!config) throw new Error("config.json: missing; our exporter's graph needs it");
+    try {
+      weights = llamaWeights(readOnnx(await read(checkpoint.file)), config);
+    } catch (err) {
+      if (err instanceof UnsupportedModel) throw new Error(`${checkpoint.file}: the kernels cannot run it (${err.message}), so there is nothing to pack: onnxruntime-web serves it as it is`);
+      throw new Error(`${checkpoint.file}: ${(err as Error).message}`);
+    }
+    packed = { format: "onnx", files: [checkpoint.file], architecture: String(config.model_type), quantization: null, vocab: null };
+    sourceFiles = [checkpoint.file, "config.json"];
+  } else {
+    const { description, vocab } = await readCheckpoint(read, checkpoint, config);
+    weightBits = opts.weightBits ?? 8;
+    weights = kernelWeights(description, weightBits);
+    packed = { format: description.format, files: description.files, architecture: description.arch.modelType, quantization: describeQuantization(description, weights), vocab };
+    sourceFiles = checkpoint.format === "gguf" ? [checkpoint.file] : [...new Set([checkpoint.file, ...description.files, "config.json"])];
+  }
+  const sources: ManifestFiles = {};
+  for (const path of sourceFiles) {
+    const bytes = await read(path);
+    await checkDigest(path, bytes, manifest); // packing a file the folder's manifest says is something else would bless it
+    sources[path] = { bytes: bytes.byteLength, sha256: await sha256Hex(bytes) };
+  }
+  const hashes = Object.fromEntries(Object.entries(sources).map(([path, s]) => [path, s.sha256]));
+  return { bytes: writePack(weights, { weights_version: KERNEL_WEIGHTS_VERSION, weight_bits: weightBits, sources: hashes, checkpoint: packed }), sources };
+}
