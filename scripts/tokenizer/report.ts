@@ -4,7 +4,7 @@
 //   npm run tokenizer:report -- --counts build/data/parent/counts.json [--val-mb 4]
 import { mkdirSync, writeFileSync } from "node:fs";
 import { Tokenizer } from "../../src/tokenizer/tokenizer.js";
-import { compressVocabulary, readCounts } from "./compress.js";
+import { CL100K_TOKENIZER_CONFIG, compressVocabulary, readCounts } from "./compress.js";
 import { DEFAULT_CORPUS_DIR, isValidationBook, listShards, normalizeText, readBooks } from "./corpus.js";
 import { loadTokenizer, loadTokenizerJson } from "./files.js";
 import { parseFlags, runMain } from "./cli.js";
@@ -57,7 +57,7 @@ runMain(async () => {
   for (const vocab of SIZES) {
     const t0 = performance.now();
     const result = compressVocabulary(parentJson, counts, { vocab });
-    const tok = Tokenizer.fromJSON(result.tokenizerJson, result.tokenizerConfig);
+    const tok = Tokenizer.fromJSON(result.tokenizerJson, CL100K_TOKENIZER_CONFIG);
     const tokens = tok.encode(text).length;
     rows.push({
       vocab,
