@@ -91,6 +91,7 @@ runMain(async () => {
     "",
     "Share = embedding / (embedding + a 12-layer deep-thin block stack of that width: GQA with half the heads as KV heads, SwiGLU 8/3·d).",
     "The paper keeps 48k of 100k tokens covering 97.86% of its corpus; its target is embeddings ≤ ~20% of the parameters.",
+    "The same step for any other model's own tokenizer and weights: `npm run compress` (README, \"Compress its vocabulary\"), which writes a report like this one into the compact folder.",
     "",
   ].join("\n");
   mkdirSync("docs", { recursive: true });
