@@ -3,7 +3,8 @@
 // and cl100k's byte-level BPE (qwen2: BF16, tied; qwen3: F32, tied). The compact folder's tokenizer
 // is closed under merges and encodes as the original wherever the original's tokens are kept; on
 // such text its logits equal the original's at the kept ids exactly (the kernels quantize each
-// embedding and head row on its own, and the rows are the same bytes); it serves through the app.
+// embedding and head row on its own, and the rows are the same bytes), and the PyTorch reference
+// reading both folders agrees to float rounding; it serves through the app.
 import { spawnSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -47,12 +48,18 @@ async function logitRows(dec: Decoder, tokens: number[], next: number): Promise<
   return [...Array.from({ length: tokens.length }, (_, i) => logits.subarray(i * V, (i + 1) * V)), last];
 }
 
+function referenceLogits(dir: string, ids: number[]): Float32Array {
+  const r = spawnSync("/usr/bin/python3", ["-m", "scripts.tinylm.hf_logits", dir], { cwd: join(import.meta.dirname, ".."), input: JSON.stringify(ids), maxBuffer: 1 << 28 });
+  if (r.status !== 0) throw new Error(`hf_logits ${dir}: ${r.stderr}`);
+  return new Float32Array(r.stdout.buffer, r.stdout.byteOffset, r.stdout.byteLength / 4);
+}
+
 describe.each([
-  { arch: "llama", kind: "SentencePiece-style BPE with byte fallback", files: ["model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors"] },
-  { arch: "mistral", kind: "SentencePiece-style BPE with byte fallback", files: ["model.safetensors"] },
-  { arch: "qwen2", kind: "byte-level BPE", files: ["model.safetensors"] },
-  { arch: "qwen3", kind: "byte-level BPE", files: ["model.safetensors"] },
-])("$arch ($kind)", ({ arch, kind, files }) => {
+  { arch: "llama", kind: "SentencePiece-style BPE with byte fallback", files: ["model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors"], pytorch: true },
+  { arch: "mistral", kind: "SentencePiece-style BPE with byte fallback", files: ["model.safetensors"], pytorch: false },
+  { arch: "qwen2", kind: "byte-level BPE", files: ["model.safetensors"], pytorch: true },
+  { arch: "qwen3", kind: "byte-level BPE", files: ["model.safetensors"], pytorch: false },
+])("$arch ($kind)", ({ arch, kind, files, pytorch }) => {
   const model = join(ROOT, `${arch}-safetensors`), out = join(OUT, arch);
   let report: Awaited<ReturnType<typeof compressModel>>, vocabMap: number[], paragraphs: string[];
   beforeAll(async () => {
@@ -131,6 +138,17 @@ describe.each([
       }
     }
     expect(compared).toBe(b.length * KEEP);
+
+    if (pytorch) {
+      // The PyTorch reference in fp32 on both folders as written (its own safetensors reader): the
+      // same logits at the kept ids up to float rounding (its matmul blocks the head by vocabulary size).
+      const [p, q] = [referenceLogits(model, origIds), referenceLogits(out, ids)];
+      const V = p.length / ids.length;
+      let worst = 0;
+      for (let r = 0; r < ids.length; r++) for (let i = 0; i < KEEP; i++) worst = Math.max(worst, Math.abs(q[r * KEEP + i] - p[r * V + vocabMap[i]]));
+      console.log(`${arch}: PyTorch fp32, compact vs original at the kept ids: max |Δlogit| ${worst.toExponential(1)}`);
+      expect(worst).toBeLessThan(1e-4);
+    }
 
     const app = createApp(new ModelHandle(async (): Promise<LoadedModel> => compact));
     const res = await app.request("/v1/completions", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ model: compact.id, prompt: "Once upon a time", max_tokens: 6, temperature: 0 }) });
