@@ -84,22 +84,24 @@ async function countTokens(tokenizer: Tokenizer, paths: string[]) {
 
 /** The model's folder as the readers take it (src/formats/), and the refusals compress owes a user. */
 function readModelFolder(dir: string) {
-  if (dir.endsWith(".gguf") || (existsSync(dir) && statSync(dir).isDirectory() && readdirSync(dir).some((f) => f.endsWith(".gguf")) && !existsSync(join(dir, SAFETENSORS_FILE)) && !existsSync(join(dir, SAFETENSORS_INDEX)))) {
+  const has = (file: string) => existsSync(join(dir, file));
+  const safetensors = has(SAFETENSORS_FILE) || has(SAFETENSORS_INDEX);
+  const gguf = dir.endsWith(".gguf") || (!safetensors && existsSync(dir) && statSync(dir).isDirectory() && readdirSync(dir).some((f) => f.endsWith(".gguf")));
+  if (gguf) {
     // A GGUF's metadata keeps no value types once parsed (src/formats/gguf.ts), so writing one back
     // faithfully needs a writer of its own: compress the Hugging Face folder it came from instead.
     throw new CompressError(`--model ${dir}: GGUF input is not supported by compress; give the model's Hugging Face folder (config.json, tokenizer.json, safetensors)`);
   }
-  if (!existsSync(join(dir, "config.json"))) throw new CompressError(`--model ${dir}: no config.json (a Hugging Face folder is needed)`);
-  if (!existsSync(join(dir, SAFETENSORS_FILE)) && !existsSync(join(dir, SAFETENSORS_INDEX))) {
-    throw new CompressError(`--model ${dir}: no ${SAFETENSORS_FILE} or ${SAFETENSORS_INDEX} (compress reads safetensors checkpoints)`);
-  }
-  if (!existsSync(join(dir, "tokenizer.json"))) throw new CompressError(`--model ${dir}: no tokenizer.json`);
-  const optional = (file: string) => (existsSync(join(dir, file)) ? (readJsonFile(join(dir, file)) as Record<string, unknown>) : undefined);
+  if (!has("config.json")) throw new CompressError(`--model ${dir}: no config.json (a Hugging Face folder is needed)`);
+  if (!safetensors) throw new CompressError(`--model ${dir}: no ${SAFETENSORS_FILE} or ${SAFETENSORS_INDEX} (compress reads safetensors checkpoints)`);
+  if (!has("tokenizer.json")) throw new CompressError(`--model ${dir}: no tokenizer.json`);
+  const optional = (file: string) => (has(file) ? (readJsonFile(join(dir, file)) as Record<string, unknown>) : undefined);
   return {
+    dir,
     config: readJsonFile(join(dir, "config.json")) as Record<string, unknown>,
     tokenizerJson: readJsonFile(join(dir, "tokenizer.json")) as Record<string, unknown>,
     tokenizerConfig: (optional("tokenizer_config.json") ?? {}) as TokenizerConfig,
-    hasTokenizerConfig: existsSync(join(dir, "tokenizer_config.json")),
+    hasTokenizerConfig: has("tokenizer_config.json"),
     generationConfig: optional("generation_config.json"),
     read: async (path: string) => new Uint8Array(readFileSync(join(dir, path))),
   };
@@ -205,8 +207,7 @@ export async function compressModel(opts: CompressOptions, log: (line: string) =
   const m = readModelFolder(opts.model);
   const description = await readSafetensorsFolder(m.read, m.config);
   const tokenizer = Tokenizer.fromJSON(m.tokenizerJson, m.tokenizerConfig, join(opts.model, "tokenizer.json"));
-  const rows = description.arch.vocab;
-  if (tokenizer.vocabSize > rows) throw new CompressError(`${opts.model}: tokenizer.json has ${tokenizer.vocabSize} tokens, more than the embedding's ${rows} rows`);
+  if (tokenizer.vocabSize > description.arch.vocab) throw new CompressError(`${opts.model}: tokenizer.json has ${tokenizer.vocabSize} tokens, more than the embedding's ${description.arch.vocab} rows`);
   if (opts.keep >= tokenizer.vocabSize) throw new CompressError(`--keep ${opts.keep} is not below the model's vocabulary (${tokenizer.vocabSize} tokens): nothing to prune`);
 
   log(`counting tokens of ${opts.corpus.join(" ")} with ${opts.model}'s tokenizer`);
@@ -217,49 +218,56 @@ export async function compressModel(opts: CompressOptions, log: (line: string) =
   } catch (err) {
     throw new CompressError(`${join(opts.model, "tokenizer.json")}: ${(err as Error).message}`);
   }
-  const { vocabMap } = result;
-  const newIdOf = new Map(vocabMap.map((old, id) => [old, id]));
-
   const tmp = `${opts.out}.tmp`;
   rmSync(tmp, { recursive: true, force: true });
   mkdirSync(tmp, { recursive: true });
-  const writeJson = (file: string, value: unknown) => writeFileSync(join(tmp, file), JSON.stringify(value, null, 2) + "\n");
-  writeFileSync(join(tmp, "tokenizer.json"), JSON.stringify(result.tokenizerJson));
+  try {
+    await writeFolder(tmp, m, description, result);
+    log(`encoding the corpus with the compact tokenizer`);
+    const compact = Tokenizer.fromJSON(result.tokenizerJson, m.tokenizerConfig);
+    let after = 0;
+    for await (const text of corpusTexts(opts.corpus)) after += compact.encode(text).length;
+    const d = description.arch, params = [...description.tensors.values()].reduce((n, t) => n + t.shape.reduce((a, b) => a * b, 1), 0);
+    const embedding = (rows: number) => (d.tiedHead ? 1 : 2) * rows * d.dim;
+    const fileBytes = (dir: string) => description.files.reduce((n, f) => n + statSync(join(dir, f)).size, 0);
+    const report: Report = {
+      model: basename(resolve(opts.model)),
+      tokenizer: (m.tokenizerJson.model as { byte_fallback?: boolean }).byte_fallback ? "SentencePiece-style BPE with byte fallback" : "byte-level BPE",
+      corpus: { paths: opts.corpus, texts: corpus.texts, bytes: corpus.bytes },
+      vocabulary: { before: tokenizer.vocabSize, after: result.vocabMap.length, embedding_rows_before: d.vocab },
+      selection: result.stats,
+      coverage: result.stats.coverage,
+      tokens: { before: corpus.tokens, after, per_byte_before: corpus.tokens / corpus.bytes, per_byte_after: after / corpus.bytes, ratio: after / corpus.tokens },
+      parameters: { before: params, after: params - embedding(d.vocab) + embedding(result.vocabMap.length), embedding_before: embedding(d.vocab), embedding_after: embedding(result.vocabMap.length) },
+      weight_bytes: { before: fileBytes(opts.model), after: fileBytes(tmp) },
+    };
+    writeFileSync(join(tmp, "report.json"), JSON.stringify(report, null, 2) + "\n");
+    writeFileSync(join(tmp, "report.md"), reportMarkdown(report));
+    rmSync(opts.out, { recursive: true, force: true });
+    renameSync(tmp, opts.out);
+    return report;
+  } finally {
+    rmSync(tmp, { recursive: true, force: true });
+  }
+}
+
+/** The compact folder's files: tokenizer, configs with the ids renumbered, vocab_map.json, the weights (in the model's shard layout). */
+async function writeFolder(dir: string, m: ReturnType<typeof readModelFolder>, description: WeightDescription, result: CompressResult): Promise<void> {
+  const { vocabMap } = result;
+  const newIdOf = new Map(vocabMap.map((old, id) => [old, id]));
+  const writeJson = (file: string, value: unknown) => writeFileSync(join(dir, file), JSON.stringify(value, null, 2) + "\n");
+  writeFileSync(join(dir, "tokenizer.json"), JSON.stringify(result.tokenizerJson));
   const ids = ["bos_token_id", "eos_token_id", "pad_token_id", "decoder_start_token_id"];
   writeJson("config.json", { ...remapIds(m.config, ids, newIdOf, "config.json"), vocab_size: vocabMap.length });
   if (m.generationConfig) writeJson("generation_config.json", remapIds(m.generationConfig, ids, newIdOf, "generation_config.json"));
   if (m.hasTokenizerConfig) writeJson("tokenizer_config.json", remapAddedTokensDecoder(m.tokenizerConfig, newIdOf));
-  for (const file of ["chat_template.jinja", "special_tokens_map.json"]) if (existsSync(join(opts.model, file))) copyFileSync(join(opts.model, file), join(tmp, file));
-  writeFileSync(join(tmp, "vocab_map.json"), JSON.stringify(vocabMap));
-  const weightBytes = await writeWeights(m.read, description, vocabMap, tmp);
+  for (const file of ["chat_template.jinja", "special_tokens_map.json"]) if (existsSync(join(m.dir, file))) copyFileSync(join(m.dir, file), join(dir, file));
+  writeFileSync(join(dir, "vocab_map.json"), JSON.stringify(vocabMap));
+  const weightBytes = await writeWeights(m.read, description, vocabMap, dir);
   if (description.files[0] !== SAFETENSORS_FILE) {
-    const index = readJsonFile(join(opts.model, SAFETENSORS_INDEX)) as { metadata?: Record<string, unknown> };
+    const index = readJsonFile(join(m.dir, SAFETENSORS_INDEX)) as { metadata?: Record<string, unknown> };
     writeJson(SAFETENSORS_INDEX, { ...index, metadata: { ...index.metadata, total_size: weightBytes } });
   }
-
-  log(`encoding the corpus with the compact tokenizer`);
-  const compact = Tokenizer.fromJSON(result.tokenizerJson, m.tokenizerConfig);
-  let after = 0;
-  for await (const text of corpusTexts(opts.corpus)) after += compact.encode(text).length;
-  const params = [...description.tensors.values()].reduce((n, t) => n + t.shape.reduce((a, b) => a * b, 1), 0);
-  const headRows = description.arch.tiedHead ? 1 : 2, dim = description.arch.dim;
-  const embeddingBefore = headRows * rows * dim, embeddingAfter = headRows * vocabMap.length * dim;
-  const report: Report = {
-    model: basename(resolve(opts.model)),
-    tokenizer: (m.tokenizerJson.model as { byte_fallback?: boolean }).byte_fallback ? "SentencePiece-style BPE with byte fallback" : "byte-level BPE",
-    corpus: { paths: opts.corpus, texts: corpus.texts, bytes: corpus.bytes },
-    vocabulary: { before: tokenizer.vocabSize, after: vocabMap.length, embedding_rows_before: rows },
-    selection: result.stats,
-    coverage: result.stats.coverage,
-    tokens: { before: corpus.tokens, after, per_byte_before: corpus.tokens / corpus.bytes, per_byte_after: after / corpus.bytes, ratio: after / corpus.tokens },
-    parameters: { before: params, after: params - embeddingBefore + embeddingAfter, embedding_before: embeddingBefore, embedding_after: embeddingAfter },
-    weight_bytes: { before: description.files.reduce((n, f) => n + statSync(join(opts.model, f)).size, 0), after: description.files.reduce((n, f) => n + statSync(join(tmp, f)).size, 0) },
-  };
-  writeJson("report.json", report);
-  writeFileSync(join(tmp, "report.md"), reportMarkdown(report));
-  rmSync(opts.out, { recursive: true, force: true });
-  renameSync(tmp, opts.out);
-  return report;
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {

@@ -11,7 +11,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { compressModel, parseCompressArgs } from "../scripts/compress.js";
-import { unreachableTokens } from "../scripts/tokenizer/compress.js";
+import { compressVocabulary, unreachableTokens } from "../scripts/tokenizer/compress.js";
 import { loadTokenizer } from "../scripts/tokenizer/files.js";
 import { createApp } from "../src/app.js";
 import type { Decoder } from "../src/engine/decoder.js";
@@ -184,6 +184,8 @@ describe("bad input: a clear error naming the flag or file", () => {
     await expect(compressModel(opts({ keep: 200 }))).rejects.toThrow(/tokenizer\.json: the vocabulary must leave room for 256 byte tokens and 5 specials/);
     await expect(compressModel(opts({ keep: 100_277 }))).rejects.toThrow("--keep 100277 is not below the model's vocabulary (100277 tokens): nothing to prune");
     await expect(compressModel(opts({ model: join(OUT, "no-model") }))).rejects.toThrow(/no-model: no config\.json/);
+    const llama = JSON.parse(readFileSync(join(ROOT, "llama-safetensors/tokenizer.json"), "utf8"));
+    expect(() => compressVocabulary({ ...llama, model: { ...llama.model, byte_fallback: false } }, [], { vocab: KEEP })).toThrow("neither byte-level BPE nor BPE with byte fallback");
   });
 
   it("the command exits 1 with one line on stderr", () => {

@@ -70,9 +70,9 @@ function byteTokens(json: TokenizerJsonShape, vocab: ParentVocab): number[] {
   const ids = [...vocab.idOf].filter(([token]) => (byteFallback ? BYTE_FALLBACK.test(token) : Array.from(token).length === 1)).map(([, id]) => id);
   const kind = byteFallback ? "byte-fallback <0xNN> tokens" : "single-byte tokens";
   if (!byteFallback && !JSON.stringify([json.pre_tokenizer, json.decoder]).includes('"ByteLevel"')) {
-    throw new Error("tokenizer.json is neither byte-level BPE nor BPE with byte fallback: text outside a compact vocabulary could not be encoded");
+    throw new Error("neither byte-level BPE nor BPE with byte fallback: text outside a compact vocabulary could not be encoded");
   }
-  if (ids.length !== 256) throw new Error(`tokenizer.json: expected 256 ${kind}, found ${ids.length}`);
+  if (ids.length !== 256) throw new Error(`expected 256 ${kind}, found ${ids.length}`);
   return ids;
 }
 
