@@ -2,7 +2,7 @@ import { beforeAll, describe, expect, it } from "vitest";
 import fc from "fast-check";
 import { Tokenizer, TokenizerError } from "../src/tokenizer/tokenizer.js";
 import { loadTokenizer, loadTokenizerJson } from "../scripts/tokenizer/files.js";
-import { compressVocabulary, unreachableTokens } from "../scripts/tokenizer/compress.js";
+import { CL100K_TOKENIZER_CONFIG, compressVocabulary, unreachableTokens } from "../scripts/tokenizer/compress.js";
 import { sampleTexts } from "./helpers/corpus-sample.js";
 
 // Text that stresses byte-level BPE: emoji (incl. ZWJ sequences), CJK, Hangul, combining marks,
@@ -35,7 +35,7 @@ beforeAll(async () => {
   const result = compressVocabulary(loadTokenizerJson("parent"), counts, { vocab: 2048 });
   compactJson = result.tokenizerJson;
   vocabMap = result.vocabMap;
-  compact = Tokenizer.fromJSON(result.tokenizerJson, result.tokenizerConfig);
+  compact = Tokenizer.fromJSON(result.tokenizerJson, CL100K_TOKENIZER_CONFIG);
 });
 
 describe("round trip", () => {

@@ -1,15 +1,13 @@
-// A plain byte-level BPE model over byte-level token strings: enough to reason about which
-// tokens a merge table can produce. (The runtime encodes through @huggingface/tokenizers.)
+// A plain BPE model over token strings (byte-level, or SentencePiece-style characters): enough to
+// reason about which tokens a merge table can produce. (The runtime encodes through @huggingface/tokenizers.)
 
 export interface ParentVocab {
-  /** Byte-level token string → id (specials excluded). */
+  /** Token string → id (specials excluded). */
   idOf: Map<string, number>;
   /** id → byte-level token string. */
   tokenOf: Map<number, string>;
   /** Merge rank → [left, right] token strings; the merged token is left + right. */
   merges: [string, string][];
-  /** Merged id → [left id, right id] of the merge that creates it. */
-  madeFrom: Map<number, [number, number]>;
   specials: { id: number; content: string }[];
 }
 
@@ -27,21 +25,19 @@ export function readVocab(json: {
     tokenOf.set(id, token);
   }
   const merges = json.model.merges.map((m) => (typeof m === "string" ? (m.split(" ") as [string, string]) : m));
-  const madeFrom = new Map<number, [number, number]>();
   for (const [left, right] of merges) {
-    const merged = idOf.get(left + right);
-    const l = idOf.get(left);
-    const r = idOf.get(right);
-    if (merged === undefined || l === undefined || r === undefined) {
+    if (!idOf.has(left + right) || !idOf.has(left) || !idOf.has(right)) {
       throw new Error(`merge "${left} ${right}" refers to a token missing from the vocabulary`);
     }
-    if (!madeFrom.has(merged)) madeFrom.set(merged, [l, r]);
   }
-  return { idOf, tokenOf, merges, madeFrom, specials };
+  return { idOf, tokenOf, merges, specials };
 }
 
-/** BPE over a single pre-token, given as byte-level characters: repeatedly apply the best-ranked merge. */
-export function bpeEncode(chars: string[], rankOf: Map<string, number>, idOf: Map<string, number>): number[] {
+/**
+ * BPE over a single pre-token, given as its characters: repeatedly apply the best-ranked merge
+ * (the leftmost of equal rank). `formed`, when given, receives every token a merge creates on the way.
+ */
+export function bpeEncode(chars: string[], rankOf: Map<string, number>, idOf: Map<string, number>, formed?: string[]): number[] {
   const parts = [...chars];
   while (parts.length > 1) {
     let best = -1;
@@ -55,6 +51,7 @@ export function bpeEncode(chars: string[], rankOf: Map<string, number>, idOf: Ma
     }
     if (best < 0) break;
     parts.splice(best, 2, parts[best] + parts[best + 1]);
+    formed?.push(parts[best]);
   }
   return parts.map((p) => {
     const id = idOf.get(p);

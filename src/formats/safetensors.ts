@@ -82,3 +82,24 @@ export async function readSafetensorsFolder(read: (path: string) => Promise<Uint
   }
   return validateDescription({ format: "safetensors", files, arch, tensors });
 }
+
+/**
+ * A safetensors file as its pieces, to be written in order: the 8-byte header length, the JSON
+ * header (padded with spaces to a multiple of 8, as Hugging Face's writer does, so every tensor's
+ * data stays 8-aligned when the sizes are), then each tensor's bytes in the order given.
+ */
+export function encodeSafetensors(tensors: Map<string, Pick<TensorData, "dtype" | "shape" | "bytes">>, metadata: Record<string, string> = { format: "pt" }): Uint8Array[] {
+  const header: Record<string, unknown> = { __metadata__: metadata };
+  let offset = 0;
+  for (const [name, t] of tensors) {
+    const expected = t.shape.reduce((a, b) => a * b, 1) * SIZES[t.dtype];
+    if (!DTYPES[t.dtype] || t.bytes.byteLength !== expected) throw new FormatError(`tensor "${name}": ${t.bytes.byteLength} bytes are not ${t.dtype} [${t.shape}]`);
+    header[name] = { dtype: t.dtype, shape: t.shape, data_offsets: [offset, offset + t.bytes.byteLength] };
+    offset += t.bytes.byteLength;
+  }
+  let json = JSON.stringify(header);
+  json += " ".repeat(-new TextEncoder().encode(json).byteLength & 7);
+  const text = new TextEncoder().encode(json), length = new Uint8Array(8);
+  new DataView(length.buffer).setBigUint64(0, BigInt(text.byteLength), true);
+  return [length, text, ...[...tensors.values()].map((t) => t.bytes)];
+}
