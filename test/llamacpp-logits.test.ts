@@ -73,7 +73,7 @@ describe.skipIf(!recorded)(`our kernels against llama.cpp's logits (${RECORDED.s
       const dec = await SimdDecoder.create(await WebAssembly.compile(readFileSync(KERNELS_WASM)), kernelWeights(description), await WebAssembly.compile(readFileSync(RELAXED_WASM)));
       const V = dec.shape.vocabSize;
       expect(V).toBe(m.vocab);
-      const ours = [];
+      const ours: Float32Array[] = [];
       for (const seq of m.sequences) {
         const [{ logits }] = await dec.step([{ cache: dec.newCache(), tokens: seq.tokens, logits: "all" }]);
         ours.push(logits);
