@@ -7,7 +7,7 @@ import { closeSync, openSync, writeSync } from "node:fs";
 /** One metadata value as GGUF encodes it: its u32 type, then the payload. */
 export type GgufMetaValue = Uint8Array;
 
-const TYPE = { u32: 4, f32: 6, bool: 7, str: 8 } as const;
+const TYPE = { u32: 4, f32: 6, str: 8 } as const;
 
 function typed(type: number, payload: Uint8Array): GgufMetaValue {
   const out = new Uint8Array(4 + payload.length);
@@ -29,7 +29,6 @@ export const u32 = (v: number): GgufMetaValue => {
   return typed(TYPE.u32, b);
 };
 export const f32 = (v: number): GgufMetaValue => typed(TYPE.f32, new Uint8Array(Float32Array.of(v).buffer));
-export const bool = (v: boolean): GgufMetaValue => typed(TYPE.bool, Uint8Array.of(v ? 1 : 0));
 export const str = (v: string): GgufMetaValue => typed(TYPE.str, ggufString(v));
 
 export interface GgufTensorSource {

@@ -37,7 +37,7 @@ export const SHAPES: BenchShape[] = [
   { name: "qwen2.5-0.5b", arch: "qwen2", layers: 24, dim: 896, heads: 14, kvHeads: 2, ffn: 4864, vocab: 151936, ropeTheta: 1000000, eps: 1e-6, maxLength: 2048 },
 ];
 
-export const BENCH_MODELS = join(import.meta.dirname, "../build/bench-models");
+const BENCH_MODELS = join(import.meta.dirname, "../build/bench-models");
 
 /** The shape's parameters (tied: the embedding counted once). */
 export function parameters(s: BenchShape): number {
