@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { modelShapeFromConfig, type Decoder, type SequenceCache } from "../src/engine/decoder.js";
 import { OnnxDecoder } from "../src/engine/ort/onnx-model.js";
 import { SimdDecoder } from "../src/engine/simd/decoder.js";
-import { describeQuantization, kernelWeights, llamaWeights } from "../src/engine/simd/llama-weights.js";
+import { describeQuantization, kernelWeights, llamaWeights, type WeightBits } from "../src/engine/simd/llama-weights.js";
 import { ggufDescription, parseGguf } from "../src/formats/gguf.js";
 import { readOnnx } from "../src/engine/simd/onnx-reader.js";
 import { compileRelaxed } from "../src/engine/simd/relaxed.js";
@@ -143,6 +143,7 @@ export async function benchEngine(engine: EngineName, modelDir: string, file: st
 export interface GgufRow {
   file: string;
   quantization: string;
+  kv_cache: string;
   load_ms: number;
   prefill_ms_128: number;
   /** Decode tok/s over the `steps` positions ending at each context (128 and the long one). */
@@ -166,12 +167,14 @@ async function decodeFrom(dec: Decoder, base: SequenceCache, steps: number, batc
   return rate;
 }
 
-export async function benchGguf(file: string, runs: number, longContext: number, steps = 64): Promise<GgufRow> {
+/** `bits` as WEIGHT_BITS: 8 keeps a Q8_0 file's blocks (F16/F32 → 8-bit rows), 4 makes every projection 4-bit (a Q4_0 file's blocks kept). */
+export async function benchGguf(file: string, runs: number, longContext: number, bits: WeightBits, steps = 64): Promise<GgufRow> {
   nodeOrt(1); // the same V8 flags as the Node host (no Liftoff, relaxed SIMD)
   const t = performance.now();
   const description = ggufDescription(parseGguf(new Uint8Array(readFileSync(file)), file), file);
   const relaxed = await compileRelaxed(async () => readFileSync(RELAXED_WASM));
-  const dec = await SimdDecoder.create(await WebAssembly.compile(readFileSync(KERNELS_WASM)), kernelWeights(description), relaxed);
+  const weights = kernelWeights(description, bits);
+  const dec = await SimdDecoder.create(await WebAssembly.compile(readFileSync(KERNELS_WASM)), weights, relaxed);
   const loadMs = performance.now() - t;
   await timePrefill(dec, 16); // warm-up, excluded
   const prefill = median(await repeat(runs, () => timePrefill(dec, 128)));
@@ -189,7 +192,7 @@ export async function benchGguf(file: string, runs: number, longContext: number,
     if (context === 128) batch8 = median(await repeat(runs, () => decodeFrom(dec, base, steps, 8)));
     base.release();
   }
-  return { file, quantization: describeQuantization(description), load_ms: loadMs, prefill_ms_128: prefill, decode_tok_s: decode, decode_batch8_tok_s: batch8, wasm_heap_mb: wasmHeapBytes() / 2 ** 20 };
+  return { file, quantization: describeQuantization(description, weights), kv_cache: dec.kvCache, load_ms: loadMs, prefill_ms_128: prefill, decode_tok_s: decode, decode_batch8_tok_s: batch8, wasm_heap_mb: wasmHeapBytes() / 2 ** 20 };
 }
 
 /** Stages of kernels/forward.c, in its enum's order. */

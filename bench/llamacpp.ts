@@ -1,8 +1,8 @@
 // Side by side with llama.cpp, on the same weights and one thread: the shipped model, and random
 // weights in the shapes of SmolLM2-135M and Qwen2.5-0.5B (bench/models.ts writes them as GGUF;
-// llama-quantize --pure makes the Q8_0 and Q4_0 files from them; our kernels load the F16/F32
-// file and quantize it to their int8 at load). It runs a llama.cpp you built yourself (see
-// BENCHMARKS.md) and never builds one:
+// llama-quantize --pure makes the Q8_0 and Q4_0 files from them, and both engines run those very
+// files: our kernels keep their blocks, WEIGHT_BITS 8 and 4). It runs a llama.cpp you built
+// yourself (see BENCHMARKS.md) and never builds one:
 //
 //   LLAMA_CPP_BIN=~/src/llama.cpp/build/bin npm run bench:llamacpp -- [--shapes a,b] [--rounds N] [--runs N] [--quick]
 //
@@ -106,9 +106,11 @@ function llamaCpp(file: string, long: number): LlamaRow {
   };
 }
 
-function ours(file: string, long: number): GgufRow & { v8: string; kernels: string } {
+const BITS: Record<Quant, string> = { Q8_0: "8", Q4_0: "4" };
+
+function ours(file: string, long: number, quant: Quant): GgufRow & { v8: string; kernels: string } {
   // One process per run, as run.ts does: a fresh heap, and the same V8 flags as the Node host.
-  const out = execFileSync(process.execPath, ["--import", "tsx", join(import.meta.dirname, "engine-cli.ts"), "gguf", file, String(RUNS), String(long)],
+  const out = execFileSync(process.execPath, ["--import", "tsx", join(import.meta.dirname, "engine-cli.ts"), "gguf", file, String(RUNS), String(long), BITS[quant]],
     { encoding: "utf8", maxBuffer: 2 ** 26, stdio: ["ignore", "pipe", "pipe"] });
   return JSON.parse(out.trim().split("\n").at(-1)!);
 }
@@ -126,16 +128,16 @@ const files = shapes.map((s) => {
 const llamaRounds = new Map<string, LlamaRow[]>(), ourRounds = new Map<string, ReturnType<typeof ours>[]>();
 const push = <T>(m: Map<string, T[]>, key: string, v: T) => m.set(key, [...(m.get(key) ?? []), v]);
 for (let r = 0; r < ROUNDS; r++) {
-  for (const { shape, source, q } of files) {
+  for (const { shape, q } of files) {
     const long = longContext(shape);
     for (const quant of QUANTS) {
-      const row = llamaCpp(q[quant], long);
-      push(llamaRounds, `${shape.name}/${quant}`, row);
-      console.error(`round ${r + 1}: ${shape.name} llama.cpp ${quant}: tg128 ${row.tg128_tok_s.toFixed(1)} tok/s, pp128 ${row.pp128_ms.toFixed(1)} ms`);
+      const theirs = llamaCpp(q[quant], long);
+      push(llamaRounds, `${shape.name}/${quant}`, theirs);
+      console.error(`round ${r + 1}: ${shape.name} llama.cpp ${quant}: tg128 ${theirs.tg128_tok_s.toFixed(1)} tok/s, pp128 ${theirs.pp128_ms.toFixed(1)} ms`);
+      const row = ours(q[quant], long, quant);
+      push(ourRounds, `${shape.name}/${quant}`, row);
+      console.error(`round ${r + 1}: ${shape.name} ours ${quant}: decode@128 ${row.decode_tok_s["128"].toFixed(1)} tok/s, prefill128 ${row.prefill_ms_128.toFixed(1)} ms`);
     }
-    const row = ours(source, long);
-    push(ourRounds, shape.name, row);
-    console.error(`round ${r + 1}: ${shape.name} ours: decode@128 ${row.decode_tok_s["128"].toFixed(1)} tok/s, prefill128 ${row.prefill_ms_128.toFixed(1)} ms`);
   }
 }
 
@@ -146,27 +148,33 @@ const lines = [
   "",
   `Machine: ${info.cpu} (${info.simd.join(", ") || "no x86/Arm SIMD flags read"}), ${info.cores} cores, ${info.memory_gb} GiB; Node ${info.node} (V8 ${info.v8}, ${info.kernels} kernels); ` +
     `llama.cpp ${files.length ? llamaRounds.get(`${files[0].shape.name}/Q8_0`)![0].build : "–"}; 1 thread everywhere; ${info.date}.`,
-  `Medians over ${ROUNDS} interleaved round(s) of ${RUNS} run(s) each. Ours: int8 (7-bit rows) quantized at load from the same GGUF that llama-quantize --pure turned into Q8_0 / Q4_0. ` +
+  `Medians over ${ROUNDS} interleaved round(s) of ${RUNS} run(s) each. Both engines run the same file, llama-quantize --pure's Q8_0 or Q4_0 (ours keeps its blocks: ` +
+    `${files.length ? QUANTS.map((q) => `the ${q} file: ${ourRounds.get(`${files[0].shape.name}/${q}`)![0].quantization}`).join("; ") : "–"}; KV cache ${files.length ? ourRounds.get(`${files[0].shape.name}/Q8_0`)![0].kv_cache : "–"} against llama.cpp's f16). ` +
     `Ratios are ours ÷ llama.cpp, > 1 is ours faster (for prefill: llama.cpp's time ÷ ours).`,
   "",
-  "| shape | row | llama.cpp Q8_0 | llama.cpp Q4_0 | ours int8 | ours ÷ Q8_0 | ours ÷ Q4_0 |",
-  "|---|---|---:|---:|---:|---:|---:|",
+  "| shape | row | llama.cpp Q8_0 | ours Q8_0 | ours ÷ llama.cpp | llama.cpp Q4_0 | ours Q4_0 | ours ÷ llama.cpp |",
+  "|---|---|---:|---:|---:|---:|---:|---:|",
 ];
 for (const { shape } of files) {
-  const l8 = llamaRounds.get(`${shape.name}/Q8_0`)!, l4 = llamaRounds.get(`${shape.name}/Q4_0`)!, o = ourRounds.get(shape.name)!, long = longContext(shape);
-  const label = `${shape.name} (${(parameters(shape) / 1e6).toFixed(0)}M)`;
-  const row = (name: string, a: number, b: number, ours: number, lowerIsBetter = false) =>
-    `| ${label} | ${name} | ${f(a)} | ${f(b)} | ${f(ours)} | ${f(lowerIsBetter ? a / ours : ours / a, 2)}× | ${f(lowerIsBetter ? b / ours : ours / b, 2)}× |`;
+  const long = longContext(shape), label = `${shape.name} (${(parameters(shape) / 1e6).toFixed(0)}M)`;
+  const row = (name: string, theirs: (x: LlamaRow) => number, mine: (x: GgufRow) => number, lowerIsBetter = false) => {
+    const cells = QUANTS.map((q) => {
+      const a = med(llamaRounds.get(`${shape.name}/${q}`)!, theirs), b = med(ourRounds.get(`${shape.name}/${q}`)!, mine);
+      return `${f(a)} | ${f(b)} | ${f(lowerIsBetter ? a / b : b / a, 2)}×`;
+    });
+    return `| ${label} | ${name} | ${cells.join(" | ")} |`;
+  };
+  const heap = QUANTS.map((q) => ourRounds.get(`${shape.name}/${q}`)!).map((rows) => `${f(Math.max(...rows.map((x) => x.wasm_heap_mb)), 0)}, ${f(med(rows, (x) => x.load_ms), 0)}`);
   lines.push(
-    row("prefill 128 tokens (ms)", med(l8, (x) => x.pp128_ms), med(l4, (x) => x.pp128_ms), med(o, (x) => x.prefill_ms_128), true),
-    row("decode tok/s @128", med(l8, (x) => x.tg128_tok_s), med(l4, (x) => x.tg128_tok_s), med(o, (x) => x.decode_tok_s["128"])),
-    row(`decode tok/s @${long}`, med(l8, (x) => x.decode_long_tok_s), med(l4, (x) => x.decode_long_tok_s), med(o, (x) => x.decode_tok_s[long])),
-    row("8 streams, tok/s @128", med(l8, (x) => x.batch8_tok_s), med(l4, (x) => x.batch8_tok_s), med(o, (x) => x.decode_batch8_tok_s)),
-    `| ${label} | WASM heap (MiB), load (ms) | | | ${f(Math.max(...o.map((x) => x.wasm_heap_mb)), 0)}, ${f(med(o, (x) => x.load_ms), 0)} | | |`,
+    row("prefill 128 tokens (ms)", (x) => x.pp128_ms, (x) => x.prefill_ms_128, true),
+    row("decode tok/s @128", (x) => x.tg128_tok_s, (x) => x.decode_tok_s["128"]),
+    row(`decode tok/s @${long}`, (x) => x.decode_long_tok_s, (x) => x.decode_tok_s[long]),
+    row("8 streams, tok/s @128", (x) => x.batch8_tok_s, (x) => x.decode_batch8_tok_s),
+    `| ${label} | our WASM heap (MiB), load (ms) | | ${heap[0]} | | | ${heap[1]} | |`,
   );
 }
 lines.push("", `Wall time of this run: ${((performance.now() - t0) / 60000).toFixed(1)} min.`, "");
 mkdirSync(join(import.meta.dirname, "results"), { recursive: true });
-const rounds = Object.fromEntries(files.map(({ shape }) => [shape.name, { llama_cpp: Object.fromEntries(QUANTS.map((q) => [q, llamaRounds.get(`${shape.name}/${q}`)])), ours: ourRounds.get(shape.name) }]));
+const rounds = Object.fromEntries(files.map(({ shape }) => [shape.name, Object.fromEntries(QUANTS.map((q) => [q, { llama_cpp: llamaRounds.get(`${shape.name}/${q}`), ours: ourRounds.get(`${shape.name}/${q}`) }]))]));
 writeFileSync(join(import.meta.dirname, "results/llamacpp.json"), JSON.stringify({ machine: info, rounds: ROUNDS, runs: RUNS, shapes: rounds }, null, 2) + "\n");
 console.log(lines.join("\n"));

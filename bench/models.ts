@@ -6,7 +6,8 @@
 import { createHash } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { llamaWeights, type Int8Matrix } from "../src/engine/simd/llama-weights.js";
+import { llamaWeights } from "../src/engine/simd/llama-weights.js";
+import { dequantizeMatrix, type QuantMatrix } from "../src/engine/simd/quantize.js";
 import { readOnnx } from "../src/engine/simd/onnx-reader.js";
 import { f32, str, u32, writeGguf, type GgufMetaValue, type GgufTensorSource } from "./gguf-writer.js";
 
@@ -103,11 +104,8 @@ function shippedTensors(s: BenchShape, folder: string): GgufTensorSource[] {
   const config = JSON.parse(readFileSync(join(folder, "config.json"), "utf8"));
   const w = llamaWeights(readOnnx(readFileSync(join(folder, "onnx/model_quantized.onnx"))), config);
   const hd = s.dim / s.heads;
-  const dense = (m: Int8Matrix, first: number, count: number, times = 1): Float32Array => {
-    const out = new Float32Array(count * m.cols);
-    for (let r = 0; r < count; r++) for (let k = 0; k < m.cols; k++) out[r * m.cols + k] = m.data[(first + r) * m.cols + k] * m.scale[first + r] * times;
-    return out;
-  };
+  const dense = (m: QuantMatrix, first: number, count: number, times = 1): Float32Array =>
+    dequantizeMatrix(m).subarray(first * m.cols, (first + count) * m.cols).map((v) => v * times);
   const interleave = (rows: Float32Array, heads: number): Float32Array => {
     // Per head, Hugging Face's row j (first half) and j + hd/2 (second half) become rows 2j and 2j + 1.
     const out = new Float32Array(rows.length), cols = rows.length / (heads * hd);

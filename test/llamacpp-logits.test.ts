@@ -13,7 +13,7 @@ import { describe, expect, it } from "vitest";
 import { benchModel, SHAPES } from "../bench/models.js";
 import type { RecordedModel, RecordedRow } from "../scripts/llamacpp/record-logits.js";
 import { SimdDecoder } from "../src/engine/simd/decoder.js";
-import { kernelWeights } from "../src/engine/simd/llama-weights.js";
+import { describeQuantization, kernelWeights } from "../src/engine/simd/llama-weights.js";
 import { ggufDescription, parseGguf } from "../src/formats/gguf.js";
 import { KERNELS_WASM, RELAXED_WASM } from "./helpers/fixture.js";
 import { checkpointFixtures } from "./helpers/interop-fixtures.js";
@@ -70,7 +70,8 @@ describe.skipIf(!recorded)(`our kernels against llama.cpp's logits (${RECORDED.s
     if (!same) console.log(`${m.file}: rebuilt with other bytes than llama.cpp was run on (another torch?); not compared`);
     it.runIf(same)(`${m.file}: argmax on every decisive position, KL on llama.cpp's top ${m.sequences[0].rows[0].top.length} tokens`, async () => {
       const description = ggufDescription(parseGguf(new Uint8Array(readFileSync(file)), file), file);
-      const dec = await SimdDecoder.create(await WebAssembly.compile(readFileSync(KERNELS_WASM)), kernelWeights(description), await WebAssembly.compile(readFileSync(RELAXED_WASM)));
+      const weights = kernelWeights(description); // WEIGHT_BITS=8, the default: Q8_0 / Q4_0 blocks kept, F-types to 8-bit rows
+      const dec = await SimdDecoder.create(await WebAssembly.compile(readFileSync(KERNELS_WASM)), weights, await WebAssembly.compile(readFileSync(RELAXED_WASM)));
       const V = dec.shape.vocabSize;
       expect(V).toBe(m.vocab);
       const ours: Float32Array[] = [];
@@ -79,7 +80,7 @@ describe.skipIf(!recorded)(`our kernels against llama.cpp's logits (${RECORDED.s
         ours.push(logits);
       }
       const kernels = against(m, (s, r) => ours[s].subarray((m.sequences[s].from + r) * V, (m.sequences[s].from + r + 1) * V));
-      console.log(`${m.file} (${description.arch.modelType}), ours int8 vs llama.cpp: top-set KL ${kernels.kl.toExponential(2)} (the set holds ${(100 * kernels.mass).toFixed(0)}% of llama.cpp's probability); argmax ${kernels.agree}/${kernels.decisive} decisive of ${kernels.rows}`);
+      console.log(`${m.file} (${description.arch.modelType}; ours: ${describeQuantization(description, weights)}) vs llama.cpp: top-set KL ${kernels.kl.toExponential(2)} (the set holds ${(100 * kernels.mass).toFixed(0)}% of llama.cpp's probability); argmax ${kernels.agree}/${kernels.decisive} decisive of ${kernels.rows}`);
       expect(kernels.decisive).toBeGreaterThanOrEqual(4);
       expect(kernels.agree).toBe(kernels.decisive);
       expect(kernels.kl).toBeLessThan(0.02);
