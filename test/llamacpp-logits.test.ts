@@ -14,6 +14,7 @@ import { benchModel, SHAPES } from "../bench/models.js";
 import type { RecordedModel, RecordedRow } from "../scripts/llamacpp/record-logits.js";
 import { SimdDecoder } from "../src/engine/simd/decoder.js";
 import { describeQuantization, kernelWeights } from "../src/engine/simd/llama-weights.js";
+import { compileRelaxed } from "../src/engine/simd/relaxed.js";
 import { ggufDescription, parseGguf } from "../src/formats/gguf.js";
 import { KERNELS_WASM, RELAXED_WASM } from "./helpers/fixture.js";
 import { checkpointFixtures } from "./helpers/interop-fixtures.js";
@@ -71,7 +72,7 @@ describe.skipIf(!recorded)(`our kernels against llama.cpp's logits (${RECORDED.s
     it.runIf(same)(`${m.file}: argmax on every decisive position, KL on llama.cpp's top ${m.sequences[0].rows[0].top.length} tokens`, async () => {
       const description = ggufDescription(parseGguf(new Uint8Array(readFileSync(file)), file), file);
       const weights = kernelWeights(description); // WEIGHT_BITS=8, the default: Q8_0 / Q4_0 blocks kept, F-types to 8-bit rows
-      const dec = await SimdDecoder.create(await WebAssembly.compile(readFileSync(KERNELS_WASM)), weights, await WebAssembly.compile(readFileSync(RELAXED_WASM)));
+      const dec = await SimdDecoder.create(await WebAssembly.compile(readFileSync(KERNELS_WASM)), weights, await compileRelaxed(async () => readFileSync(RELAXED_WASM)));
       const V = dec.shape.vocabSize;
       expect(V).toBe(m.vocab);
       const ours: Float32Array[] = [];
