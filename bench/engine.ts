@@ -5,10 +5,11 @@ import { execFileSync } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { modelShapeFromConfig, type Decoder } from "../src/engine/decoder.js";
+import { modelShapeFromConfig, type Decoder, type SequenceCache } from "../src/engine/decoder.js";
 import { OnnxDecoder } from "../src/engine/ort/onnx-model.js";
 import { SimdDecoder } from "../src/engine/simd/decoder.js";
-import { llamaWeights } from "../src/engine/simd/llama-weights.js";
+import { describeQuantization, kernelWeights, llamaWeights, type WeightBits } from "../src/engine/simd/llama-weights.js";
+import { ggufDescription, parseGguf } from "../src/formats/gguf.js";
 import { readOnnx } from "../src/engine/simd/onnx-reader.js";
 import { compileRelaxed } from "../src/engine/simd/relaxed.js";
 import { Engine } from "../src/engine/engine.js";
@@ -22,7 +23,9 @@ import { ortGraph, tinylmGraphFile } from "../src/engine/backends.js";
 import { nodeOrt } from "../src/node-runtime.js";
 import { median } from "./stats.js";
 
-export { wasmHeapBytes } from "../src/engine/wasm-memory.js";
+import { wasmHeapBytes } from "../src/engine/wasm-memory.js";
+
+export { wasmHeapBytes };
 
 /**
  * simd: our kernels as the hosts run them (relaxed SIMD where the runtime has it); simd128: plain
@@ -134,6 +137,62 @@ export async function benchEngine(engine: EngineName, modelDir: string, file: st
   }
   const batch8 = median(await repeat(runs, () => timeDecode(dec, Math.min(128, max), 64, 8)));
   return { engine, file, threads, prefill_ms: prefill, ttft_ms_128: prefill[128], decode_tok_s: decode, decode_batch8_tok_s: batch8 };
+}
+
+/** Our kernels on a GGUF file at the side-by-side's rows (bench/llamacpp.ts), each the median of `runs`. */
+export interface GgufRow {
+  file: string;
+  quantization: string;
+  kv_cache: string;
+  load_ms: number;
+  prefill_ms_128: number;
+  /** Decode tok/s over the `steps` positions ending at each context (128 and the long one). */
+  decode_tok_s: Record<string, number>;
+  /** Aggregate tok/s of 8 sequences decoded together over contexts 64 → 128. */
+  decode_batch8_tok_s: number;
+  wasm_heap_mb: number;
+}
+
+/** Decode tok/s of `batch` copies of a prefilled cache, `steps` tokens each (the prefill is done once, outside the timing). */
+async function decodeFrom(dec: Decoder, base: SequenceCache, steps: number, batch = 1): Promise<number> {
+  const caches = Array.from({ length: batch }, () => base.prefix(base.length));
+  let next = caches.map((_, b) => 1000 + b);
+  const t = performance.now();
+  for (let i = 0; i < steps; i++) {
+    const out = await dec.step(caches.map((cache, b) => ({ cache, tokens: [next[b]] })));
+    next = out.map(({ logits }) => argmax(logits));
+  }
+  const rate = ((batch * steps) / (performance.now() - t)) * 1000;
+  for (const cache of caches) cache.release();
+  return rate;
+}
+
+/** `bits` as WEIGHT_BITS: 8 keeps a Q8_0 file's blocks (F16/F32 → 8-bit rows), 4 makes every projection 4-bit (a Q4_0 file's blocks kept). */
+export async function benchGguf(file: string, runs: number, longContext: number, bits: WeightBits, steps = 64): Promise<GgufRow> {
+  nodeOrt(1); // the same V8 flags as the Node host (no Liftoff, relaxed SIMD)
+  const t = performance.now();
+  const description = ggufDescription(parseGguf(new Uint8Array(readFileSync(file)), file), file);
+  const relaxed = await compileRelaxed(async () => readFileSync(RELAXED_WASM));
+  const weights = kernelWeights(description, bits);
+  const dec = await SimdDecoder.create(await WebAssembly.compile(readFileSync(KERNELS_WASM)), weights, relaxed);
+  const loadMs = performance.now() - t;
+  await timePrefill(dec, 16); // warm-up, excluded
+  const prefill = median(await repeat(runs, () => timePrefill(dec, 128)));
+  const decode: Record<string, number> = {};
+  const filled = async (context: number) => {
+    const base = dec.newCache();
+    await dec.step([{ cache: base, tokens: prompt(context - steps), logits: "none" }]);
+    return base;
+  };
+  let batch8 = NaN;
+  for (const context of [128, longContext]) {
+    const base = await filled(context);
+    await decodeFrom(dec, base, 8); // warm-up at this length, excluded
+    decode[context] = median(await repeat(runs, () => decodeFrom(dec, base, steps)));
+    if (context === 128) batch8 = median(await repeat(runs, () => decodeFrom(dec, base, steps, 8)));
+    base.release();
+  }
+  return { file, quantization: describeQuantization(description, weights), kv_cache: dec.kvCache, load_ms: loadMs, prefill_ms_128: prefill, decode_tok_s: decode, decode_batch8_tok_s: batch8, wasm_heap_mb: wasmHeapBytes() / 2 ** 20 };
 }
 
 /** Stages of kernels/forward.c, in its enum's order. */

@@ -1,0 +1,180 @@
+// Side by side with llama.cpp, on the same weights and one thread: the shipped model, and random
+// weights in the shapes of SmolLM2-135M and Qwen2.5-0.5B (bench/models.ts writes them as GGUF;
+// llama-quantize --pure makes the Q8_0 and Q4_0 files from them, and both engines run those very
+// files: our kernels keep their blocks, WEIGHT_BITS 8 and 4). It runs a llama.cpp you built
+// yourself (see BENCHMARKS.md) and never builds one:
+//
+//   LLAMA_CPP_BIN=~/src/llama.cpp/build/bin npm run bench:llamacpp -- [--shapes a,b] [--rounds N] [--runs N] [--quick]
+//
+// Rows, llama.cpp's tool in brackets: 128-token prefill (llama-bench pp128), decode tok/s at
+// context 128 (llama-bench tg128: contexts 0 → 128; ours 64 → 128) and at the long context 1024
+// (512 for the shipped model's window; llama-batched-bench, a prompt of context − 64 then 64
+// tokens, as ours), 8 sequences decoded together over contexts 64 → 128 (llama-batched-bench
+// -npl 8), and our WASM heap. Every configuration runs once per round, rounds interleave them (the
+// machine's drift hits all alike), and each number is the median over rounds of per-run medians.
+import { execFileSync } from "node:child_process";
+import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { cpus, totalmem } from "node:os";
+import { join } from "node:path";
+import { parseFlags } from "../scripts/tokenizer/cli.js";
+import { runtimeInfo, type GgufRow } from "./engine.js";
+import { benchModel, parameters, SHAPES, type BenchShape } from "./models.js";
+import { median } from "./stats.js";
+
+const USAGE = `
+usage: LLAMA_CPP_BIN=DIR npm run bench:llamacpp -- [--llama-cpp-bin DIR] [--shapes NAMES] [--rounds N] [--runs N] [--quick]
+Our kernels against llama.cpp (llama-bench, llama-batched-bench; 1 thread) on the same weights.
+  --llama-cpp-bin DIR  llama.cpp's build/bin (default: $LLAMA_CPP_BIN), with llama-bench, llama-batched-bench, llama-quantize
+  --shapes NAMES       comma-separated, of: ${SHAPES.map((s) => s.name).join(", ")} (default: all)
+  --rounds N           interleaved rounds (default: 2, 1 with --quick)
+  --runs N             runs per measurement within a round (default: 3, 1 with --quick)
+`;
+
+const { flags } = parseFlags(process.argv.slice(2), USAGE);
+const BIN = flags.get("llama-cpp-bin") ?? process.env.LLAMA_CPP_BIN;
+if (!BIN) {
+  console.error("error: set LLAMA_CPP_BIN (or --llama-cpp-bin) to a llama.cpp build/bin folder; BENCHMARKS.md says how to build llama.cpp");
+  process.exit(1);
+}
+const TOOLS = ["llama-bench", "llama-batched-bench", "llama-quantize"];
+for (const tool of TOOLS) {
+  if (!existsSync(join(BIN, tool))) {
+    console.error(`error: ${join(BIN, tool)} not found; build llama.cpp's ${TOOLS.join(", ")} (BENCHMARKS.md)`);
+    process.exit(1);
+  }
+}
+const QUICK = flags.has("quick");
+const ROUNDS = Number(flags.get("rounds") ?? (QUICK ? 1 : 2));
+const RUNS = Number(flags.get("runs") ?? (QUICK ? 1 : 3));
+const names = flags.get("shapes")?.split(",");
+const unknown = names?.filter((n) => !SHAPES.some((s) => s.name === n));
+if (unknown?.length) {
+  console.error(`error: unknown shape ${unknown.join(", ")}; shapes: ${SHAPES.map((s) => s.name).join(", ")}`);
+  process.exit(1);
+}
+const shapes = SHAPES.filter((s) => !names || names.includes(s.name));
+const QUANTS = ["Q8_0", "Q4_0"] as const;
+type Quant = (typeof QUANTS)[number];
+const STEPS = 64;
+const longContext = (s: BenchShape) => Math.min(1024, s.maxLength);
+
+/** The CPU as /proc/cpuinfo names it, and the SIMD extensions that decide int8 dot-product speed. */
+function machine() {
+  let model = cpus()[0]?.model ?? "unknown", flagsLine = "";
+  try {
+    const info = readFileSync("/proc/cpuinfo", "utf8");
+    model = /^model name\s*:\s*(.+)$/m.exec(info)?.[1] ?? model;
+    flagsLine = /^flags\s*:\s*(.+)$/m.exec(info)?.[1] ?? "";
+  } catch {
+    // not Linux: os.cpus() has the model
+  }
+  const simd = ["avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8", "asimd", "i8mm"].filter((f) => flagsLine.split(" ").includes(f));
+  return { cpu: model, simd, cores: cpus().length, memory_gb: Math.round(totalmem() / 2 ** 30), ...runtimeInfo(), date: new Date().toISOString() };
+}
+
+/** The Q8_0 / Q4_0 file beside the source, made by llama-quantize --pure (every matrix that type, the tied embedding too) unless newer than its source. */
+function quantized(source: string, quant: Quant): string {
+  const out = source.replace(/-f(16|32)\.gguf$/, `-${quant.toLowerCase()}.gguf`);
+  if (existsSync(out) && statSync(out).mtimeMs > statSync(source).mtimeMs) return out;
+  execFileSync(join(BIN!, "llama-quantize"), ["--pure", source, out, quant, "1"], { stdio: ["ignore", "ignore", "pipe"] });
+  return out;
+}
+
+interface LlamaRow {
+  pp128_ms: number;
+  tg128_tok_s: number;
+  decode_long_tok_s: number;
+  batch8_tok_s: number;
+  build: string;
+}
+
+const jsonLines = (out: string) => out.split("\n").filter((l) => l.startsWith("{")).map((l) => JSON.parse(l));
+
+function llamaCpp(file: string, long: number): LlamaRow {
+  const run = (tool: string, args: string[]) => execFileSync(join(BIN!, tool), ["-m", file, ...args], { encoding: "utf8", maxBuffer: 2 ** 26, stdio: ["ignore", "pipe", "pipe"] });
+  const bench = jsonLines(run("llama-bench", ["-t", "1", "-p", "128", "-n", "128", "-r", String(RUNS), "-o", "jsonl"]));
+  const pp = bench.find((r) => r.n_prompt === 128 && r.n_gen === 0), tg = bench.find((r) => r.n_prompt === 0 && r.n_gen === 128);
+  // llama-batched-bench measures each listed size once: the list repeated gives RUNS runs.
+  const batched = (pp: number, pl: number) => jsonLines(run("llama-batched-bench", ["-t", "1", "-tb", "1", "-c", String(Math.max(pl * (pp + STEPS), 256)), "-b", "2048", "-ub", "512",
+    "-npp", Array(RUNS).fill(pp).join(","), "-ntg", String(STEPS), "-npl", String(pl), "--output-format", "jsonl"])).map((r) => r.speed_tg as number);
+  return {
+    pp128_ms: 1000 / (median(pp.samples_ts) / 128),
+    tg128_tok_s: median(tg.samples_ts),
+    decode_long_tok_s: median(batched(long - STEPS, 1)),
+    batch8_tok_s: median(batched(128 - STEPS, 8)),
+    build: `${pp.build_commit} (build ${pp.build_number}) from ${BIN}`,
+  };
+}
+
+const BITS: Record<Quant, string> = { Q8_0: "8", Q4_0: "4" };
+
+function ours(file: string, long: number, quant: Quant): GgufRow & { v8: string; kernels: string } {
+  // One process per run, as run.ts does: a fresh heap, and the same V8 flags as the Node host.
+  const out = execFileSync(process.execPath, ["--import", "tsx", join(import.meta.dirname, "engine-cli.ts"), "gguf", file, String(RUNS), String(long), BITS[quant]],
+    { encoding: "utf8", maxBuffer: 2 ** 26, stdio: ["ignore", "pipe", "pipe"] });
+  return JSON.parse(out.trim().split("\n").at(-1)!);
+}
+
+const t0 = performance.now();
+const info = machine();
+console.error(`machine: ${JSON.stringify(info)}`);
+const files = shapes.map((s) => {
+  const t = performance.now(), { file, wrote } = benchModel(s);
+  const q = Object.fromEntries(QUANTS.map((quant) => [quant, quantized(file, quant)])) as Record<Quant, string>;
+  console.error(`${s.name}: ${(parameters(s) / 1e6).toFixed(1)}M parameters, ${file}${wrote ? " written" : ""}, quantized (${((performance.now() - t) / 1000).toFixed(1)} s)`);
+  return { shape: s, source: file, q };
+});
+
+const llamaRounds = new Map<string, LlamaRow[]>(), ourRounds = new Map<string, ReturnType<typeof ours>[]>();
+const push = <T>(m: Map<string, T[]>, key: string, v: T) => m.set(key, [...(m.get(key) ?? []), v]);
+for (let r = 0; r < ROUNDS; r++) {
+  for (const { shape, q } of files) {
+    const long = longContext(shape);
+    for (const quant of QUANTS) {
+      const theirs = llamaCpp(q[quant], long);
+      push(llamaRounds, `${shape.name}/${quant}`, theirs);
+      console.error(`round ${r + 1}: ${shape.name} llama.cpp ${quant}: tg128 ${theirs.tg128_tok_s.toFixed(1)} tok/s, pp128 ${theirs.pp128_ms.toFixed(1)} ms`);
+      const row = ours(q[quant], long, quant);
+      push(ourRounds, `${shape.name}/${quant}`, row);
+      console.error(`round ${r + 1}: ${shape.name} ours ${quant}: decode@128 ${row.decode_tok_s["128"].toFixed(1)} tok/s, prefill128 ${row.prefill_ms_128.toFixed(1)} ms`);
+    }
+  }
+}
+
+const med = <T>(rows: T[], get: (row: T) => number) => median(rows.map(get));
+const f = (x: number, d = 1) => (Number.isFinite(x) ? x.toFixed(d) : "–");
+const lines = [
+  `## Side by side with llama.cpp (\`npm run bench:llamacpp\`)`,
+  "",
+  `Machine: ${info.cpu} (${info.simd.join(", ") || "no x86/Arm SIMD flags read"}), ${info.cores} cores, ${info.memory_gb} GiB; Node ${info.node} (V8 ${info.v8}, ${info.kernels} kernels); ` +
+    `llama.cpp ${files.length ? llamaRounds.get(`${files[0].shape.name}/Q8_0`)![0].build : "–"}; 1 thread everywhere; ${info.date}.`,
+  `Medians over ${ROUNDS} interleaved round(s) of ${RUNS} run(s) each. Both engines run the same file, llama-quantize --pure's Q8_0 or Q4_0 (ours keeps its blocks: ` +
+    `${files.length ? QUANTS.map((q) => `the ${q} file: ${ourRounds.get(`${files[0].shape.name}/${q}`)![0].quantization}`).join("; ") : "–"}; KV cache ${files.length ? ourRounds.get(`${files[0].shape.name}/Q8_0`)![0].kv_cache : "–"} against llama.cpp's f16). ` +
+    `Ratios are ours ÷ llama.cpp, > 1 is ours faster (for prefill: llama.cpp's time ÷ ours).`,
+  "",
+  "| shape | row | llama.cpp Q8_0 | ours Q8_0 | ours ÷ llama.cpp | llama.cpp Q4_0 | ours Q4_0 | ours ÷ llama.cpp |",
+  "|---|---|---:|---:|---:|---:|---:|---:|",
+];
+for (const { shape } of files) {
+  const long = longContext(shape), label = `${shape.name} (${(parameters(shape) / 1e6).toFixed(0)}M)`;
+  const row = (name: string, theirs: (x: LlamaRow) => number, mine: (x: GgufRow) => number, lowerIsBetter = false) => {
+    const cells = QUANTS.map((q) => {
+      const a = med(llamaRounds.get(`${shape.name}/${q}`)!, theirs), b = med(ourRounds.get(`${shape.name}/${q}`)!, mine);
+      return `${f(a)} | ${f(b)} | ${f(lowerIsBetter ? a / b : b / a, 2)}×`;
+    });
+    return `| ${label} | ${name} | ${cells.join(" | ")} |`;
+  };
+  const heap = QUANTS.map((q) => ourRounds.get(`${shape.name}/${q}`)!).map((rows) => `${f(Math.max(...rows.map((x) => x.wasm_heap_mb)), 0)}, ${f(med(rows, (x) => x.load_ms), 0)}`);
+  lines.push(
+    row("prefill 128 tokens (ms)", (x) => x.pp128_ms, (x) => x.prefill_ms_128, true),
+    row("decode tok/s @128", (x) => x.tg128_tok_s, (x) => x.decode_tok_s["128"]),
+    row(`decode tok/s @${long}`, (x) => x.decode_long_tok_s, (x) => x.decode_tok_s[long]),
+    row("8 streams, tok/s @128", (x) => x.batch8_tok_s, (x) => x.decode_batch8_tok_s),
+    `| ${label} | our WASM heap (MiB), load (ms) | | ${heap[0]} | | | ${heap[1]} | |`,
+  );
+}
+lines.push("", `Wall time of this run: ${((performance.now() - t0) / 60000).toFixed(1)} min.`, "");
+mkdirSync(join(import.meta.dirname, "results"), { recursive: true });
+const rounds = Object.fromEntries(files.map(({ shape }) => [shape.name, Object.fromEntries(QUANTS.map((q) => [q, { llama_cpp: llamaRounds.get(`${shape.name}/${q}`), ours: ourRounds.get(`${shape.name}/${q}`) }]))]));
+writeFileSync(join(import.meta.dirname, "results/llamacpp.json"), JSON.stringify({ machine: info, rounds: ROUNDS, runs: RUNS, shapes: rounds }, null, 2) + "\n");
+console.log(lines.join("\n"));
