@@ -69,6 +69,8 @@ export interface LoadOptions extends BackendOptions, Pick<LocateOptions, "weight
   engine: EngineOptions;
   /** Run the graph once before serving (see OnnxDecoder.warmUp). */
   warmUp?: boolean;
+  /** Serve at most this many positions (prompt + generated) per sequence, below the model's own context (MAX_CONTEXT): bounds the KV cache. */
+  maxContext?: number | null;
 }
 
 async function readJson<T>(read: ReadModelFile, path: string, optional = false): Promise<T | undefined> {
@@ -98,12 +100,13 @@ export async function loadModel(read: ReadModelFile, opts: LoadOptions): Promise
   const log = opts.log ?? console.warn;
   let decoder: Decoder, reason: string | null = null, graph: OrtGraphInfo | null = null, tokenizer: Tokenizer, templateFallback: string | undefined;
   let shape: ModelShape, weights: LoadedModel["weights"];
+  const context = (modelMax: number) => Math.min(modelMax, opts.maxContext ?? Infinity);
   // The folder's pack of the kernels' weights, when it stands for this checkpoint (src/packed.ts).
   const packed = opts.backend === "ort" ? null : await usablePack(read, manifest, {
     file: checkpoint.file, config: config !== undefined && checkpoint.format !== "gguf", weightBits: onnx ? null : (opts.weightBits ?? 8),
   }, log);
   if (packed) {
-    const c = packed.weights.config, { vocab, ...checkpointInfo } = packed.checkpoint;
+    const c = (packed.weights.config = { ...packed.weights.config, maxLength: context(packed.weights.config.maxLength) }), { vocab, ...checkpointInfo } = packed.checkpoint;
     ({ tokenizer, templateFallback } = tokenizerOf(tokenizerJson, tokenizerConfig, vocab, checkpoint.file));
     checkVocabulary(tokenizer, tokenizerJson !== undefined ? "tokenizer.json" : checkpoint.file, c.vocab, "the embedding's rows");
     shape = { layers: c.layers, kvHeads: c.kvHeads, headDim: c.headDim, vocabSize: c.vocab, maxLength: c.maxLength };
@@ -112,15 +115,17 @@ export async function loadModel(read: ReadModelFile, opts: LoadOptions): Promise
     log(`tinylm-edge: ${checkpointInfo.files.join(", ")} (${checkpointInfo.format}, ${checkpointInfo.architecture}) runs on our WASM kernels from ${PACK_FILE}`);
   } else if (onnx) {
     tokenizer = Tokenizer.fromJSON(tokenizerJson, tokenizerConfig, "tokenizer.json");
-    shape = modelShapeFromConfig(config!);
+    const modelMax = modelShapeFromConfig(config!).maxLength;
+    const served = modelMax > context(modelMax) ? { ...config!, max_position_embeddings: context(modelMax) } : config!;
+    shape = modelShapeFromConfig(served);
     checkVocabulary(tokenizer, "tokenizer.json", shape.vocabSize, "config.json's vocab_size");
     const onnxBytes = await read(opts.onnxFile);
     await checkDigest(opts.onnxFile, onnxBytes, manifest);
-    ({ decoder, reason, graph } = await createBackend(read, onnxBytes, config!, shape, opts, (path, bytes) => checkDigest(path, bytes, manifest)));
+    ({ decoder, reason, graph } = await createBackend(read, onnxBytes, served, shape, opts, (path, bytes) => checkDigest(path, bytes, manifest)));
     weights = { format: "onnx", files: [graph?.file ?? opts.onnxFile], architecture: String(config!.model_type), quantization: null };
   } else {
     const { description, vocab } = await readCheckpoint(read, checkpoint, config);
-    const a = description.arch;
+    const a = (description.arch = { ...description.arch, maxLength: context(description.arch.maxLength) });
     ({ tokenizer, templateFallback } = tokenizerOf(tokenizerJson, tokenizerConfig, vocab, checkpoint.file));
     checkVocabulary(tokenizer, tokenizerJson !== undefined ? "tokenizer.json" : checkpoint.file, a.vocab, "the embedding's rows");
     shape = { layers: a.layers, kvHeads: a.kvHeads, headDim: a.headDim, vocabSize: a.vocab, maxLength: a.maxLength };

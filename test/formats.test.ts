@@ -143,6 +143,17 @@ describe.each([
   });
 });
 
+describe("MAX_CONTEXT below the model's context", () => {
+  it("serves at most that many positions: the engine's context and the kernels' cache are capped", async () => {
+    const dir = join(ROOT, "qwen2-gguf");
+    const m = await loadModel(folderReader(dir), { ...base, files: ["model.gguf"], maxContext: 24 });
+    expect(m.engine.maxLength).toBe(24);
+    const cache = m.engine.decoder.newCache();
+    await m.engine.decoder.step([{ cache, tokens: Array.from({ length: 24 }, (_, i) => 100 + i) }]);
+    await expect(m.engine.decoder.step([{ cache, tokens: [1] }])).rejects.toThrow(/context of 25 tokens exceeds the model's 24/);
+  });
+});
+
 describe("a GGUF's own vocabulary (no tokenizer.json beside it)", () => {
   it.each([["llama", "SentencePiece BPE, byte fallback"], ["qwen2", "byte-level BPE, cl100k"]])("%s (%s) encodes and decodes as the tokenizer.json it came from", async (arch) => {
     const texts = [...(await sampleTexts(2, 1, 20_000)), "Ünïcödé — 日本語 🤖 tabs\tand\nnewlines   spaces, digits 1234567 and <s> </s> <|endoftext|>"];

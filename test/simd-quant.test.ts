@@ -268,3 +268,13 @@ describe("WEIGHT_BITS", () => {
     for (const bad of ["2", "int4", "16"]) expect(() => settingsFrom({ WEIGHT_BITS: bad })).toThrow(`WEIGHT_BITS must be 8 or 4, got "${bad}"`);
   });
 });
+
+describe("MAX_CONTEXT", () => {
+  it("caps the positions a sequence may hold (Workers: 2048 by default); below 16 is refused", async () => {
+    const { settingsFrom } = await import("../src/hosts/config.js");
+    expect(settingsFrom({}).maxContext).toBeNull();
+    expect(settingsFrom({}, { maxContext: 2048 }).maxContext).toBe(2048);
+    expect(settingsFrom({ MAX_CONTEXT: "256" }, { maxContext: 2048 }).maxContext).toBe(256);
+    expect(() => settingsFrom({ MAX_CONTEXT: "8" })).toThrow('MAX_CONTEXT must be an integer of at least 16, got "8"');
+  });
+});

@@ -10,7 +10,7 @@ import type { WeightBits } from "../engine/simd/llama-weights.js";
 export const SETTING_NAMES = [
   "MODEL_DIR", "ONNX_FILE", "HOST", "PORT", "API_KEY", "API_KEYS", "MAX_BATCH", "MAX_QUEUE", "MAX_TOKENS_LIMIT",
   "MAX_BODY_BYTES", "CORS_ORIGINS", "PREFIX_CACHE", "LOW_MEMORY", "THREADS", "ENGINE", "METRICS_PUBLIC",
-  "SHUTDOWN_GRACE_MS", "LOG", "RELAXED_SIMD", "KV_CACHE", "WEIGHT_BITS",
+  "SHUTDOWN_GRACE_MS", "LOG", "RELAXED_SIMD", "KV_CACHE", "WEIGHT_BITS", "MAX_CONTEXT",
 ] as const;
 
 /**
@@ -34,6 +34,8 @@ export interface HostSettings {
   kvCache: KvCacheKind;
   /** Bits per weight of a safetensors / GGUF checkpoint's projections on our kernels: 8 or 4 (WEIGHT_BITS). */
   weightBits: WeightBits;
+  /** Positions per sequence the server admits, below the model's context (MAX_CONTEXT), or null: the model's. */
+  maxContext: number | null;
   /** How long running streams may go on after SIGTERM/SIGINT before they are ended (Node, Deno). */
   shutdownGraceMs: number;
 }
@@ -67,7 +69,7 @@ export function apiKeysFrom(env: Record<string, string | undefined>, readText?: 
   return [...keys, ...named];
 }
 
-export function settingsFrom(env: Record<string, string | undefined>, defaults: { maxTokensLimit?: number; lowMemory?: boolean; readText?: (path: string) => string } = {}): HostSettings {
+export function settingsFrom(env: Record<string, string | undefined>, defaults: { maxTokensLimit?: number; lowMemory?: boolean; maxContext?: number; readText?: (path: string) => string } = {}): HostSettings {
   const int = (name: string, fallback: number, least = 0): number => {
     const raw = env[name];
     if (raw === undefined || raw === "") return fallback;
@@ -102,6 +104,7 @@ export function settingsFrom(env: Record<string, string | undefined>, defaults: 
     backend,
     kvCache,
     weightBits,
+    maxContext: env.MAX_CONTEXT ? int("MAX_CONTEXT", 0, 16) : (defaults.maxContext ?? null),
     shutdownGraceMs: int("SHUTDOWN_GRACE_MS", 10_000),
   };
 }

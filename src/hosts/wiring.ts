@@ -26,7 +26,7 @@ export interface RuntimeParts {
 export function wireHost(settings: HostSettings, parts: RuntimeParts): { handle: ModelHandle; app: ReturnType<typeof createApp> } {
   const { ort, read, kernels, relaxed, warmUp, weightsFile, files, around = (load) => load() } = parts;
   const handle = new ModelHandle(() => around(() => loadModel(read, {
-    ort, kernels, relaxed, backend: settings.backend, onnxFile: settings.onnxFile, weightsFile, files, engine: settings.engine, lowMemory: settings.lowMemory, kvCache: settings.kvCache, weightBits: settings.weightBits, warmUp,
+    ort, kernels, relaxed, backend: settings.backend, onnxFile: settings.onnxFile, weightsFile, files, engine: settings.engine, lowMemory: settings.lowMemory, kvCache: settings.kvCache, weightBits: settings.weightBits, maxContext: settings.maxContext, warmUp,
   })));
   return { handle, app: createApp(handle, settings.app) };
 }

@@ -58,8 +58,9 @@ export function workerHost(ortParts: WorkerOrt): { fetch(request: Request, env: 
   function appFor(env: WorkerEnv) {
     if (app) return app;
     const vars = Object.fromEntries(Object.entries(env).filter(([, v]) => typeof v === "string")) as Record<string, string>;
-    // A Worker request has a CPU-time budget: cap generations lower than on a server by default.
-    const settings = settingsFrom(vars, { maxTokensLimit: 512, lowMemory: true });
+    // A Worker request has a CPU-time budget and an isolate 128 MB: cap generations and the context
+    // (the KV cache a sequence may hold) lower than on a server by default.
+    const settings = settingsFrom(vars, { maxTokensLimit: 512, lowMemory: true, maxContext: 2048 });
     // Concurrency and tokens-per-minute limits are counted in this isolate; the binding, where one is
     // configured, counts each key's generation requests across isolates (per Cloudflare location).
     const binding = env.KEY_RATE_LIMITER;
