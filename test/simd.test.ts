@@ -62,7 +62,7 @@ describe.each(variants)("WASM kernels (%s, %s KV cache) on the fixture's int8 gr
 
   it("decode with the KV cache equals a full recompute, across chunks of rows", async () => {
     const dec = await simdDecoder();
-    const tokens = prompt(150); // more rows than one forward call takes (64)
+    const tokens = prompt(150); // more rows than one forward call takes (64, 16 of them with logits)
     const [full] = await dec.step([{ cache: dec.newCache(), tokens, logits: "all" }]);
     const cache = dec.newCache();
     await dec.step([{ cache, tokens: tokens.slice(0, 40) }]);

@@ -18,6 +18,12 @@ const ROW_FIELDS = ROW_FIELD_NAMES.length;
 const PAGE = 128;
 /** Rows (tokens) per forward call: longer prompts are fed in chunks; bounds the scratch memory. */
 const MAX_ROWS = 64;
+/**
+ * Rows whose logits one forward call returns: their logits and probabilities take 2 × vocabulary
+ * floats each in WASM memory (25 MB for 64 rows of a 49k vocabulary; 16 rows: 6 MB). A step with
+ * more (a batch beyond 16 sequences, echo + logprobs) runs in more calls.
+ */
+const HEAD_ROWS = 16;
 
 /**
  * The KV cache's element type. f32: keys and values as computed. int8: each position's key and value
@@ -199,8 +205,8 @@ export class SimdDecoder implements Decoder<PagedKvCache> {
       tables: heap.alloc(MAX_ROWS * this.pagesPerSeq * 4),
       headRows: heap.alloc(MAX_ROWS * 4),
       invTemp: heap.alloc(MAX_ROWS * 4),
-      logits: scratch(c.vocab),
-      probs: scratch(c.vocab),
+      logits: heap.alloc(HEAD_ROWS * c.vocab * 4),
+      probs: heap.alloc(HEAD_ROWS * c.vocab * 4),
     };
     // A page: [layer][key | value][kv_head][PAGE][head_dim] f32, or int8 followed by the scales
     // [layer][key | value][kv_head][head_dim / 32 blocks, or 1][PAGE] f32 (kernels/attention.c).
@@ -228,7 +234,7 @@ export class SimdDecoder implements Decoder<PagedKvCache> {
   async step(inputs: StepInput<PagedKvCache>[]): Promise<StepOutput[]> {
     const V = this.shape.vocabSize;
     // Every fed token is a row: (sequence b, its j-th new token), decode rows and prompt chunks in
-    // one batch. Rows run in chunks of MAX_ROWS; a sequence's rows stay in order, so later chunks see
+    // one batch. Rows run in chunks (MAX_ROWS, HEAD_ROWS); a sequence's rows stay in order, so later chunks see
     // the keys and values earlier ones stored. Only the rows whose logits are wanted go through the head.
     const rows: { b: number; j: number }[] = [];
     for (const [b, { cache, tokens }] of inputs.entries()) {
@@ -243,9 +249,19 @@ export class SimdDecoder implements Decoder<PagedKvCache> {
       const n = logits === "all" ? tokens.length : logits === "last" ? 1 : 0;
       return { logits: new Float32Array(n * V), probs: new Float32Array(n * V) };
     });
-    for (let start = 0; start < rows.length; start += MAX_ROWS) {
-      this.forward(inputs, rows.slice(start, start + MAX_ROWS), outputs);
+    // Chunks of at most MAX_ROWS rows, HEAD_ROWS of them wanting logits.
+    let chunk: { b: number; j: number }[] = [], heads = 0;
+    for (const row of rows) {
+      const { tokens, logits = "last" } = inputs[row.b];
+      const head = logits === "all" || (logits === "last" && row.j === tokens.length - 1) ? 1 : 0;
+      if (chunk.length === MAX_ROWS || heads + head > HEAD_ROWS) {
+        this.forward(inputs, chunk, outputs);
+        (chunk = []), (heads = 0);
+      }
+      chunk.push(row);
+      heads += head;
     }
+    if (chunk.length) this.forward(inputs, chunk, outputs);
     for (const { cache, tokens } of inputs) cache.length += tokens.length;
     return outputs;
   }
