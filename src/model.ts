@@ -98,7 +98,7 @@ export async function loadModel(read: ReadModelFile, opts: LoadOptions): Promise
   const generationConfig = await readJson<Record<string, unknown>>(read, "generation_config.json", true);
   const tokenizerJson = await readJson(read, "tokenizer.json", checkpoint.format === "gguf");
   const log = opts.log ?? console.warn;
-  let decoder: Decoder, reason: string | null = null, graph: OrtGraphInfo | null = null, tokenizer: Tokenizer, templateFallback: string | undefined;
+  let decoder: Decoder, reason: string | null = null, graph: OrtGraphInfo | null = null, quantization: string | null = null, tokenizer: Tokenizer, templateFallback: string | undefined;
   let shape: ModelShape, weights: LoadedModel["weights"];
   const context = (modelMax: number) => Math.min(modelMax, opts.maxContext ?? Infinity);
   // The folder's pack of the kernels' weights, when it stands for this checkpoint (src/packed.ts).
@@ -121,8 +121,8 @@ export async function loadModel(read: ReadModelFile, opts: LoadOptions): Promise
     checkVocabulary(tokenizer, "tokenizer.json", shape.vocabSize, "config.json's vocab_size");
     const onnxBytes = await read(opts.onnxFile);
     await checkDigest(opts.onnxFile, onnxBytes, manifest);
-    ({ decoder, reason, graph } = await createBackend(read, onnxBytes, served, shape, opts, (path, bytes) => checkDigest(path, bytes, manifest)));
-    weights = { format: "onnx", files: [graph?.file ?? opts.onnxFile], architecture: String(config!.model_type), quantization: null };
+    ({ decoder, reason, graph, quantization } = await createBackend(read, onnxBytes, served, shape, opts, (path, bytes) => checkDigest(path, bytes, manifest)));
+    weights = { format: "onnx", files: [graph?.file ?? opts.onnxFile], architecture: String(config!.model_type), quantization };
   } else {
     const { description, vocab } = await readCheckpoint(read, checkpoint, config);
     const a = (description.arch = { ...description.arch, maxLength: context(description.arch.maxLength) });

@@ -17,6 +17,7 @@ import { loadModel } from "../src/model.js";
 import { nodeOrt } from "../src/node-runtime.js";
 import { KERNELS_WASM, RELAXED_WASM } from "./helpers/fixture.js";
 import { CHECKPOINT_ARCHS, checkpointFixtures } from "./helpers/interop-fixtures.js";
+import { DECISIVE, logSoftmax, reference, top2, type Reference } from "./helpers/checkpoint-reference.js";
 
 const ROOT = checkpointFixtures();
 const folderReader = (dir: string) => async (path: string) => {
@@ -29,42 +30,6 @@ const folderReader = (dir: string) => async (path: string) => {
 const kernels = () => WebAssembly.compile(readFileSync(KERNELS_WASM));
 const relaxed = () => WebAssembly.compile(readFileSync(RELAXED_WASM));
 const base = { ort: nodeOrt(1), kernels, engine: { maxBatch: 4, maxQueue: 8, prefixCache: false }, onnxFile: "onnx/model_quantized.onnx", log: () => {} };
-
-interface Reference {
-  prompts: number[][];
-  greedy: number[][];
-  logits: Float32Array;
-}
-
-function reference(dir: string): Reference {
-  const ref = JSON.parse(readFileSync(join(dir, "reference.json"), "utf8"));
-  const raw = readFileSync(join(dir, "reference.f32"));
-  return { ...ref, logits: new Float32Array(raw.buffer, raw.byteOffset, raw.byteLength / 4) };
-}
-
-function logSoftmax(l: Float32Array): Float64Array {
-  let max = -Infinity;
-  for (const x of l) max = Math.max(max, x);
-  let z = 0;
-  for (const x of l) z += Math.exp(x - max);
-  return Float64Array.from(l, (x) => x - max - Math.log(z));
-}
-
-/**
- * A logit gap between the reference's first and second choice beyond int8's error on these models
- * (their logits differ from fp32's by ~0.1): where the gap is smaller, fp32 itself nearly ties and
- * the int8 model may pick the other token.
- */
-const DECISIVE = 0.5;
-
-function top2(l: Float32Array): { best: number; gap: number } {
-  let best = 0, a = -Infinity, b = -Infinity;
-  l.forEach((x, i) => {
-    if (x > a) [b, a, best] = [a, x, i];
-    else if (x > b) b = x;
-  });
-  return { best, gap: a - b };
-}
 
 /**
  * Fed the reference's tokens, row by row: mean KL(reference ‖ ours), our argmax where the

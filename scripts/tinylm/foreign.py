@@ -60,7 +60,8 @@ def random_llama(cfg: ModelConfig, seed: int) -> TinyLM:
     return model.eval()
 
 
-def export_graph(model: TinyLM, path: Path, position_ids: bool = True) -> None:
+def export_graph(model: TinyLM, path: Path, position_ids: bool = True, wrapper: torch.nn.Module | None = None) -> None:
+    """The standard decoder signature traced; `wrapper` (default HuggingFaceNames) sets the module tree, hence the node names."""
     cfg = model.config
     L, KV, hd = cfg.n_layers, cfg.n_kv_heads, cfg.head_dim
     names = [f"past_key_values.{i}.{kv}" for i in range(L) for kv in ("key", "value")]
@@ -72,7 +73,7 @@ def export_graph(model: TinyLM, path: Path, position_ids: bool = True) -> None:
             "logits": {0: "batch", 1: "seq"}}
     axes.update({n: {0: "batch", 2: "past"} for n in names})
     axes.update({n: {0: "batch", 2: "total"} for n in outputs[1:]})
-    wrapper = HuggingFaceNames(model) if position_ids else WithoutPositionIds(model)
+    wrapper = wrapper or (HuggingFaceNames(model) if position_ids else WithoutPositionIds(model))
     torch.onnx.export(wrapper, args, str(path), input_names=inputs, output_names=outputs,
                       dynamic_axes={k: v for k, v in axes.items() if k in inputs + outputs}, opset_version=14, do_constant_folding=True)
 

@@ -1,12 +1,15 @@
 // The decoder backends and the choice between them: our WebAssembly SIMD kernels (simd/) when they
-// can run the model and ENGINE allows, else onnxruntime-web (ort/) on the folder's ONNX graph.
+// can run the model and ENGINE allows, else onnxruntime-web (ort/) on the folder's ONNX graph. The
+// kernels take our exporter's int8 graph as it is (llamaWeights), and a standard graph (Optimum,
+// transformers.js) through its weights lifted out of it (formats/onnx-lift.ts).
 import type { Decoder, ModelShape } from "./decoder.js";
 import { createDecoder, type OrtModule } from "./ort/session.js";
 import { StandardOnnxDecoder } from "./ort/standard-onnx-model.js";
 import { SimdDecoder, type KvCacheKind } from "./simd/decoder.js";
 import { describeQuantization, kernelWeights, llamaWeights, UnsupportedModel, type LlamaWeights, type WeightBits } from "./simd/llama-weights.js";
-import type { WeightDescription } from "../formats/weights.js";
-import { readOnnx } from "./simd/onnx-reader.js";
+import { liftOnnx } from "../formats/onnx-lift.js";
+import { FormatError, type WeightDescription } from "../formats/weights.js";
+import { readOnnx, type OnnxGraph } from "./simd/onnx-reader.js";
 
 /** Reads a file of the model folder by relative path; throws an Error naming it when missing. */
 export type ReadModelFile = (path: string) => Promise<Uint8Array>;
@@ -42,9 +45,15 @@ export interface BackendOptions {
 
 const NO_ORT = "this build has no onnxruntime-web (the Workers ENGINE=simd build, wrangler.simd.toml): deploy with wrangler.toml to serve graphs only onnxruntime-web runs";
 
-/** Our kernels when they can run the graph (and ENGINE allows), else onnxruntime-web. */
+/** Our exporter's graphs carry their rotary tables (rope_cos); a standard export computes them from positions. */
+const ourExport = (graph: OnnxGraph) => graph.initializers.has("rope_cos");
+
+/**
+ * Our kernels when they can run the graph (and ENGINE allows), else onnxruntime-web. `quantization`
+ * says what the kernels made of a lifted graph's weights (null: our graph's, as manifest.json says).
+ */
 export async function createBackend(read: ReadModelFile, bytes: Uint8Array, config: Record<string, unknown>, shape: ModelShape, opts: BackendOptions, verify: VerifyFile = async () => {}):
-  Promise<{ decoder: Decoder; reason: string | null; graph: OrtGraphInfo | null }> {
+  Promise<{ decoder: Decoder; reason: string | null; graph: OrtGraphInfo | null; quantization: string | null }> {
   const choice = opts.backend ?? "auto";
   let reason: string | null = choice === "ort" ? "ENGINE=ort" : null;
   if (choice !== "ort") {
@@ -56,10 +65,15 @@ export async function createBackend(read: ReadModelFile, bytes: Uint8Array, conf
       throw new Error(`${opts.onnxFile}: not a readable ONNX file (${(err as Error).message})`);
     }
     try {
-      const relaxed = (await opts.relaxed?.()) ?? null;
-      return { decoder: await SimdDecoder.create(await opts.kernels(), llamaWeights(graph, config), relaxed, {}, opts.kvCache), reason: null, graph: null };
+      const lifted = ourExport(graph) ? null : liftOnnx(graph, config, opts.onnxFile);
+      const weights = lifted ? kernelWeights(lifted, opts.weightBits) : llamaWeights(graph, config);
+      const decoder = await kernelDecoder(weights, opts);
+      const quantization = lifted ? describeQuantization(lifted, weights) : null;
+      if (lifted) (opts.log ?? console.warn)(`tinylm-edge: ${opts.onnxFile} (a standard ONNX graph, ${lifted.arch.modelType}) runs on our WASM kernels, its weights lifted out: ${quantization}`);
+      return { decoder, reason: null, graph: null, quantization };
     } catch (err) {
-      if (!(err instanceof UnsupportedModel)) throw new Error(`${opts.onnxFile}: ${(err as Error).message}`);
+      // FormatError: the lifter could not account for the graph (formats/onnx-lift.ts), or config.json names an architecture the kernels lack.
+      if (!(err instanceof UnsupportedModel || err instanceof FormatError)) throw new Error(`${opts.onnxFile}: ${(err as Error).message}`);
       if (choice === "simd") throw new Error(`ENGINE=simd, but the kernels cannot run ${opts.onnxFile}: ${err.message}`);
       reason = err.message;
       if (opts.ort) (opts.log ?? console.warn)(`tinylm-edge: ${opts.onnxFile} runs on onnxruntime-web: the WASM SIMD kernels cannot run it (${reason})`);
@@ -69,7 +83,7 @@ export async function createBackend(read: ReadModelFile, bytes: Uint8Array, conf
   if (!ort) throw new Error(choice === "ort" ? `ENGINE=ort, but ${NO_ORT}` : `the kernels cannot run ${opts.onnxFile} (${reason}), and ${NO_ORT}`);
   const graph = await ortGraph(read, opts.onnxFile, bytes, verify);
   const decoder = await createDecoder(ort, graph.bytes, shape, { lowMemory: opts.lowMemory, ...graph });
-  return { decoder, reason, graph: { file: graph.source, contract: decoder instanceof StandardOnnxDecoder ? "standard" : "tinylm" } };
+  return { decoder, reason, graph: { file: graph.source, contract: decoder instanceof StandardOnnxDecoder ? "standard" : "tinylm" }, quantization: null };
 }
 
 /**

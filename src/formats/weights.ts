@@ -1,4 +1,4 @@
-// The one weight description every checkpoint reader produces (safetensors.ts, gguf.ts): a
+// The one weight description every checkpoint reader produces (safetensors.ts, gguf.ts, onnx-lift.ts): a
 // Llama-family decoder's architecture features and its tensors by Hugging Face name, each with its
 // dtype, shape and bytes (a view into the file). validateDescription() checks it against what the
 // architecture needs before anything reads a tensor, so a loader downstream can trust every shape.
@@ -58,11 +58,14 @@ export interface TensorData {
 }
 
 export interface WeightDescription {
-  format: "safetensors" | "gguf";
+  /** onnx: a standard decoder graph's weights, lifted out of it (onnx-lift.ts). */
+  format: "safetensors" | "gguf" | "onnx";
   /** The weight files read, relative to the model folder. */
   files: string[];
   arch: Architecture;
   tensors: Map<string, TensorData>;
+  /** What a lifted graph stores its matrices as (onnx-lift.ts: "uint8 MatMulInteger, a scale per tensor"), the tensors here being decoded from it. */
+  stored?: string;
   /** Per-frequency divisors of the rotary frequencies (GGUF's rope_freqs.weight: how llama.cpp stores Llama 3's scaling). */
   ropeFactors?: Float32Array;
 }
@@ -140,6 +143,23 @@ export function architectureFromConfig(config: Record<string, unknown>, file = "
   };
   checkShapes(arch, file);
   return arch;
+}
+
+/** Rotary inverse frequencies θ^(−2i/d), i < headDim / 2, with Llama 3's rope_scaling (transformers' _compute_llama3_parameters). */
+export function rotaryFrequencies(a: Architecture): Float64Array {
+  const inv = Float64Array.from({ length: a.headDim / 2 }, (_, i) => 1 / a.ropeTheta ** ((2 * i) / a.headDim));
+  const s = a.ropeScaling;
+  if (!s) return inv;
+  const lowWavelen = s.originalMaxPositions / s.lowFreqFactor, highWavelen = s.originalMaxPositions / s.highFreqFactor;
+  for (let i = 0; i < inv.length; i++) {
+    const wavelen = (2 * Math.PI) / inv[i];
+    if (wavelen > lowWavelen) inv[i] /= s.factor;
+    else if (wavelen >= highWavelen) {
+      const smooth = (s.originalMaxPositions / wavelen - s.lowFreqFactor) / (s.highFreqFactor - s.lowFreqFactor);
+      inv[i] = (1 - smooth) * (inv[i] / s.factor) + smooth * inv[i];
+    }
+  }
+  return inv;
 }
 
 /** What the kernels tile: SIMD widths of 8 (the int16 dot product) and whole KV-head groups. */

@@ -63,3 +63,21 @@ export function checkpointFixtures(): string {
     execFileSync("/usr/bin/python3", ["-m", "scripts.tinylm.checkpoints", LLAMA2_TOKENIZER, GPT_TOKENIZER, into], { cwd: ROOT, stdio: "pipe" });
   });
 }
+
+export const STANDARD_ONNX_ARCHS = ["qwen2", "llama"] as const;
+
+/**
+ * checkpointFixtures()' qwen2 (tied head, q/k/v biases) and llama (untied, Llama 3's rope scaling,
+ * head_dim ≠ hidden / heads) as a hub ships them in ONNX (scripts/tinylm/standard_onnx.py):
+ * `${arch}/onnx/model.onnx` (Optimum's fp32 export), `model_quantized.onnx` (quantize_dynamic's uint8
+ * MatMulInteger rewrite), `model_hard_sigmoid.onnx` (an activation the kernels lack), with the PyTorch reference.
+ */
+export function standardOnnxFixtures(): string {
+  const checkpoints = checkpointFixtures();
+  const scripts = ["standard_onnx.py", "foreign.py", "checkpoints.py", "model.py"].map((f) => join(ROOT, "scripts/tinylm", f));
+  return buildOnce(join(BUILD, "standard-onnx"), digest(...scripts, join(checkpoints, ".stamp")), (into) => {
+    for (const arch of STANDARD_ONNX_ARCHS) {
+      execFileSync("/usr/bin/python3", ["-m", "scripts.tinylm.standard_onnx", join(checkpoints, `${arch}-safetensors`), join(into, arch)], { cwd: ROOT, stdio: "pipe" });
+    }
+  });
+}

@@ -8,7 +8,7 @@
 //    Q8_0 / Q4_0 blocks repacked value for value.
 import { DataType, type OnnxGraph, type OnnxTensor } from "./onnx-reader.js";
 import { decodeVector, rowDecoder, sourceRow } from "../../formats/decode.js";
-import type { Architecture, TensorData, WeightDescription } from "../../formats/weights.js";
+import { rotaryFrequencies, type Architecture, type TensorData, type WeightDescription } from "../../formats/weights.js";
 import { fromColumnMajorInt8, quantizeRows, repackGgufBlocks, type MatrixKind, type QuantMatrix } from "./quantize.js";
 
 export class UnsupportedModel extends Error {}
@@ -186,25 +186,13 @@ function stack(parts: QuantMatrix[]): QuantMatrix {
 }
 
 /**
- * Rotary cos/sin tables [maxLength, headDim / 2] in Hugging Face's rotate-half layout: frequencies
- * θ^(−2i/d), with Llama 3's rope_scaling (transformers' _compute_llama3_parameters) or GGUF's
- * per-frequency divisors (rope_freqs.weight, what llama.cpp stores for the same scaling).
+ * Rotary cos/sin tables [maxLength, headDim / 2] in Hugging Face's rotate-half layout: the
+ * architecture's frequencies (rotaryFrequencies: θ^(−2i/d), Llama 3's rope_scaling) or those divided
+ * by GGUF's per-frequency divisors (rope_freqs.weight, what llama.cpp stores for the same scaling).
  */
 function ropeTables(a: Architecture, factors?: Float32Array): { cos: Float32Array; sin: Float32Array } {
   const half = a.headDim / 2;
-  const inv = Float64Array.from({ length: half }, (_, i) => 1 / a.ropeTheta ** ((2 * i) / a.headDim));
-  const s = a.ropeScaling;
-  if (s) {
-    const lowWavelen = s.originalMaxPositions / s.lowFreqFactor, highWavelen = s.originalMaxPositions / s.highFreqFactor;
-    for (let i = 0; i < half; i++) {
-      const wavelen = (2 * Math.PI) / inv[i];
-      if (wavelen > lowWavelen) inv[i] /= s.factor;
-      else if (wavelen >= highWavelen) {
-        const smooth = (s.originalMaxPositions / wavelen - s.lowFreqFactor) / (s.highFreqFactor - s.lowFreqFactor);
-        inv[i] = (1 - smooth) * (inv[i] / s.factor) + smooth * inv[i];
-      }
-    }
-  }
+  const inv = rotaryFrequencies(a);
   if (factors) for (let i = 0; i < half; i++) inv[i] /= factors[i];
   const cos = new Float32Array(a.maxLength * half), sin = new Float32Array(a.maxLength * half);
   for (let p = 0; p < a.maxLength; p++) {
@@ -265,5 +253,5 @@ export function describeQuantization(d: WeightDescription, w: LlamaWeights): str
   const kinds = (ms: QuantMatrix[]) => [...new Set(ms.map((m) => KIND_TEXT[m.kind]))].join(" + ");
   const dtypes = [...new Set([...d.tensors.values()].filter((t) => t.shape.length === 2).map((t) => t.dtype))].sort();
   const projections = w.layers.flatMap((l) => [l.qkv, l.o, l.gateUp, l.down]);
-  return `projections ${kinds(projections)}, embedding ${kinds([w.embedding, ...(w.lmHead ? [w.lmHead] : [])])}; from ${dtypes.join("/")}`;
+  return `projections ${kinds(projections)}, embedding ${kinds([w.embedding, ...(w.lmHead ? [w.lmHead] : [])])}; from ${d.stored ?? dtypes.join("/")}`;
 }

@@ -1,7 +1,8 @@
 // Just enough of the ONNX protobuf format to read a decoder's graph: node types and wiring, the
-// graph's input and output names, and initializers (name, dims, data type, raw bytes as a view).
-// Field numbers are those of onnx.proto (ModelProto.graph = 7; GraphProto node = 1, initializer = 5,
-// input = 11, output = 12; NodeProto input = 1, output = 2, name = 3, op_type = 4, domain = 7;
+// graph's input and output names, numeric node attributes, and initializers (name, dims, data type,
+// raw bytes as a view). Field numbers are those of onnx.proto (ModelProto.graph = 7; GraphProto
+// node = 1, initializer = 5, input = 11, output = 12; NodeProto input = 1, output = 2, name = 3,
+// op_type = 4, attribute = 5, domain = 7; AttributeProto name = 1, f = 2, i = 3, t = 5, ints = 8;
 // TensorProto dims = 1, data_type = 2, float_data = 4, int32_data = 5, int64_data = 7, name = 8,
 // raw_data = 9, data_location = 14; ValueInfoProto name = 1).
 
@@ -16,12 +17,21 @@ export interface OnnxTensor {
   external: boolean;
 }
 
+/** A node attribute's value: `f` (a float), `i` (an int), `ints`, or `t` (a tensor: a Constant's value); other kinds are not read. */
+export interface OnnxAttribute {
+  f?: number;
+  i?: number;
+  ints: number[];
+  t?: OnnxTensor;
+}
+
 export interface OnnxNode {
   opType: string;
   domain: string;
   name: string;
   inputs: string[];
   outputs: string[];
+  attributes: Map<string, OnnxAttribute>;
 }
 
 export interface OnnxGraph {
@@ -31,7 +41,7 @@ export interface OnnxGraph {
   outputs: string[];
 }
 
-export const DataType = { FLOAT: 1, INT8: 3, INT64: 7 } as const;
+export const DataType = { FLOAT: 1, UINT8: 2, INT8: 3, INT64: 7, FLOAT16: 10, BFLOAT16: 16 } as const;
 
 class Reader {
   pos: number;
@@ -40,16 +50,24 @@ class Reader {
   }
 
   varint(): number {
+    const start = this.pos;
     let result = 0;
     let shift = 1;
     for (;;) {
       if (this.pos >= this.end) throw new Error("truncated varint");
       const b = this.bytes[this.pos++];
       result += (b & 0x7f) * shift; // numbers, not bit operations: values can exceed 2^31
-      if (b < 0x80) return result;
+      if (b < 0x80) return result < 2 ** 63 ? result : this.negative(start);
       shift *= 128;
       if (shift > 2 ** 63) throw new Error("varint too long");
     }
+  }
+
+  /** A negative int64 (an attribute's axis -1) is ten bytes of two's complement: exact through BigInt. */
+  private negative(start: number): number {
+    let big = 0n;
+    for (let i = start; i < this.pos; i++) big |= BigInt(this.bytes[i] & 0x7f) << BigInt(7 * (i - start));
+    return Number(BigInt.asIntN(64, big));
   }
 
   /** Calls fn(field, wireType, reader) for each field; length-delimited fields get a sub-reader. */
@@ -64,7 +82,11 @@ class Reader {
         fn(field, wire, new Reader(this.bytes, this.pos, this.pos + len), len);
         this.pos += len;
       } else if (wire === 1) this.skip(8);
-      else if (wire === 5) this.skip(4);
+      else if (wire === 5) {
+        if (this.pos + 4 > this.end) throw new Error("truncated fixed-width field");
+        fn(field, wire, null, new DataView(this.bytes.buffer, this.bytes.byteOffset + this.pos, 4).getFloat32(0, true)); // float is the only 32-bit field read
+        this.pos += 4;
+      }
       else throw new Error(`unsupported wire type ${wire} (field ${field})`);
     }
   }
@@ -101,13 +123,27 @@ function readTensor(r: Reader): OnnxTensor {
   return t;
 }
 
+function readAttribute(r: Reader): [string, OnnxAttribute] {
+  let name = "";
+  const a: OnnxAttribute = { ints: [] };
+  r.fields((field, wire, sub, value) => {
+    if (field === 1 && sub) name = sub.string();
+    else if (field === 2 && wire === 5) a.f = value;
+    else if (field === 3 && wire === 0) a.i = value;
+    else if (field === 5 && sub) a.t = readTensor(sub);
+    else if (field === 8) wire === 2 ? sub!.packedVarints(a.ints) : a.ints.push(value);
+  });
+  return [name, a];
+}
+
 function readNode(r: Reader): OnnxNode {
-  const n: OnnxNode = { opType: "", domain: "", name: "", inputs: [], outputs: [] };
+  const n: OnnxNode = { opType: "", domain: "", name: "", inputs: [], outputs: [], attributes: new Map() };
   r.fields((field, _wire, sub) => {
     if (field === 1) n.inputs.push(sub!.string());
     else if (field === 2) n.outputs.push(sub!.string());
     else if (field === 3) n.name = sub!.string();
     else if (field === 4) n.opType = sub!.string();
+    else if (field === 5 && sub) n.attributes.set(...readAttribute(sub));
     else if (field === 7) n.domain = sub!.string();
   });
   return n;
