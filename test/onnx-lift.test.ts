@@ -1,6 +1,6 @@
 // Standard ONNX decoders on our kernels, their weights lifted out of the graph (src/formats/onnx-lift.ts):
 // Optimum's fp32 export and onnxruntime's dynamic quantization of it (uint8 MatMulInteger), of a
-// qwen2 (tied head, q/k/v biases) and a llama (untied, Llama 3's rope scaling), each against the
+// qwen2 (tied head, q/k/v biases; its RMSNorms also fused) and a llama (untied, Llama 3's rope scaling), each against the
 // PyTorch reference on the same weights and beside onnxruntime-web running the same graph
 // (scripts/tinylm/standard_onnx.py). A graph with an op the kernels lack still runs on onnxruntime-web.
 import { readFileSync } from "node:fs";
@@ -27,10 +27,14 @@ const relaxed = () => WebAssembly.compile(readFileSync(RELAXED_WASM));
 const base = { ort: nodeOrt(1), kernels, relaxed, engine: { maxBatch: 4, maxQueue: 8, prefixCache: false }, log: () => {} };
 const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
 
-const cases = STANDARD_ONNX_ARCHS.flatMap((arch) => [
-  { arch, file: "onnx/model.onnx", stored: "F32 MatMul", maxKl: 0.02 },
-  { arch, file: "onnx/model_quantized.onnx", stored: "uint8 embedding \\+ DequantizeLinear, uint8 MatMulInteger, a scale per tensor", maxKl: 0.05 },
-]);
+const UINT8 = "uint8 embedding \\+ DequantizeLinear, uint8 MatMulInteger, a scale per tensor";
+const cases = [
+  ...STANDARD_ONNX_ARCHS.flatMap((arch) => [
+    { arch, file: "onnx/model.onnx", stored: "F32 MatMul", maxKl: 0.02 },
+    { arch, file: "onnx/model_quantized.onnx", stored: UINT8, maxKl: 0.05 },
+  ]),
+  { arch: "qwen2", file: "onnx/model_fused_norms.onnx", stored: UINT8, maxKl: 0.05 }, // RMSNorm as SimplifiedLayerNormalization
+];
 
 describe.each(cases)("$arch $file", ({ arch, file, stored, maxKl }) => {
   const dir = join(ROOT, arch);

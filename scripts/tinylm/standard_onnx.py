@@ -16,6 +16,9 @@ tokenizer files and PyTorch reference (the same weights, so the same logits), an
                              DynamicQuantizeLinear (one per activation, shared) → MatMulInteger → Cast →
                              Mul by the product of the two scales; the embedding's Gather reads a uint8
                              table and is followed by DequantizeLinear;
+  onnx/model_fused_norms.onnx  the quantized graph with every RMSNorm fused into one
+                             SimplifiedLayerNormalization node, as onnxruntime's transformer optimizer
+                             writes it;
   onnx/model_hard_sigmoid.onnx  the quantized graph with layer 0's SiLU gate made HardSigmoid · x, an
                              activation our kernels do not compute (the lifter must refuse it).
 """
@@ -131,6 +134,25 @@ def quantize_dynamic(m: onnx.ModelProto) -> onnx.ModelProto:
     return m
 
 
+def fuse_norms(m: onnx.ModelProto, eps: float) -> onnx.ModelProto:
+    """Each traced RMSNorm (Cast → Pow → ReduceMean → Add ε → Sqrt → Div → Mul → Mul by the weight) as
+    SimplifiedLayerNormalization(x, weight); the Cast stays (the residual reads its output)."""
+    g = m.graph
+    scopes = {n.name.rsplit("/", 1)[0] for n in g.node if n.op_type == "ReduceMean"}
+    nodes = []
+    for n in g.node:
+        scope = n.name.rsplit("/", 1)[0]
+        if scope not in scopes or n.op_type not in ("Constant", "Pow", "ReduceMean", "Add", "Sqrt", "Div", "Mul"):
+            nodes.append(n)  # the Cast, and DynamicQuantizeLinear on the norm's output (named in its scope)
+        elif n.name == scope + "/Mul_1":  # the weight's Mul: its output is the norm's
+            x = next(c for c in g.node if c.name == scope + "/Cast").output[0]
+            nodes.append(helper.make_node("SimplifiedLayerNormalization", [x, n.input[1]], list(n.output), name=scope + "/SimplifiedLayerNormalization",
+                                          axis=-1, epsilon=eps, stash_type=1))
+    del g.node[:]
+    g.node.extend(nodes)
+    return m
+
+
 def hard_sigmoid_gate(m: onnx.ModelProto) -> onnx.ModelProto:
     gate = next(n for n in m.graph.node if n.name == "/model/layers.0/mlp/Sigmoid")
     gate.op_type = "HardSigmoid"
@@ -148,6 +170,7 @@ def build(checkpoint: Path, out: Path) -> Path:
         export_graph(model, tmp / "onnx" / "model.onnx", wrapper=OptimumLayout(model))
     quantized = quantize_dynamic(onnx.load(str(tmp / "onnx" / "model.onnx")))
     onnx.save(quantized, str(tmp / "onnx" / "model_quantized.onnx"))
+    onnx.save(fuse_norms(onnx.load(str(tmp / "onnx" / "model_quantized.onnx")), cfg.norm_eps), str(tmp / "onnx" / "model_fused_norms.onnx"))
     onnx.save(hard_sigmoid_gate(quantized), str(tmp / "onnx" / "model_hard_sigmoid.onnx"))
     for name in ("config.json", "tokenizer.json", "tokenizer_config.json", "reference.json", "reference.f32"):
         shutil.copy(checkpoint / name, tmp / name)

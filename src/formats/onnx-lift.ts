@@ -46,12 +46,12 @@ class Graph {
   /** How the lifted matrices were stored (WeightDescription.stored). */
   readonly kinds = new Set<string>();
 
-  constructor(readonly g: OnnxGraph, readonly file: string) {
-    for (const n of g.nodes) {
+  constructor(readonly graph: OnnxGraph, readonly file: string) {
+    const add = (map: Map<string, OnnxNode[]>, key: string, n: OnnxNode) => (map.get(key) ?? map.set(key, []).get(key)!).push(n);
+    for (const n of graph.nodes) {
       for (const o of n.outputs) this.producer.set(o, n);
-      for (const i of n.inputs) this.consumers.set(i, [...(this.consumers.get(i) ?? []), n]);
-      const scope = n.name.includes("/") ? n.name.slice(0, n.name.lastIndexOf("/")) : "";
-      this.scopes.set(scope, [...(this.scopes.get(scope) ?? []), n]);
+      for (const i of n.inputs) add(this.consumers, i, n);
+      add(this.scopes, n.name.includes("/") ? n.name.slice(0, n.name.lastIndexOf("/")) : "", n);
     }
   }
 
@@ -62,7 +62,7 @@ class Graph {
   /** The constant a value is: an initializer, a Constant node's value, or either through Identity nodes (torch shares equal weights so). */
   constant(value: string): OnnxTensor | null {
     for (let hops = 0; hops < 16; hops++) {
-      const t = this.g.initializers.get(value);
+      const t = this.graph.initializers.get(value);
       if (t) return t;
       const p = this.producer.get(value);
       if (p?.opType === "Constant") return p.attributes.get("value")?.t ?? null;
@@ -119,7 +119,7 @@ function transposed(g: Graph, w: OnnxTensor): TensorData {
   return { dtype, shape: [outputs, inputs], bytes: out, file: g.file };
 }
 
-/** (q − zero) · scale as F32, with scale and zero per tensor or per `axis` index; `transpose`: q is [in, out], the result [out, in]. */
+/** (q − zero) · scale as F32, scale and zero per tensor or per output; `transpose`: q is a MatMul's [in, out], the result [out, in] (else a table's rows). */
 function dequantized(g: Graph, q: OnnxTensor, scale: number[], zero: number[], transpose: boolean): TensorData {
   const [rows, cols] = q.dims, raw = g.bytes(q), signed = q.dataType === DataType.INT8;
   const per = transpose ? cols : rows; // scales per output: the columns of [in, out], the rows of a table
@@ -204,8 +204,11 @@ function rmsNorm(g: Graph, path: string, arch: Architecture): TensorData {
   if (!weight) g.fail(`no RMSNorm weight in ${scope} (${path}.weight)`);
   const fused = nodes.find((n) => n.opType === "SimplifiedLayerNormalization");
   let eps: number | undefined;
-  if (fused) eps = fused.attributes.get("epsilon")?.f ?? 1e-5;
-  else {
+  if (fused) {
+    const axis = fused.attributes.get("axis")?.i ?? -1;
+    if (axis !== -1) g.fail(`node ${fused.name} normalizes along axis ${axis}, where the kernels take the last (-1)`);
+    eps = fused.attributes.get("epsilon")?.f ?? 1e-5; // SimplifiedLayerNormalization's default
+  } else {
     const add = nodes.find((n) => n.opType === "Add" && n.inputs.some((i) => g.producer.get(i)?.opType === "ReduceMean"));
     const c = add?.inputs.map((i) => g.constant(i)).find((t) => t && count(t.dims) === 1);
     if (c) eps = g.numbers(c)[0];
@@ -241,7 +244,7 @@ function embedding(g: Graph): TensorData {
  */
 function checkAccounted(g: Graph, arch: Architecture): void {
   const expected = rotaryFrequencies(arch);
-  for (const n of g.g.nodes) {
+  for (const n of g.graph.nodes) {
     for (const input of n.inputs) {
       const t = g.constant(input);
       if (!t || g.lifted.has(t) || BYTES(t) === 0 || count(t.dims) <= 1) continue;

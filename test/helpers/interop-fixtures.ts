@@ -70,7 +70,8 @@ export const STANDARD_ONNX_ARCHS = ["qwen2", "llama"] as const;
  * checkpointFixtures()' qwen2 (tied head, q/k/v biases) and llama (untied, Llama 3's rope scaling,
  * head_dim ≠ hidden / heads) as a hub ships them in ONNX (scripts/tinylm/standard_onnx.py):
  * `${arch}/onnx/model.onnx` (Optimum's fp32 export), `model_quantized.onnx` (quantize_dynamic's uint8
- * MatMulInteger rewrite), `model_hard_sigmoid.onnx` (an activation the kernels lack), with the PyTorch reference.
+ * MatMulInteger rewrite), `model_fused_norms.onnx` (its RMSNorms as SimplifiedLayerNormalization),
+ * `model_hard_sigmoid.onnx` (an activation the kernels lack), with the PyTorch reference.
  */
 export function standardOnnxFixtures(): string {
   const checkpoints = checkpointFixtures();
