@@ -9,13 +9,14 @@ import { parseFlags, runMain } from "./tokenizer/cli.js";
 
 const USAGE = `
 usage: npm run pack -- DIR [--onnx-file FILE] [--weight-bits 8|4]
-Convert the model folder's checkpoint (our exporter's int8 graph, safetensors or GGUF) once into the
-weights our WASM kernels run, as DIR/${PACK_FILE}, and record its sha256 and its sources' in
+Convert the model folder's checkpoint (our exporter's int8 graph, a standard ONNX graph whose weights
+the kernels lift, safetensors or GGUF) once into the weights our WASM kernels run, as
+DIR/${PACK_FILE}, and record its sha256 and its sources' in
 DIR/manifest.json (created when missing). The server then loads the pack instead of converting, as
 long as manifest.json lists the same sources; run it again after changing them.
   DIR               the model folder, or a .gguf file in it
-  --onnx-file FILE  the graph our exporter's folders serve (default: onnx/model_quantized.onnx, as ONNX_FILE)
-  --weight-bits N   a safetensors / GGUF checkpoint's projections at 8 or 4 bits, as the server's WEIGHT_BITS (default 8)
+  --onnx-file FILE  the graph the folder serves (default: onnx/model_quantized.onnx, as ONNX_FILE)
+  --weight-bits N   a safetensors / GGUF checkpoint's or a lifted graph's projections at 8 or 4 bits, as the server's WEIGHT_BITS (default 8)
 `;
 
 /** Writes through a temporary file and a rename, so a reader never sees half a file. */

@@ -103,7 +103,7 @@ export async function loadModel(read: ReadModelFile, opts: LoadOptions): Promise
   const context = (modelMax: number) => Math.min(modelMax, opts.maxContext ?? Infinity);
   // The folder's pack of the kernels' weights, when it stands for this checkpoint (src/packed.ts).
   const packed = opts.backend === "ort" ? null : await usablePack(read, manifest, {
-    file: checkpoint.file, config: config !== undefined && checkpoint.format !== "gguf", weightBits: onnx ? null : (opts.weightBits ?? 8),
+    file: checkpoint.file, config: config !== undefined && checkpoint.format !== "gguf", weightBits: opts.weightBits ?? 8,
   }, log);
   if (packed) {
     const c = (packed.weights.config = { ...packed.weights.config, maxLength: context(packed.weights.config.maxLength) }), { vocab, ...checkpointInfo } = packed.checkpoint;

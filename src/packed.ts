@@ -11,7 +11,9 @@
 // The sources themselves are not read when the pack is used: manifest.json vouches for them.
 import { checkDigest, sha256Hex, type ManifestFiles } from "./digest.js";
 import { readOnnx } from "./engine/simd/onnx-reader.js";
-import { describeQuantization, kernelWeights, KERNEL_WEIGHTS_VERSION, llamaWeights, UnsupportedModel, type LlamaWeights, type WeightBits } from "./engine/simd/llama-weights.js";
+import { describeQuantization, isOurExport, kernelWeights, KERNEL_WEIGHTS_VERSION, llamaWeights, UnsupportedModel, type LlamaWeights, type WeightBits } from "./engine/simd/llama-weights.js";
+import { liftOnnx } from "./formats/onnx-lift.js";
+import { FormatError } from "./formats/weights.js";
 import { PACK_VERSION, readPack, writePack } from "./engine/simd/pack.js";
 import { locateCheckpoint, readCheckpoint, type CheckpointFormat, type LocateOptions } from "./formats/checkpoint.js";
 import type { GgufVocab } from "./tokenizer/gguf-vocab.js";
@@ -31,12 +33,13 @@ type Read = (path: string) => Promise<Uint8Array>;
 
 /**
  * What the loader would convert: the checkpoint's file, whether config.json is part of it, and the
- * bits its projections are quantized to (WEIGHT_BITS; null for our exporter's graph, whose int8 weights are kept).
+ * bits its projections are quantized to (WEIGHT_BITS; a pack of our exporter's graph, whose int8
+ * weights are kept as they are, records null and stands for any).
  */
 export interface PackExpectation {
   file: string;
   config: boolean;
-  weightBits: WeightBits | null;
+  weightBits: WeightBits;
 }
 
 /** Why a pack's header does not stand for the folder as manifest.json describes it now, or null. */
@@ -44,7 +47,8 @@ function staleReason(header: Record<string, unknown>, files: ManifestFiles, expe
   if (header.version !== PACK_VERSION) return `pack version ${JSON.stringify(header.version)}, this server reads ${PACK_VERSION}`;
   if (header.weights_version !== KERNEL_WEIGHTS_VERSION) return `weights version ${JSON.stringify(header.weights_version)}, this server's kernels take ${KERNEL_WEIGHTS_VERSION}`;
   const sources = (header.sources ?? {}) as Record<string, string>;
-  if ((header.weight_bits ?? null) !== expected.weightBits) return `packed with WEIGHT_BITS=${header.weight_bits}, the server runs ${expected.weightBits}`;
+  const bits = header.weight_bits ?? null;
+  if (bits !== null && bits !== expected.weightBits) return `packed with WEIGHT_BITS=${bits}, the server runs ${expected.weightBits}`;
   if (!sources[expected.file]) return `packed from ${Object.keys(sources).join(", ")}; the folder now serves ${expected.file}`;
   if (expected.config && !sources["config.json"]) return "packed without config.json, which the folder now has";
   for (const [path, sha] of Object.entries(sources)) {
@@ -87,14 +91,23 @@ export async function buildPack(read: Read, opts: LocateOptions & { weightBits?:
   const config = configBytes ? (JSON.parse(new TextDecoder().decode(configBytes)) as Record<string, unknown>) : undefined;
   let weights: LlamaWeights, packed: PackedCheckpoint, sourceFiles: string[], weightBits: WeightBits | null = null;
   if (checkpoint.format === "onnx") {
-    if (!config) throw new Error("config.json: missing; our exporter's graph needs it");
+    if (!config) throw new Error("config.json: missing; an ONNX graph needs it");
+    let quantization: string | null = null;
     try {
-      weights = llamaWeights(readOnnx(await read(checkpoint.file)), config);
+      // As createBackend converts it: our exporter's graph as it is, a standard one through its lifted weights.
+      const graph = readOnnx(await read(checkpoint.file));
+      if (isOurExport(graph)) weights = llamaWeights(graph, config);
+      else {
+        const lifted = liftOnnx(graph, config, checkpoint.file);
+        weightBits = opts.weightBits ?? 8;
+        weights = kernelWeights(lifted, weightBits);
+        quantization = describeQuantization(lifted, weights);
+      }
     } catch (err) {
-      if (err instanceof UnsupportedModel) throw new Error(`${checkpoint.file}: the kernels cannot run it (${err.message}), so there is nothing to pack: onnxruntime-web serves it as it is`);
+      if (err instanceof UnsupportedModel || err instanceof FormatError) throw new Error(`${checkpoint.file}: the kernels cannot run it (${err.message}), so there is nothing to pack: onnxruntime-web serves it as it is`);
       throw new Error(`${checkpoint.file}: ${(err as Error).message}`);
     }
-    packed = { format: "onnx", files: [checkpoint.file], architecture: String(config.model_type), quantization: null, vocab: null };
+    packed = { format: "onnx", files: [checkpoint.file], architecture: String(config.model_type), quantization, vocab: null };
     sourceFiles = [checkpoint.file, "config.json"];
   } else {
     const { description, vocab } = await readCheckpoint(read, checkpoint, config);

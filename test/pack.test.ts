@@ -6,7 +6,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { FIXTURE_DIR, folderReader, KERNELS_WASM, RELAXED_WASM } from "./helpers/fixture.js";
-import { checkpointFixtures } from "./helpers/interop-fixtures.js";
+import { checkpointFixtures, standardOnnxFixtures } from "./helpers/interop-fixtures.js";
 import { loadModel, type LoadedModel } from "../src/model.js";
 import { sha256Hex } from "../src/digest.js";
 import { PACK_FILE } from "../src/packed.js";
@@ -51,6 +51,7 @@ describe("npm run pack", () => {
     ["our int8 ONNX graph (the fixture)", FIXTURE_DIR, ""],
     ["sharded safetensors (llama)", join(checkpoints, "llama-safetensors"), ""],
     ["GGUF with its own vocabulary (qwen2)", join(checkpoints, "qwen2-gguf"), "model.gguf"],
+    ["a standard ONNX graph, its weights lifted (llama, quantize_dynamic's uint8)", join(standardOnnxFixtures(), "llama"), ""],
   ];
   for (const [what, source, file] of folders) {
     it(`${what}: the packed load gives the converted load's logits, bit for bit, and reports the same checkpoint`, async () => {

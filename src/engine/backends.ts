@@ -6,10 +6,10 @@ import type { Decoder, ModelShape } from "./decoder.js";
 import { createDecoder, type OrtModule } from "./ort/session.js";
 import { StandardOnnxDecoder } from "./ort/standard-onnx-model.js";
 import { SimdDecoder, type KvCacheKind } from "./simd/decoder.js";
-import { describeQuantization, kernelWeights, llamaWeights, UnsupportedModel, type LlamaWeights, type WeightBits } from "./simd/llama-weights.js";
+import { describeQuantization, isOurExport, kernelWeights, llamaWeights, UnsupportedModel, type LlamaWeights, type WeightBits } from "./simd/llama-weights.js";
 import { liftOnnx } from "../formats/onnx-lift.js";
 import { FormatError, type WeightDescription } from "../formats/weights.js";
-import { readOnnx, type OnnxGraph } from "./simd/onnx-reader.js";
+import { readOnnx } from "./simd/onnx-reader.js";
 
 /** Reads a file of the model folder by relative path; throws an Error naming it when missing. */
 export type ReadModelFile = (path: string) => Promise<Uint8Array>;
@@ -45,9 +45,6 @@ export interface BackendOptions {
 
 const NO_ORT = "this build has no onnxruntime-web (the Workers ENGINE=simd build, wrangler.simd.toml): deploy with wrangler.toml to serve graphs only onnxruntime-web runs";
 
-/** Our exporter's graphs carry their rotary tables (rope_cos); a standard export computes them from positions. */
-const ourExport = (graph: OnnxGraph) => graph.initializers.has("rope_cos");
-
 /**
  * Our kernels when they can run the graph (and ENGINE allows), else onnxruntime-web. `quantization`
  * says what the kernels made of a lifted graph's weights (null: our graph's, as manifest.json says).
@@ -65,7 +62,7 @@ export async function createBackend(read: ReadModelFile, bytes: Uint8Array, conf
       throw new Error(`${opts.onnxFile}: not a readable ONNX file (${(err as Error).message})`);
     }
     try {
-      const lifted = ourExport(graph) ? null : liftOnnx(graph, config, opts.onnxFile);
+      const lifted = isOurExport(graph) ? null : liftOnnx(graph, config, opts.onnxFile);
       const weights = lifted ? kernelWeights(lifted, opts.weightBits) : llamaWeights(graph, config);
       const decoder = await kernelDecoder(weights, opts);
       const quantization = lifted ? describeQuantization(lifted, weights) : null;

@@ -97,6 +97,9 @@ function matrix(graph: OnnxGraph, base: string, inputs: number, outputs: number)
   return fromColumnMajorInt8(columnMajor, f32(tensor(graph, `${base}_scale`, DataType.FLOAT, [outputs])), outputs, inputs);
 }
 
+/** Our exporter's graphs carry their rotary tables (rope_cos); a standard export computes them from positions (src/formats/onnx-lift.ts lifts those). */
+export const isOurExport = (graph: OnnxGraph): boolean => graph.initializers.has("rope_cos");
+
 /** The weights of our int8 graph, or UnsupportedModel naming why the kernels cannot run it. */
 export function llamaWeights(graph: OnnxGraph, configJson: Record<string, unknown>): LlamaWeights {
   const c = llamaConfig(configJson);
