@@ -4,7 +4,8 @@
 // cache f32 / int8. Random weights (bench/models.ts's shapes, F16 GGUF as a hub checkpoint would be
 // bf16): memory depends on shape and quantization only. One process per configuration, since a
 // WebAssembly memory never shrinks.
-//   tsx bench/workers-fit.ts [--shapes smollm2-135m,qwen2.5-0.5b] [--context 2048] [--batch 4]
+//   tsx bench/workers-fit.ts [--shapes smollm2-135m,qwen2.5-0.5b] [--context 2048] [--batch 4] [--bits 8,4] [--kv f32,int8] [--vocab N]
+// --vocab N: the shape with its vocabulary compressed to N tokens (what `npm run compress --keep N` makes).
 import { execFileSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
@@ -15,9 +16,10 @@ import { ggufDescription, parseGguf } from "../src/formats/gguf.js";
 import { benchModel, SHAPES } from "./models.js";
 
 const USAGE = `
-usage: tsx bench/workers-fit.ts [--shapes A,B] [--context N] [--batch N]
+usage: tsx bench/workers-fit.ts [--shapes A,B] [--context N] [--batch N] [--bits 8,4] [--kv f32,int8] [--vocab N]
 The WASM heap with the weights loaded and after MAX_BATCH sequences filled to MAX_CONTEXT, per shape,
-weight bits (8, 4) and KV cache (f32, int8). Defaults: smollm2-135m,qwen2.5-0.5b; Workers' 2048 and 4.
+weight bits and KV cache. Defaults: smollm2-135m,qwen2.5-0.5b; Workers' 2048 and 4; 8,4; f32,int8.
+--vocab N: the shapes with their vocabulary compressed to N tokens (npm run compress --keep N).
 `;
 
 const MiB = 2 ** 20;
@@ -47,16 +49,19 @@ await runMain(async () => {
   const { flags } = parseFlags(process.argv.slice(2), USAGE);
   const names = (flags.get("shapes") ?? "smollm2-135m,qwen2.5-0.5b").split(",");
   const context = Number(flags.get("context") ?? 2048), batch = Number(flags.get("batch") ?? 4);
+  const bitsList = (flags.get("bits") ?? "8,4").split(",").map(Number), kvList = (flags.get("kv") ?? "f32,int8").split(",");
+  const vocab = flags.has("vocab") ? Number(flags.get("vocab")) : null;
   const rows: string[] = [];
   for (const name of names) {
-    const shape = SHAPES.find((s) => s.name === name);
-    if (!shape) throw new Error(`--shapes: unknown shape "${name}" (${SHAPES.map((s) => s.name).join(", ")})`);
+    const known = SHAPES.find((s) => s.name === name);
+    if (!known) throw new Error(`--shapes: unknown shape "${name}" (${SHAPES.map((s) => s.name).join(", ")})`);
+    const shape = vocab ? { ...known, name: `${known.name}-vocab${vocab}`, vocab } : known;
     const { file } = benchModel(shape);
-    for (const bits of [8, 4]) {
-      for (const kv of ["f32", "int8"]) {
+    for (const bits of bitsList) {
+      for (const kv of kvList) {
         const out = execFileSync(process.execPath, ["--import", "tsx", import.meta.filename, "one", file, String(bits), kv, String(context), String(batch)], { encoding: "utf8", maxBuffer: 1 << 20 });
         const r = JSON.parse(out.trim().split("\n").at(-1)!);
-        rows.push(`| ${name} | ${bits} | ${kv} | ${r.loaded_mib.toFixed(0)} | ${r.filled_mib.toFixed(0)} (${r.batch} × ${r.context}) | ${r.filled_mib <= 110 ? "yes" : "no"} |`);
+        rows.push(`| ${shape.name} | ${bits} | ${kv} | ${r.loaded_mib.toFixed(0)} | ${r.filled_mib.toFixed(0)} (${r.batch} × ${r.context}) | ${r.filled_mib <= 110 ? "yes" : "no"} |`);
         console.error(rows.at(-1));
       }
     }
