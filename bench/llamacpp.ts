@@ -115,6 +115,14 @@ function ours(file: string, long: number, quant: Quant): GgufRow & { v8: string;
   return JSON.parse(out.trim().split("\n").at(-1)!);
 }
 
+/** The shipped folder as `npm start` serves it (our exporter's int8 graph, 7-bit weights): the engine alone, then one stream through HTTP. */
+function shipped(dir: string): { engine_decode_tok_s: number; engine_prefill_ms: number; engine_batch8_tok_s: number; served_decode_tok_s: number; served_ttft_ms: number } {
+  const cli = (args: string[]) => JSON.parse(execFileSync(process.execPath, ["--import", "tsx", ...args], { encoding: "utf8", maxBuffer: 2 ** 26, stdio: ["ignore", "pipe", "pipe"] }).trim().split("\n").at(-1)!);
+  const engine = cli([join(import.meta.dirname, "engine-cli.ts"), "simd", dir, "onnx/model_quantized.onnx", "1", String(RUNS)]);
+  const served = cli([join(import.meta.dirname, "served.ts"), "--model", dir, "--runs", String(RUNS), "--tokens", "128"]);
+  return { engine_decode_tok_s: engine.decode_tok_s["128"], engine_prefill_ms: engine.prefill_ms["128"], engine_batch8_tok_s: engine.decode_batch8_tok_s, served_decode_tok_s: served.decode_tok_s, served_ttft_ms: served.ttft_ms };
+}
+
 const t0 = performance.now();
 const info = machine();
 console.error(`machine: ${JSON.stringify(info)}`);
@@ -125,7 +133,7 @@ const files = shapes.map((s) => {
   return { shape: s, source: file, q };
 });
 
-const llamaRounds = new Map<string, LlamaRow[]>(), ourRounds = new Map<string, ReturnType<typeof ours>[]>();
+const llamaRounds = new Map<string, LlamaRow[]>(), ourRounds = new Map<string, ReturnType<typeof ours>[]>(), shippedRounds = new Map<string, ReturnType<typeof shipped>[]>();
 const push = <T>(m: Map<string, T[]>, key: string, v: T) => m.set(key, [...(m.get(key) ?? []), v]);
 for (let r = 0; r < ROUNDS; r++) {
   for (const { shape, q } of files) {
@@ -137,6 +145,11 @@ for (let r = 0; r < ROUNDS; r++) {
       const row = ours(q[quant], long, quant);
       push(ourRounds, `${shape.name}/${quant}`, row);
       console.error(`round ${r + 1}: ${shape.name} ours ${quant}: decode@128 ${row.decode_tok_s["128"].toFixed(1)} tok/s, prefill128 ${row.prefill_ms_128.toFixed(1)} ms`);
+    }
+    if (shape.from) {
+      const row = shipped(join(import.meta.dirname, "..", shape.from));
+      push(shippedRounds, shape.name, row);
+      console.error(`round ${r + 1}: ${shape.name} ours, shipped graph: engine ${row.engine_decode_tok_s.toFixed(1)} tok/s, served ${row.served_decode_tok_s.toFixed(1)} tok/s, TTFT ${row.served_ttft_ms.toFixed(1)} ms`);
     }
   }
 }
@@ -173,8 +186,23 @@ for (const { shape } of files) {
     `| ${label} | our WASM heap (MiB), load (ms) | | ${heap[0]} | | | ${heap[1]} | |`,
   );
 }
+for (const [name, rows] of shippedRounds) {
+  const q8 = llamaRounds.get(`${name}/Q8_0`)!, theirs = (get: (x: LlamaRow) => number) => med(q8, get), mine = (get: (x: ReturnType<typeof shipped>) => number) => med(rows, get);
+  lines.push(
+    "",
+    `The shipped folder as \`npm start\` serves it (${name}: our exporter's int8 graph, 7-bit weights; served = one greedy stream through the Node host's HTTP API after a 128-token prompt, bench/served.ts), against llama.cpp Q8_0 in the same rounds:`,
+    "",
+    "| row | llama.cpp Q8_0 | ours | ours ÷ llama.cpp |",
+    "|---|---:|---:|---:|",
+    `| decode tok/s @128, engine | ${f(theirs((x) => x.tg128_tok_s))} | ${f(mine((x) => x.engine_decode_tok_s))} | ${f(mine((x) => x.engine_decode_tok_s) / theirs((x) => x.tg128_tok_s), 2)}× |`,
+    `| decode tok/s, served stream | ${f(theirs((x) => x.tg128_tok_s))} | ${f(mine((x) => x.served_decode_tok_s))} | ${f(mine((x) => x.served_decode_tok_s) / theirs((x) => x.tg128_tok_s), 2)}× |`,
+    `| 128-token prefill (ms): engine / served TTFT | ${f(theirs((x) => x.pp128_ms))} | ${f(mine((x) => x.engine_prefill_ms))} / ${f(mine((x) => x.served_ttft_ms))} | ${f(mine((x) => x.served_ttft_ms) / theirs((x) => x.pp128_ms), 2)}× llama.cpp's time (served) |`,
+    `| 8 streams tok/s, engine | ${f(theirs((x) => x.batch8_tok_s))} | ${f(mine((x) => x.engine_batch8_tok_s))} | ${f(mine((x) => x.engine_batch8_tok_s) / theirs((x) => x.batch8_tok_s), 2)}× |`,
+    `| served ÷ our engine's decode | | | ${f(mine((x) => x.served_decode_tok_s) / mine((x) => x.engine_decode_tok_s), 2)}× |`,
+  );
+}
 lines.push("", `Wall time of this run: ${((performance.now() - t0) / 60000).toFixed(1)} min.`, "");
 mkdirSync(join(import.meta.dirname, "results"), { recursive: true });
-const rounds = Object.fromEntries(files.map(({ shape }) => [shape.name, Object.fromEntries(QUANTS.map((q) => [q, { llama_cpp: llamaRounds.get(`${shape.name}/${q}`), ours: ourRounds.get(`${shape.name}/${q}`) }]))]));
+const rounds = Object.fromEntries(files.map(({ shape }) => [shape.name, { ...Object.fromEntries(QUANTS.map((q) => [q, { llama_cpp: llamaRounds.get(`${shape.name}/${q}`), ours: ourRounds.get(`${shape.name}/${q}`) }])), shipped: shippedRounds.get(shape.name) ?? null }]));
 writeFileSync(join(import.meta.dirname, "results/llamacpp.json"), JSON.stringify({ machine: info, rounds: ROUNDS, runs: RUNS, shapes: rounds }, null, 2) + "\n");
 console.log(lines.join("\n"));
