@@ -12,7 +12,7 @@ const tsx = join(ROOT, "node_modules/.bin/tsx");
 const commands: [string, string[]][] = [
   ["node", ["bin/tinylm-edge.mjs", "--help"]],
   ...["scripts/data/fetch-corpus.ts", "scripts/loss-curve.ts", "scripts/compress.ts", "scripts/tokenizer/compress.ts", "scripts/tokenizer/encode-corpus.ts", "scripts/tokenizer/report.ts", "scripts/tokenizer/encode-evals.ts",
-    "scripts/export.ts", "scripts/parity.ts", "scripts/pack.ts", "bench/run.ts", "bench/fairness-cli.ts", "bench/served.ts", "bench/sse-writers.ts", "bench/cold-start.ts"].map((f): [string, string[]] => [tsx, [f, "--help"]]),
+    "scripts/export.ts", "scripts/parity.ts", "scripts/pack.ts", "bench/run.ts", "bench/fairness-cli.ts", "bench/served.ts", "bench/sse-writers.ts", "bench/cold-start.ts", "bench/workers-fit.ts"].map((f): [string, string[]] => [tsx, [f, "--help"]]),
   ...["train", "recipe", "evaluate", "inherit", "sample", "study", "travel", "export", "interop", "foreign", "hf_logits"].map((m): [string, string[]] => ["/usr/bin/python3", ["-m", `scripts.tinylm.${m}`, "--help"]]),
 ];
 
