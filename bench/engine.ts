@@ -91,16 +91,10 @@ async function timePrefill(dec: Decoder, n: number): Promise<number> {
 }
 
 async function timeDecode(dec: Decoder, context: number, steps: number, batch = 1): Promise<number> {
-  const caches = Array.from({ length: batch }, () => dec.newCache());
-  for (const cache of caches) await dec.step([{ cache, tokens: prompt(context - steps) }]);
-  let next = caches.map(() => 1000);
-  const t = performance.now();
-  for (let i = 0; i < steps; i++) {
-    const out = await dec.step(caches.map((cache, b) => ({ cache, tokens: [next[b]] })));
-    next = out.map(({ logits }) => argmax(logits));
-  }
-  const rate = ((batch * steps) / (performance.now() - t)) * 1000;
-  for (const cache of caches) cache.release();
+  const base = dec.newCache();
+  await dec.step([{ cache: base, tokens: prompt(context - steps) }]);
+  const rate = await decodeFrom(dec, base, steps, batch);
+  base.release();
   return rate;
 }
 

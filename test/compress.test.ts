@@ -19,7 +19,7 @@ import { parseSafetensors } from "../src/formats/safetensors.js";
 import { loadModel, ModelHandle, type LoadedModel } from "../src/model.js";
 import { nodeOrt } from "../src/node-runtime.js";
 import { CORPUS_DIR, sampleTexts } from "./helpers/corpus-sample.js";
-import { KERNELS_WASM } from "./helpers/fixture.js";
+import { KERNELS_WASM, folderReader } from "./helpers/fixture.js";
 import { checkpointFixtures } from "./helpers/interop-fixtures.js";
 
 const ROOT = checkpointFixtures();
@@ -28,13 +28,6 @@ const KEEP = 2048;
 const OUT = mkdtempSync(join(tmpdir(), "tinylm-compress-"));
 afterAll(() => rmSync(OUT, { recursive: true, force: true }));
 
-const folderReader = (dir: string) => async (path: string) => {
-  try {
-    return new Uint8Array(readFileSync(join(dir, path)));
-  } catch {
-    throw new Error(`${path}: not found in the model folder`);
-  }
-};
 // Plain SIMD128 for both: relaxed SIMD takes another head kernel when the vocabulary is a multiple of 4, and 100,277 is not.
 const load = (dir: string) => loadModel(folderReader(dir), {
   ort: nodeOrt(1), kernels: () => WebAssembly.compile(readFileSync(KERNELS_WASM)), engine: { maxBatch: 2, maxQueue: 4, prefixCache: false },

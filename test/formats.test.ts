@@ -15,18 +15,11 @@ import { tokenizerJsonFromGguf } from "../src/tokenizer/gguf-vocab.js";
 import { sampleTexts } from "./helpers/corpus-sample.js";
 import { loadModel } from "../src/model.js";
 import { nodeOrt } from "../src/node-runtime.js";
-import { KERNELS_WASM, RELAXED_WASM } from "./helpers/fixture.js";
+import { KERNELS_WASM, RELAXED_WASM, folderReader } from "./helpers/fixture.js";
 import { CHECKPOINT_ARCHS, checkpointFixtures } from "./helpers/interop-fixtures.js";
 import { DECISIVE, logSoftmax, reference, top2, type Reference } from "./helpers/checkpoint-reference.js";
 
 const ROOT = checkpointFixtures();
-const folderReader = (dir: string) => async (path: string) => {
-  try {
-    return new Uint8Array(readFileSync(join(dir, path)));
-  } catch {
-    throw new Error(`${path}: not found in the model folder`);
-  }
-};
 const kernels = () => WebAssembly.compile(readFileSync(KERNELS_WASM));
 const relaxed = () => WebAssembly.compile(readFileSync(RELAXED_WASM));
 const base = { ort: nodeOrt(1), kernels, engine: { maxBatch: 4, maxQueue: 8, prefixCache: false }, onnxFile: "onnx/model_quantized.onnx", log: () => {} };

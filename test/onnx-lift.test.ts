@@ -11,17 +11,10 @@ import { liftOnnx } from "../src/formats/onnx-lift.js";
 import { loadModel } from "../src/model.js";
 import { nodeOrt } from "../src/node-runtime.js";
 import { DECISIVE, kl, reference, referenceRows, top2 } from "./helpers/checkpoint-reference.js";
-import { KERNELS_WASM, RELAXED_WASM } from "./helpers/fixture.js";
+import { KERNELS_WASM, RELAXED_WASM, folderReader } from "./helpers/fixture.js";
 import { STANDARD_ONNX_ARCHS, standardOnnxFixtures } from "./helpers/interop-fixtures.js";
 
 const ROOT = standardOnnxFixtures();
-const folderReader = (dir: string) => async (path: string) => {
-  try {
-    return new Uint8Array(readFileSync(join(dir, path)));
-  } catch {
-    throw new Error(`${path}: not found in the model folder`);
-  }
-};
 const kernels = () => WebAssembly.compile(readFileSync(KERNELS_WASM));
 const relaxed = () => WebAssembly.compile(readFileSync(RELAXED_WASM));
 const base = { ort: nodeOrt(1), kernels, relaxed, engine: { maxBatch: 4, maxQueue: 8, prefixCache: false }, log: () => {} };
