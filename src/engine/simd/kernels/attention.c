@@ -39,14 +39,6 @@ static inline float *kv8_scale_at(const Model *m, const Row *row, int pos, int l
   return scales + (((layer * 2 + value) * m->n_kv_heads + kv_head) * nb + b) * P + pos % P;
 }
 
-static float absmax(const float *x, int n) {
-  v128_t vmax = wasm_f32x4_splat(0);
-  for (int i = 0; i < n; i += 4) vmax = wasm_f32x4_max(vmax, wasm_f32x4_abs(wasm_v128_load(x + i)));
-  vmax = wasm_f32x4_max(vmax, wasm_i32x4_shuffle(vmax, vmax, 2, 3, 0, 1));
-  vmax = wasm_f32x4_max(vmax, wasm_i32x4_shuffle(vmax, vmax, 1, 0, 3, 2));
-  return wasm_f32x4_extract_lane(vmax, 0);
-}
-
 // n values (a multiple of 8) to int8 with one scale; returns the scale.
 static float quantize_i8(int8_t *q, const float *x, int n) {
   const float amax = absmax(x, n), scale = amax > 0 ? amax / 127.0f : 1.0f;

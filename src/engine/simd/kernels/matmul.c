@@ -45,14 +45,6 @@ static int32_t activation_limit(int n_in) {
   return limit < 32767 ? (int32_t)limit : 32767;
 }
 
-static float row_absmax(const float *x, int n) {
-  v128_t vmax = wasm_f32x4_splat(0);
-  for (int k = 0; k < n; k += 4) vmax = wasm_f32x4_max(vmax, wasm_f32x4_abs(wasm_v128_load(x + k)));
-  float amax = 0;
-  for (int i = 0; i < 4; i++) amax = ((float *)&vmax)[i] > amax ? ((float *)&vmax)[i] : amax;
-  return amax;
-}
-
 INLINE v128_t quantize4(const float *x, v128_t inv) {
   return wasm_i32x4_trunc_sat_f32x4(wasm_f32x4_nearest(wasm_f32x4_mul(wasm_v128_load(x), inv)));
 }
@@ -62,7 +54,7 @@ INLINE v128_t quantize4(const float *x, v128_t inv) {
 static void quantize_rows(int16_t *q, float *scales, int32_t *sums, int32_t *bsums, const float *x, int rows, int n, int32_t qmax) {
   for (int r = 0; r < rows; r++) {
     const float *xr = x + r * n;
-    const float amax = row_absmax(xr, n), scale = amax > 0 ? amax / (float)qmax : 1.0f;
+    const float amax = absmax(xr, n), scale = amax > 0 ? amax / (float)qmax : 1.0f;
     const v128_t inv = wasm_f32x4_splat(1.0f / scale);
     int16_t *qr = q + r * n;
     v128_t sum = wasm_i32x4_splat(0), block = sum;
@@ -87,7 +79,7 @@ static void quantize_rows(int16_t *q, float *scales, int32_t *sums, int32_t *bsu
 static void quantize_rows_i8(int8_t *q, int8_t *signs, float *scales, int32_t *sums, int32_t *bsums, const float *x, int rows, int n) {
   for (int r = 0; r < rows; r++) {
     const float *xr = x + r * n;
-    const float amax = row_absmax(xr, n), scale = amax > 0 ? amax / 127.0f : 1.0f;
+    const float amax = absmax(xr, n), scale = amax > 0 ? amax / 127.0f : 1.0f;
     const v128_t inv = wasm_f32x4_splat(1.0f / scale);
     int8_t *qr = q + r * n;
     v128_t sum = wasm_i32x4_splat(0), block = sum;

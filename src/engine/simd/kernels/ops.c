@@ -117,3 +117,12 @@ void softmax(float *v, int n, float inv_temperature) {
   for (int i = 0; i < n4; i += 4) wasm_v128_store(v + i, wasm_f32x4_mul(wasm_v128_load(v + i), vinv));
   for (int i = n4; i < n; i++) v[i] *= inv;
 }
+
+// max |x[i]| over n values (a multiple of 4): an activation row's or a head's quantization range.
+float absmax(const float *x, int n) {
+  v128_t vmax = wasm_f32x4_splat(0);
+  for (int i = 0; i < n; i += 4) vmax = wasm_f32x4_max(vmax, wasm_f32x4_abs(wasm_v128_load(x + i)));
+  vmax = wasm_f32x4_max(vmax, wasm_i32x4_shuffle(vmax, vmax, 2, 3, 0, 1));
+  vmax = wasm_f32x4_max(vmax, wasm_i32x4_shuffle(vmax, vmax, 1, 0, 3, 2));
+  return wasm_f32x4_extract_lane(vmax, 0);
+}
