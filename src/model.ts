@@ -106,11 +106,11 @@ export async function loadModel(read: ReadModelFile, opts: LoadOptions): Promise
     file: checkpoint.file, config: config !== undefined && checkpoint.format !== "gguf", weightBits: opts.weightBits ?? 8,
   }, log);
   if (packed) {
-    const c = (packed.weights.config = { ...packed.weights.config, maxLength: context(packed.weights.config.maxLength) }), { vocab, ...checkpointInfo } = packed.checkpoint;
+    const c = packed.weights.config, { vocab, ...checkpointInfo } = packed.checkpoint;
     ({ tokenizer, templateFallback } = tokenizerOf(tokenizerJson, tokenizerConfig, vocab, checkpoint.file));
     checkVocabulary(tokenizer, tokenizerJson !== undefined ? "tokenizer.json" : checkpoint.file, c.vocab, "the embedding's rows");
-    shape = { layers: c.layers, kvHeads: c.kvHeads, headDim: c.headDim, vocabSize: c.vocab, maxLength: c.maxLength };
-    decoder = await kernelDecoder(packed.weights, opts);
+    decoder = await kernelDecoder({ ...packed.weights, config: { ...c, maxLength: context(c.maxLength) } }, opts);
+    shape = decoder.shape;
     weights = checkpointInfo;
     log(`tinylm-edge: ${checkpointInfo.files.join(", ")} (${checkpointInfo.format}, ${checkpointInfo.architecture}) runs on our WASM kernels from ${PACK_FILE}`);
   } else if (onnx) {
@@ -128,9 +128,9 @@ export async function loadModel(read: ReadModelFile, opts: LoadOptions): Promise
     const a = (description.arch = { ...description.arch, maxLength: context(description.arch.maxLength) });
     ({ tokenizer, templateFallback } = tokenizerOf(tokenizerJson, tokenizerConfig, vocab, checkpoint.file));
     checkVocabulary(tokenizer, tokenizerJson !== undefined ? "tokenizer.json" : checkpoint.file, a.vocab, "the embedding's rows");
-    shape = { layers: a.layers, kvHeads: a.kvHeads, headDim: a.headDim, vocabSize: a.vocab, maxLength: a.maxLength };
     const kernel = await createKernelBackend(description, opts);
     decoder = kernel.decoder;
+    shape = decoder.shape;
     weights = { format: description.format, files: description.files, architecture: a.modelType, quantization: kernel.quantization };
     log(`tinylm-edge: ${description.files.join(", ")} (${description.format}, ${a.modelType}) runs on our WASM kernels: ${weights.quantization}`);
   }

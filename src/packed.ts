@@ -11,8 +11,8 @@
 // The sources themselves are not read when the pack is used: manifest.json vouches for them.
 import { checkDigest, sha256Hex, type ManifestFiles } from "./digest.js";
 import { readOnnx } from "./engine/simd/onnx-reader.js";
-import { describeQuantization, isOurExport, kernelWeights, KERNEL_WEIGHTS_VERSION, llamaWeights, UnsupportedModel, type LlamaWeights, type WeightBits } from "./engine/simd/llama-weights.js";
-import { liftOnnx } from "./formats/onnx-lift.js";
+import { graphKernelWeights } from "./engine/backends.js";
+import { describeQuantization, kernelWeights, KERNEL_WEIGHTS_VERSION, UnsupportedModel, type LlamaWeights, type WeightBits } from "./engine/simd/llama-weights.js";
 import { FormatError } from "./formats/weights.js";
 import { PACK_VERSION, readPack, writePack } from "./engine/simd/pack.js";
 import { locateCheckpoint, readCheckpoint, type CheckpointFormat, type LocateOptions } from "./formats/checkpoint.js";
@@ -95,14 +95,9 @@ export async function buildPack(read: Read, opts: LocateOptions & { weightBits?:
     let quantization: string | null = null;
     try {
       // As createBackend converts it: our exporter's graph as it is, a standard one through its lifted weights.
-      const graph = readOnnx(await read(checkpoint.file));
-      if (isOurExport(graph)) weights = llamaWeights(graph, config);
-      else {
-        const lifted = liftOnnx(graph, config, checkpoint.file);
-        weightBits = opts.weightBits ?? 8;
-        weights = kernelWeights(lifted, weightBits);
-        quantization = describeQuantization(lifted, weights);
-      }
+      const converted = graphKernelWeights(readOnnx(await read(checkpoint.file)), config, checkpoint.file, opts.weightBits ?? 8);
+      ({ weights, quantization } = converted);
+      if (converted.lifted) weightBits = opts.weightBits ?? 8;
     } catch (err) {
       if (err instanceof UnsupportedModel || err instanceof FormatError) throw new Error(`${checkpoint.file}: the kernels cannot run it (${err.message}), so there is nothing to pack: onnxruntime-web serves it as it is`);
       throw new Error(`${checkpoint.file}: ${(err as Error).message}`);

@@ -9,7 +9,7 @@ import { SimdDecoder, type KvCacheKind } from "./simd/decoder.js";
 import { describeQuantization, isOurExport, kernelWeights, llamaWeights, UnsupportedModel, type LlamaWeights, type WeightBits } from "./simd/llama-weights.js";
 import { liftOnnx } from "../formats/onnx-lift.js";
 import { FormatError, type WeightDescription } from "../formats/weights.js";
-import { readOnnx } from "./simd/onnx-reader.js";
+import { readOnnx, type OnnxGraph } from "./simd/onnx-reader.js";
 
 /** Reads a file of the model folder by relative path; throws an Error naming it when missing. */
 export type ReadModelFile = (path: string) => Promise<Uint8Array>;
@@ -62,10 +62,8 @@ export async function createBackend(read: ReadModelFile, bytes: Uint8Array, conf
       throw new Error(`${opts.onnxFile}: not a readable ONNX file (${(err as Error).message})`);
     }
     try {
-      const lifted = isOurExport(graph) ? null : liftOnnx(graph, config, opts.onnxFile);
-      const weights = lifted ? kernelWeights(lifted, opts.weightBits) : llamaWeights(graph, config);
+      const { weights, lifted, quantization } = graphKernelWeights(graph, config, opts.onnxFile, opts.weightBits);
       const decoder = await kernelDecoder(weights, opts);
-      const quantization = lifted ? describeQuantization(lifted, weights) : null;
       if (lifted) (opts.log ?? console.warn)(`tinylm-edge: ${opts.onnxFile} (a standard ONNX graph, ${lifted.arch.modelType}) runs on our WASM kernels, its weights lifted out: ${quantization}`);
       return { decoder, reason: null, graph: null, quantization };
     } catch (err) {
@@ -81,6 +79,19 @@ export async function createBackend(read: ReadModelFile, bytes: Uint8Array, conf
   const graph = await ortGraph(read, opts.onnxFile, bytes, verify);
   const decoder = await createDecoder(ort, graph.bytes, shape, { lowMemory: opts.lowMemory, ...graph });
   return { decoder, reason, graph: { file: graph.source, contract: decoder instanceof StandardOnnxDecoder ? "standard" : "tinylm" }, quantization: null };
+}
+
+/**
+ * An ONNX graph as our kernels' weights: our exporter's as it is, a standard one (Optimum,
+ * transformers.js) through its weights lifted out (formats/onnx-lift.ts) and quantized at `bits`,
+ * with what the kernels made of them (`quantization`, null for our graph: manifest.json says).
+ * UnsupportedModel or FormatError when the kernels cannot run it.
+ */
+export function graphKernelWeights(graph: OnnxGraph, config: Record<string, unknown>, file: string, bits: WeightBits = 8):
+  { weights: LlamaWeights; lifted: WeightDescription | null; quantization: string | null } {
+  if (isOurExport(graph)) return { weights: llamaWeights(graph, config), lifted: null, quantization: null };
+  const lifted = liftOnnx(graph, config, file), weights = kernelWeights(lifted, bits);
+  return { weights, lifted, quantization: describeQuantization(lifted, weights) };
 }
 
 /**
