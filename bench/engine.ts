@@ -3,7 +3,7 @@
 // context lengths, a batch of 8.
 import { execFileSync } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { cpus, tmpdir, totalmem } from "node:os";
 import { join } from "node:path";
 import { modelShapeFromConfig, type Decoder, type SequenceCache } from "../src/engine/decoder.js";
 import { OnnxDecoder } from "../src/engine/ort/onnx-model.js";
@@ -52,6 +52,20 @@ export const RELAXED_WASM = join(import.meta.dirname, "../src/engine/simd/relaxe
 /** The runtime under the numbers: Node's and V8's versions and the kernels it runs (relaxed.wasm validates from V8 11.4). */
 export function runtimeInfo(): { node: string; v8: string; kernels: "relaxed-simd" | "simd128" } {
   return { node: process.version, v8: process.versions.v8, kernels: WebAssembly.validate(readFileSync(RELAXED_WASM)) ? "relaxed-simd" : "simd128" };
+}
+
+/** The CPU as /proc/cpuinfo names it, and the SIMD extensions that decide int8 dot-product speed. */
+export function machineInfo() {
+  let model = cpus()[0]?.model ?? "unknown", flagsLine = "";
+  try {
+    const info = readFileSync("/proc/cpuinfo", "utf8");
+    model = /^model name\s*:\s*(.+)$/m.exec(info)?.[1] ?? model;
+    flagsLine = /^flags\s*:\s*(.+)$/m.exec(info)?.[1] ?? "";
+  } catch {
+    // not Linux: os.cpus() has the model
+  }
+  const simd = ["avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8", "asimd", "i8mm"].filter((f) => flagsLine.split(" ").includes(f));
+  return { cpu: model, simd, cores: cpus().length, memory_gb: Math.round(totalmem() / 2 ** 30), ...runtimeInfo(), date: new Date().toISOString() };
 }
 
 async function decoderFor(engine: EngineName, modelDir: string, file: string, threads: number): Promise<Decoder> {

@@ -14,10 +14,9 @@
 // machine's drift hits all alike), and each number is the median over rounds of per-run medians.
 import { execFileSync } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
-import { cpus, totalmem } from "node:os";
 import { join } from "node:path";
 import { parseFlags } from "../scripts/tokenizer/cli.js";
-import { runtimeInfo, type GgufRow } from "./engine.js";
+import { machineInfo, type GgufRow } from "./engine.js";
 import { benchModel, parameters, SHAPES, type BenchShape } from "./models.js";
 import { median } from "./stats.js";
 
@@ -57,20 +56,6 @@ const QUANTS = ["Q8_0", "Q4_0"] as const;
 type Quant = (typeof QUANTS)[number];
 const STEPS = 64;
 const longContext = (s: BenchShape) => Math.min(1024, s.maxLength);
-
-/** The CPU as /proc/cpuinfo names it, and the SIMD extensions that decide int8 dot-product speed. */
-function machine() {
-  let model = cpus()[0]?.model ?? "unknown", flagsLine = "";
-  try {
-    const info = readFileSync("/proc/cpuinfo", "utf8");
-    model = /^model name\s*:\s*(.+)$/m.exec(info)?.[1] ?? model;
-    flagsLine = /^flags\s*:\s*(.+)$/m.exec(info)?.[1] ?? "";
-  } catch {
-    // not Linux: os.cpus() has the model
-  }
-  const simd = ["avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8", "asimd", "i8mm"].filter((f) => flagsLine.split(" ").includes(f));
-  return { cpu: model, simd, cores: cpus().length, memory_gb: Math.round(totalmem() / 2 ** 30), ...runtimeInfo(), date: new Date().toISOString() };
-}
 
 /** The Q8_0 / Q4_0 file beside the source, made by llama-quantize --pure (every matrix that type, the tied embedding too) unless newer than its source. */
 function quantized(source: string, quant: Quant): string {
@@ -124,7 +109,7 @@ function shipped(dir: string): { engine_decode_tok_s: number; engine_prefill_ms:
 }
 
 const t0 = performance.now();
-const info = machine();
+const info = machineInfo();
 console.error(`machine: ${JSON.stringify(info)}`);
 const files = shapes.map((s) => {
   const t = performance.now(), { file, wrote } = benchModel(s);

@@ -4,7 +4,6 @@
 // part of BENCHMARKS.md. Medians over ≥ 5 runs, warm-up excluded, engine configurations interleaved
 // over 3 rounds (--rounds N); the machine is named in the output.
 import { execFileSync, spawn } from "node:child_process";
-import { cpus, totalmem } from "node:os";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { ATTACKS, fairness, loadTest, type FairnessRow, type LoadRow } from "./load.js";
@@ -12,7 +11,7 @@ import { benchHosts } from "./hosts.js";
 import { freePort } from "../test/helpers/spawn.js";
 import { loadTokenizer } from "../scripts/tokenizer/files.js";
 import { median } from "./stats.js";
-import { runtimeInfo } from "./engine.js";
+import { machineInfo } from "./engine.js";
 import { writeCharts } from "./charts.js";
 import { parseFlags } from "../scripts/tokenizer/cli.js";
 
@@ -90,13 +89,9 @@ function tokenizerSpeed() {
 
 const manifest = JSON.parse(readFileSync(join(MODEL_DIR, "manifest.json"), "utf8"));
 const machine = {
-  cpu: cpus()[0]?.model ?? "unknown",
-  cores: cpus().length,
-  memory_gb: Math.round(totalmem() / 2 ** 30),
-  ...runtimeInfo(), // node, v8, kernels
+  ...machineInfo(), // cpu, simd, cores, memory_gb, node, v8, kernels, date
   onnxruntime_web: JSON.parse(readFileSync("node_modules/onnxruntime-web/package.json", "utf8")).version,
   onnxruntime_node: JSON.parse(readFileSync("node_modules/onnxruntime-node/package.json", "utf8")).version,
-  date: new Date().toISOString(),
 };
 console.error(`machine: ${JSON.stringify(machine)}`);
 
