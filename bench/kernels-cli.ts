@@ -19,8 +19,9 @@ import { argmax } from "../src/engine/sampler.js";
 // The Node host's V8 flags (src/node-runtime.ts), without loading onnxruntime-web: a light process,
 // so that start-up stays a small share of an instruction count.
 v8.setFlagsFromString("--no-liftoff");
-const KERNELS_WASM = join(import.meta.dirname, "../src/engine/simd/kernels.wasm");
-const RELAXED_WASM = join(import.meta.dirname, "../src/engine/simd/relaxed.wasm");
+// KERNELS_WASM / RELAXED_WASM: another build of either module, for A/B runs of a kernel change.
+const KERNELS_WASM = process.env.KERNELS_WASM ?? join(import.meta.dirname, "../src/engine/simd/kernels.wasm");
+const RELAXED_WASM = process.env.RELAXED_WASM ?? join(import.meta.dirname, "../src/engine/simd/relaxed.wasm");
 const kernels = await WebAssembly.compile(readFileSync(KERNELS_WASM));
 const relaxedModule = (variant: string) => (variant === "relaxed" ? WebAssembly.compile(readFileSync(RELAXED_WASM)) : Promise.resolve(null));
 
