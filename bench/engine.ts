@@ -44,6 +44,8 @@ export interface EngineRow {
   decode_tok_s: Record<string, number>;
   /** Aggregate tok/s of 8 sequences decoded together at context 128 (one run per step). */
   decode_batch8_tok_s: number;
+  /** 128 tokens after a 128-token prompt (positions 128 → 256), the positions bench/served.ts streams with --tokens 128; null when the model is shorter. */
+  decode_after_prompt_tok_s: number | null;
 }
 
 export const KERNELS_WASM = join(import.meta.dirname, "../src/engine/simd/kernels.wasm");
@@ -144,7 +146,8 @@ export async function benchEngine(engine: EngineName, modelDir: string, file: st
     decode[ctx] = median(await repeat(runs, () => timeDecode(dec, ctx, 64)));
   }
   const batch8 = median(await repeat(runs, () => timeDecode(dec, Math.min(128, max), 64, 8)));
-  return { engine, file, threads, prefill_ms: prefill, ttft_ms_128: prefill[128], decode_tok_s: decode, decode_batch8_tok_s: batch8 };
+  const afterPrompt = max >= 256 ? median(await repeat(runs, () => timeDecode(dec, 256, 128))) : null;
+  return { engine, file, threads, prefill_ms: prefill, ttft_ms_128: prefill[128], decode_tok_s: decode, decode_batch8_tok_s: batch8, decode_after_prompt_tok_s: afterPrompt };
 }
 
 /** Our kernels on a GGUF file at the side-by-side's rows (bench/llamacpp.ts), each the median of `runs`. */
