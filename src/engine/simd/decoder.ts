@@ -41,16 +41,16 @@ interface Kernels {
   struct_bytes(which: number): number;
 }
 
-/** kernels.wasm with its own memory, and relaxed.wasm's matrix kernels imported when given. */
+/** kernels.wasm with its own memory, and relaxed.wasm's matrix and attention kernels imported when given. */
 async function instantiate(module: WebAssembly.Module, relaxed: WebAssembly.Module | null, env: Record<string, unknown> = {}) {
   const memory = new WebAssembly.Memory({ initial: 2 });
   const imports: Record<string, unknown> = {};
-  const gemms = ["gemm", "gemm_s8", "gemm_q8b", "gemm_q4b"];
+  const relaxedKernels = ["gemm", "gemm_s8", "gemm_q8b", "gemm_q4b", "scores", "values"];
   if (relaxed) {
     const { exports } = await WebAssembly.instantiate(relaxed, { env: { memory } });
-    for (const name of gemms) imports[`relaxed_${name}`] = exports[name];
+    for (const name of relaxedKernels) imports[`relaxed_${name}`] = exports[name];
   } else {
-    for (const name of gemms) imports[`relaxed_${name}`] = () => {
+    for (const name of relaxedKernels) imports[`relaxed_${name}`] = () => {
       throw new Error(`relaxed_${name} called without relaxed.wasm`);
     };
   }

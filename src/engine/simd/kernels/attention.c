@@ -12,6 +12,11 @@
 //        [0, 1]: the largest keeps 15 bits, small ones their absolute precision).
 #include "simd.h"
 
+// relaxed.wasm's f32 attention loops (fused multiply-adds); only called when m->relaxed.
+#define RELAXED(name) __attribute__((import_module("env"), import_name(name)))
+RELAXED("relaxed_scores") void relaxed_scores(float *out, int n, const float *q, int G, const float *k, int keys, int hd);
+RELAXED("relaxed_values") void relaxed_values(float *o, const float *p, const float *v, int count, int hd);
+
 static inline float *kv_at(const Model *m, const Row *row, int pos, int layer, int value, int kv_head) {
   const int P = m->page_size;
   float *page = row->pages[pos / P];
@@ -167,6 +172,11 @@ static inline int32_t dot_i8(const int16_t *q, const int8_t *k, int len) {
 // head's values are ≤ 128 KB at 512 positions, so the passes after the first read from cache).
 static void weighted_values(const Model *m, const Row *row, int layer, int g, int n, const float *p, float *o) {
   const int hd = m->head_dim, P = m->page_size;
+  if (m->relaxed && hd % 32 == 0) {
+    for (int i = 0; i < hd; i += 4) wasm_v128_store(o + i, wasm_f32x4_splat(0));
+    for (int t0 = 0; t0 < n; t0 += P) relaxed_values(o, p + t0, kv_at(m, row, t0, layer, 1, g), (t0 + P < n ? t0 + P : n) - t0, hd);
+    return;
+  }
   for (int i0 = 0; i0 < hd; i0 += 16) {
     v128_t a0 = wasm_f32x4_splat(0), a1 = a0, a2 = a0, a3 = a0;
     const int w = hd - i0 < 16 ? (hd - i0) / 4 : 4;  // vectors in this block (head_dim % 4 == 0)
@@ -326,6 +336,11 @@ void attend(const Model *m, int layer, const Row *rows, int n_rows, const float 
           const float *k = kv_at(m, &rows[r], t0, layer, 0, g);
           const int end = t0 + P < n ? t0 + P : n;
           int t = t0;
+          if (m->relaxed && hd % 8 == 0) {
+            const int keys = (end - t0) & ~3;
+            relaxed_scores(scores + t0, n, q, G, k, keys, hd);
+            t += keys, k += keys * hd;
+          }
           for (; t + 4 <= end; t += 4, k += 4 * hd) {
             for (int j = 0; j < G; j++) wasm_v128_store(scores + j * n + t, dot4(q + j * hd, k, hd));
           }

@@ -4,6 +4,8 @@
 ;; when the runtime validates this module (workerd, Deno, Node with --experimental-wasm-relaxed-simd).
 ;; One function per weight kind of simd.h: gemm (Q7_ROW), gemm_s8 (Q8_ROW), gemm_q8b (Q8_B32),
 ;; gemm_q4b (Q4_B32). Each loops 4 weight rows (in L1) against every activation row, then the next 4.
+;; At the end, the f32 attention loops (attention.c imports them too): scores and values, with
+;; f32x4.relaxed_madd.
 ;;
 ;; gemm (Q7_ROW): y[r][o] = (Σ_k a[r][k] · w[o][k] − 64 · asum[r]) · ws[o] · as[r]
 ;;   a: activations, int8 [rows][n] (scale as[r], lane sum asum[r]); w: weights stored as w + 64
@@ -330,4 +332,116 @@
         (local.set $r (i32.add (local.get $r) (i32.const 1)))
         (br_if $activation_rows (i32.lt_u (local.get $r) (local.get $rows))))
       (local.set $o (i32.add (local.get $o) (i32.const 4)))
-      (br_if $outputs (i32.lt_u (local.get $o) (local.get $nout))))))
+      (br_if $outputs (i32.lt_u (local.get $o) (local.get $nout)))))
+  ;; Attention over the f32 KV cache (attention.c), with f32x4.relaxed_madd: one instruction per 4
+  ;; multiply-adds where the CPU fuses them (x64 with FMA3, arm64), two where it does not; either way
+  ;; the result is the f32 sum, rounded once or twice per term.
+  ;;
+  ;; scores: out[j·n + t] = q_j · k_t for the G query heads of a group (q_j at q + j·hd floats)
+  ;; and `keys` consecutive keys (stride hd floats, keys % 4 == 0, hd % 8 == 0). Four keys at a time,
+  ;; each query vector loaded once for the four; two accumulators per key (dimensions i and i + 4)
+  ;; keep eight multiply-adds in flight; the four sums come out as one vector.
+  (func (export "scores")
+    (param $out i32) (param $n i32) (param $q i32) (param $G i32) (param $k i32) (param $keys i32) (param $hd i32)
+    (local $t i32) (local $j i32) (local $i i32) (local $qj i32) (local $row i32)
+    (local $k0 i32) (local $k1 i32) (local $k2 i32) (local $k3 i32)
+    (local $s0 v128) (local $s1 v128) (local $s2 v128) (local $s3 v128)
+    (local $e0 v128) (local $e1 v128) (local $e2 v128) (local $e3 v128) (local $x v128) (local $x2 v128) (local $ab v128) (local $cd v128)
+    (local.set $row (i32.shl (local.get $hd) (i32.const 2)))
+    (block $keys_done
+      (loop $key_blocks
+        (br_if $keys_done (i32.ge_u (local.get $t) (local.get $keys)))
+        (local.set $k0 (i32.add (local.get $k) (i32.mul (local.get $t) (local.get $row))))
+        (local.set $k1 (i32.add (local.get $k0) (local.get $row)))
+        (local.set $k2 (i32.add (local.get $k1) (local.get $row)))
+        (local.set $k3 (i32.add (local.get $k2) (local.get $row)))
+        (local.set $j (i32.const 0))
+        (loop $heads
+          (local.set $qj (i32.add (local.get $q) (i32.mul (local.get $j) (local.get $row))))
+          (local.set $s0 (v128.const f32x4 0 0 0 0))
+          (local.set $s1 (v128.const f32x4 0 0 0 0))
+          (local.set $s2 (v128.const f32x4 0 0 0 0))
+          (local.set $s3 (v128.const f32x4 0 0 0 0))
+          (local.set $e0 (v128.const f32x4 0 0 0 0))
+          (local.set $e1 (v128.const f32x4 0 0 0 0))
+          (local.set $e2 (v128.const f32x4 0 0 0 0))
+          (local.set $e3 (v128.const f32x4 0 0 0 0))
+          (local.set $i (i32.const 0))
+          (loop $dims
+            (local.set $x (v128.load (i32.add (local.get $qj) (local.get $i))))
+            (local.set $x2 (v128.load offset=16 (i32.add (local.get $qj) (local.get $i))))
+            (local.set $s0 (f32x4.relaxed_madd (local.get $x) (v128.load (i32.add (local.get $k0) (local.get $i))) (local.get $s0)))
+            (local.set $s1 (f32x4.relaxed_madd (local.get $x) (v128.load (i32.add (local.get $k1) (local.get $i))) (local.get $s1)))
+            (local.set $s2 (f32x4.relaxed_madd (local.get $x) (v128.load (i32.add (local.get $k2) (local.get $i))) (local.get $s2)))
+            (local.set $s3 (f32x4.relaxed_madd (local.get $x) (v128.load (i32.add (local.get $k3) (local.get $i))) (local.get $s3)))
+            (local.set $e0 (f32x4.relaxed_madd (local.get $x2) (v128.load offset=16 (i32.add (local.get $k0) (local.get $i))) (local.get $e0)))
+            (local.set $e1 (f32x4.relaxed_madd (local.get $x2) (v128.load offset=16 (i32.add (local.get $k1) (local.get $i))) (local.get $e1)))
+            (local.set $e2 (f32x4.relaxed_madd (local.get $x2) (v128.load offset=16 (i32.add (local.get $k2) (local.get $i))) (local.get $e2)))
+            (local.set $e3 (f32x4.relaxed_madd (local.get $x2) (v128.load offset=16 (i32.add (local.get $k3) (local.get $i))) (local.get $e3)))
+            (local.set $i (i32.add (local.get $i) (i32.const 32)))
+            (br_if $dims (i32.lt_u (local.get $i) (local.get $row))))
+          (local.set $s0 (f32x4.add (local.get $s0) (local.get $e0)))
+          (local.set $s1 (f32x4.add (local.get $s1) (local.get $e1)))
+          (local.set $s2 (f32x4.add (local.get $s2) (local.get $e2)))
+          (local.set $s3 (f32x4.add (local.get $s3) (local.get $e3)))
+          (local.set $ab (f32x4.add
+            (i8x16.shuffle 0 1 2 3 4 5 6 7 16 17 18 19 20 21 22 23 (local.get $s0) (local.get $s1))
+            (i8x16.shuffle 8 9 10 11 12 13 14 15 24 25 26 27 28 29 30 31 (local.get $s0) (local.get $s1))))
+          (local.set $cd (f32x4.add
+            (i8x16.shuffle 0 1 2 3 4 5 6 7 16 17 18 19 20 21 22 23 (local.get $s2) (local.get $s3))
+            (i8x16.shuffle 8 9 10 11 12 13 14 15 24 25 26 27 28 29 30 31 (local.get $s2) (local.get $s3))))
+          (v128.store
+            (i32.add (local.get $out) (i32.shl (i32.add (i32.mul (local.get $j) (local.get $n)) (local.get $t)) (i32.const 2)))
+            (f32x4.add
+              (i8x16.shuffle 0 1 2 3 8 9 10 11 16 17 18 19 24 25 26 27 (local.get $ab) (local.get $cd))
+              (i8x16.shuffle 4 5 6 7 12 13 14 15 20 21 22 23 28 29 30 31 (local.get $ab) (local.get $cd))))
+          (local.set $j (i32.add (local.get $j) (i32.const 1)))
+          (br_if $heads (i32.lt_u (local.get $j) (local.get $G))))
+        (local.set $t (i32.add (local.get $t) (i32.const 4)))
+        (br $key_blocks))))
+
+  ;; values: o[0..hd) += Σ_t<count p[t] · v_t (v_t at v + t·hd floats, hd % 32 == 0): 32 dimensions
+  ;; per pass, eight accumulators kept in registers while the positions stream past.
+  (func (export "values")
+    (param $o i32) (param $p i32) (param $v i32) (param $count i32) (param $hd i32)
+    (local $i i32) (local $t i32) (local $ot i32) (local $vt i32) (local $row i32) (local $pt v128)
+    (local $a0 v128) (local $a1 v128) (local $a2 v128) (local $a3 v128)
+    (local $a4 v128) (local $a5 v128) (local $a6 v128) (local $a7 v128)
+    (local.set $row (i32.shl (local.get $hd) (i32.const 2)))
+    (block $done
+      (br_if $done (i32.eqz (local.get $count)))
+      (loop $blocks
+        (local.set $ot (i32.add (local.get $o) (local.get $i)))
+        (local.set $a0 (v128.load offset=0 (local.get $ot)))
+        (local.set $a1 (v128.load offset=16 (local.get $ot)))
+        (local.set $a2 (v128.load offset=32 (local.get $ot)))
+        (local.set $a3 (v128.load offset=48 (local.get $ot)))
+        (local.set $a4 (v128.load offset=64 (local.get $ot)))
+        (local.set $a5 (v128.load offset=80 (local.get $ot)))
+        (local.set $a6 (v128.load offset=96 (local.get $ot)))
+        (local.set $a7 (v128.load offset=112 (local.get $ot)))
+        (local.set $vt (i32.add (local.get $v) (local.get $i)))
+        (local.set $t (i32.const 0))
+        (loop $positions
+          (local.set $pt (f32x4.splat (f32.load (i32.add (local.get $p) (i32.shl (local.get $t) (i32.const 2))))))
+            (local.set $a0 (f32x4.relaxed_madd (local.get $pt) (v128.load offset=0 (local.get $vt)) (local.get $a0)))
+            (local.set $a1 (f32x4.relaxed_madd (local.get $pt) (v128.load offset=16 (local.get $vt)) (local.get $a1)))
+            (local.set $a2 (f32x4.relaxed_madd (local.get $pt) (v128.load offset=32 (local.get $vt)) (local.get $a2)))
+            (local.set $a3 (f32x4.relaxed_madd (local.get $pt) (v128.load offset=48 (local.get $vt)) (local.get $a3)))
+            (local.set $a4 (f32x4.relaxed_madd (local.get $pt) (v128.load offset=64 (local.get $vt)) (local.get $a4)))
+            (local.set $a5 (f32x4.relaxed_madd (local.get $pt) (v128.load offset=80 (local.get $vt)) (local.get $a5)))
+            (local.set $a6 (f32x4.relaxed_madd (local.get $pt) (v128.load offset=96 (local.get $vt)) (local.get $a6)))
+            (local.set $a7 (f32x4.relaxed_madd (local.get $pt) (v128.load offset=112 (local.get $vt)) (local.get $a7)))
+          (local.set $vt (i32.add (local.get $vt) (local.get $row)))
+          (local.set $t (i32.add (local.get $t) (i32.const 1)))
+          (br_if $positions (i32.lt_u (local.get $t) (local.get $count))))
+        (v128.store offset=0 (local.get $ot) (local.get $a0))
+        (v128.store offset=16 (local.get $ot) (local.get $a1))
+        (v128.store offset=32 (local.get $ot) (local.get $a2))
+        (v128.store offset=48 (local.get $ot) (local.get $a3))
+        (v128.store offset=64 (local.get $ot) (local.get $a4))
+        (v128.store offset=80 (local.get $ot) (local.get $a5))
+        (v128.store offset=96 (local.get $ot) (local.get $a6))
+        (v128.store offset=112 (local.get $ot) (local.get $a7))
+        (local.set $i (i32.add (local.get $i) (i32.const 128)))
+        (br_if $blocks (i32.lt_u (local.get $i) (local.get $row)))))))
