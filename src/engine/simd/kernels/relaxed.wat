@@ -281,6 +281,8 @@
     (local $w0 i32) (local $w1 i32) (local $w2 i32) (local $w3 i32)
     (local $c0 v128) (local $c1 v128) (local $c2 v128) (local $c3 v128)
     (local $x0 v128) (local $x1 v128) (local $v v128) (local $acc v128) (local $ab v128) (local $cd v128)
+    (local $ar1 i32) (local $br1 i32) (local $d0 v128) (local $d1 v128) (local $d2 v128) (local $d3 v128)
+    (local $y0 v128) (local $y1 v128) (local $lo v128) (local $hi v128) (local $acc1 v128) (local $sc v128)
     (loop $outputs
       (local.set $w0 (i32.add (local.get $w) (i32.shr_u (i32.mul (local.get $o) (local.get $n)) (i32.const 1))))
       (local.set $w1 (i32.add (local.get $w0) (i32.shr_u (local.get $n) (i32.const 1))))
@@ -288,7 +290,81 @@
       (local.set $w3 (i32.add (local.get $w2) (i32.shr_u (local.get $n) (i32.const 1))))
       (local.set $wsg (i32.add (local.get $ws) (i32.shr_u (i32.mul (local.get $o) (local.get $n)) (i32.const 3))))
       (local.set $r (i32.const 0))
+      ;; Two activation rows at a time: each block's nibbles are unpacked once for both.
+      (block $pairs_done
+        (loop $pairs
+          (br_if $pairs_done (i32.ge_u (i32.add (local.get $r) (i32.const 1)) (local.get $rows)))
+          (local.set $ar (i32.add (local.get $a) (i32.mul (local.get $r) (local.get $n))))
+          (local.set $ar1 (i32.add (local.get $ar) (local.get $n)))
+          (local.set $br (i32.add (local.get $bsum) (i32.shr_u (i32.mul (local.get $r) (local.get $n)) (i32.const 3))))
+          (local.set $br1 (i32.add (local.get $br) (i32.shr_u (local.get $n) (i32.const 3))))
+          (local.set $acc (v128.const f32x4 0 0 0 0))
+          (local.set $acc1 (v128.const f32x4 0 0 0 0))
+          (local.set $k (i32.const 0))
+          (local.set $kw (i32.const 0))
+          (loop $pair_blocks
+            (local.set $x0 (v128.load (i32.add (local.get $ar) (local.get $k))))
+            (local.set $x1 (v128.load offset=16 (i32.add (local.get $ar) (local.get $k))))
+            (local.set $y0 (v128.load (i32.add (local.get $ar1) (local.get $k))))
+            (local.set $y1 (v128.load offset=16 (i32.add (local.get $ar1) (local.get $k))))
+            (local.set $v (v128.load (i32.add (local.get $w0) (local.get $kw))))
+            (local.set $lo (v128.and (local.get $v) (v128.const i8x16 15 15 15 15 15 15 15 15 15 15 15 15 15 15 15 15)))
+            (local.set $hi (i8x16.shr_u (local.get $v) (i32.const 4)))
+            (local.set $c0 (i32x4.relaxed_dot_i8x16_i7x16_add_s (local.get $x1) (local.get $hi) (i32x4.relaxed_dot_i8x16_i7x16_add_s (local.get $x0) (local.get $lo) (v128.const i32x4 0 0 0 0))))
+            (local.set $d0 (i32x4.relaxed_dot_i8x16_i7x16_add_s (local.get $y1) (local.get $hi) (i32x4.relaxed_dot_i8x16_i7x16_add_s (local.get $y0) (local.get $lo) (v128.const i32x4 0 0 0 0))))
+            (local.set $v (v128.load (i32.add (local.get $w1) (local.get $kw))))
+            (local.set $lo (v128.and (local.get $v) (v128.const i8x16 15 15 15 15 15 15 15 15 15 15 15 15 15 15 15 15)))
+            (local.set $hi (i8x16.shr_u (local.get $v) (i32.const 4)))
+            (local.set $c1 (i32x4.relaxed_dot_i8x16_i7x16_add_s (local.get $x1) (local.get $hi) (i32x4.relaxed_dot_i8x16_i7x16_add_s (local.get $x0) (local.get $lo) (v128.const i32x4 0 0 0 0))))
+            (local.set $d1 (i32x4.relaxed_dot_i8x16_i7x16_add_s (local.get $y1) (local.get $hi) (i32x4.relaxed_dot_i8x16_i7x16_add_s (local.get $y0) (local.get $lo) (v128.const i32x4 0 0 0 0))))
+            (local.set $v (v128.load (i32.add (local.get $w2) (local.get $kw))))
+            (local.set $lo (v128.and (local.get $v) (v128.const i8x16 15 15 15 15 15 15 15 15 15 15 15 15 15 15 15 15)))
+            (local.set $hi (i8x16.shr_u (local.get $v) (i32.const 4)))
+            (local.set $c2 (i32x4.relaxed_dot_i8x16_i7x16_add_s (local.get $x1) (local.get $hi) (i32x4.relaxed_dot_i8x16_i7x16_add_s (local.get $x0) (local.get $lo) (v128.const i32x4 0 0 0 0))))
+            (local.set $d2 (i32x4.relaxed_dot_i8x16_i7x16_add_s (local.get $y1) (local.get $hi) (i32x4.relaxed_dot_i8x16_i7x16_add_s (local.get $y0) (local.get $lo) (v128.const i32x4 0 0 0 0))))
+            (local.set $v (v128.load (i32.add (local.get $w3) (local.get $kw))))
+            (local.set $lo (v128.and (local.get $v) (v128.const i8x16 15 15 15 15 15 15 15 15 15 15 15 15 15 15 15 15)))
+            (local.set $hi (i8x16.shr_u (local.get $v) (i32.const 4)))
+            (local.set $c3 (i32x4.relaxed_dot_i8x16_i7x16_add_s (local.get $x1) (local.get $hi) (i32x4.relaxed_dot_i8x16_i7x16_add_s (local.get $x0) (local.get $lo) (v128.const i32x4 0 0 0 0))))
+            (local.set $d3 (i32x4.relaxed_dot_i8x16_i7x16_add_s (local.get $y1) (local.get $hi) (i32x4.relaxed_dot_i8x16_i7x16_add_s (local.get $y0) (local.get $lo) (v128.const i32x4 0 0 0 0))))
+            (local.set $sc (v128.load (i32.add (local.get $wsg) (i32.shr_u (local.get $k) (i32.const 1)))))
+            (local.set $acc (f32x4.add (local.get $acc) (f32x4.mul (f32x4.convert_i32x4_s (i32x4.sub
+              (i32x4.add
+              (i8x16.shuffle 0 1 2 3 4 5 6 7 16 17 18 19 20 21 22 23
+                (local.tee $ab (i32x4.add
+                  (i8x16.shuffle 0 1 2 3 16 17 18 19 4 5 6 7 20 21 22 23 (local.get $c0) (local.get $c1))
+                  (i8x16.shuffle 8 9 10 11 24 25 26 27 12 13 14 15 28 29 30 31 (local.get $c0) (local.get $c1))))
+                (local.tee $cd (i32x4.add
+                  (i8x16.shuffle 0 1 2 3 16 17 18 19 4 5 6 7 20 21 22 23 (local.get $c2) (local.get $c3))
+                  (i8x16.shuffle 8 9 10 11 24 25 26 27 12 13 14 15 28 29 30 31 (local.get $c2) (local.get $c3)))))
+              (i8x16.shuffle 8 9 10 11 12 13 14 15 24 25 26 27 28 29 30 31 (local.get $ab) (local.get $cd)))
+              (i32x4.splat (i32.shl (i32.load (i32.add (local.get $br) (i32.shr_u (local.get $k) (i32.const 3)))) (i32.const 3))))) (local.get $sc))))
+            (local.set $acc1 (f32x4.add (local.get $acc1) (f32x4.mul (f32x4.convert_i32x4_s (i32x4.sub
+              (i32x4.add
+              (i8x16.shuffle 0 1 2 3 4 5 6 7 16 17 18 19 20 21 22 23
+                (local.tee $ab (i32x4.add
+                  (i8x16.shuffle 0 1 2 3 16 17 18 19 4 5 6 7 20 21 22 23 (local.get $d0) (local.get $d1))
+                  (i8x16.shuffle 8 9 10 11 24 25 26 27 12 13 14 15 28 29 30 31 (local.get $d0) (local.get $d1))))
+                (local.tee $cd (i32x4.add
+                  (i8x16.shuffle 0 1 2 3 16 17 18 19 4 5 6 7 20 21 22 23 (local.get $d2) (local.get $d3))
+                  (i8x16.shuffle 8 9 10 11 24 25 26 27 12 13 14 15 28 29 30 31 (local.get $d2) (local.get $d3)))))
+              (i8x16.shuffle 8 9 10 11 12 13 14 15 24 25 26 27 28 29 30 31 (local.get $ab) (local.get $cd)))
+              (i32x4.splat (i32.shl (i32.load (i32.add (local.get $br1) (i32.shr_u (local.get $k) (i32.const 3)))) (i32.const 3))))) (local.get $sc))))
+            (local.set $k (i32.add (local.get $k) (i32.const 32)))
+            (local.set $kw (i32.add (local.get $kw) (i32.const 16)))
+            (br_if $pair_blocks (i32.lt_u (local.get $k) (local.get $n))))
+          (v128.store
+          (i32.add (local.get $y) (i32.shl (i32.add (i32.mul (local.get $r) (local.get $ldy)) (local.get $o)) (i32.const 2)))
+          (f32x4.mul (local.get $acc) (f32x4.splat (f32.load (i32.add (local.get $as) (i32.shl (local.get $r) (i32.const 2)))))))
+          (v128.store
+          (i32.add (local.get $y) (i32.shl (i32.add (i32.mul (i32.add (local.get $r) (i32.const 1)) (local.get $ldy)) (local.get $o)) (i32.const 2)))
+          (f32x4.mul (local.get $acc1) (f32x4.splat (f32.load (i32.add (local.get $as) (i32.shl (i32.add (local.get $r) (i32.const 1)) (i32.const 2)))))))
+          (local.set $r (i32.add (local.get $r) (i32.const 2)))
+          (br $pairs)))
+      ;; an odd last activation row alone
+      (block $rows_done
       (loop $activation_rows
+        (br_if $rows_done (i32.ge_u (local.get $r) (local.get $rows)))
         (local.set $ar (i32.add (local.get $a) (i32.mul (local.get $r) (local.get $n))))
         ;; this row's block sums: n / 32 i32s
         (local.set $br (i32.add (local.get $bsum) (i32.shr_u (i32.mul (local.get $r) (local.get $n)) (i32.const 3))))
@@ -330,7 +406,7 @@
           (i32.add (local.get $y) (i32.shl (i32.add (i32.mul (local.get $r) (local.get $ldy)) (local.get $o)) (i32.const 2)))
           (f32x4.mul (local.get $acc) (f32x4.splat (f32.load (i32.add (local.get $as) (i32.shl (local.get $r) (i32.const 2)))))))
         (local.set $r (i32.add (local.get $r) (i32.const 1)))
-        (br_if $activation_rows (i32.lt_u (local.get $r) (local.get $rows))))
+        (br $activation_rows)))
       (local.set $o (i32.add (local.get $o) (i32.const 4)))
       (br_if $outputs (i32.lt_u (local.get $o) (local.get $nout)))))
   ;; Attention over the f32 KV cache (attention.c), with f32x4.relaxed_madd: one instruction per 4
