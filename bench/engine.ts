@@ -178,7 +178,7 @@ async function decodeFrom(dec: Decoder, base: SequenceCache, steps: number, batc
   return rate;
 }
 
-/** `bits` as WEIGHT_BITS: 8 keeps a Q8_0 file's blocks (F16/F32 → 8-bit rows), 4 makes every projection 4-bit (a Q4_0 file's blocks kept). */
+/** `bits` as WEIGHT_BITS: 8 keeps a Q8_0 file's blocks (F16/F32 → 8-bit rows), 7 makes every matrix 7-bit rows (a Q4_0 file's blocks kept), 4 every projection 4-bit (a Q4_0 file's blocks kept). */
 export async function benchGguf(file: string, runs: number, longContext: number, bits: WeightBits, steps = 64): Promise<GgufRow> {
   nodeOrt(1); // the same V8 flags as the Node host (no Liftoff, relaxed SIMD)
   const t = performance.now();

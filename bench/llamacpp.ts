@@ -16,8 +16,8 @@ import { execFileSync } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseFlags } from "../scripts/tokenizer/cli.js";
-import { machineInfo, type GgufRow } from "./engine.js";
-import { benchModel, parameters, SHAPES, type BenchShape } from "./models.js";
+import { machineInfo, type EngineRow, type GgufRow } from "./engine.js";
+import { benchModel, graphFolder, parameters, SHAPES, type BenchShape } from "./models.js";
 import { median } from "./stats.js";
 
 const USAGE = `
@@ -108,6 +108,13 @@ function shipped(dir: string): { engine_decode_tok_s: number; engine_after_promp
   return { engine_decode_tok_s: engine.decode_tok_s["128"], engine_after_prompt_tok_s: engine.decode_after_prompt_tok_s, engine_prefill_ms: engine.prefill_ms["128"], engine_batch8_tok_s: engine.decode_batch8_tok_s, served_decode_tok_s: served.decode_tok_s, served_ttft_ms: served.ttft_ms };
 }
 
+/** Our exporter's int8 graph at the shape (random weights of its own): our kernels and onnxruntime-web on those same weights. */
+function graphRows(dir: string): { simd: EngineRow; web: EngineRow } {
+  const cli = (engine: string) => JSON.parse(execFileSync(process.execPath, ["--import", "tsx", join(import.meta.dirname, "engine-cli.ts"), engine, dir, "onnx/model_quantized.onnx", "1", String(RUNS)],
+    { encoding: "utf8", maxBuffer: 2 ** 26, stdio: ["ignore", "pipe", "pipe"] }).trim().split("\n").at(-1)!) as EngineRow;
+  return { simd: cli("simd"), web: cli("web") };
+}
+
 const t0 = performance.now();
 const info = machineInfo();
 console.error(`machine: ${JSON.stringify(info)}`);
@@ -115,13 +122,22 @@ const files = shapes.map((s) => {
   const t = performance.now(), { file, wrote } = benchModel(s);
   const q = Object.fromEntries(QUANTS.map((quant) => [quant, quantized(file, quant)])) as Record<Quant, string>;
   console.error(`${s.name}: ${(parameters(s) / 1e6).toFixed(1)}M parameters, ${file}${wrote ? " written" : ""}, quantized (${((performance.now() - t) / 1000).toFixed(1)} s)`);
-  return { shape: s, source: file, q };
+  let graph: string | null = null;
+  if (s.arch === "llama" && !s.from) {
+    try {
+      graph = graphFolder(s);
+    } catch (err) {
+      console.error(`${s.name}: no int8 graph for onnxruntime-web (${(err as Error).message.split("\n")[0]}); its rows are left out`);
+    }
+  }
+  return { shape: s, source: file, q, graph };
 });
 
 const llamaRounds = new Map<string, LlamaRow[]>(), ourRounds = new Map<string, ReturnType<typeof ours>[]>(), shippedRounds = new Map<string, ReturnType<typeof shipped>[]>();
+const graphRounds = new Map<string, ReturnType<typeof graphRows>[]>();
 const push = <T>(m: Map<string, T[]>, key: string, v: T) => m.set(key, [...(m.get(key) ?? []), v]);
 for (let r = 0; r < ROUNDS; r++) {
-  for (const { shape, q } of files) {
+  for (const { shape, q, graph } of files) {
     const long = longContext(shape);
     for (const quant of QUANTS) {
       const theirs = llamaCpp(q[quant], long);
@@ -130,6 +146,11 @@ for (let r = 0; r < ROUNDS; r++) {
       const row = ours(q[quant], long, quant);
       push(ourRounds, `${shape.name}/${quant}`, row);
       console.error(`round ${r + 1}: ${shape.name} ours ${quant}: decode@128 ${row.decode_tok_s["128"].toFixed(1)} tok/s, prefill128 ${row.prefill_ms_128.toFixed(1)} ms`);
+    }
+    if (graph) {
+      const row = graphRows(graph);
+      push(graphRounds, shape.name, row);
+      console.error(`round ${r + 1}: ${shape.name} int8 graph: ours decode@128 ${row.simd.decode_tok_s["128"].toFixed(1)} tok/s, prefill128 ${row.simd.prefill_ms["128"].toFixed(1)} ms; onnxruntime-web ${row.web.decode_tok_s["128"].toFixed(1)} tok/s, ${row.web.prefill_ms["128"].toFixed(1)} ms`);
     }
     if (shape.from) {
       const row = shipped(join(import.meta.dirname, "..", shape.from));
@@ -171,6 +192,28 @@ for (const { shape } of files) {
     `| ${label} | our WASM heap (MiB), load (ms) | | ${heap[0]} | | | ${heap[1]} | |`,
   );
 }
+for (const [name, rows] of graphRounds) {
+  const q8 = llamaRounds.get(`${name}/Q8_0`)!, theirs = (get: (x: LlamaRow) => number) => med(q8, get);
+  const mine = (get: (x: EngineRow) => number) => med(rows.map((x) => x.simd), get), web = (get: (x: EngineRow) => number) => med(rows.map((x) => x.web), get);
+  const row = (label: string, llama: ((x: LlamaRow) => number) | null, get: (x: EngineRow) => number, lowerIsBetter = false) => {
+    const a = llama ? theirs(llama) : NaN, b = mine(get), c = web(get), ratio = (x: number, y: number) => f(lowerIsBetter ? y / x : x / y, 2) + "×";
+    return `| ${label} | ${llama ? f(a) : "–"} | ${f(b)} | ${llama ? ratio(b, a) : "–"} | ${f(c)} | ${ratio(b, c)} |`;
+  };
+  const heap = (pick: (x: ReturnType<typeof graphRows>) => EngineRow & { wasm_heap_mb?: number }) => f(Math.max(...rows.map((x) => pick(x).wasm_heap_mb ?? NaN)), 0);
+  lines.push(
+    "",
+    `${name}, our exporter's int8 graph (7-bit weights, a scale per row, as the shipped model; random weights of its own, scripts/tinylm/shape_folder.py): ` +
+      "our kernels and onnxruntime-web (1 thread) on that same graph, in the same rounds as llama.cpp's Q8_0 above. Ratios > 1: ours faster.",
+    "",
+    "| row | llama.cpp Q8_0 | ours, int8 graph | ours ÷ llama.cpp | onnxruntime-web, same graph | ours ÷ onnxruntime-web |",
+    "|---|---:|---:|---:|---:|---:|",
+    row("prefill 128 tokens (ms)", (x) => x.pp128_ms, (x) => x.prefill_ms["128"], true),
+    row("decode tok/s @128", (x) => x.tg128_tok_s, (x) => x.decode_tok_s["128"]),
+    row("decode tok/s @512", null, (x) => x.decode_tok_s["512"]),
+    row("8 streams, tok/s @128", (x) => x.batch8_tok_s, (x) => x.decode_batch8_tok_s),
+    `| WASM heap (MiB) | | ${heap((x) => x.simd)} | | ${heap((x) => x.web)} | |`,
+  );
+}
 for (const [name, rows] of shippedRounds) {
   const q8 = llamaRounds.get(`${name}/Q8_0`)!, theirs = (get: (x: LlamaRow) => number) => med(q8, get), mine = (get: (x: ReturnType<typeof shipped>) => number) => med(rows, get);
   lines.push(
@@ -189,6 +232,6 @@ for (const [name, rows] of shippedRounds) {
 }
 lines.push("", `Wall time of this run: ${((performance.now() - t0) / 60000).toFixed(1)} min.`, "");
 mkdirSync(join(import.meta.dirname, "results"), { recursive: true });
-const rounds = Object.fromEntries(files.map(({ shape }) => [shape.name, { ...Object.fromEntries(QUANTS.map((q) => [q, { llama_cpp: llamaRounds.get(`${shape.name}/${q}`), ours: ourRounds.get(`${shape.name}/${q}`) }])), shipped: shippedRounds.get(shape.name) ?? null }]));
+const rounds = Object.fromEntries(files.map(({ shape }) => [shape.name, { ...Object.fromEntries(QUANTS.map((q) => [q, { llama_cpp: llamaRounds.get(`${shape.name}/${q}`), ours: ourRounds.get(`${shape.name}/${q}`) }])), shipped: shippedRounds.get(shape.name) ?? null, int8_graph: graphRounds.get(shape.name) ?? null }]));
 writeFileSync(join(import.meta.dirname, "results/llamacpp.json"), JSON.stringify({ machine: info, rounds: ROUNDS, runs: RUNS, shapes: rounds }, null, 2) + "\n");
 console.log(lines.join("\n"));

@@ -3,6 +3,7 @@
 // graph, dequantized to F32), and random F16 weights in the shapes of SmolLM2-135M and
 // Qwen2.5-0.5B (speed depends on shape only). Written once under build/bench-models/, reused while
 // the shape (and, for the shipped model, its graph) is unchanged.
+import { execFileSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -154,6 +155,24 @@ export function benchModel(s: BenchShape, root = BENCH_MODELS): { dir: string; f
   renameSync(`${file}.tmp`, file);
   writeFileSync(stampFile, current);
   return { dir, file, wrote: true };
+}
+
+/**
+ * build/bench-models/<shape>-graph: our exporter's int8 graph (7-bit weights, a scale per row) with
+ * random weights of its own at a llama shape, for onnxruntime-web and our kernels on the same
+ * weights (scripts/tinylm/shape_folder.py, Debian's python3-torch and python3-onnx), written unless
+ * current. Not for qwen2 shapes: the exporter's graph has no q/k/v biases.
+ */
+export function graphFolder(s: BenchShape, root = BENCH_MODELS): string {
+  if (s.arch !== "llama" || s.from) throw new Error(`${s.name}: graph folders are for random-weight llama shapes`);
+  const dir = join(root, `${s.name}-graph`), stampFile = join(dir, ".stamp");
+  const current = createHash("sha256").update(JSON.stringify(s)).update(readFileSync(join(import.meta.dirname, "../scripts/tinylm/shape_folder.py"))).digest("hex");
+  if (existsSync(stampFile) && readFileSync(stampFile, "utf8") === current) return dir;
+  execFileSync("/usr/bin/python3", ["-m", "scripts.tinylm.shape_folder", dir, "--layers", String(s.layers), "--dim", String(s.dim), "--heads", String(s.heads),
+    "--kv-heads", String(s.kvHeads), "--ffn", String(s.ffn), "--vocab", String(s.vocab), "--rope-theta", String(s.ropeTheta), "--max-len", "1024"],
+  { cwd: join(import.meta.dirname, ".."), stdio: ["ignore", "ignore", "pipe"] });
+  writeFileSync(stampFile, current);
+  return dir;
 }
 
 if (process.argv[1] === import.meta.filename) {

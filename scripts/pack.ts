@@ -1,4 +1,4 @@
-// npm run pack -- DIR [--onnx-file onnx/model_quantized.onnx] [--weight-bits 8|4]
+// npm run pack -- DIR [--onnx-file onnx/model_quantized.onnx] [--weight-bits 8|7|4]
 // Writes DIR/kernels.pack: the folder's checkpoint converted once into the weights our kernels run
 // (src/packed.ts), and lists it, with the files it was packed from, in DIR/manifest.json.
 import { readdirSync, readFileSync, renameSync, statSync, writeFileSync } from "node:fs";
@@ -8,7 +8,7 @@ import { PACK_FILE, buildPack } from "../src/packed.js";
 import { parseFlags, runMain } from "./tokenizer/cli.js";
 
 const USAGE = `
-usage: npm run pack -- DIR [--onnx-file FILE] [--weight-bits 8|4]
+usage: npm run pack -- DIR [--onnx-file FILE] [--weight-bits 8|7|4]
 Convert the model folder's checkpoint (our exporter's int8 graph, a standard ONNX graph whose weights
 the kernels lift, safetensors or GGUF) once into the weights our WASM kernels run, as
 DIR/${PACK_FILE}, and record its sha256 and its sources' in
@@ -16,7 +16,7 @@ DIR/manifest.json (created when missing). The server then loads the pack instead
 long as manifest.json lists the same sources; run it again after changing them.
   DIR               the model folder, or a .gguf file in it
   --onnx-file FILE  the graph the folder serves (default: onnx/model_quantized.onnx, as ONNX_FILE)
-  --weight-bits N   a safetensors / GGUF checkpoint's or a lifted graph's projections at 8 or 4 bits, as the server's WEIGHT_BITS (default 8)
+  --weight-bits N   a safetensors / GGUF checkpoint's or a lifted graph's projections at 8, 7 or 4 bits, as the server's WEIGHT_BITS (default 8)
 `;
 
 /** Writes through a temporary file and a rename, so a reader never sees half a file. */
@@ -29,7 +29,7 @@ runMain(async () => {
   const { flags, positional } = parseFlags(process.argv.slice(2), USAGE);
   if (!positional[0]) throw new Error(USAGE.trim());
   const weightBits = Number(flags.get("weight-bits") ?? 8);
-  if (weightBits !== 8 && weightBits !== 4) throw new Error(`--weight-bits must be 8 or 4, got "${flags.get("weight-bits")}"`);
+  if (weightBits !== 8 && weightBits !== 7 && weightBits !== 4) throw new Error(`--weight-bits must be 8, 7 or 4, got "${flags.get("weight-bits")}"`);
   const isFile = statSync(positional[0]).isFile();
   const dir = isFile ? dirname(positional[0]) : positional[0];
   const read = async (path: string) => new Uint8Array(readFileSync(join(dir, path)));

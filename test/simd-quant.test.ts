@@ -266,7 +266,8 @@ describe("WEIGHT_BITS", () => {
     const { settingsFrom } = await import("../src/hosts/config.js");
     expect(settingsFrom({}).weightBits).toBe(8);
     expect(settingsFrom({ WEIGHT_BITS: "4" }).weightBits).toBe(4);
-    for (const bad of ["2", "int4", "16"]) expect(() => settingsFrom({ WEIGHT_BITS: bad })).toThrow(`WEIGHT_BITS must be 8 or 4, got "${bad}"`);
+    expect(settingsFrom({ WEIGHT_BITS: "7" }).weightBits).toBe(7);
+    for (const bad of ["2", "int4", "16"]) expect(() => settingsFrom({ WEIGHT_BITS: bad })).toThrow(`WEIGHT_BITS must be 8, 7 or 4, got "${bad}"`);
   });
 });
 

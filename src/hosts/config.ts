@@ -32,7 +32,7 @@ export interface HostSettings {
   backend: BackendChoice;
   /** The WASM SIMD kernels' KV cache: f32 or int8 (KV_CACHE). */
   kvCache: KvCacheKind;
-  /** Bits per weight of a safetensors / GGUF checkpoint's projections on our kernels: 8 or 4 (WEIGHT_BITS). */
+  /** Bits per weight of a safetensors / GGUF checkpoint's matrices on our kernels: 8, 7 or 4 (WEIGHT_BITS). */
   weightBits: WeightBits;
   /** Positions per sequence the server admits, below the model's context (MAX_CONTEXT), or null: the model's. */
   maxContext: number | null;
@@ -83,7 +83,7 @@ export function settingsFrom(env: Record<string, string | undefined>, defaults: 
   const kvCache = (env.KV_CACHE || DEFAULT_KV_CACHE) as KvCacheKind;
   if (!["f32", "int8"].includes(kvCache)) throw new Error(`KV_CACHE must be f32 or int8, got "${env.KV_CACHE}"`);
   const weightBits = Number(env.WEIGHT_BITS || 8) as WeightBits;
-  if (weightBits !== 8 && weightBits !== 4) throw new Error(`WEIGHT_BITS must be 8 or 4, got "${env.WEIGHT_BITS}"`);
+  if (weightBits !== 8 && weightBits !== 7 && weightBits !== 4) throw new Error(`WEIGHT_BITS must be 8, 7 or 4, got "${env.WEIGHT_BITS}"`);
   return {
     app: {
       apiKeys: apiKeysFrom(env, defaults.readText),

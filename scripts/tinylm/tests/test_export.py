@@ -153,3 +153,16 @@ def test_relayout_leaves_a_folder_it_did_not_write_alone(tmp_path):
     with pytest.raises(InteropError, match="not a folder our exporter wrote"):
         relayout(folder)
     assert (folder / "README.md").read_text() == "their words" and "transformers.js_config" not in (folder / "config.json").read_text()
+
+
+def test_shape_folder_writes_the_int8_graph_at_a_shape_with_its_config(tmp_path):
+    out = tmp_path / "shape"
+    r = subprocess.run([sys.executable, "-m", "scripts.tinylm.shape_folder", str(out), "--layers", "2", "--dim", "64", "--heads", "4",
+                        "--kv-heads", "2", "--ffn", "96", "--vocab", "300", "--rope-theta", "100000"], cwd=ROOT, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert sorted(p.name for p in (out / "onnx").iterdir()) == ["model_quantized.onnx", "model_quantized.tinylm.onnx"]
+    config = json.loads((out / "config.json").read_text())
+    assert (config["num_hidden_layers"], config["hidden_size"], config["vocab_size"], config["rope_theta"]) == (2, 64, 300, 100000.0)
+    graph = onnx.load(str(out / "onnx" / "model_quantized.onnx"))
+    assert any(n.op_type == "DynamicQuantizeMatMul" for n in graph.graph.node)  # int8 weights, as the shipped graph
+    assert not (tmp_path / "shape.tmp").exists()

@@ -146,11 +146,14 @@ export function llamaWeights(graph: OnnxGraph, configJson: Record<string, unknow
 
 /**
  * Bits per weight of the kernels' matrices made from a checkpoint: 8 (F32/F16/BF16 → q8 rows, a
- * scale each; GGUF Q8_0 and Q4_0 blocks kept as they are) or 4 (every projection → q4_32 blocks:
- * F-types quantized, Q8_0 requantized, Q4_0 kept). The embedding table (the tied LM head) stays 8-bit
- * in both unless the file holds it in Q4_0: a 4-bit head costs the most accuracy per byte saved.
+ * scale each; GGUF Q8_0 and Q4_0 blocks kept as they are), 7 (every matrix, the embedding too → q7
+ * rows, a scale each: F-types and Q8_0 quantized, Q4_0 kept; relaxed SIMD's fastest kind, its 7-bit
+ * operand taken as stored, and no per-block scaling: the speed of our own exporter's graphs, for
+ * about twice 8-bit rows' rounding error) or 4 (every projection → q4_32 blocks: F-types quantized,
+ * Q8_0 requantized, Q4_0 kept). The embedding table (the tied LM head) stays 8-bit at 8 and 4 unless
+ * the file holds it in Q4_0: a 4-bit head costs the most accuracy per byte saved.
  */
-export type WeightBits = 8 | 4;
+export type WeightBits = 8 | 7 | 4;
 
 /**
  * A tensor in the kernels' layout at `bits`; `rowScale` multiplies every scale (q's 1/√head_dim).
@@ -164,7 +167,8 @@ function kernelMatrix(t: TensorData, bits: WeightBits, rowScale = 1): QuantMatri
   if (blocksFit && ((t.dtype === "Q8_0" && bits === 8) || t.dtype === "Q4_0")) {
     m = repackGgufBlocks(t.bytes, rows, cols, t.dtype, sourceRow(t));
   } else {
-    m = quantizeRows(rows, cols, bits === 4 && blocksFit ? "q4_32" : "q8", decode);
+    // q7 rows need columns a multiple of 8 (kernels/simd.h); any other width stays 8-bit rows.
+    m = quantizeRows(rows, cols, bits === 4 && blocksFit ? "q4_32" : bits === 7 && cols % 8 === 0 ? "q7" : "q8", decode);
   }
   if (rowScale !== 1) m.scale.forEach((v, i) => (m.scale[i] = v * rowScale));
   return m;
@@ -238,8 +242,8 @@ export function kernelWeights(d: WeightDescription, bits: WeightBits = 8): Llama
   return {
     config: { dim: a.dim, layers: a.layers, heads: a.heads, kvHeads: a.kvHeads, headDim: a.headDim, ffn: a.ffn, vocab: a.vocab, maxLength: a.maxLength, eps: a.eps, slidingWindow: a.slidingWindow ?? 0 },
     // The table (and a tied head) stays 8-bit at bits = 4 unless the file holds it in Q4_0 (WeightBits).
-    embedding: kernelMatrix(t("model.embed_tokens.weight"), 8),
-    lmHead: a.tiedHead ? null : kernelMatrix(t("lm_head.weight"), 8),
+    embedding: kernelMatrix(t("model.embed_tokens.weight"), bits === 7 ? 7 : 8),
+    lmHead: a.tiedHead ? null : kernelMatrix(t("lm_head.weight"), bits === 7 ? 7 : 8),
     finalNorm: decodeVector(t("model.norm.weight")),
     ropeCos: rope.cos,
     ropeSin: rope.sin,
