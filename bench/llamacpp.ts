@@ -93,26 +93,27 @@ function llamaCpp(file: string, long: number): LlamaRow {
 
 const BITS: Record<Quant, string> = { Q8_0: "8", Q4_0: "4" };
 
-function ours(file: string, long: number, quant: Quant): GgufRow & { v8: string; kernels: string } {
-  // One process per run, as run.ts does: a fresh heap, and the same V8 flags as the Node host.
-  const out = execFileSync(process.execPath, ["--import", "tsx", join(import.meta.dirname, "engine-cli.ts"), "gguf", file, String(RUNS), String(long), BITS[quant]],
-    { encoding: "utf8", maxBuffer: 2 ** 26, stdio: ["ignore", "pipe", "pipe"] });
+/** A bench script of ours in a process of its own (a fresh heap, and the same V8 flags as the Node host, as run.ts does): its last line, JSON. */
+function child<T>(script: string, args: string[]): T {
+  const out = execFileSync(process.execPath, ["--import", "tsx", join(import.meta.dirname, script), ...args], { encoding: "utf8", maxBuffer: 2 ** 26, stdio: ["ignore", "pipe", "pipe"] });
   return JSON.parse(out.trim().split("\n").at(-1)!);
+}
+
+function ours(file: string, long: number, quant: Quant): GgufRow & { v8: string; kernels: string } {
+  return child("engine-cli.ts", ["gguf", file, String(RUNS), String(long), BITS[quant]]);
 }
 
 /** The shipped folder as `npm start` serves it (our exporter's int8 graph, 7-bit weights): the engine alone, then one stream through HTTP. */
 function shipped(dir: string): { engine_decode_tok_s: number; engine_after_prompt_tok_s: number; engine_prefill_ms: number; engine_batch8_tok_s: number; served_decode_tok_s: number; served_ttft_ms: number } {
-  const cli = (args: string[]) => JSON.parse(execFileSync(process.execPath, ["--import", "tsx", ...args], { encoding: "utf8", maxBuffer: 2 ** 26, stdio: ["ignore", "pipe", "pipe"] }).trim().split("\n").at(-1)!);
-  const engine = cli([join(import.meta.dirname, "engine-cli.ts"), "simd", dir, "onnx/model_quantized.onnx", "1", String(RUNS)]);
-  const served = cli([join(import.meta.dirname, "served.ts"), "--model", dir, "--runs", String(RUNS), "--tokens", "128"]);
-  return { engine_decode_tok_s: engine.decode_tok_s["128"], engine_after_prompt_tok_s: engine.decode_after_prompt_tok_s, engine_prefill_ms: engine.prefill_ms["128"], engine_batch8_tok_s: engine.decode_batch8_tok_s, served_decode_tok_s: served.decode_tok_s, served_ttft_ms: served.ttft_ms };
+  const engine = child<EngineRow>("engine-cli.ts", ["simd", dir, "onnx/model_quantized.onnx", "1", String(RUNS)]);
+  const served = child<{ decode_tok_s: number; ttft_ms: number }>("served.ts", ["--model", dir, "--runs", String(RUNS), "--tokens", "128"]);
+  return { engine_decode_tok_s: engine.decode_tok_s["128"], engine_after_prompt_tok_s: engine.decode_after_prompt_tok_s ?? NaN, engine_prefill_ms: engine.prefill_ms["128"], engine_batch8_tok_s: engine.decode_batch8_tok_s, served_decode_tok_s: served.decode_tok_s, served_ttft_ms: served.ttft_ms };
 }
 
 /** Our exporter's int8 graph at the shape (random weights of its own): our kernels and onnxruntime-web on those same weights. */
-function graphRows(dir: string): { simd: EngineRow; web: EngineRow } {
-  const cli = (engine: string) => JSON.parse(execFileSync(process.execPath, ["--import", "tsx", join(import.meta.dirname, "engine-cli.ts"), engine, dir, "onnx/model_quantized.onnx", "1", String(RUNS)],
-    { encoding: "utf8", maxBuffer: 2 ** 26, stdio: ["ignore", "pipe", "pipe"] }).trim().split("\n").at(-1)!) as EngineRow;
-  return { simd: cli("simd"), web: cli("web") };
+function graphRows(dir: string) {
+  const row = (engine: string) => child<EngineRow & { wasm_heap_mb: number | null }>("engine-cli.ts", [engine, dir, "onnx/model_quantized.onnx", "1", String(RUNS)]);
+  return { simd: row("simd"), web: row("web") };
 }
 
 const t0 = performance.now();
@@ -199,7 +200,7 @@ for (const [name, rows] of graphRounds) {
     const a = llama ? theirs(llama) : NaN, b = mine(get), c = web(get), ratio = (x: number, y: number) => f(lowerIsBetter ? y / x : x / y, 2) + "×";
     return `| ${label} | ${llama ? f(a) : "–"} | ${f(b)} | ${llama ? ratio(b, a) : "–"} | ${f(c)} | ${ratio(b, c)} |`;
   };
-  const heap = (pick: (x: ReturnType<typeof graphRows>) => EngineRow & { wasm_heap_mb?: number }) => f(Math.max(...rows.map((x) => pick(x).wasm_heap_mb ?? NaN)), 0);
+  const heap = (pick: (x: ReturnType<typeof graphRows>) => { wasm_heap_mb: number | null }) => f(Math.max(...rows.map((x) => pick(x).wasm_heap_mb ?? NaN)), 0);
   lines.push(
     "",
     `${name}, our exporter's int8 graph (7-bit weights, a scale per row, as the shipped model; random weights of its own, scripts/tinylm/shape_folder.py): ` +

@@ -13,7 +13,7 @@ import { readOnnx } from "../src/engine/simd/onnx-reader.js";
 import type { Decoder } from "../src/engine/decoder.js";
 import { loadModel } from "../src/model.js";
 import { nodeOrt } from "../src/node-runtime.js";
-import { meanKl as klToReference } from "./helpers/kl.js";
+import { klBetween, meanKl as klToReference } from "./helpers/kl.js";
 import { FIXTURE_DIR, fixture, KERNELS_WASM, parity, RELAXED_WASM, simdDecoder as fixtureDecoder, webDecoder } from "./helpers/fixture.js";
 
 const V = fixture.shape.vocabSize;
@@ -170,20 +170,6 @@ describe("the shipped model", () => {
     expect(Math.max(...kls)).toBeLessThan(2e-3);
   });
 });
-
-/** KL(softmax(a) ‖ softmax(b)) of two rows of logits. */
-function klBetween(a: Float32Array, b: Float32Array): number {
-  const logSoftmax = (l: Float32Array) => {
-    let max = -Infinity, z = 0;
-    for (const x of l) max = Math.max(max, x);
-    for (const x of l) z += Math.exp(x - max);
-    return Float64Array.from(l, (x) => x - max - Math.log(z));
-  };
-  const p = logSoftmax(a), q = logSoftmax(b);
-  let kl = 0;
-  for (let i = 0; i < p.length; i++) kl += Math.exp(p[i]) * (p[i] - q[i]);
-  return kl;
-}
 
 describe("backend choice at load", () => {
   const read = (mutate?: (path: string, bytes: Uint8Array) => Uint8Array) => async (path: string) => {

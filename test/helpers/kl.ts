@@ -10,6 +10,14 @@ function logSoftmax(l: Float32Array): Float64Array {
   return Float64Array.from(l, (x) => x - max - Math.log(z));
 }
 
+/** KL(softmax(a) ‖ softmax(b)) of two rows of logits. */
+export function klBetween(a: Float32Array, b: Float32Array): number {
+  const p = logSoftmax(a), q = logSoftmax(b);
+  let kl = 0;
+  for (let i = 0; i < p.length; i++) kl += Math.exp(p[i]) * (p[i] - q[i]);
+  return kl;
+}
+
 /** Mean KL(reference ‖ model) over the reference rows of the parity cases (prefill and decode steps). */
 export async function meanKl(dec: Decoder, folder: ModelFolder): Promise<number> {
   const V = folder.shape.vocabSize;
@@ -19,8 +27,7 @@ export async function meanKl(dec: Decoder, folder: ModelFolder): Promise<number>
     const cache = dec.newCache();
     for (const s of c.steps) {
       const [{ logits }] = await dec.step([{ cache, tokens: s.input }]);
-      const p = logSoftmax(folder.referenceRow(s.row)), q = logSoftmax(logits.subarray(logits.length - V));
-      for (let i = 0; i < V; i++) total += Math.exp(p[i]) * (p[i] - q[i]);
+      total += klBetween(folder.referenceRow(s.row), logits.subarray(logits.length - V));
       rows++;
     }
   }
