@@ -1,6 +1,6 @@
 // One engine benchmark row per process (onnxruntime-web fixes its thread count at initialisation):
 //   tsx bench/engine-cli.ts simd|web|native <model-dir> <onnx-file> <threads> <runs>
-//   tsx bench/engine-cli.ts profile <model-dir> <onnx-file> <context> <steps>   (our kernels' per-stage split)
+//   tsx bench/engine-cli.ts profile <model-dir> <onnx-file> <context> <steps> [f32|int8]   (our kernels' per-stage split, KV cache)
 //   tsx bench/engine-cli.ts constrained <model-dir> <runs>   (JSON mode's cost per token)
 //   tsx bench/engine-cli.ts matmul <runs>      (the wasm build's fp32 MatMul GFLOP/s, for the roofline)
 //   tsx bench/engine-cli.ts gguf <file.gguf> <runs> <long-context> <8|7|4>   (our kernels at the llama.cpp side-by-side's rows, WEIGHT_BITS)
@@ -13,8 +13,9 @@ trackWasmMemories();
 if (process.argv[2] === "constrained") {
   console.log(JSON.stringify(await constrainedCost(process.argv[3], Number(process.argv[4]))));
 } else if (process.argv[2] === "profile") {
-  const [modelDir, file, context, steps] = process.argv.slice(3);
-  console.log(JSON.stringify(await profileSimd(modelDir, file, Number(context), Number(steps))));
+  const [modelDir, file, context, steps, kv = "f32"] = process.argv.slice(3);
+  if (kv !== "f32" && kv !== "int8") throw new Error(`KV cache must be f32 or int8, not ${kv}`);
+  console.log(JSON.stringify(await profileSimd(modelDir, file, Number(context), Number(steps), kv)));
 } else if (process.argv[2] === "gguf") {
   const [file, runs, longContext, bits] = process.argv.slice(3);
   if (bits !== "8" && bits !== "7" && bits !== "4") throw new Error(`weight bits must be 8, 7 or 4, not ${bits}`);

@@ -70,7 +70,7 @@ export function machineInfo() {
   return { cpu: model, simd, cores: cpus().length, memory_gb: Math.round(totalmem() / 2 ** 30), ...runtimeInfo(), date: new Date().toISOString() };
 }
 
-async function decoderFor(engine: EngineName, modelDir: string, file: string, threads: number): Promise<Decoder> {
+export async function decoderFor(engine: EngineName, modelDir: string, file: string, threads: number): Promise<Decoder> {
   const config = JSON.parse(readFileSync(join(modelDir, "config.json"), "utf8"));
   const shape = modelShapeFromConfig(config);
   if (engine === "simd" || engine === "simd128" || engine === "simd-kv8") {
@@ -165,7 +165,7 @@ export interface GgufRow {
 }
 
 /** Decode tok/s of `batch` copies of a prefilled cache, `steps` tokens each (the prefill is done once, outside the timing). */
-async function decodeFrom(dec: Decoder, base: SequenceCache, steps: number, batch = 1): Promise<number> {
+export async function decodeFrom(dec: Decoder, base: SequenceCache, steps: number, batch = 1): Promise<number> {
   const caches = Array.from({ length: batch }, () => base.prefix(base.length));
   let next = caches.map((_, b) => 1000 + b);
   const t = performance.now();
@@ -211,16 +211,17 @@ const STAGES = ["embed", "rmsnorm", "qkv matmul", "rope + kv store", "attention"
 
 /**
  * Where a decode step's time goes in our kernels: a build with per-stage timers (build.sh --profile,
- * needs clang), `steps` decode steps at context `context`, milliseconds per token per stage.
+ * needs clang), `steps` decode steps at context `context` with the given KV cache, milliseconds per
+ * token per stage.
  */
-export async function profileSimd(modelDir: string, file: string, context: number, steps: number): Promise<Record<string, number>> {
+export async function profileSimd(modelDir: string, file: string, context: number, steps: number, kvCache: "f32" | "int8" = "f32"): Promise<Record<string, number>> {
   const out = join(mkdtempSync(join(tmpdir(), "kernels-")), "kernels-profile.wasm");
   execFileSync("bash", [join(import.meta.dirname, "../src/engine/simd/kernels/build.sh"), "--profile", out]);
   nodeOrt(1);
   const config = JSON.parse(readFileSync(join(modelDir, "config.json"), "utf8"));
   const relaxed = await compileRelaxed(async () => readFileSync(RELAXED_WASM));
   const dec = await SimdDecoder.create(await WebAssembly.compile(readFileSync(out)), llamaWeights(readOnnx(readFileSync(join(modelDir, file))), config),
-    relaxed, { now: () => performance.now() });
+    relaxed, { now: () => performance.now() }, kvCache);
   await dec.warmUp();
   const profileSlots = dec.instance.exports.profile_slots as () => number;
   const cache = dec.newCache();

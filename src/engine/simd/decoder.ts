@@ -27,8 +27,9 @@ const HEAD_ROWS = 16;
 
 /**
  * The KV cache's element type. f32: keys and values as computed. int8: each position's key and value
- * of each KV head quantized with an f32 scale per 32 dimensions (72 instead of 256 bytes per 64-wide
- * head); the scores are integer dot products with the query quantized per head (kernels/attention.c).
+ * of each KV head quantized with an f32 scale per 32 dimensions (76 instead of 256 bytes per 64-wide
+ * head, the keys' block sums included); scores and weighted values are integer dot products
+ * (kernels/attention.c).
  */
 export type KvCacheKind = "f32" | "int8";
 export const DEFAULT_KV_CACHE: KvCacheKind = "f32";
@@ -45,7 +46,7 @@ interface Kernels {
 async function instantiate(module: WebAssembly.Module, relaxed: WebAssembly.Module | null, env: Record<string, unknown> = {}) {
   const memory = new WebAssembly.Memory({ initial: 2 });
   const imports: Record<string, unknown> = {};
-  const relaxedKernels = ["gemm", "gemm_s8", "gemm_q8b", "gemm_q4b", "scores", "values"];
+  const relaxedKernels = ["gemm", "gemm_s8", "gemm_q8b", "gemm_q4b", "scores", "values", "scores_i8", "values_i8"];
   if (relaxed) {
     const { exports } = await WebAssembly.instantiate(relaxed, { env: { memory } });
     for (const name of relaxedKernels) imports[`relaxed_${name}`] = exports[name];
@@ -183,6 +184,7 @@ export class SimdDecoder implements Decoder<PagedKvCache> {
     });
     const width = (c.heads + 2 * c.kvHeads) * c.headDim;
     const widest = Math.max(c.dim, c.ffn, c.heads * c.headDim);
+    const blocks = c.headDim % 32 ? 1 : c.headDim / 32;  // the int8 KV cache's scales per head (kernels/attention.c)
     const scratch = (floatsPerRow: number) => heap.alloc(MAX_ROWS * floatsPerRow * 4);
     const embedding = matrix("embedding", weights.embedding);
     const lmHead = weights.lmHead
@@ -193,7 +195,7 @@ export class SimdDecoder implements Decoder<PagedKvCache> {
       max_rows: MAX_ROWS, page_size: PAGE, eps: c.eps, ...embedding, ...lmHead,
       final_norm: floats(weights.finalNorm), rope_cos: floats(weights.ropeCos), rope_sin: floats(weights.ropeSin), layers,
       x: scratch(c.dim), h: scratch(c.dim), qkv: scratch(width), att: scratch(widest), gu: scratch(2 * c.ffn),
-      scores: heap.alloc((c.heads / c.kvHeads + 1) * (c.maxLength + 2) * 4), xq: heap.alloc(MAX_ROWS * widest * 2), xq_scale: scratch(1),
+      scores: heap.alloc((c.heads / c.kvHeads) * (c.maxLength + 4) * 4 + Math.max(4, 2 * blocks) * (c.maxLength + 4)), xq: heap.alloc(MAX_ROWS * widest * 2), xq_scale: scratch(1),
       relaxed: variant === "relaxed-simd" ? 1 : 0, xq_sum: scratch(1), sliding_window: c.slidingWindow,
       xq_bsum: heap.alloc(MAX_ROWS * Math.ceil(widest / 32) * 4), kv_int8: kvCache === "int8" ? 1 : 0,
     });
@@ -209,8 +211,10 @@ export class SimdDecoder implements Decoder<PagedKvCache> {
       probs: heap.alloc(HEAD_ROWS * c.vocab * 4),
     };
     // A page: [layer][key | value][kv_head][PAGE][head_dim] f32, or int8 followed by the scales
-    // [layer][key | value][kv_head][head_dim / 32 blocks, or 1][PAGE] f32 (kernels/attention.c).
-    const perPosition = kvCache === "int8" ? c.headDim + 4 * (c.headDim % 32 ? 1 : c.headDim / 32) : c.headDim * 4;
+    // [layer][key | value][kv_head][head_dim / 32 blocks, or 1][PAGE] f32 and the keys' offsets
+    // [layer][kv_head][blocks][PAGE] f32 (kernels/attention.c): per (layer, key | value, KV head)
+    // and position, head_dim + 4 · blocks + 2 · blocks bytes.
+    const perPosition = kvCache === "int8" ? c.headDim + 6 * blocks : c.headDim * 4;
     this.pool = new PagePool(heap, c.layers * 2 * c.kvHeads * PAGE * perPosition);
   }
 

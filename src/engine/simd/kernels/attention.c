@@ -1,21 +1,31 @@
 // Grouped-query attention over a paged KV cache.
-// A sequence's cache is a list of pages of page_size positions; a page holds every layer. The query
-// heads of a group (h = g·G + j) share KV head g, so each key and value vector is read once per group
-// pass. Two element types (Model.kv_int8):
+// A sequence's cache is a list of pages of page_size positions (a multiple of 4); a page holds every
+// layer. The query heads of a group (h = g·G + j) share KV head g, so each key and value vector is
+// read once per group pass. Two element types (Model.kv_int8):
 //  f32:  [layer][key | value][kv_head][page_size][head_dim] f32; scores and weighted values in f32.
-//  int8: [layer][key | value][kv_head][page_size][head_dim] int8, then the scales
-//        [layer][key | value][kv_head][block][page_size] f32: each block of KV_BLOCK dimensions (the
-//        whole head when head_dim is not a multiple of it) of a position's key (value) is
-//        round(k / s) with s = max|k| / 127. Scores are integer dot products of the keys with the
-//        query quantized to int16 per head, scaled per block; the values are summed in integers too,
-//        with the weights p[t] · s_v[t] of each block quantized to int16 (softmax weights are in
-//        [0, 1]: the largest keeps 15 bits, small ones their absolute precision).
+//  int8: [layer][key | value][kv_head][page_size · head_dim] int8: keys [position][head_dim], values
+//        in groups of four positions [position / 4][head_dim][4] (one 16-byte load holds 4
+//        dimensions of 4 positions, what both dot-product instructions below take); then the scales
+//        [layer][key | value][kv_head][block][page_size] f32, and the keys' offsets 64 · s · Σ k
+//        [layer][kv_head][block][page_size] f32. Each block of KV_BLOCK dimensions (the whole head
+//        when head_dim is not a multiple of it) of a position's key (value) is round(k / s) with
+//        s = max|k| / 127. Scores are integer dot products of the int8 keys with the query, scaled
+//        per block; the values are summed in integers too, with the weights p[t] · s_v[t] of each
+//        block quantized (softmax weights are in [0, 1]: the largest keeps 14–15 bits, small ones
+//        their absolute precision).
+//        Plain SIMD128: the query as int16, i32x4.dot_i16x8_s on widened keys and values (15-bit
+//        weights). Relaxed SIMD (relaxed.wat): the query as 7 bits + 64 per block (the unsigned
+//        operand; the keys' offsets take the 64 back out), the weights as two 7-bit halves of 14 bits,
+//        16 multiply-adds per i32x4.relaxed_dot_i8x16_i7x16_add_s.
 #include "simd.h"
 
 // relaxed.wasm's f32 attention loops (fused multiply-adds); only called when m->relaxed.
 #define RELAXED(name) __attribute__((import_module("env"), import_name(name)))
 RELAXED("relaxed_scores") void relaxed_scores(float *out, int n, const float *q, int G, const float *k, int keys, int hd);
 RELAXED("relaxed_values") void relaxed_values(float *o, const float *p, const float *v, int count, int hd);
+RELAXED("relaxed_scores_i8") void relaxed_scores_i8(float *out, int n, const uint8_t *q, const float *qs, int G, const int8_t *k, int keys, int hd, int B,
+                                                    const float *sk, const float *off, int P);
+RELAXED("relaxed_values_i8") void relaxed_values_i8(int32_t *acc, const uint8_t *hi, const uint8_t *lo, const int8_t *v, int count, int hd, int len);
 
 static inline float *kv_at(const Model *m, const Row *row, int pos, int layer, int value, int kv_head) {
   const int P = m->page_size;
@@ -30,10 +40,18 @@ static inline int kv_block(const Model *m) {
   return m->head_dim % KV_BLOCK ? m->head_dim : KV_BLOCK;
 }
 
-static inline int8_t *kv8_at(const Model *m, const Row *row, int pos, int layer, int value, int kv_head) {
+// Position pos's int8 key.
+static inline int8_t *k8_at(const Model *m, const Row *row, int pos, int layer, int kv_head) {
   const int P = m->page_size;
   int8_t *page = (int8_t *)row->pages[pos / P];
-  return page + ((((layer * 2 + value) * m->n_kv_heads + kv_head) * P) + pos % P) * m->head_dim;
+  return page + ((((layer * 2) * m->n_kv_heads + kv_head) * P) + pos % P) * m->head_dim;
+}
+
+// The group of four positions holding pos's value: dimension d of position pos is byte 4·d + pos % 4.
+static inline int8_t *v8_group(const Model *m, const Row *row, int pos, int layer, int kv_head) {
+  const int P = m->page_size;
+  int8_t *page = (int8_t *)row->pages[pos / P];
+  return page + ((((layer * 2 + 1) * m->n_kv_heads + kv_head) * P) + (pos % P & ~3)) * m->head_dim;
 }
 
 // The scale of block b at pos; the scales of consecutive positions are consecutive.
@@ -42,6 +60,14 @@ static inline float *kv8_scale_at(const Model *m, const Row *row, int pos, int l
   int8_t *page = (int8_t *)row->pages[pos / P];
   float *scales = (float *)(page + m->n_layers * 2 * m->n_kv_heads * P * m->head_dim);
   return scales + (((layer * 2 + value) * m->n_kv_heads + kv_head) * nb + b) * P + pos % P;
+}
+
+// 64 · s_k · Σ of block b of pos's int8 key: what the relaxed scores' query + 64 adds to the block's
+// score (before the query's scale); laid out as the scales.
+static inline float *k8_offset_at(const Model *m, const Row *row, int pos, int layer, int kv_head, int b) {
+  const int P = m->page_size, nb = m->head_dim / kv_block(m);
+  float *offsets = kv8_scale_at(m, row, pos - pos % P, 0, 0, 0, 0) + m->n_layers * 2 * m->n_kv_heads * nb * P;
+  return offsets + ((layer * m->n_kv_heads + kv_head) * nb + b) * P + pos % P;
 }
 
 // n values (a multiple of 8) to int8 with one scale; returns the scale.
@@ -69,6 +95,20 @@ static float quantize_i16(int16_t *q, const float *x, int n) {
   return scale;
 }
 
+// n values (a multiple of 16) to round(x / s) + 64 in 1..127 with s = max|x| / 63: relaxed SIMD's
+// unsigned 7-bit operand. Returns s.
+static float quantize_u7(uint8_t *q, const float *x, int n) {
+  const float amax = absmax(x, n), scale = amax > 0 ? amax / 63.0f : 1.0f;
+  const v128_t inv = wasm_f32x4_splat(1.0f / scale);
+  for (int i = 0; i < n; i += 16) {
+    v128_t r[4];
+    for (int u = 0; u < 4; u++) r[u] = wasm_i32x4_trunc_sat_f32x4(wasm_f32x4_nearest(wasm_f32x4_mul(wasm_v128_load(x + i + 4 * u), inv)));
+    v128_t v = wasm_i8x16_narrow_i16x8(wasm_i16x8_narrow_i32x4(r[0], r[1]), wasm_i16x8_narrow_i32x4(r[2], r[3]));
+    wasm_v128_store(q + i, wasm_i8x16_add(v, wasm_i8x16_splat(64)));
+  }
+  return scale;
+}
+
 // Copy each row's new key and value (qkv row: q heads, k heads, v heads) into its page.
 void kv_store(const Model *m, int layer, const Row *rows, int n_rows, const float *qkv) {
   const int hd = m->head_dim, KV = m->n_kv_heads, width = (m->n_heads + 2 * KV) * hd;
@@ -78,11 +118,17 @@ void kv_store(const Model *m, int layer, const Row *rows, int n_rows, const floa
     for (int g = 0; g < KV; g++) {
       if (m->kv_int8) {
         const int B = kv_block(m);
-        int8_t *kd = kv8_at(m, &rows[r], pos, layer, 0, g), *vd = kv8_at(m, &rows[r], pos, layer, 1, g);
+        int8_t *kd = k8_at(m, &rows[r], pos, layer, g), *vg = v8_group(m, &rows[r], pos, layer, g) + pos % 4;
+        int8_t vq[hd];
         for (int b = 0; b * B < hd; b++) {
-          *kv8_scale_at(m, &rows[r], pos, layer, 0, g, b) = quantize_i8(kd + b * B, k + g * hd + b * B, B);
-          *kv8_scale_at(m, &rows[r], pos, layer, 1, g, b) = quantize_i8(vd + b * B, v + g * hd + b * B, B);
+          const float sk = quantize_i8(kd + b * B, k + g * hd + b * B, B);
+          *kv8_scale_at(m, &rows[r], pos, layer, 0, g, b) = sk;
+          *kv8_scale_at(m, &rows[r], pos, layer, 1, g, b) = quantize_i8(vq + b * B, v + g * hd + b * B, B);
+          int sum = 0;
+          for (int i = b * B; i < (b + 1) * B; i++) sum += kd[i];
+          *k8_offset_at(m, &rows[r], pos, layer, g, b) = 64.0f * sk * (float)sum;
         }
+        for (int i = 0; i < hd; i++) vg[4 * i] = vq[i];
         continue;
       }
       float *kd = kv_at(m, &rows[r], pos, layer, 0, g);
@@ -98,6 +144,12 @@ void kv_store(const Model *m, int layer, const Row *rows, int n_rows, const floa
 static inline float hsum(v128_t s) {
   s = wasm_f32x4_add(s, wasm_i32x4_shuffle(s, s, 2, 3, 0, 1));
   s = wasm_f32x4_add(s, wasm_i32x4_shuffle(s, s, 1, 0, 3, 2));
+  return wasm_f32x4_extract_lane(s, 0);
+}
+
+static inline float hmax(v128_t s) {
+  s = wasm_f32x4_pmax(s, wasm_i32x4_shuffle(s, s, 2, 3, 0, 1));
+  s = wasm_f32x4_pmax(s, wasm_i32x4_shuffle(s, s, 1, 0, 3, 2));
   return wasm_f32x4_extract_lane(s, 0);
 }
 
@@ -207,34 +259,53 @@ static void weighted_values(const Model *m, const Row *row, int layer, int g, in
   }
 }
 
-// The int8 cache's o_j = Σ_t p_j[t] · s_v[t] · v_t for J query heads at once (J = 1 or 2: each value
-// pair is loaded, interleaved and widened once for both), block by block: each head's weights
-// p[t]·s_v[t] of the block to int16 wq_j (scratch, n + 2 apart: a zero after an odd n), then two
-// positions at a time: their values interleaved byte by byte, widened, and one i32x4.dot_i16x8_s
-// against [wq_t, wq_t+1] gives 4 dimensions of both positions' terms. Pages hold an even number of
-// positions, so a pair never straddles two; with an odd n the last pair reads one position past it
-// with weight 0. The weights' scale keeps Σ wq · 127 below 2^31, so the i32 sums cannot overflow.
+// f such that round(w[t] · f) for one block's value weights w[t] = p[t] · s_v[t] (t < n) keeps
+// `bits` bits for the largest, capped so that Σ_t round(w[t] · f) · 127 stays below 2^31 (the i32
+// sums cannot overflow); 0 when every weight is 0.
+static float weight_factor(const Model *m, const Row *row, int layer, int g, int b, int n, const float *p, float top) {
+  const int P = m->page_size;
+  v128_t vmax = wasm_f32x4_splat(0), vsum = vmax;
+  float wmax = 0, wsum = 0;
+  for (int t0 = 0; t0 < n; t0 += P) {
+    const float *s = kv8_scale_at(m, row, t0, layer, 1, g, b);
+    const int end = t0 + P < n ? t0 + P : n;
+    int t = t0;
+    for (; t + 4 <= end; t += 4) {
+      const v128_t w = wasm_f32x4_mul(wasm_v128_load(p + t), wasm_v128_load(s + t - t0));
+      vmax = wasm_f32x4_pmax(vmax, w);
+      vsum = wasm_f32x4_add(vsum, w);
+    }
+    for (; t < end; t++) {
+      const float w = p[t] * s[t - t0];
+      wmax = w > wmax ? w : wmax;
+      wsum += w;
+    }
+  }
+  for (int i = 0; i < 4; i++) {
+    const float x = wasm_f32x4_extract_lane(vmax, 0);
+    wmax = x > wmax ? x : wmax;
+    wsum += wasm_f32x4_extract_lane(vsum, 0);
+    vmax = wasm_i32x4_shuffle(vmax, vmax, 1, 2, 3, 0), vsum = wasm_i32x4_shuffle(vsum, vsum, 1, 2, 3, 0);
+  }
+  const float f = wmax > 0 ? top / wmax : 0;
+  const float cap = wsum > 0 ? (16.5e6f - (float)n) / wsum : f;  // Σ wq ≤ f·Σw + n/2 stays < 2^31 / 127
+  return cap < f ? cap : f;
+}
+
+// The int8 cache's o_j = Σ_t p_j[t] · s_v[t] · v_t for J query heads at once (J = 1 or 2: each
+// loaded and widened value vector serves both), block by block: each head's weights p[t]·s_v[t] of
+// the block to int16 wq_j (scratch, n4 = n rounded up to 4 apart, zeros after n), then four
+// positions at a time: one 16-byte load holds 4 dimensions of the group's 4 positions; widened, and
+// against [wq_t..wq_t+3] twice, i32x4.dot_i16x8_s gives two positions' terms per lane, which the
+// end adds pairwise. A group past n reads positions of its page with weight 0.
 INLINE void weighted_values_i8(const Model *m, const Row *row, int layer, int g, int n, const float *p, int J, int16_t *wq, float *o) {
-  const int hd = m->head_dim, P = m->page_size, B = kv_block(m);
+  const int hd = m->head_dim, P = m->page_size, B = kv_block(m), n4 = (n + 3) & ~3;
   for (int b = 0; b * B < hd; b++) {
     float f[2];
     for (int j = 0; j < J; j++) {
       const float *pj = p + j * n;
-      int16_t *wj = wq + j * (n + 2);
-      float wmax = 0, wsum = 0;
-      for (int t0 = 0; t0 < n; t0 += P) {
-        const float *s = kv8_scale_at(m, row, t0, layer, 1, g, b);
-        const int end = t0 + P < n ? t0 + P : n;
-        for (int t = t0; t < end; t++) {
-          const float w = pj[t] * s[t - t0];
-          wmax = w > wmax ? w : wmax;
-          wsum += w;
-        }
-      }
-      float fj = wmax > 0 ? 32767.0f / wmax : 0;
-      const float cap = wsum > 0 ? (16.5e6f - (float)n) / wsum : fj;  // Σ wq ≤ f·Σw + n/2 stays < 2^31 / 127
-      fj = cap < fj ? cap : fj;
-      f[j] = fj;
+      int16_t *wj = wq + j * n4;
+      const float fj = f[j] = weight_factor(m, row, layer, g, b, n, pj, 32767.0f);
       const v128_t vf = wasm_f32x4_splat(fj);
       for (int t0 = 0; t0 < n; t0 += P) {
         const float *s = kv8_scale_at(m, row, t0, layer, 1, g, b);
@@ -247,37 +318,134 @@ INLINE void weighted_values_i8(const Model *m, const Row *row, int layer, int g,
         }
         for (; t < end; t++) wj[t] = (int16_t)__builtin_nearbyintf(pj[t] * s[t - t0] * fj);
       }
-      wj[n] = 0;
+      for (int t = n; t < n4; t++) wj[t] = 0;
     }
-    for (int i0 = b * B; i0 < (b + 1) * B; i0 += 16) {
+    for (int i0 = b * B; i0 < (b + 1) * B; i0 += 8) {  // head_dim % 8 == 0
       v128_t a[2][4];
       for (int j = 0; j < J; j++) for (int c = 0; c < 4; c++) a[j][c] = wasm_i32x4_splat(0);
-      const int wide = (b + 1) * B - i0 >= 16;  // else 8 dimensions (head_dim % 8 == 0)
-      for (int t0 = 0; t0 < n; t0 += P) {
-        const int8_t *v = kv8_at(m, row, t0, layer, 1, g) + i0;
-        const int end = t0 + P < n ? t0 + P : n;
-        for (int t = t0; t < end; t += 2, v += 2 * hd) {
-          v128_t x[4];
-          if (wide) {
-            v128_t l = wasm_v128_load(v), h = wasm_v128_load(v + hd);
-            v128_t lo = wasm_i8x16_shuffle(l, h, 0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
-            v128_t hi = wasm_i8x16_shuffle(l, h, 8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
-            x[0] = wasm_i16x8_extend_low_i8x16(lo), x[1] = wasm_i16x8_extend_high_i8x16(lo);
-            x[2] = wasm_i16x8_extend_low_i8x16(hi), x[3] = wasm_i16x8_extend_high_i8x16(hi);
-          } else {
-            v128_t lo = wasm_i8x16_shuffle(wasm_v128_load64_zero(v), wasm_v128_load64_zero(v + hd), 0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
-            x[0] = wasm_i16x8_extend_low_i8x16(lo), x[1] = wasm_i16x8_extend_high_i8x16(lo);
-          }
+      for (int t0 = 0; t0 < n4; t0 += P) {
+        const int8_t *v = v8_group(m, row, t0, layer, g) + 4 * i0;
+        const int count = t0 + P < n4 ? P : n4 - t0;
+        for (int t = t0; t < t0 + count; t += 4, v += 4 * hd) {
+          const v128_t x0 = wasm_v128_load(v), x1 = wasm_v128_load(v + 16);
+          const v128_t e[4] = {wasm_i16x8_extend_low_i8x16(x0), wasm_i16x8_extend_high_i8x16(x0),
+                               wasm_i16x8_extend_low_i8x16(x1), wasm_i16x8_extend_high_i8x16(x1)};
           for (int j = 0; j < J; j++) {
-            const int16_t *wj = wq + j * (n + 2);
-            const v128_t w = wasm_i32x4_splat((int32_t)(((uint32_t)(uint16_t)wj[t + 1] << 16) | (uint16_t)wj[t]));
-            for (int c = 0; c < (wide ? 4 : 2); c++) a[j][c] = wasm_i32x4_add(a[j][c], wasm_i32x4_dot_i16x8(x[c], w));
+            const v128_t w = wasm_v128_load64_splat(wq + j * n4 + t);
+            for (int c = 0; c < 4; c++) a[j][c] = wasm_i32x4_add(a[j][c], wasm_i32x4_dot_i16x8(e[c], w));
           }
         }
       }
       for (int j = 0; j < J; j++) {
         const v128_t vinv = wasm_f32x4_splat(f[j] > 0 ? 1.0f / f[j] : 0);
-        for (int c = 0; c < (wide ? 4 : 2); c++) wasm_v128_store(o + j * hd + i0 + 4 * c, wasm_f32x4_mul(wasm_f32x4_convert_i32x4(a[j][c]), vinv));
+        // a[c] = [d: t0+t1, d: t2+t3, d+1: t0+t1, d+1: t2+t3] for d = i0 + 2c: sum the pairs.
+        for (int c = 0; c < 4; c += 2) {
+          const v128_t sum = wasm_i32x4_add(wasm_i32x4_shuffle(a[j][c], a[j][c + 1], 0, 2, 4, 6), wasm_i32x4_shuffle(a[j][c], a[j][c + 1], 1, 3, 5, 7));
+          wasm_v128_store(o + j * hd + i0 + 2 * c, wasm_f32x4_mul(wasm_f32x4_convert_i32x4(sum), vinv));
+        }
+      }
+    }
+  }
+}
+
+// The same for one query head on relaxed SIMD, from its scores x (n floats), with the softmax folded
+// into the weights. One pass finds the largest score and each block's largest value scale smax; a
+// second computes e[t] = e^(x[t] − max) (≤ 1) and, per block, round(e[t] · s_v[t] · f) with
+// f = 16383 / smax as 14 bits split into two 7-bit bytes hi / lo (scratch w8: nb · 2 · n4 bytes):
+// the largest weight keeps 13–14 bits without a pass for its exact value, and past 1,000 positions
+// f shrinks so that Σ w · 127 stays below 2^31. relaxed.wat's values_i8 sums them page by page;
+// one scale 1 / (f · Σ e) per block applies the softmax's normalisation.
+static void weighted_values_i8_relaxed(const Model *m, const Row *row, int layer, int g, int n, const float *x, uint8_t *w8, float *o) {
+  const int hd = m->head_dim, P = m->page_size, B = kv_block(m), nb = hd / B, n4 = (n + 3) & ~3;
+  int32_t acc[B] __attribute__((aligned(16)));
+  float f[nb];
+  v128_t vmax = wasm_f32x4_splat(-__builtin_inff()), smax[nb], vf[nb];
+  for (int b = 0; b < nb; b++) smax[b] = wasm_f32x4_splat(0);
+  for (int t0 = 0; t0 < n; t0 += P) {
+    const int end = t0 + P < n ? t0 + P : n;
+    for (int b = 0; b < nb; b++) {
+      const float *s = kv8_scale_at(m, row, t0, layer, 1, g, b) - t0;
+      int t = t0;
+      for (; t + 4 <= end; t += 4) smax[b] = wasm_f32x4_pmax(smax[b], wasm_v128_load(s + t));
+      for (; t < end; t++) smax[b] = wasm_f32x4_pmax(smax[b], wasm_f32x4_splat(s[t]));
+    }
+  }
+  int t = 0;
+  for (; t + 4 <= n; t += 4) vmax = wasm_f32x4_pmax(vmax, wasm_v128_load(x + t));
+  for (; t < n; t++) vmax = wasm_f32x4_pmax(vmax, wasm_f32x4_splat(x[t]));
+  const float mx = hmax(vmax);
+  const float top = n <= 1000 ? 16383.0f : (16.5e6f - (float)n) / (float)n;  // Σ w ≤ top · n + n/2 < 2^31 / 127
+  for (int b = 0; b < nb; b++) {
+    const float sb = hmax(smax[b]);
+    f[b] = sb > 0 ? top / sb : 0;
+    vf[b] = wasm_f32x4_splat(f[b]);
+  }
+  const v128_t vmx = wasm_f32x4_splat(mx), low7 = wasm_i32x4_splat(127);
+  v128_t vesum = wasm_f32x4_splat(0);
+  float esum = 0;
+  for (int t0 = 0; t0 < n; t0 += P) {
+    const int end = t0 + P < n ? t0 + P : n;
+    const float *s = kv8_scale_at(m, row, t0, layer, 1, g, 0) - t0;  // block b of position t: s[b · P + t]
+    int t = t0;
+    for (; t + 4 <= end; t += 4) {
+      const v128_t e = exp_f32x4(wasm_f32x4_sub(wasm_v128_load(x + t), vmx));
+      vesum = wasm_f32x4_add(vesum, e);
+      for (int b = 0; b < nb; b++) {
+        const v128_t w = wasm_i32x4_trunc_sat_f32x4(wasm_f32x4_nearest(wasm_f32x4_mul(e, wasm_f32x4_mul(wasm_v128_load(s + b * P + t), vf[b]))));
+        const v128_t h = wasm_u32x4_shr(w, 7), l = wasm_v128_and(w, low7);
+        const v128_t h8 = wasm_u8x16_narrow_i16x8(wasm_u16x8_narrow_i32x4(h, h), wasm_u16x8_narrow_i32x4(h, h));
+        const v128_t l8 = wasm_u8x16_narrow_i16x8(wasm_u16x8_narrow_i32x4(l, l), wasm_u16x8_narrow_i32x4(l, l));
+        wasm_v128_store32_lane(w8 + 2 * b * n4 + t, h8, 0);
+        wasm_v128_store32_lane(w8 + (2 * b + 1) * n4 + t, l8, 0);
+      }
+    }
+    for (; t < end; t++) {
+      const float e = exp_f32(x[t] - mx);
+      esum += e;
+      for (int b = 0; b < nb; b++) {
+        const int w = (int)__builtin_nearbyintf(e * s[b * P + t] * f[b]);
+        w8[2 * b * n4 + t] = (uint8_t)(w >> 7), w8[(2 * b + 1) * n4 + t] = (uint8_t)(w & 127);
+      }
+    }
+  }
+  esum += hsum(vesum);
+  for (int b = 0; b < nb; b++) {
+    uint8_t *hi = w8 + 2 * b * n4, *lo = hi + n4;
+    for (int t = n; t < n4; t++) hi[t] = lo[t] = 0;
+    for (int i = 0; i < B; i += 4) wasm_v128_store(acc + i, wasm_i32x4_splat(0));
+    for (int t0 = 0; t0 < n4; t0 += P) {
+      const int count = t0 + P < n4 ? P : n4 - t0;
+      relaxed_values_i8(acc, hi + t0, lo + t0, v8_group(m, row, t0, layer, g) + 4 * b * B, count, hd, B);
+    }
+    const v128_t vinv = wasm_f32x4_splat(f[b] > 0 ? 1.0f / (f[b] * esum) : 0);
+    for (int i = 0; i < B; i += 4) wasm_v128_store(o + b * B + i, wasm_f32x4_mul(wasm_f32x4_convert_i32x4(wasm_v128_load(acc + i)), vinv));
+  }
+}
+
+// One group's scores against the int8 keys on relaxed SIMD: scores[j][t] =
+// Σ_b s_q[j][b] · (s_k[t][b] · Σ_d (q7_j + 64) · k_t − 64 · s_k[t][b] · Σ_d k_t), the query 7 bits per block.
+static void scores_i8_relaxed(const Model *m, const Row *row, int layer, int g, int n, const float *q, float *scores) {
+  const int hd = m->head_dim, G = m->n_heads / m->n_kv_heads, P = m->page_size, B = kv_block(m), nb = hd / B;
+  // xq is free during attention (the matrix products quantize their input afresh): the group's
+  // queries (G · hd bytes, a multiple of 16), then their scales.
+  uint8_t *qu = (uint8_t *)m->xq;
+  float *qs = (float *)(qu + G * hd);
+  for (int j = 0; j < G; j++) for (int b = 0; b < nb; b++) qs[j * nb + b] = quantize_u7(qu + j * hd + b * B, q + j * hd + b * B, B);
+  for (int t0 = 0; t0 < n; t0 += P) {
+    const int8_t *k = k8_at(m, row, t0, layer, g);
+    const float *scale = kv8_scale_at(m, row, t0, layer, 0, g, 0), *off = k8_offset_at(m, row, t0, layer, g, 0);  // block b of page position t: [b · P + t]
+    const int end = t0 + P < n ? t0 + P : n, keys = (end - t0) & ~3;
+    if (keys) relaxed_scores_i8(scores + t0, n, qu, qs, G, k, keys, hd, B, scale, off, P);
+    for (int t = keys; t < end - t0; t++) {
+      const int8_t *kt = k + t * hd;
+      for (int j = 0; j < G; j++) {
+        float acc = 0;
+        for (int b = 0; b < nb; b++) {
+          int32_t d = 0;
+          for (int i = b * B; i < (b + 1) * B; i++) d += (int32_t)qu[j * hd + i] * kt[i];
+          acc += qs[j * nb + b] * (scale[b * P + t] * (float)d - off[b * P + t]);
+        }
+        scores[j * n + t0 + t] = acc;
       }
     }
   }
@@ -293,7 +461,7 @@ static void scores_i8(const Model *m, const Row *row, int layer, int g, int n, c
   float *qs = (float *)(qi + G * hd);
   for (int j = 0; j < G; j++) qs[j] = quantize_i16(qi + j * hd, q + j * hd, hd);
   for (int t0 = 0; t0 < n; t0 += P) {
-    const int8_t *k = kv8_at(m, row, t0, layer, 0, g);
+    const int8_t *k = k8_at(m, row, t0, layer, g);
     const float *scale = kv8_scale_at(m, row, t0, layer, 0, g, 0) - t0;  // block b of position t: scale[b · P + t]
     const int end = t0 + P < n ? t0 + P : n;
     int t = t0;
@@ -324,12 +492,15 @@ static void scores_i8(const Model *m, const Row *row, int layer, int g, int n, c
 void attend(const Model *m, int layer, const Row *rows, int n_rows, const float *qkv, float *out) {
   const int hd = m->head_dim, H = m->n_heads, KV = m->n_kv_heads, G = H / KV, P = m->page_size;
   const int width = (H + 2 * KV) * hd;
+  const int relaxed_i8 = m->relaxed && hd % 16 == 0 && kv_block(m) % 16 == 0;
   for (int r = 0; r < n_rows; r++) {
     const int n = rows[r].position + 1;
     for (int g = 0; g < KV; g++) {
       const float *q = qkv + r * width + g * G * hd;
       float *scores = m->scores;  // [G][n], then (int8 cache) the value weights
-      if (m->kv_int8) {
+      if (m->kv_int8 && relaxed_i8) {
+        scores_i8_relaxed(m, &rows[r], layer, g, n, q, scores);
+      } else if (m->kv_int8) {
         scores_i8(m, &rows[r], layer, g, n, q, scores);
       } else {
         for (int t0 = 0; t0 < n; t0 += P) {
@@ -352,10 +523,14 @@ void attend(const Model *m, int layer, const Row *rows, int n_rows, const float 
       // Sliding window (mistral): the positions before the row's last sliding_window get no weight.
       const int before = m->sliding_window && n > m->sliding_window ? n - m->sliding_window : 0;
       for (int j = 0; j < G; j++) for (int t = 0; t < before; t++) scores[j * n + t] = -__builtin_inff();
-      for (int j = 0; j < G; j++) softmax(scores + j * n, n, 1.0f);
       float *o = out + r * H * hd + g * G * hd;
+      if (m->kv_int8 && relaxed_i8) {  // the softmax folded into the weights
+        for (int j = 0; j < G; j++) weighted_values_i8_relaxed(m, &rows[r], layer, g, n, scores + j * n, (uint8_t *)(scores + G * n), o + j * hd);
+        continue;
+      }
+      for (int j = 0; j < G; j++) softmax(scores + j * n, n, 1.0f);
       if (m->kv_int8) {
-        int16_t *wq = (int16_t *)(scores + G * n);  // room for 2 · (n + 2) weights (decoder.ts sizes it)
+        int16_t *wq = (int16_t *)(scores + G * n);  // room for 2 · (n + 4) weights (decoder.ts sizes it)
         int j = 0;
         for (; j + 2 <= G; j += 2) weighted_values_i8(m, &rows[r], layer, g, n, scores + j * n, 2, wq, o + j * hd);
         if (j < G) weighted_values_i8(m, &rows[r], layer, g, n, scores + j * n, 1, wq, o + j * hd);

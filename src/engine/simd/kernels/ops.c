@@ -6,7 +6,7 @@
 v128_t exp_f32x4(v128_t x) {
   const v128_t lo = wasm_f32x4_splat(-87.3f), hi = wasm_f32x4_splat(88.3f);
   v128_t under = wasm_f32x4_lt(x, lo);
-  x = wasm_f32x4_min(wasm_f32x4_max(x, lo), hi);
+  x = wasm_f32x4_pmin(wasm_f32x4_pmax(x, lo), hi);  // pmin/pmax: one instruction each on x64 (NaN stays NaN)
   v128_t n = wasm_f32x4_nearest(wasm_f32x4_mul(x, wasm_f32x4_splat(1.44269504088896341f)));
   v128_t r = wasm_f32x4_sub(x, wasm_f32x4_mul(n, wasm_f32x4_splat(0.693359375f)));
   r = wasm_f32x4_sub(r, wasm_f32x4_mul(n, wasm_f32x4_splat(-2.12194440e-4f)));

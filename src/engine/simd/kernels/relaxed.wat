@@ -4,8 +4,8 @@
 ;; when the runtime validates this module (workerd, Deno, Node with --experimental-wasm-relaxed-simd).
 ;; One function per weight kind of simd.h: gemm (Q7_ROW), gemm_s8 (Q8_ROW), gemm_q8b (Q8_B32),
 ;; gemm_q4b (Q4_B32). Each loops 4 weight rows (in L1) against every activation row, then the next 4.
-;; At the end, the f32 attention loops (attention.c imports them too): scores and values, with
-;; f32x4.relaxed_madd.
+;; At the end, the attention loops (attention.c imports them too): scores and values over the f32
+;; KV cache, with f32x4.relaxed_madd, and scores_i8 and values_i8 over the int8 one.
 ;;
 ;; gemm (Q7_ROW): y[r][o] = (Σ_k a[r][k] · w[o][k] − 64 · asum[r]) · ws[o] · as[r]
 ;;   a: activations, int8 [rows][n] (scale as[r], lane sum asum[r]); w: weights stored as w + 64
@@ -520,4 +520,126 @@
         (v128.store offset=96 (local.get $ot) (local.get $a6))
         (v128.store offset=112 (local.get $ot) (local.get $a7))
         (local.set $i (i32.add (local.get $i) (i32.const 128)))
-        (br_if $blocks (i32.lt_u (local.get $i) (local.get $row)))))))
+        (br_if $blocks (i32.lt_u (local.get $i) (local.get $row))))))
+  ;; Attention over the int8 KV cache (attention.c), 16 multiply-adds per relaxed dot product.
+  ;;
+  ;; scores_i8: out[j·n + t] (f32) = Σ_b qs[j·nb + b] · (sk[b·P + t] · Σ_{d in block b} k_t[d] · q_j[d]
+  ;; − off[b·P + t]) for the G query heads of a group (q_j: hd bytes at q + j·hd, the query + 64
+  ;; in 0..127, the instruction's unsigned 7-bit operand; qs its scales per block) and `keys`
+  ;; consecutive int8 keys (stride hd bytes, keys % 4 == 0) with their scales sk and offsets off
+  ;; (64 · s_k · Σ k_t: what the + 64 added) per block of B dimensions (B % 16 == 0, nb = hd / B),
+  ;; P floats apart. Four keys at a time: each query vector loaded once for the four, and their
+  ;; four sums come out as one vector.
+  (func (export "scores_i8")
+    (param $out i32) (param $n i32) (param $q i32) (param $qs i32) (param $G i32) (param $k i32) (param $keys i32)
+    (param $hd i32) (param $B i32) (param $sk i32) (param $off i32) (param $P i32)
+    (local $t i32) (local $j i32) (local $i i32) (local $end i32) (local $qj i32) (local $qsb i32) (local $sb i32) (local $pb i32)
+    (local $k0 i32) (local $k1 i32) (local $k2 i32) (local $k3 i32)
+    (local $s0 v128) (local $s1 v128) (local $s2 v128) (local $s3 v128) (local $x v128) (local $ab v128) (local $cd v128) (local $acc v128)
+    (local.set $pb (i32.shl (local.get $P) (i32.const 2)))
+    (block $keys_done
+      (loop $key_blocks
+        (br_if $keys_done (i32.ge_u (local.get $t) (local.get $keys)))
+        (local.set $k0 (i32.add (local.get $k) (i32.mul (local.get $t) (local.get $hd))))
+        (local.set $k1 (i32.add (local.get $k0) (local.get $hd)))
+        (local.set $k2 (i32.add (local.get $k1) (local.get $hd)))
+        (local.set $k3 (i32.add (local.get $k2) (local.get $hd)))
+        (local.set $j (i32.const 0))
+        (local.set $qsb (local.get $qs))
+        (loop $heads
+          (local.set $qj (i32.add (local.get $q) (i32.mul (local.get $j) (local.get $hd))))
+          (local.set $sb (i32.shl (local.get $t) (i32.const 2)))  ;; byte offset of key t in block 0's scales
+          (local.set $acc (v128.const f32x4 0 0 0 0))
+          (local.set $i (i32.const 0))
+          (loop $blocks
+            (local.set $end (i32.add (local.get $i) (local.get $B)))
+            (local.set $s0 (v128.const i32x4 0 0 0 0))
+            (local.set $s1 (v128.const i32x4 0 0 0 0))
+            (local.set $s2 (v128.const i32x4 0 0 0 0))
+            (local.set $s3 (v128.const i32x4 0 0 0 0))
+            (loop $dims
+              (local.set $x (v128.load (i32.add (local.get $qj) (local.get $i))))
+              (local.set $s0 (i32x4.relaxed_dot_i8x16_i7x16_add_s (v128.load (i32.add (local.get $k0) (local.get $i))) (local.get $x) (local.get $s0)))
+              (local.set $s1 (i32x4.relaxed_dot_i8x16_i7x16_add_s (v128.load (i32.add (local.get $k1) (local.get $i))) (local.get $x) (local.get $s1)))
+              (local.set $s2 (i32x4.relaxed_dot_i8x16_i7x16_add_s (v128.load (i32.add (local.get $k2) (local.get $i))) (local.get $x) (local.get $s2)))
+              (local.set $s3 (i32x4.relaxed_dot_i8x16_i7x16_add_s (v128.load (i32.add (local.get $k3) (local.get $i))) (local.get $x) (local.get $s3)))
+              (local.set $i (i32.add (local.get $i) (i32.const 16)))
+              (br_if $dims (i32.lt_u (local.get $i) (local.get $end))))
+            (local.set $ab (i32x4.add
+              (i8x16.shuffle 0 1 2 3 4 5 6 7 16 17 18 19 20 21 22 23 (local.get $s0) (local.get $s1))
+              (i8x16.shuffle 8 9 10 11 12 13 14 15 24 25 26 27 28 29 30 31 (local.get $s0) (local.get $s1))))
+            (local.set $cd (i32x4.add
+              (i8x16.shuffle 0 1 2 3 4 5 6 7 16 17 18 19 20 21 22 23 (local.get $s2) (local.get $s3))
+              (i8x16.shuffle 8 9 10 11 12 13 14 15 24 25 26 27 28 29 30 31 (local.get $s2) (local.get $s3))))
+            ;; acc += qs · (sk · [Σ0, Σ1, Σ2, Σ3] − off)
+            (local.set $acc (f32x4.relaxed_madd
+              (f32x4.sub
+                (f32x4.mul
+                  (f32x4.convert_i32x4_s (i32x4.add
+                    (i8x16.shuffle 0 1 2 3 8 9 10 11 16 17 18 19 24 25 26 27 (local.get $ab) (local.get $cd))
+                    (i8x16.shuffle 4 5 6 7 12 13 14 15 20 21 22 23 28 29 30 31 (local.get $ab) (local.get $cd))))
+                  (v128.load (i32.add (local.get $sk) (local.get $sb))))
+                (v128.load (i32.add (local.get $off) (local.get $sb))))
+              (v128.load32_splat (local.get $qsb))
+              (local.get $acc)))
+            (local.set $qsb (i32.add (local.get $qsb) (i32.const 4)))
+            (local.set $sb (i32.add (local.get $sb) (local.get $pb)))
+            (br_if $blocks (i32.lt_u (local.get $i) (local.get $hd))))
+          (v128.store
+            (i32.add (local.get $out) (i32.shl (i32.add (i32.mul (local.get $j) (local.get $n)) (local.get $t)) (i32.const 2)))
+            (local.get $acc))
+          (local.set $j (i32.add (local.get $j) (i32.const 1)))
+          (br_if $heads (i32.lt_u (local.get $j) (local.get $G))))
+        (local.set $t (i32.add (local.get $t) (i32.const 4)))
+        (br $key_blocks))))
+
+  ;; values_i8: acc[d] += Σ_t<count (128 · hi[t] + lo[t]) · v_t[d] for d < len (i32; len % 16 == 0):
+  ;; one block's 14-bit value weights split into two 7-bit bytes (the unsigned operand), the values
+  ;; int8 in groups of four positions, [group][dimension][4 positions] (group stride 4 · hd bytes,
+  ;; count % 4 == 0: the caller pads the weights with zeros). One relaxed dot product takes four
+  ;; dimensions of four positions; 16 dimensions per pass keep both weights' 8 accumulators in
+  ;; registers. Each lane's sum stays below 2^31 when Σ_t (128 · hi[t] + lo[t]) < 2^31 / 127.
+  (func (export "values_i8")
+    (param $acc i32) (param $hi i32) (param $lo i32) (param $v i32) (param $count i32) (param $hd i32) (param $len i32)
+    (local $i i32) (local $t i32) (local $at i32) (local $vt i32) (local $group i32) (local $wh v128) (local $wl v128) (local $x v128)
+    (local $a0 v128) (local $a1 v128) (local $a2 v128) (local $a3 v128)
+    (local $c0 v128) (local $c1 v128) (local $c2 v128) (local $c3 v128)
+    (local.set $group (i32.shl (local.get $hd) (i32.const 2)))
+    (block $done
+      (br_if $done (i32.eqz (local.get $count)))
+      (loop $blocks
+        (local.set $a0 (v128.const i32x4 0 0 0 0))
+        (local.set $a1 (v128.const i32x4 0 0 0 0))
+        (local.set $a2 (v128.const i32x4 0 0 0 0))
+        (local.set $a3 (v128.const i32x4 0 0 0 0))
+        (local.set $c0 (v128.const i32x4 0 0 0 0))
+        (local.set $c1 (v128.const i32x4 0 0 0 0))
+        (local.set $c2 (v128.const i32x4 0 0 0 0))
+        (local.set $c3 (v128.const i32x4 0 0 0 0))
+        (local.set $vt (i32.add (local.get $v) (i32.shl (local.get $i) (i32.const 2))))
+        (local.set $t (i32.const 0))
+        (loop $positions
+          (local.set $wh (v128.load32_splat (i32.add (local.get $hi) (local.get $t))))
+          (local.set $wl (v128.load32_splat (i32.add (local.get $lo) (local.get $t))))
+          (local.set $x (v128.load offset=0 (local.get $vt)))
+          (local.set $a0 (i32x4.relaxed_dot_i8x16_i7x16_add_s (local.get $x) (local.get $wh) (local.get $a0)))
+          (local.set $c0 (i32x4.relaxed_dot_i8x16_i7x16_add_s (local.get $x) (local.get $wl) (local.get $c0)))
+          (local.set $x (v128.load offset=16 (local.get $vt)))
+          (local.set $a1 (i32x4.relaxed_dot_i8x16_i7x16_add_s (local.get $x) (local.get $wh) (local.get $a1)))
+          (local.set $c1 (i32x4.relaxed_dot_i8x16_i7x16_add_s (local.get $x) (local.get $wl) (local.get $c1)))
+          (local.set $x (v128.load offset=32 (local.get $vt)))
+          (local.set $a2 (i32x4.relaxed_dot_i8x16_i7x16_add_s (local.get $x) (local.get $wh) (local.get $a2)))
+          (local.set $c2 (i32x4.relaxed_dot_i8x16_i7x16_add_s (local.get $x) (local.get $wl) (local.get $c2)))
+          (local.set $x (v128.load offset=48 (local.get $vt)))
+          (local.set $a3 (i32x4.relaxed_dot_i8x16_i7x16_add_s (local.get $x) (local.get $wh) (local.get $a3)))
+          (local.set $c3 (i32x4.relaxed_dot_i8x16_i7x16_add_s (local.get $x) (local.get $wl) (local.get $c3)))
+          (local.set $vt (i32.add (local.get $vt) (local.get $group)))
+          (local.set $t (i32.add (local.get $t) (i32.const 4)))
+          (br_if $positions (i32.lt_u (local.get $t) (local.get $count))))
+        (local.set $at (i32.add (local.get $acc) (i32.shl (local.get $i) (i32.const 2))))
+        (v128.store offset=0 (local.get $at) (i32x4.add (v128.load offset=0 (local.get $at)) (i32x4.add (i32x4.shl (local.get $a0) (i32.const 7)) (local.get $c0))))
+        (v128.store offset=16 (local.get $at) (i32x4.add (v128.load offset=16 (local.get $at)) (i32x4.add (i32x4.shl (local.get $a1) (i32.const 7)) (local.get $c1))))
+        (v128.store offset=32 (local.get $at) (i32x4.add (v128.load offset=32 (local.get $at)) (i32x4.add (i32x4.shl (local.get $a2) (i32.const 7)) (local.get $c2))))
+        (v128.store offset=48 (local.get $at) (i32x4.add (v128.load offset=48 (local.get $at)) (i32x4.add (i32x4.shl (local.get $a3) (i32.const 7)) (local.get $c3))))
+        (local.set $i (i32.add (local.get $i) (i32.const 16)))
+        (br_if $blocks (i32.lt_u (local.get $i) (local.get $len)))))))

@@ -48,7 +48,7 @@ typedef struct {
   const Layer *layers;       // [n_layers]
   // Scratch, each sized for max_rows rows.
   float *x, *h, *qkv, *att, *gu;
-  float *scores;             // [heads / kv_heads + 1][max_positions + 2]: a group's scores, then the int8 cache's value weights
+  float *scores;             // [heads / kv_heads][max_positions + 4] f32: a group's scores, then the int8 cache's value weights (decoder.ts)
   int16_t *xq;               // activations quantized to int16 (or int8), [max_rows, max(dim, ffn, heads·head_dim)]
   float *xq_scale;           // [max_rows]
   int32_t relaxed;           // 1: matrix products through relaxed.wasm's gemm (imported), when the shapes allow
@@ -70,6 +70,7 @@ void linear(const Model *m, float *y, const float *x, int rows, const QMatrix *w
 void dequantize_row(float *y, const QMatrix *w, int row);
 // ops.c
 float absmax(const float *x, int n);
+v128_t exp_f32x4(v128_t x);
 v128_t exp_f32x4(v128_t x);
 float exp_f32(float x);
 void rmsnorm(float *y, const float *x, const float *weight, int rows, int dim, float eps);
