@@ -155,13 +155,14 @@ describe("the shipped model", () => {
     // SIMD's int16 activations pass the cache's small error through: KL ≤ 4e-5 per row. Relaxed
     // SIMD's int8 activations round differently for any change in the attention's output, so its
     // int8 and f32 caches differ at that rounding's level (1e-4 to 1e-3; dropping one position's
-    // value gives 1e-2 and more), and its mean KL to PyTorch moves by ±10–25% with any change of the
-    // attention's arithmetic, the exact int16 loops included: measured 1.06–1.28× the f32 cache's.
+    // value gives 1e-2 and more), and its mean KL to PyTorch moves by a few percent with any change
+    // of the attention's arithmetic (1.04× the f32 cache's here; the exact int16 loops gave 1.06×,
+    // a 7-bit query 1.08–1.28×).
     const shipped = new ModelFolder(join(import.meta.dirname, "../model"));
     const bytes = readFileSync(join(shipped.dir, "onnx/model_quantized.onnx"));
     const kernels = await WebAssembly.compile(readFileSync(KERNELS_WASM));
     const relaxed = await WebAssembly.compile(readFileSync(RELAXED_WASM));
-    for (const [variant, module, maxKl, klRatio] of [["simd128", null, 1e-4, 1.1], ["relaxed-simd", relaxed, 2e-3, 1.3]] as const) {
+    for (const [variant, module, maxKl, klRatio] of [["simd128", null, 1e-4, 1.1], ["relaxed-simd", relaxed, 2e-3, 1.1]] as const) {
       const [f32, int8] = await Promise.all((["f32", "int8"] as const).map((kv) => SimdDecoder.create(kernels, llamaWeights(readOnnx(bytes), shipped.config), module, {}, kv)));
       const caches = [f32.newCache(), int8.newCache()];
       const kl = async (tokens: number[]) => {

@@ -211,7 +211,7 @@ export class SimdDecoder implements Decoder<PagedKvCache> {
       probs: heap.alloc(HEAD_ROWS * c.vocab * 4),
     };
     // A page: [layer][key | value][kv_head][PAGE][head_dim] f32, or int8 followed by the scales
-    // [layer][key | value][kv_head][head_dim / 32 blocks, or 1][PAGE] f32 and the keys' offsets
+    // [layer][key | value][kv_head][head_dim / 32 blocks, or 1][PAGE] f32 and the keys' sums
     // [layer][kv_head][blocks][PAGE] f32 (kernels/attention.c): per (layer, key | value, KV head)
     // and position, head_dim + 4 · blocks + 2 · blocks bytes.
     const perPosition = kvCache === "int8" ? c.headDim + 6 * blocks : c.headDim * 4;

@@ -6,7 +6,7 @@
 //  int8: [layer][key | value][kv_head][page_size · head_dim] int8: keys [position][head_dim], values
 //        in groups of four positions [position / 4][head_dim][4] (one 16-byte load holds 4
 //        dimensions of 4 positions, what both dot-product instructions below take); then the scales
-//        [layer][key | value][kv_head][block][page_size] f32, and the keys' offsets 64 · s · Σ k
+//        [layer][key | value][kv_head][block][page_size] f32, and the keys' sums
 //        [layer][kv_head][block][page_size] f32. Each block of KV_BLOCK dimensions (the whole head
 //        when head_dim is not a multiple of it) of a position's key (value) is round(k / s) with
 //        s = max|k| / 127. Scores are integer dot products of the int8 keys with the query, scaled
@@ -14,9 +14,9 @@
 //        block quantized (softmax weights are in [0, 1]: the largest keeps 14–15 bits, small ones
 //        their absolute precision).
 //        Plain SIMD128: the query as int16, i32x4.dot_i16x8_s on widened keys and values (15-bit
-//        weights). Relaxed SIMD (relaxed.wat): the query as 7 bits + 64 per block (the unsigned
-//        operand; the keys' offsets take the 64 back out), the weights as two 7-bit halves of 14 bits,
-//        16 multiply-adds per i32x4.relaxed_dot_i8x16_i7x16_add_s.
+//        weights). Relaxed SIMD (relaxed.wat): the query as 14 bits + 8192 per block in two
+//        7-bit planes (the unsigned operand; the keys' sums take the 8192 back out), the weights as
+//        two 7-bit halves of 14 bits too; 16 multiply-adds per i32x4.relaxed_dot_i8x16_i7x16_add_s.
 #include "simd.h"
 
 // relaxed.wasm's f32 attention loops (fused multiply-adds); only called when m->relaxed.
@@ -24,7 +24,7 @@
 RELAXED("relaxed_scores") void relaxed_scores(float *out, int n, const float *q, int G, const float *k, int keys, int hd);
 RELAXED("relaxed_values") void relaxed_values(float *o, const float *p, const float *v, int count, int hd);
 RELAXED("relaxed_scores_i8") void relaxed_scores_i8(float *out, int n, const uint8_t *q, const float *qs, int G, const int8_t *k, int keys, int hd, int B,
-                                                    const float *sk, const float *off, int P);
+                                                    const float *sk, const float *ksum, int P);
 RELAXED("relaxed_values_i8") void relaxed_values_i8(int32_t *acc, const uint8_t *hi, const uint8_t *lo, const int8_t *v, int count, int hd, int len);
 
 static inline float *kv_at(const Model *m, const Row *row, int pos, int layer, int value, int kv_head) {
@@ -62,12 +62,11 @@ static inline float *kv8_scale_at(const Model *m, const Row *row, int pos, int l
   return scales + (((layer * 2 + value) * m->n_kv_heads + kv_head) * nb + b) * P + pos % P;
 }
 
-// 64 · s_k · Σ of block b of pos's int8 key: what the relaxed scores' query + 64 adds to the block's
-// score (before the query's scale); laid out as the scales.
-static inline float *k8_offset_at(const Model *m, const Row *row, int pos, int layer, int kv_head, int b) {
+// The sum of block b of pos's int8 key (what the relaxed scores' query + 8192 adds); laid out as the scales.
+static inline float *k8_sum_at(const Model *m, const Row *row, int pos, int layer, int kv_head, int b) {
   const int P = m->page_size, nb = m->head_dim / kv_block(m);
-  float *offsets = kv8_scale_at(m, row, pos - pos % P, 0, 0, 0, 0) + m->n_layers * 2 * m->n_kv_heads * nb * P;
-  return offsets + ((layer * m->n_kv_heads + kv_head) * nb + b) * P + pos % P;
+  float *sums = kv8_scale_at(m, row, pos - pos % P, 0, 0, 0, 0) + m->n_layers * 2 * m->n_kv_heads * nb * P;
+  return sums + ((layer * m->n_kv_heads + kv_head) * nb + b) * P + pos % P;
 }
 
 // n values (a multiple of 8) to int8 with one scale; returns the scale.
@@ -95,16 +94,16 @@ static float quantize_i16(int16_t *q, const float *x, int n) {
   return scale;
 }
 
-// n values (a multiple of 16) to round(x / s) + 64 in 1..127 with s = max|x| / 63: relaxed SIMD's
-// unsigned 7-bit operand. Returns s.
-static float quantize_u7(uint8_t *q, const float *x, int n) {
-  const float amax = absmax(x, n), scale = amax > 0 ? amax / 63.0f : 1.0f;
-  const v128_t inv = wasm_f32x4_splat(1.0f / scale);
-  for (int i = 0; i < n; i += 16) {
-    v128_t r[4];
-    for (int u = 0; u < 4; u++) r[u] = wasm_i32x4_trunc_sat_f32x4(wasm_f32x4_nearest(wasm_f32x4_mul(wasm_v128_load(x + i + 4 * u), inv)));
-    v128_t v = wasm_i8x16_narrow_i16x8(wasm_i16x8_narrow_i32x4(r[0], r[1]), wasm_i16x8_narrow_i32x4(r[2], r[3]));
-    wasm_v128_store(q + i, wasm_i8x16_add(v, wasm_i8x16_splat(64)));
+// n values (a multiple of 4) to q = round(x / s) + 8192 in 1..16383 with s = max|x| / 8191, as two
+// planes of relaxed SIMD's unsigned 7-bit operand: hi = q >> 7, lo = q & 127. Returns s.
+static float quantize_q14(uint8_t *hi, uint8_t *lo, const float *x, int n) {
+  const float amax = absmax(x, n), scale = amax > 0 ? amax / 8191.0f : 1.0f;
+  const v128_t inv = wasm_f32x4_splat(1.0f / scale), offset = wasm_i32x4_splat(8192), low7 = wasm_i32x4_splat(127);
+  for (int i = 0; i < n; i += 4) {
+    const v128_t q = wasm_i32x4_add(wasm_i32x4_trunc_sat_f32x4(wasm_f32x4_nearest(wasm_f32x4_mul(wasm_v128_load(x + i), inv))), offset);
+    const v128_t h = wasm_u32x4_shr(q, 7), l = wasm_v128_and(q, low7);
+    wasm_v128_store32_lane(hi + i, wasm_u8x16_narrow_i16x8(wasm_u16x8_narrow_i32x4(h, h), wasm_u16x8_narrow_i32x4(h, h)), 0);
+    wasm_v128_store32_lane(lo + i, wasm_u8x16_narrow_i16x8(wasm_u16x8_narrow_i32x4(l, l), wasm_u16x8_narrow_i32x4(l, l)), 0);
   }
   return scale;
 }
@@ -121,12 +120,11 @@ void kv_store(const Model *m, int layer, const Row *rows, int n_rows, const floa
         int8_t *kd = k8_at(m, &rows[r], pos, layer, g), *vg = v8_group(m, &rows[r], pos, layer, g) + pos % 4;
         int8_t vq[hd];
         for (int b = 0; b * B < hd; b++) {
-          const float sk = quantize_i8(kd + b * B, k + g * hd + b * B, B);
-          *kv8_scale_at(m, &rows[r], pos, layer, 0, g, b) = sk;
+          *kv8_scale_at(m, &rows[r], pos, layer, 0, g, b) = quantize_i8(kd + b * B, k + g * hd + b * B, B);
           *kv8_scale_at(m, &rows[r], pos, layer, 1, g, b) = quantize_i8(vq + b * B, v + g * hd + b * B, B);
           int sum = 0;
           for (int i = b * B; i < (b + 1) * B; i++) sum += kd[i];
-          *k8_offset_at(m, &rows[r], pos, layer, g, b) = 64.0f * sk * (float)sum;
+          *k8_sum_at(m, &rows[r], pos, layer, g, b) = (float)sum;
         }
         for (int i = 0; i < hd; i++) vg[4 * i] = vq[i];
         continue;
@@ -423,27 +421,27 @@ static void weighted_values_i8_relaxed(const Model *m, const Row *row, int layer
 }
 
 // One group's scores against the int8 keys on relaxed SIMD: scores[j][t] =
-// Σ_b s_q[j][b] · (s_k[t][b] · Σ_d (q7_j + 64) · k_t − 64 · s_k[t][b] · Σ_d k_t), the query 7 bits per block.
+// Σ_b s_q[j][b] · s_k[t][b] · (Σ_d (q14_j + 8192) · k_t − 8192 · Σ_d k_t), the query 14 bits per block.
 static void scores_i8_relaxed(const Model *m, const Row *row, int layer, int g, int n, const float *q, float *scores) {
   const int hd = m->head_dim, G = m->n_heads / m->n_kv_heads, P = m->page_size, B = kv_block(m), nb = hd / B;
   // xq is free during attention (the matrix products quantize their input afresh): the group's
-  // queries (G · hd bytes, a multiple of 16), then their scales.
-  uint8_t *qu = (uint8_t *)m->xq;
-  float *qs = (float *)(qu + G * hd);
-  for (int j = 0; j < G; j++) for (int b = 0; b < nb; b++) qs[j * nb + b] = quantize_u7(qu + j * hd + b * B, q + j * hd + b * B, B);
+  // queries' high planes (G · hd bytes, a multiple of 16), their low planes, then their scales.
+  uint8_t *hi = (uint8_t *)m->xq, *lo = hi + G * hd;
+  float *qs = (float *)(lo + G * hd);
+  for (int j = 0; j < G; j++) for (int b = 0; b < nb; b++) qs[j * nb + b] = quantize_q14(hi + j * hd + b * B, lo + j * hd + b * B, q + j * hd + b * B, B);
   for (int t0 = 0; t0 < n; t0 += P) {
     const int8_t *k = k8_at(m, row, t0, layer, g);
-    const float *scale = kv8_scale_at(m, row, t0, layer, 0, g, 0), *off = k8_offset_at(m, row, t0, layer, g, 0);  // block b of page position t: [b · P + t]
+    const float *scale = kv8_scale_at(m, row, t0, layer, 0, g, 0), *sum = k8_sum_at(m, row, t0, layer, g, 0);  // block b of page position t: [b · P + t]
     const int end = t0 + P < n ? t0 + P : n, keys = (end - t0) & ~3;
-    if (keys) relaxed_scores_i8(scores + t0, n, qu, qs, G, k, keys, hd, B, scale, off, P);
+    if (keys) relaxed_scores_i8(scores + t0, n, hi, qs, G, k, keys, hd, B, scale, sum, P);
     for (int t = keys; t < end - t0; t++) {
       const int8_t *kt = k + t * hd;
       for (int j = 0; j < G; j++) {
         float acc = 0;
         for (int b = 0; b < nb; b++) {
           int32_t d = 0;
-          for (int i = b * B; i < (b + 1) * B; i++) d += (int32_t)qu[j * hd + i] * kt[i];
-          acc += qs[j * nb + b] * (scale[b * P + t] * (float)d - off[b * P + t]);
+          for (int i = b * B; i < (b + 1) * B; i++) d += (128 * (int32_t)hi[j * hd + i] + lo[j * hd + i] - 8192) * kt[i];
+          acc += qs[j * nb + b] * scale[b * P + t] * (float)d;
         }
         scores[j * n + t0 + t] = acc;
       }

@@ -523,20 +523,24 @@
         (br_if $blocks (i32.lt_u (local.get $i) (local.get $row))))))
   ;; Attention over the int8 KV cache (attention.c), 16 multiply-adds per relaxed dot product.
   ;;
-  ;; scores_i8: out[j·n + t] (f32) = Σ_b qs[j·nb + b] · (sk[b·P + t] · Σ_{d in block b} k_t[d] · q_j[d]
-  ;; − off[b·P + t]) for the G query heads of a group (q_j: hd bytes at q + j·hd, the query + 64
-  ;; in 0..127, the instruction's unsigned 7-bit operand; qs its scales per block) and `keys`
-  ;; consecutive int8 keys (stride hd bytes, keys % 4 == 0) with their scales sk and offsets off
-  ;; (64 · s_k · Σ k_t: what the + 64 added) per block of B dimensions (B % 16 == 0, nb = hd / B),
-  ;; P floats apart. Four keys at a time: each query vector loaded once for the four, and their
-  ;; four sums come out as one vector.
+  ;; scores_i8: out[j·n + t] (f32) = Σ_b qs[j·nb + b] · sk[b·P + t] · (Σ_{d in block b} k_t[d] · q_j[d]
+  ;; − 8192 · ksum[b·P + t]) for the G query heads of a group and `keys` consecutive int8 keys
+  ;; (stride hd bytes, keys % 4 == 0) with their scales sk and sums ksum per block of B dimensions
+  ;; (B % 16 == 0, nb = hd / B), P floats apart. The query is 14 bits + 8192 (1..16383), as two
+  ;; planes of the instruction's unsigned 7-bit operand: q_j = 128 · hi_j + lo_j, hi_j at q + j·hd,
+  ;; lo_j hd · G bytes after it; qs its scales per block. Four keys at a time, both planes
+  ;; (8 accumulators): each key vector is loaded once for the two dot products, each query vector
+  ;; once for the four keys, and the four sums come out as one vector.
   (func (export "scores_i8")
     (param $out i32) (param $n i32) (param $q i32) (param $qs i32) (param $G i32) (param $k i32) (param $keys i32)
-    (param $hd i32) (param $B i32) (param $sk i32) (param $off i32) (param $P i32)
-    (local $t i32) (local $j i32) (local $i i32) (local $end i32) (local $qj i32) (local $qsb i32) (local $sb i32) (local $pb i32)
+    (param $hd i32) (param $B i32) (param $sk i32) (param $ksum i32) (param $P i32)
+    (local $t i32) (local $j i32) (local $i i32) (local $end i32) (local $qj i32) (local $lo i32) (local $qsb i32) (local $sb i32) (local $pb i32)
     (local $k0 i32) (local $k1 i32) (local $k2 i32) (local $k3 i32)
-    (local $s0 v128) (local $s1 v128) (local $s2 v128) (local $s3 v128) (local $x v128) (local $ab v128) (local $cd v128) (local $acc v128)
+    (local $s0 v128) (local $s1 v128) (local $s2 v128) (local $s3 v128)
+    (local $e0 v128) (local $e1 v128) (local $e2 v128) (local $e3 v128)
+    (local $x v128) (local $y v128) (local $kv v128) (local $ab v128) (local $cd v128) (local $acc v128)
     (local.set $pb (i32.shl (local.get $P) (i32.const 2)))
+    (local.set $lo (i32.mul (local.get $G) (local.get $hd)))
     (block $keys_done
       (loop $key_blocks
         (br_if $keys_done (i32.ge_u (local.get $t) (local.get $keys)))
@@ -557,29 +561,48 @@
             (local.set $s1 (v128.const i32x4 0 0 0 0))
             (local.set $s2 (v128.const i32x4 0 0 0 0))
             (local.set $s3 (v128.const i32x4 0 0 0 0))
+            (local.set $e0 (v128.const i32x4 0 0 0 0))
+            (local.set $e1 (v128.const i32x4 0 0 0 0))
+            (local.set $e2 (v128.const i32x4 0 0 0 0))
+            (local.set $e3 (v128.const i32x4 0 0 0 0))
             (loop $dims
               (local.set $x (v128.load (i32.add (local.get $qj) (local.get $i))))
-              (local.set $s0 (i32x4.relaxed_dot_i8x16_i7x16_add_s (v128.load (i32.add (local.get $k0) (local.get $i))) (local.get $x) (local.get $s0)))
-              (local.set $s1 (i32x4.relaxed_dot_i8x16_i7x16_add_s (v128.load (i32.add (local.get $k1) (local.get $i))) (local.get $x) (local.get $s1)))
-              (local.set $s2 (i32x4.relaxed_dot_i8x16_i7x16_add_s (v128.load (i32.add (local.get $k2) (local.get $i))) (local.get $x) (local.get $s2)))
-              (local.set $s3 (i32x4.relaxed_dot_i8x16_i7x16_add_s (v128.load (i32.add (local.get $k3) (local.get $i))) (local.get $x) (local.get $s3)))
+              (local.set $y (v128.load (i32.add (i32.add (local.get $qj) (local.get $lo)) (local.get $i))))
+              (local.set $kv (v128.load (i32.add (local.get $k0) (local.get $i))))
+              (local.set $s0 (i32x4.relaxed_dot_i8x16_i7x16_add_s (local.get $kv) (local.get $x) (local.get $s0)))
+              (local.set $e0 (i32x4.relaxed_dot_i8x16_i7x16_add_s (local.get $kv) (local.get $y) (local.get $e0)))
+              (local.set $kv (v128.load (i32.add (local.get $k1) (local.get $i))))
+              (local.set $s1 (i32x4.relaxed_dot_i8x16_i7x16_add_s (local.get $kv) (local.get $x) (local.get $s1)))
+              (local.set $e1 (i32x4.relaxed_dot_i8x16_i7x16_add_s (local.get $kv) (local.get $y) (local.get $e1)))
+              (local.set $kv (v128.load (i32.add (local.get $k2) (local.get $i))))
+              (local.set $s2 (i32x4.relaxed_dot_i8x16_i7x16_add_s (local.get $kv) (local.get $x) (local.get $s2)))
+              (local.set $e2 (i32x4.relaxed_dot_i8x16_i7x16_add_s (local.get $kv) (local.get $y) (local.get $e2)))
+              (local.set $kv (v128.load (i32.add (local.get $k3) (local.get $i))))
+              (local.set $s3 (i32x4.relaxed_dot_i8x16_i7x16_add_s (local.get $kv) (local.get $x) (local.get $s3)))
+              (local.set $e3 (i32x4.relaxed_dot_i8x16_i7x16_add_s (local.get $kv) (local.get $y) (local.get $e3)))
               (local.set $i (i32.add (local.get $i) (i32.const 16)))
               (br_if $dims (i32.lt_u (local.get $i) (local.get $end))))
+            ;; 128 · hi + lo per key, then [Σ0, Σ1, Σ2, Σ3]
+            (local.set $s0 (i32x4.add (i32x4.shl (local.get $s0) (i32.const 7)) (local.get $e0)))
+            (local.set $s1 (i32x4.add (i32x4.shl (local.get $s1) (i32.const 7)) (local.get $e1)))
+            (local.set $s2 (i32x4.add (i32x4.shl (local.get $s2) (i32.const 7)) (local.get $e2)))
+            (local.set $s3 (i32x4.add (i32x4.shl (local.get $s3) (i32.const 7)) (local.get $e3)))
             (local.set $ab (i32x4.add
               (i8x16.shuffle 0 1 2 3 4 5 6 7 16 17 18 19 20 21 22 23 (local.get $s0) (local.get $s1))
               (i8x16.shuffle 8 9 10 11 12 13 14 15 24 25 26 27 28 29 30 31 (local.get $s0) (local.get $s1))))
             (local.set $cd (i32x4.add
               (i8x16.shuffle 0 1 2 3 4 5 6 7 16 17 18 19 20 21 22 23 (local.get $s2) (local.get $s3))
               (i8x16.shuffle 8 9 10 11 12 13 14 15 24 25 26 27 28 29 30 31 (local.get $s2) (local.get $s3))))
-            ;; acc += qs · (sk · [Σ0, Σ1, Σ2, Σ3] − off)
+            ;; acc += qs · sk · (Σ − 8192 · ksum)
             (local.set $acc (f32x4.relaxed_madd
-              (f32x4.sub
-                (f32x4.mul
+              (f32x4.mul
+                (f32x4.relaxed_nmadd
+                  (v128.load (i32.add (local.get $ksum) (local.get $sb)))
+                  (v128.const f32x4 8192 8192 8192 8192)
                   (f32x4.convert_i32x4_s (i32x4.add
                     (i8x16.shuffle 0 1 2 3 8 9 10 11 16 17 18 19 24 25 26 27 (local.get $ab) (local.get $cd))
-                    (i8x16.shuffle 4 5 6 7 12 13 14 15 20 21 22 23 28 29 30 31 (local.get $ab) (local.get $cd))))
-                  (v128.load (i32.add (local.get $sk) (local.get $sb))))
-                (v128.load (i32.add (local.get $off) (local.get $sb))))
+                    (i8x16.shuffle 4 5 6 7 12 13 14 15 20 21 22 23 28 29 30 31 (local.get $ab) (local.get $cd)))))
+                (v128.load (i32.add (local.get $sk) (local.get $sb))))
               (v128.load32_splat (local.get $qsb))
               (local.get $acc)))
             (local.set $qsb (i32.add (local.get $qsb) (i32.const 4)))
