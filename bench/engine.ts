@@ -70,7 +70,7 @@ export function machineInfo() {
   return { cpu: model, simd, cores: cpus().length, memory_gb: Math.round(totalmem() / 2 ** 30), ...runtimeInfo(), date: new Date().toISOString() };
 }
 
-export async function decoderFor(engine: EngineName, modelDir: string, file: string, threads: number): Promise<Decoder> {
+async function decoderFor(engine: EngineName, modelDir: string, file: string, threads: number): Promise<Decoder> {
   const config = JSON.parse(readFileSync(join(modelDir, "config.json"), "utf8"));
   const shape = modelShapeFromConfig(config);
   if (engine === "simd" || engine === "simd128" || engine === "simd-kv8") {
@@ -165,7 +165,7 @@ export interface GgufRow {
 }
 
 /** Decode tok/s of `batch` copies of a prefilled cache, `steps` tokens each (the prefill is done once, outside the timing). */
-export async function decodeFrom(dec: Decoder, base: SequenceCache, steps: number, batch = 1): Promise<number> {
+async function decodeFrom(dec: Decoder, base: SequenceCache, steps: number, batch = 1): Promise<number> {
   const caches = Array.from({ length: batch }, () => base.prefix(base.length));
   let next = caches.map((_, b) => 1000 + b);
   const t = performance.now();
