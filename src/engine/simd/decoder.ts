@@ -195,6 +195,8 @@ export class SimdDecoder implements Decoder<PagedKvCache> {
       max_rows: MAX_ROWS, page_size: PAGE, eps: c.eps, ...embedding, ...lmHead,
       final_norm: floats(weights.finalNorm), rope_cos: floats(weights.ropeCos), rope_sin: floats(weights.ropeSin), layers,
       x: scratch(c.dim), h: scratch(c.dim), qkv: scratch(width), att: scratch(widest), gu: scratch(2 * c.ffn),
+      // a group's scores (f32, a row of positions + 4 per query head), then the int8 cache's value weights:
+      // two heads' int16 (plain) or each block's two 7-bit bytes (relaxed), positions + 4 each
       scores: heap.alloc((c.heads / c.kvHeads) * (c.maxLength + 4) * 4 + Math.max(4, 2 * blocks) * (c.maxLength + 4)), xq: heap.alloc(MAX_ROWS * widest * 2), xq_scale: scratch(1),
       relaxed: variant === "relaxed-simd" ? 1 : 0, xq_sum: scratch(1), sliding_window: c.slidingWindow,
       xq_bsum: heap.alloc(MAX_ROWS * Math.ceil(widest / 32) * 4), kv_int8: kvCache === "int8" ? 1 : 0,

@@ -96,15 +96,20 @@ static float quantize_i16(int16_t *q, const float *x, int n) {
 
 // n values (a multiple of 4) to q = round(x / s) + 8192 in 1..16383 with s = max|x| / 8191, as two
 // planes of relaxed SIMD's unsigned 7-bit operand: hi = q >> 7, lo = q & 127. Returns s.
+// Four 14-bit values q (i32 lanes in 0..16383) as relaxed SIMD's two unsigned 7-bit operands:
+// hi[0..4) = q >> 7, lo[0..4) = q & 127.
+static inline void store_halves(uint8_t *hi, uint8_t *lo, v128_t q) {
+  const v128_t h = wasm_u32x4_shr(q, 7), l = wasm_v128_and(q, wasm_i32x4_splat(127));
+  const v128_t bytes = wasm_u8x16_narrow_i16x8(wasm_u16x8_narrow_i32x4(h, h), wasm_u16x8_narrow_i32x4(l, l));  // h at 0..3, l at 8..11
+  wasm_v128_store32_lane(hi, bytes, 0);
+  wasm_v128_store32_lane(lo, bytes, 2);
+}
+
 static float quantize_q14(uint8_t *hi, uint8_t *lo, const float *x, int n) {
   const float amax = absmax(x, n), scale = amax > 0 ? amax / 8191.0f : 1.0f;
-  const v128_t inv = wasm_f32x4_splat(1.0f / scale), offset = wasm_i32x4_splat(8192), low7 = wasm_i32x4_splat(127);
-  for (int i = 0; i < n; i += 4) {
-    const v128_t q = wasm_i32x4_add(wasm_i32x4_trunc_sat_f32x4(wasm_f32x4_nearest(wasm_f32x4_mul(wasm_v128_load(x + i), inv))), offset);
-    const v128_t h = wasm_u32x4_shr(q, 7), l = wasm_v128_and(q, low7);
-    wasm_v128_store32_lane(hi + i, wasm_u8x16_narrow_i16x8(wasm_u16x8_narrow_i32x4(h, h), wasm_u16x8_narrow_i32x4(h, h)), 0);
-    wasm_v128_store32_lane(lo + i, wasm_u8x16_narrow_i16x8(wasm_u16x8_narrow_i32x4(l, l), wasm_u16x8_narrow_i32x4(l, l)), 0);
-  }
+  const v128_t inv = wasm_f32x4_splat(1.0f / scale), offset = wasm_i32x4_splat(8192);
+  for (int i = 0; i < n; i += 4)
+    store_halves(hi + i, lo + i, wasm_i32x4_add(wasm_i32x4_trunc_sat_f32x4(wasm_f32x4_nearest(wasm_f32x4_mul(wasm_v128_load(x + i), inv))), offset));
   return scale;
 }
 
@@ -279,12 +284,9 @@ static float weight_factor(const Model *m, const Row *row, int layer, int g, int
       wsum += w;
     }
   }
-  for (int i = 0; i < 4; i++) {
-    const float x = wasm_f32x4_extract_lane(vmax, 0);
-    wmax = x > wmax ? x : wmax;
-    wsum += wasm_f32x4_extract_lane(vsum, 0);
-    vmax = wasm_i32x4_shuffle(vmax, vmax, 1, 2, 3, 0), vsum = wasm_i32x4_shuffle(vsum, vsum, 1, 2, 3, 0);
-  }
+  const float vm = hmax(vmax);
+  wmax = vm > wmax ? vm : wmax;
+  wsum += hsum(vsum);
   const float f = wmax > 0 ? top / wmax : 0;
   const float cap = wsum > 0 ? (16.5e6f - (float)n) / wsum : f;  // Σ wq ≤ f·Σw + n/2 stays < 2^31 / 127
   return cap < f ? cap : f;
@@ -346,39 +348,43 @@ INLINE void weighted_values_i8(const Model *m, const Row *row, int layer, int g,
   }
 }
 
-// The same for one query head on relaxed SIMD, from its scores x (n floats), with the softmax folded
-// into the weights. One pass finds the largest score and each block's largest value scale smax; a
-// second computes e[t] = e^(x[t] − max) (≤ 1) and, per block, round(e[t] · s_v[t] · f) with
-// f = 16383 / smax as 14 bits split into two 7-bit bytes hi / lo (scratch w8: nb · 2 · n4 bytes):
-// the largest weight keeps 13–14 bits without a pass for its exact value, and past 1,000 positions
-// f shrinks so that Σ w · 127 stays below 2^31. relaxed.wat's values_i8 sums them page by page;
-// one scale 1 / (f · Σ e) per block applies the softmax's normalisation.
-static void weighted_values_i8_relaxed(const Model *m, const Row *row, int layer, int g, int n, const float *x, uint8_t *w8, float *o) {
-  const int hd = m->head_dim, P = m->page_size, B = kv_block(m), nb = hd / B, n4 = (n + 3) & ~3;
-  int32_t acc[B] __attribute__((aligned(16)));
-  float f[nb];
-  v128_t vmax = wasm_f32x4_splat(-__builtin_inff()), smax[nb], vf[nb];
-  for (int b = 0; b < nb; b++) smax[b] = wasm_f32x4_splat(0);
-  for (int t0 = 0; t0 < n; t0 += P) {
-    const int end = t0 + P < n ? t0 + P : n;
-    for (int b = 0; b < nb; b++) {
-      const float *s = kv8_scale_at(m, row, t0, layer, 1, g, b) - t0;
-      int t = t0;
-      for (; t + 4 <= end; t += 4) smax[b] = wasm_f32x4_pmax(smax[b], wasm_v128_load(s + t));
-      for (; t < end; t++) smax[b] = wasm_f32x4_pmax(smax[b], wasm_f32x4_splat(s[t]));
-    }
-  }
-  int t = 0;
-  for (; t + 4 <= n; t += 4) vmax = wasm_f32x4_pmax(vmax, wasm_v128_load(x + t));
-  for (; t < n; t++) vmax = wasm_f32x4_pmax(vmax, wasm_f32x4_splat(x[t]));
-  const float mx = hmax(vmax);
+// The relaxed value weights' factor per block for KV head g's first n positions:
+// f[b] = top / max_t s_v[t][b], so that round(e · s_v · f) ≤ top for softmax numerators e ≤ 1 (the
+// largest weight keeps 13–14 bits without a pass over each head's exact values). top = 16383 (14
+// bits), less past 1,000 positions so that Σ_t round(w[t]) · 127 stays below 2^31. Once per group:
+// the G heads share the scales.
+static void value_factors(const Model *m, const Row *row, int layer, int g, int n, float *f) {
+  const int P = m->page_size, nb = m->head_dim / kv_block(m);
   const float top = n <= 1000 ? 16383.0f : (16.5e6f - (float)n) / (float)n;  // Σ w ≤ top · n + n/2 < 2^31 / 127
   for (int b = 0; b < nb; b++) {
-    const float sb = hmax(smax[b]);
+    v128_t smax = wasm_f32x4_splat(0);
+    for (int t0 = 0; t0 < n; t0 += P) {
+      const int end = t0 + P < n ? t0 + P : n;
+      const float *s = kv8_scale_at(m, row, t0, layer, 1, g, b) - t0;
+      int t = t0;
+      for (; t + 4 <= end; t += 4) smax = wasm_f32x4_pmax(smax, wasm_v128_load(s + t));
+      for (; t < end; t++) smax = wasm_f32x4_pmax(smax, wasm_f32x4_splat(s[t]));
+    }
+    const float sb = hmax(smax);
     f[b] = sb > 0 ? top / sb : 0;
-    vf[b] = wasm_f32x4_splat(f[b]);
   }
-  const v128_t vmx = wasm_f32x4_splat(mx), low7 = wasm_i32x4_splat(127);
+}
+
+// The same for one query head on relaxed SIMD, from its scores x (n floats), with the softmax folded
+// into the weights: one pass for the largest score, one for e[t] = e^(x[t] − max) (≤ 1) and, per
+// block, round(e[t] · s_v[t] · f[b]) (value_factors) as 14 bits split into two 7-bit bytes hi / lo
+// (scratch w8: nb · 2 · n4 bytes). relaxed.wat's values_i8 sums them page by page; one scale
+// 1 / (f · Σ e) per block applies the softmax's normalisation.
+static void weighted_values_i8_relaxed(const Model *m, const Row *row, int layer, int g, int n, const float *x, const float *f, uint8_t *w8, float *o) {
+  const int hd = m->head_dim, P = m->page_size, B = kv_block(m), nb = hd / B, n4 = (n + 3) & ~3;
+  int32_t acc[B] __attribute__((aligned(16)));
+  v128_t vmax = wasm_f32x4_splat(-__builtin_inff()), vf[nb];
+  int i = 0;
+  for (; i + 4 <= n; i += 4) vmax = wasm_f32x4_pmax(vmax, wasm_v128_load(x + i));
+  for (; i < n; i++) vmax = wasm_f32x4_pmax(vmax, wasm_f32x4_splat(x[i]));
+  const float mx = hmax(vmax);
+  for (int b = 0; b < nb; b++) vf[b] = wasm_f32x4_splat(f[b]);
+  const v128_t vmx = wasm_f32x4_splat(mx);
   v128_t vesum = wasm_f32x4_splat(0);
   float esum = 0;
   for (int t0 = 0; t0 < n; t0 += P) {
@@ -388,14 +394,9 @@ static void weighted_values_i8_relaxed(const Model *m, const Row *row, int layer
     for (; t + 4 <= end; t += 4) {
       const v128_t e = exp_f32x4(wasm_f32x4_sub(wasm_v128_load(x + t), vmx));
       vesum = wasm_f32x4_add(vesum, e);
-      for (int b = 0; b < nb; b++) {
-        const v128_t w = wasm_i32x4_trunc_sat_f32x4(wasm_f32x4_nearest(wasm_f32x4_mul(e, wasm_f32x4_mul(wasm_v128_load(s + b * P + t), vf[b]))));
-        const v128_t h = wasm_u32x4_shr(w, 7), l = wasm_v128_and(w, low7);
-        const v128_t h8 = wasm_u8x16_narrow_i16x8(wasm_u16x8_narrow_i32x4(h, h), wasm_u16x8_narrow_i32x4(h, h));
-        const v128_t l8 = wasm_u8x16_narrow_i16x8(wasm_u16x8_narrow_i32x4(l, l), wasm_u16x8_narrow_i32x4(l, l));
-        wasm_v128_store32_lane(w8 + 2 * b * n4 + t, h8, 0);
-        wasm_v128_store32_lane(w8 + (2 * b + 1) * n4 + t, l8, 0);
-      }
+      for (int b = 0; b < nb; b++)
+        store_halves(w8 + 2 * b * n4 + t, w8 + (2 * b + 1) * n4 + t,
+                     wasm_i32x4_trunc_sat_f32x4(wasm_f32x4_nearest(wasm_f32x4_mul(e, wasm_f32x4_mul(wasm_v128_load(s + b * P + t), vf[b])))));
     }
     for (; t < end; t++) {
       const float e = exp_f32(x[t] - mx);
@@ -490,7 +491,7 @@ static void scores_i8(const Model *m, const Row *row, int layer, int g, int n, c
 void attend(const Model *m, int layer, const Row *rows, int n_rows, const float *qkv, float *out) {
   const int hd = m->head_dim, H = m->n_heads, KV = m->n_kv_heads, G = H / KV, P = m->page_size;
   const int width = (H + 2 * KV) * hd;
-  const int relaxed_i8 = m->relaxed && hd % 16 == 0 && kv_block(m) % 16 == 0;
+  const int relaxed_i8 = m->relaxed && hd % 16 == 0;  // then the blocks (32, or the head) are too
   for (int r = 0; r < n_rows; r++) {
     const int n = rows[r].position + 1;
     for (int g = 0; g < KV; g++) {
@@ -523,7 +524,9 @@ void attend(const Model *m, int layer, const Row *rows, int n_rows, const float 
       for (int j = 0; j < G; j++) for (int t = 0; t < before; t++) scores[j * n + t] = -__builtin_inff();
       float *o = out + r * H * hd + g * G * hd;
       if (m->kv_int8 && relaxed_i8) {  // the softmax folded into the weights
-        for (int j = 0; j < G; j++) weighted_values_i8_relaxed(m, &rows[r], layer, g, n, scores + j * n, (uint8_t *)(scores + G * n), o + j * hd);
+        float f[hd / kv_block(m)];
+        value_factors(m, &rows[r], layer, g, n, f);
+        for (int j = 0; j < G; j++) weighted_values_i8_relaxed(m, &rows[r], layer, g, n, scores + j * n, f, (uint8_t *)(scores + G * n), o + j * hd);
         continue;
       }
       for (int j = 0; j < G; j++) softmax(scores + j * n, n, 1.0f);

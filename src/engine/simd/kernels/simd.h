@@ -71,7 +71,6 @@ void dequantize_row(float *y, const QMatrix *w, int row);
 // ops.c
 float absmax(const float *x, int n);
 v128_t exp_f32x4(v128_t x);
-v128_t exp_f32x4(v128_t x);
 float exp_f32(float x);
 void rmsnorm(float *y, const float *x, const float *weight, int rows, int dim, float eps);
 void rope(float *v, int heads, int head_dim, const float *cos, const float *sin);
