@@ -89,12 +89,14 @@ async function readJson<T>(read: ReadModelFile, path: string, optional = false):
 }
 
 export async function loadModel(read: ReadModelFile, opts: LoadOptions): Promise<LoadedModel> {
-  const checkpoint = await locateCheckpoint(read, opts, opts.backend === "ort");
+  const manifest = (await readJson<Manifest>(read, "manifest.json", true)) ?? {};
+  // A host that cannot list the folder (Workers' static assets) takes manifest.json's files as
+  // present: a checkpoint deployed only as its pack is found without being read.
+  const checkpoint = await locateCheckpoint(read, { ...opts, listed: manifest.files }, opts.backend === "ort");
   const onnx = checkpoint.format === "onnx";
   // A GGUF carries its hyper-parameters and vocabulary; a hub folder and our exporter's need config.json and tokenizer.json.
   const config = await readJson<Record<string, unknown>>(read, "config.json", checkpoint.format === "gguf");
   const tokenizerConfig = (await readJson<TokenizerConfig>(read, "tokenizer_config.json", true)) ?? {};
-  const manifest = (await readJson<Manifest>(read, "manifest.json", true)) ?? {};
   const generationConfig = await readJson<Record<string, unknown>>(read, "generation_config.json", true);
   const tokenizerJson = await readJson(read, "tokenizer.json", checkpoint.format === "gguf");
   const log = opts.log ?? console.warn;
@@ -110,6 +112,7 @@ export async function loadModel(read: ReadModelFile, opts: LoadOptions): Promise
     ({ tokenizer, templateFallback } = tokenizerOf(tokenizerJson, tokenizerConfig, vocab, checkpoint.file));
     checkVocabulary(tokenizer, tokenizerJson !== undefined ? "tokenizer.json" : checkpoint.file, c.vocab, "the embedding's rows");
     decoder = await kernelDecoder({ ...packed.weights, config: { ...c, maxLength: context(c.maxLength) } }, opts);
+    await packed.fill(); // the weights' bytes, part by part, into the places the decoder reserved
     shape = decoder.shape;
     weights = checkpointInfo;
     log(`tinylm-edge: ${checkpointInfo.files.join(", ")} (${checkpointInfo.format}, ${checkpointInfo.architecture}) runs on our WASM kernels from ${PACK_FILE}`);

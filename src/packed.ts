@@ -8,17 +8,36 @@
 //     (a partial upload or a replaced file; converting instead would hide a broken deploy);
 //   - a stale pack (its sources' hashes are not manifest.json's any more, the folder now serves
 //     another file, or it holds another version of the weights): ignored with a logged reason.
-// The sources themselves are not read when the pack is used: manifest.json vouches for them.
+// The sources themselves are not read when the pack is used: manifest.json vouches for them (so a
+// folder deployed with only the pack, for Workers' 25 MiB asset limit, still serves).
+//
+// A pack larger than npm run pack's --part-mib (8 MiB by default) is split into parts: PACK_FILE
+// (the header and the first bytes), then PACK_FILE.1, PACK_FILE.2, … of the same size but the last,
+// each listed in manifest.json. They are read one at a time and copied straight into the kernels'
+// memory at the places the decoder reserved, so loading holds the heap plus one part, not the heap
+// plus the whole file (on Workers both count against the isolate's 128 MB).
 import { checkDigest, sha256Hex, type ManifestFiles } from "./digest.js";
 import { readOnnx } from "./engine/simd/onnx-reader.js";
 import { graphKernelWeights } from "./engine/backends.js";
 import { describeQuantization, kernelWeights, KERNEL_WEIGHTS_VERSION, UnsupportedModel, type LlamaWeights, type WeightBits } from "./engine/simd/llama-weights.js";
 import { FormatError } from "./formats/weights.js";
-import { PACK_VERSION, readPack, writePack } from "./engine/simd/pack.js";
+import { PACK_VERSION, PackError, packTree, readPackHeader, writePack } from "./engine/simd/pack.js";
+import { PendingTensor, type Placeable } from "./engine/simd/heap.js";
 import { locateCheckpoint, readCheckpoint, type CheckpointFormat, type LocateOptions } from "./formats/checkpoint.js";
 import type { GgufVocab } from "./tokenizer/gguf-vocab.js";
 
 export const PACK_FILE = "kernels.pack";
+/** Parts npm run pack writes by default: small enough that loading holds little beside the heap, far below Workers' 25 MiB per asset. */
+export const DEFAULT_PART_BYTES = 8 * 2 ** 20;
+
+/** The file holding part `i` of a pack. */
+export const packPart = (i: number): string => (i === 0 ? PACK_FILE : `${PACK_FILE}.${i}`);
+
+/** A pack's bytes as the files npm run pack writes: parts of `partBytes` (a multiple of 64), the last shorter. */
+export function packParts(bytes: Uint8Array, partBytes: number): { file: string; bytes: Uint8Array }[] {
+  if (!Number.isSafeInteger(partBytes) || partBytes < 64 || partBytes % 64) throw new Error(`a pack part must be a positive multiple of 64 bytes, not ${partBytes}`);
+  return Array.from({ length: Math.max(1, Math.ceil(bytes.byteLength / partBytes)) }, (_, i) => ({ file: packPart(i), bytes: bytes.subarray(i * partBytes, (i + 1) * partBytes) }));
+}
 
 /** What the model loader reports of the checkpoint (LoadedModel.weights), and a GGUF's own vocabulary. */
 export interface PackedCheckpoint {
@@ -58,25 +77,55 @@ function staleReason(header: Record<string, unknown>, files: ManifestFiles, expe
   return null;
 }
 
+/** A usable pack: the weights with their tensors' places to be reserved by the decoder, then `fill` copies the bytes in. */
+export interface UsablePack {
+  weights: Placeable<LlamaWeights>;
+  checkpoint: PackedCheckpoint;
+  /** Reads the pack's parts in order (each checked against manifest.json) into the decoder made from `weights`. */
+  fill(): Promise<void>;
+}
+
 /**
  * The folder's pack, when it stands for what the loader would convert (`expected`) as manifest.json
  * lists it; null when there is none or it is stale (logged). A pack whose bytes are not manifest.json's is an error.
  */
-export async function usablePack(read: Read, manifest: { files?: ManifestFiles }, expected: PackExpectation, log: (line: string) => void):
-  Promise<{ weights: LlamaWeights; checkpoint: PackedCheckpoint } | null> {
-  const bytes = await read(PACK_FILE).catch(() => null);
-  if (!bytes) return null;
+export async function usablePack(read: Read, manifest: { files?: ManifestFiles }, expected: PackExpectation, log: (line: string) => void): Promise<UsablePack | null> {
+  let first = await read(PACK_FILE).catch(() => null);
+  if (!first) return null;
   const files = manifest.files ?? {};
   const ignored = (why: string) => {
     log(`tinylm-edge: ${PACK_FILE} ignored (${why}); converting ${expected.file} instead (npm run pack -- DIR writes it again)`);
     return null;
   };
   if (!files[PACK_FILE]?.sha256) return ignored("not listed in manifest.json");
-  await checkDigest(PACK_FILE, bytes, manifest);
-  const { header, weights } = readPack(bytes, PACK_FILE);
-  const stale = staleReason(header, files, expected);
+  await checkDigest(PACK_FILE, first, manifest);
+  const layout = readPackHeader(first, PACK_FILE);
+  const stale = staleReason(layout.header, files, expected);
   if (stale) return ignored(stale);
-  return { weights: weights as LlamaWeights, checkpoint: header.checkpoint as PackedCheckpoint };
+  // The first part's length is every part's but the last's.
+  const partBytes = first.byteLength, parts = Math.ceil(layout.end / partBytes);
+  if (partBytes > layout.end) throw new PackError(`${PACK_FILE}: ${partBytes - layout.end} bytes past its last tensor (not a pack this server wrote: run npm run pack again)`);
+  for (let i = 1; i < parts; i++) {
+    if (!files[packPart(i)]?.sha256) throw new Error(`${packPart(i)}: part ${i + 1} of ${parts} of ${PACK_FILE}, not listed in manifest.json (run npm run pack again)`);
+  }
+  const pending: PendingTensor[] = [];
+  const weights = packTree(layout, PACK_FILE, (t, i) => (pending[i] = new PendingTensor(t.bytes))) as Placeable<LlamaWeights>;
+  const fill = async () => {
+    for (let i = 0; i < parts; i++) {
+      const file = packPart(i), start = i * partBytes, stop = Math.min(layout.end, start + partBytes);
+      const bytes = i === 0 ? first! : await read(file);
+      first = null; // only one part held at a time
+      if (bytes.byteLength !== stop - start) throw new Error(`${file}: ${bytes.byteLength} bytes, where part ${i + 1} of ${parts} of ${PACK_FILE} has ${stop - start} (a partial upload?)`);
+      if (i > 0) await checkDigest(file, bytes, manifest);
+      layout.tensors.forEach((t, k) => {
+        const from = Math.max(t.offset, start), to = Math.min(t.offset + t.bytes, stop);
+        if (from < to) pending[k].write(from - t.offset, bytes.subarray(from - start, to - start));
+      });
+    }
+    const short = layout.tensors.findIndex((t, k) => pending[k].written !== t.bytes);
+    if (short >= 0) throw new Error(`${PACK_FILE}: tensor ${layout.tensors[short].name} was not read whole`);
+  };
+  return { weights, checkpoint: layout.header.checkpoint as PackedCheckpoint, fill };
 }
 
 /**

@@ -1,7 +1,7 @@
 // npm run pack: the kernels' weights written once (src/packed.ts, src/engine/simd/pack.ts) and loaded
 // instead of converting, with the same logits; a stale pack is ignored (logged), a corrupt one refused.
 import { execFileSync } from "node:child_process";
-import { cpSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
@@ -9,7 +9,7 @@ import { FIXTURE_DIR, folderReader, KERNELS_WASM, RELAXED_WASM } from "./helpers
 import { checkpointFixtures, standardOnnxFixtures } from "./helpers/interop-fixtures.js";
 import { loadModel, type LoadedModel } from "../src/model.js";
 import { sha256Hex } from "../src/digest.js";
-import { PACK_FILE } from "../src/packed.js";
+import { PACK_FILE, packPart } from "../src/packed.js";
 import { PackError, readPack, writePack } from "../src/engine/simd/pack.js";
 import { KERNEL_WEIGHTS_VERSION } from "../src/engine/simd/llama-weights.js";
 
@@ -81,6 +81,43 @@ describe("npm run pack", () => {
     expect(after.log.join("\n")).toContain(`from ${PACK_FILE}`);
     expect(after.model.weights).toEqual(before.model.weights);
     expect(await logits(after.model)).toEqual(await logits(before.model));
+  }, 60_000);
+
+  it("a pack in parts (--part-mib) is read part by part with the same logits; deployed without its checkpoint to a host that cannot list the folder, it still serves; a missing, short or corrupt part is an error naming it", async () => {
+    const dir = copy(join(checkpoints, "qwen2-gguf"));
+    const before = await load(dir);
+    const out = execFileSync(join(ROOT, "node_modules/.bin/tsx"), ["scripts/pack.ts", join(dir, "model.gguf"), "--part-mib", "2"], { cwd: ROOT, encoding: "utf8" });
+    const parts = readdirSync(dir).filter((f) => f.startsWith(PACK_FILE)).length;
+    expect(parts).toBeGreaterThan(3);
+    expect(out).toContain(`in ${parts} parts (${PACK_FILE} … ${packPart(parts - 1)})`);
+    const manifest = manifestOf(dir);
+    for (let i = 0; i < parts; i++) expect(manifest.files[packPart(i)].sha256).toBe(await sha256Hex(readFileSync(join(dir, packPart(i)))));
+    const after = await load(dir);
+    expect(after.log.join("\n")).toContain(`runs on our WASM kernels from ${PACK_FILE}`);
+    expect(await logits(after.model)).toEqual(await logits(before.model));
+
+    // Workers: no listing, and the checkpoint left out of the upload; manifest.json vouches for it, so it is never read.
+    const deployed = copy(dir);
+    rmSync(join(deployed, "model.gguf"));
+    const noListing = await load(deployed, { files: undefined });
+    expect(noListing.model.weights).toEqual(before.model.weights);
+    expect(await logits(noListing.model)).toEqual(await logits(before.model));
+
+    const last = packPart(parts - 1), middle = packPart(2), bytes = readFileSync(join(dir, middle));
+    writeFileSync(join(deployed, middle), bytes.subarray(0, bytes.length - 64));
+    await expect(load(deployed)).rejects.toThrow(new RegExp(`${middle.replace(".", "\\.")}: ${bytes.length - 64} bytes, where part 3 of ${parts} of ${PACK_FILE} has ${bytes.length} \\(a partial upload\\?\\)`));
+    bytes[100] ^= 1;
+    writeFileSync(join(deployed, middle), bytes);
+    await expect(load(deployed)).rejects.toThrow(new RegExp(`${middle.replace(".", "\\.")}: sha256 [0-9a-f]{64} does not match manifest.json's`));
+    rmSync(join(deployed, last));
+    writeFileSync(join(deployed, middle), readFileSync(join(dir, middle)));
+    await expect(load(deployed)).rejects.toThrow(`${last}: not found in the model folder`);
+
+    // Packed again in one part: the earlier parts leave the folder and manifest.json.
+    execFileSync(join(ROOT, "node_modules/.bin/tsx"), ["scripts/pack.ts", join(dir, "model.gguf"), "--part-mib", "64"], { cwd: ROOT });
+    expect(readdirSync(dir).filter((f) => f.startsWith(PACK_FILE))).toEqual([PACK_FILE]);
+    expect(Object.keys(manifestOf(dir).files).filter((f) => f.startsWith(PACK_FILE))).toEqual([PACK_FILE]);
+    expect(await logits((await load(dir)).model)).toEqual(await logits(before.model));
   }, 60_000);
 
   it("a stale pack is ignored with the reason logged, and the checkpoint converted: sources changed, another ONNX_FILE, another weights version, not in the manifest", async () => {

@@ -6,6 +6,7 @@ import type { Decoder, ModelShape } from "./decoder.js";
 import { createDecoder, type OrtModule } from "./ort/session.js";
 import { StandardOnnxDecoder } from "./ort/standard-onnx-model.js";
 import { SimdDecoder, type KvCacheKind } from "./simd/decoder.js";
+import type { Placeable } from "./simd/heap.js";
 import { describeQuantization, isOurExport, kernelWeights, llamaWeights, UnsupportedModel, type LlamaWeights, type WeightBits } from "./simd/llama-weights.js";
 import { liftOnnx } from "../formats/onnx-lift.js";
 import { FormatError, type WeightDescription } from "../formats/weights.js";
@@ -107,7 +108,7 @@ export async function createKernelBackend(description: WeightDescription, opts: 
 }
 
 /** Our kernels on weights already in their layout (a folder's pack, src/packed.ts, or a conversion). */
-export async function kernelDecoder(weights: LlamaWeights, opts: BackendOptions): Promise<SimdDecoder> {
+export async function kernelDecoder(weights: Placeable<LlamaWeights>, opts: BackendOptions): Promise<SimdDecoder> {
   if (!opts.kernels) throw new Error("the host did not provide kernels.wasm");
   const relaxed = (await opts.relaxed?.()) ?? null;
   return SimdDecoder.create(await opts.kernels(), weights, relaxed, {}, opts.kvCache);

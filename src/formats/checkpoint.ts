@@ -17,6 +17,8 @@ export interface LocateOptions {
   weightsFile?: string;
   /** The folder's file names, where the host can list them (then a .gguf of any name is found). */
   files?: string[];
+  /** manifest.json's files: where the host cannot list the folder, those it lists are taken as present. */
+  listed?: Record<string, unknown>;
 }
 
 export interface Checkpoint {
@@ -44,6 +46,7 @@ export async function locateCheckpoint(read: (path: string) => Promise<Uint8Arra
   let probed: { path: string; bytes: Uint8Array } | undefined;
   const has = async (path: string) => {
     if (opts.files && !path.includes("/")) return opts.files.includes(path); // the listing is of the top folder only
+    if (!opts.files && opts.listed && Object.hasOwn(opts.listed, path)) return true;
     const bytes = await read(path).catch(() => null);
     if (bytes) probed = { path, bytes };
     return bytes !== null;
@@ -52,7 +55,8 @@ export async function locateCheckpoint(read: (path: string) => Promise<Uint8Arra
   if (preferOnnx && (await has(opts.onnxFile))) return found("onnx", opts.onnxFile);
   if (await has(SAFETENSORS_INDEX)) return found("safetensors", SAFETENSORS_INDEX);
   if (await has(SAFETENSORS_FILE)) return found("safetensors", SAFETENSORS_FILE);
-  const ggufs = opts.files ? opts.files.filter((f) => f.endsWith(".gguf")) : (await has(GGUF_FILE)) ? [GGUF_FILE] : [];
+  const listedGgufs = opts.listed ? Object.keys(opts.listed).filter((f) => f.endsWith(".gguf") && !f.includes("/")) : [];
+  const ggufs = opts.files ? opts.files.filter((f) => f.endsWith(".gguf")) : listedGgufs.length ? listedGgufs : (await has(GGUF_FILE)) ? [GGUF_FILE] : [];
   if (ggufs.length > 1) throw new FormatError(`the model folder holds ${ggufs.length} .gguf files (${ggufs.join(", ")}): give MODEL_DIR the one to serve`);
   if (ggufs.length === 1) return found("gguf", ggufs[0]);
   return { format: "onnx", file: opts.onnxFile };

@@ -2,7 +2,7 @@
 // pass is one call into WASM per chunk of rows, weights and KV cache live in WASM memory, and only
 // token ids go in and the wanted logits come out. Same interface as the onnxruntime-web backend.
 import { runEachPathOnce, type Decoder, type ModelShape, type SequenceCache, type StepInput, type StepOutput } from "../decoder.js";
-import { Heap, PagePool } from "./heap.js";
+import { Heap, PagePool, PendingTensor, type Placeable } from "./heap.js";
 import { checkLayout, LAYER_FIELDS, MODEL_FIELDS, QMATRIX_FIELDS, ROW_FIELDS as ROW_FIELD_NAMES, writeStruct } from "./layout.js";
 import type { LlamaWeights } from "./llama-weights.js";
 import { KIND_CODE, type QuantMatrix } from "./quantize.js";
@@ -146,13 +146,14 @@ export class SimdDecoder implements Decoder<PagedKvCache> {
    * weights; with a compiled relaxed.wasm (the runtime has relaxed SIMD), its matrix kernel is used.
    * `env` adds imports (the bench's profiling build imports `now`).
    */
-  static async create(module: WebAssembly.Module, weights: LlamaWeights, relaxed: WebAssembly.Module | null = null, env: Record<string, unknown> = {},
+  /** Tensors given as PendingTensor get their place in the kernels' memory here; their bytes are written after. */
+  static async create(module: WebAssembly.Module, weights: Placeable<LlamaWeights>, relaxed: WebAssembly.Module | null = null, env: Record<string, unknown> = {},
     kvCache: KvCacheKind = DEFAULT_KV_CACHE): Promise<SimdDecoder> {
     const { instance, memory } = await instantiate(module, relaxed, env);
     return new SimdDecoder(instance, memory, weights, relaxed ? "relaxed-simd" : "simd128", kvCache);
   }
 
-  private constructor(readonly instance: WebAssembly.Instance, memory: WebAssembly.Memory, weights: LlamaWeights, readonly variant: KernelVariant,
+  private constructor(readonly instance: WebAssembly.Instance, memory: WebAssembly.Memory, weights: Placeable<LlamaWeights>, readonly variant: KernelVariant,
     readonly kvCache: KvCacheKind) {
     const c = weights.config;
     this.shape = { layers: c.layers, kvHeads: c.kvHeads, headDim: c.headDim, vocabSize: c.vocab, maxLength: c.maxLength };
@@ -165,21 +166,21 @@ export class SimdDecoder implements Decoder<PagedKvCache> {
     // The model struct and its weights. Matrices are one row per output.
     const model = (this.model = heap.alloc(MODEL_FIELDS.length * 4));
     const layers = heap.alloc(c.layers * LAYER_FIELDS.length * 4);
-    const floats = (data: Float32Array | null) => {
+    const place = (data: ArrayBufferView | PendingTensor | null) => {
       if (!data) return 0; // a NULL pointer: the feature is off (simd.h)
       const at = heap.alloc(data.byteLength);
-      heap.f32(at, data.length).set(data);
+      if (data instanceof PendingTensor) data.place(memory, at);
+      else heap.u8(at, data.byteLength).set(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
       return at;
     };
-    const matrix = (name: string, m: QuantMatrix): Record<string, number> => {
-      const w = heap.alloc(m.data.byteLength);
-      heap.u8(w, m.data.byteLength).set(m.data);
-      return { [`${name}.w`]: w, [`${name}.scale`]: floats(m.scale), [`${name}.n_out`]: m.rows, [`${name}.n_in`]: m.cols, [`${name}.kind`]: KIND_CODE[m.kind] };
+    const matrix = (name: string, m: Placeable<QuantMatrix>): Record<string, number> => {
+      const w = place(m.data);
+      return { [`${name}.w`]: w, [`${name}.scale`]: place(m.scale), [`${name}.n_out`]: m.rows, [`${name}.n_in`]: m.cols, [`${name}.kind`]: KIND_CODE[m.kind] };
     };
     weights.layers.forEach((l, i) => {
       writeStruct(heap, layers + i * LAYER_FIELDS.length * 4, LAYER_FIELDS, {
-        attn_norm: floats(l.attnNorm), ...matrix("qkv", l.qkv), qkv_bias: floats(l.qkvBias), q_norm: floats(l.qNorm), k_norm: floats(l.kNorm),
-        ...matrix("o", l.o), ffn_norm: floats(l.ffnNorm), ...matrix("gate_up", l.gateUp), ...matrix("down", l.down),
+        attn_norm: place(l.attnNorm), ...matrix("qkv", l.qkv), qkv_bias: place(l.qkvBias), q_norm: place(l.qNorm), k_norm: place(l.kNorm),
+        ...matrix("o", l.o), ffn_norm: place(l.ffnNorm), ...matrix("gate_up", l.gateUp), ...matrix("down", l.down),
       });
     });
     const width = (c.heads + 2 * c.kvHeads) * c.headDim;
@@ -193,7 +194,7 @@ export class SimdDecoder implements Decoder<PagedKvCache> {
     writeStruct(heap, model, MODEL_FIELDS, {
       dim: c.dim, n_layers: c.layers, n_heads: c.heads, n_kv_heads: c.kvHeads, head_dim: c.headDim, ffn: c.ffn, vocab: c.vocab,
       max_rows: MAX_ROWS, page_size: PAGE, eps: c.eps, ...embedding, ...lmHead,
-      final_norm: floats(weights.finalNorm), rope_cos: floats(weights.ropeCos), rope_sin: floats(weights.ropeSin), layers,
+      final_norm: place(weights.finalNorm), rope_cos: place(weights.ropeCos), rope_sin: place(weights.ropeSin), layers,
       x: scratch(c.dim), h: scratch(c.dim), qkv: scratch(width), att: scratch(widest), gu: scratch(2 * c.ffn),
       // a group's scores (f32, a row of positions + 4 per query head), then the int8 cache's value weights:
       // two heads' int16 (plain) or each block's two 7-bit bytes (relaxed), positions + 4 each

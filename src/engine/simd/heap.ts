@@ -65,3 +65,36 @@ export class PagePool {
     bytes.copyWithin(to, from, from + this.pageBytes);
   }
 }
+
+/**
+ * A tensor whose bytes arrive after the decoder has reserved its place: a pack read one part at a
+ * time (src/packed.ts) is copied straight into the kernels' memory, so the whole file never sits in
+ * JS memory beside the heap (on Workers both count against the isolate's 128 MB).
+ */
+export class PendingTensor {
+  private memory: WebAssembly.Memory | null = null;
+  private address = 0;
+  /** Bytes copied in so far. */
+  written = 0;
+
+  constructor(readonly byteLength: number) {}
+
+  place(memory: WebAssembly.Memory, address: number): void {
+    this.memory = memory;
+    this.address = address;
+  }
+
+  /** Copies `bytes` to the tensor's bytes from `offset` on. */
+  write(offset: number, bytes: Uint8Array): void {
+    if (!this.memory) throw new Error("a pending tensor written before the decoder placed it");
+    if (offset < 0 || offset + bytes.byteLength > this.byteLength) throw new Error(`${bytes.byteLength} bytes at ${offset} overrun a tensor of ${this.byteLength}`);
+    new Uint8Array(this.memory.buffer, this.address + offset, bytes.byteLength).set(bytes); // a view per write: the memory may have grown since
+    this.written += bytes.byteLength;
+  }
+}
+
+/** A weights tree (LlamaWeights) whose tensors may be PendingTensor. */
+export type Placeable<T> = T extends ArrayBufferView ? T | PendingTensor
+  : T extends readonly (infer U)[] ? Placeable<U>[]
+  : T extends object ? { [K in keyof T]: Placeable<T[K]> }
+  : T;

@@ -20,7 +20,7 @@ type Typed = InstanceType<(typeof TYPES)[TypeName]>;
 /** A file that is not a pack this code wrote (its hash matched, so a bug or a hand-made file): never half-read. */
 export class PackError extends Error {}
 
-interface TensorEntry {
+export interface TensorEntry {
   name: string;
   type: TypeName;
   offset: number;
@@ -75,52 +75,84 @@ export function writePack(weights: unknown, meta: Record<string, unknown>): Uint
   return out;
 }
 
+/** A pack's header, validated: its tensor list and the file's length the tensors imply. */
+export interface PackHeader {
+  header: Record<string, unknown>;
+  tensors: TensorEntry[];
+  /** Where the last tensor ends: the whole file's length (a pack may arrive in parts, src/packed.ts). */
+  end: number;
+}
+
+const failure = (file: string) => (why: string): never => {
+  throw new PackError(`${file}: ${why} (not a pack this server wrote: run npm run pack again)`);
+};
+
 /**
- * A pack's header (its meta fields and version) and weights; the tensors are views into `bytes`
- * where aligned (no copy), else copies. Every offset and length is checked before any is read.
+ * The header of a pack from its first bytes (at least the header: the tensors may lie beyond
+ * `first`). Every tensor's type, offset and length is checked before any is read; a header of
+ * another container version comes back with no tensors (the caller says it is stale).
  */
-export function readPack(bytes: Uint8Array, file: string): { header: Record<string, unknown>; weights: unknown } {
-  const fail: (why: string) => never = (why) => {
-    throw new PackError(`${file}: ${why} (not a pack this server wrote: run npm run pack again)`);
-  };
-  if (bytes.byteLength < 12 || new TextDecoder().decode(bytes.subarray(0, 8)) !== MAGIC) fail("no pack header");
-  const length = new DataView(bytes.buffer, bytes.byteOffset, 12).getUint32(8, true);
-  if (12 + length > bytes.byteLength) fail(`a header of ${length} bytes in a file of ${bytes.byteLength}`);
+export function readPackHeader(first: Uint8Array, file: string): PackHeader {
+  const fail = failure(file);
+  if (first.byteLength < 12 || new TextDecoder().decode(first.subarray(0, 8)) !== MAGIC) fail("no pack header");
+  const length = new DataView(first.buffer, first.byteOffset, 12).getUint32(8, true);
+  if (12 + length > first.byteLength) fail(`a header of ${length} bytes in a file of ${first.byteLength}`);
   let header: Record<string, unknown>;
   try {
-    header = JSON.parse(new TextDecoder().decode(bytes.subarray(12, 12 + length))) as Record<string, unknown>;
+    header = JSON.parse(new TextDecoder().decode(first.subarray(12, 12 + length))) as Record<string, unknown>;
   } catch (err) {
     return fail(`its header is not JSON (${(err as Error).message})`);
   }
-  if (header.version !== PACK_VERSION) return { header, weights: null }; // another container: the caller says it is stale
+  if (header.version !== PACK_VERSION) return { header, tensors: [], end: 12 + length };
   const entries = header.tensors;
   if (!Array.isArray(entries)) return fail("no tensor list");
-  const arrays = (entries as TensorEntry[]).map((t, i): Typed => {
+  let end = 12 + length;
+  for (const [i, t] of (entries as TensorEntry[]).entries()) {
     const ctor = TYPES[t?.type];
     if (!ctor) fail(`tensor ${i} has type ${JSON.stringify(t?.type)}`);
     const { offset, bytes: n } = t;
-    if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(n) || offset < 12 + length || n < 0 || offset + n > bytes.byteLength || n % ctor.BYTES_PER_ELEMENT) {
-      fail(`tensor ${t.name}: ${n} bytes at ${offset} do not fit the file's ${bytes.byteLength} (or its type)`);
+    if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(n) || offset < end || n < 0 || offset % ALIGN || n % ctor.BYTES_PER_ELEMENT) {
+      fail(`tensor ${t.name}: ${n} bytes at ${offset} (tensors are aligned, in order, after the header, whole elements of their type)`);
     }
-    const at = bytes.byteOffset + offset;
-    if (at % ctor.BYTES_PER_ELEMENT === 0) return new ctor(bytes.buffer as ArrayBuffer, at, n / ctor.BYTES_PER_ELEMENT);
-    return new ctor(bytes.slice(offset, offset + n).buffer);
-  });
+    end = offset + n;
+  }
+  return { header, tensors: entries as TensorEntry[], end };
+}
+
+/** The weights tree of a pack's header, each tensor reference replaced by `leaf(tensor, index)`. */
+export function packTree<T>({ header, tensors }: PackHeader, file: string, leaf: (t: TensorEntry, i: number) => T): unknown {
+  const fail = failure(file);
   const used = new Set<number>();
   const decode = (node: unknown): unknown => {
     if (Array.isArray(node)) return node.map(decode);
     if (node !== null && typeof node === "object") {
       const ref = (node as { $tensor?: unknown }).$tensor;
       if (ref !== undefined) {
-        if (typeof ref !== "number" || !arrays[ref] || used.has(ref)) fail(`a tensor reference ${JSON.stringify(ref)}`);
+        if (typeof ref !== "number" || !tensors[ref] || used.has(ref)) fail(`a tensor reference ${JSON.stringify(ref)}`);
         used.add(ref as number);
-        return arrays[ref as number];
+        return leaf(tensors[ref as number], ref as number);
       }
       return Object.fromEntries(Object.entries(node).map(([k, v]) => [k, decode(v)]));
     }
     return node;
   };
   const weights = decode(header.weights);
-  if (used.size !== arrays.length) fail(`${arrays.length - used.size} tensors no weight refers to`);
-  return { header, weights };
+  if (used.size !== tensors.length) fail(`${tensors.length - used.size} tensors no weight refers to`);
+  return weights;
+}
+
+/**
+ * A whole pack's header (its meta fields and version) and weights; the tensors are views into
+ * `bytes` where aligned (no copy), else copies.
+ */
+export function readPack(bytes: Uint8Array, file: string): { header: Record<string, unknown>; weights: unknown } {
+  const layout = readPackHeader(bytes, file);
+  if (layout.header.version !== PACK_VERSION) return { header: layout.header, weights: null }; // another container: the caller says it is stale
+  if (layout.end > bytes.byteLength) failure(file)(`its tensors end at byte ${layout.end} of a file of ${bytes.byteLength}`);
+  const weights = packTree(layout, file, ({ type, offset, bytes: n }): Typed => {
+    const ctor = TYPES[type], at = bytes.byteOffset + offset;
+    if (at % ctor.BYTES_PER_ELEMENT === 0) return new ctor(bytes.buffer as ArrayBuffer, at, n / ctor.BYTES_PER_ELEMENT);
+    return new ctor(bytes.slice(offset, offset + n).buffer);
+  });
+  return { header: layout.header, weights };
 }
