@@ -7,14 +7,13 @@
 //   node:    `node --import tsx src/hosts/node.ts` (loads eagerly and runs a warm-up before serving).
 //   tsx bench/cold-start.ts workerd [--config wrangler.toml] [--model DIR] [--runs 5]
 //   tsx bench/cold-start.ts node [--model DIR] [--runs 5]
-import { execFileSync, spawn, type ChildProcess } from "node:child_process";
-import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
-import { createRequire } from "node:module";
-import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { spawn, type ChildProcess } from "node:child_process";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { freePort } from "../test/helpers/spawn.js";
 import { median } from "./stats.js";
+import { WORKERD, workerdConfig } from "./workerd.js";
 
 const { values: opts, positionals } = parseArgs({
   allowPositionals: true,
@@ -27,7 +26,6 @@ if (opts.help || !["workerd", "node"].includes(positionals[0])) {
 const ROOT = join(import.meta.dirname, "..");
 const TICK = 100; // USER_HZ: /proc's clock ticks per second on Linux
 const host = positionals[0] as "workerd" | "node";
-const WRANGLER_ENV = { CLOUDFLARE_CF_FETCH_ENABLED: "false", WRANGLER_SEND_METRICS: "false", CI: "true", NO_UPDATE_NOTIFIER: "1" };
 
 /** [start, cpu] of a process in seconds: its start since boot, its user + system time. */
 function procTimes(pid: number): { start: number; cpu: number } {
@@ -35,42 +33,6 @@ function procTimes(pid: number): { start: number; cpu: number } {
   return { start: Number(fields[19]) / TICK, cpu: (Number(fields[11]) + Number(fields[12])) / TICK };
 }
 const uptime = () => Number(readFileSync("/proc/uptime", "utf8").split(" ")[0]);
-
-/** workerd's binary itself (npm's bin/workerd is a Node launcher: its process would not be workerd's). */
-const WORKERD = createRequire(import.meta.url).resolve(`@cloudflare/workerd-linux-${process.arch === "arm64" ? "arm64" : "64"}/bin/workerd`);
-
-/**
- * The Worker as wrangler would upload it (`wrangler deploy --dry-run --outdir`), and a workerd
- * config serving it on `port` with the model folder as ASSETS (a disk service: what the worker
- * reads through the binding) and the config's [vars]. Returns the config file.
- */
-function workerdConfig(config: string, model: string): (port: number) => string {
-  const out = mkdtempSync(join(tmpdir(), "cold-start-"));
-  execFileSync(join(ROOT, "node_modules/.bin/wrangler"), ["deploy", "-c", config, "--dry-run", "--outdir", out],
-    { cwd: ROOT, env: { ...process.env, ...WRANGLER_ENV }, stdio: "ignore" });
-  const toml = readFileSync(join(ROOT, config), "utf8");
-  const vars = [...(toml.split(/^\[vars\]$/m)[1] ?? "").split(/^\[/m)[0].matchAll(/^(\w+) = "(.*)"$/gm)].map(([, k, v]) => [k, v]);
-  const date = /^compatibility_date = "(.*)"$/m.exec(toml)![1];
-  const files = readdirSync(out);
-  const main = files.find((f) => f.endsWith(".js"))!;
-  const modules = [`(name = "${main}", esModule = embed "${main}")`, ...files.filter((f) => f.endsWith(".wasm")).map((f) => `(name = "${f}", wasm = embed "${f}")`)];
-  const bindings = [`(name = "ASSETS", service = "assets")`, ...vars.map(([k, v]) => `(name = "${k}", text = ${JSON.stringify(v)})`)];
-  return (port) => {
-    writeFileSync(join(out, "config.capnp"), `using Workerd = import "/workerd/workerd.capnp";
-const config :Workerd.Config = (
-  services = [(name = "main", worker = .worker), (name = "assets", disk = (path = ${JSON.stringify(resolve(model))}, writable = false))],
-  sockets = [(name = "http", address = "127.0.0.1:${port}", http = (), service = "main")],
-);
-const worker :Workerd.Worker = (
-  modules = [${modules.join(", ")}],
-  compatibilityDate = "${date}",
-  compatibilityFlags = ["nodejs_compat"],
-  bindings = [${bindings.join(", ")}],
-);
-`);
-    return join(out, "config.capnp");
-  };
-}
 
 /** The id the server gives the model (manifest.json's name, as src/model.ts takes it). */
 function modelId(dir: string): string {

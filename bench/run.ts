@@ -312,7 +312,7 @@ const lines = [
   "",
   `With Workers' settings (\`LOW_MEMORY=1 MAX_BATCH=4 MAX_TOKENS_LIMIT=512\`), the WASM heap after the largest request they admit ` +
     `(n = 8, echo + logprobs, a 500-token prompt): ${f(largestRequestHeap.simd, 1)} MiB on our kernels, ${f(largestRequestHeap.ort, 1)} MiB on onnxruntime-web ` +
-    `(128 MB isolate; a step hands JS at most 64 positions' logits and probabilities, 4 MiB).`,
+    `(128 MB isolate; a step hands JS at most 4 MiB of logits and probabilities: 64 positions at this vocabulary).`,
   "",
   "### Hosts (greedy, 256 tokens through /v1/completions, default ENGINE=auto: our kernels; 1 WASM thread; Workers with its low-memory settings)",
   "",

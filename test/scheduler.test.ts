@@ -127,6 +127,33 @@ describe("n choices share one prefill", () => {
   });
 });
 
+describe("echo + logprobs: the logits a step hands to JS are bounded per step", () => {
+  it("two such prompts at once get 4 MiB of logits and probabilities per step between them (64 rows of the fixture's 8k vocabulary), with the log-probabilities each gets alone", async () => {
+    const dec = await simdDecoder();
+    const allRows: number[] = [];
+    const wrapped: Decoder = {
+      backend: dec.backend, shape: dec.shape, newCache: () => dec.newCache(), warmUp: () => dec.warmUp(),
+      step: (inputs: StepInput[]) => {
+        allRows.push(inputs.filter((i) => i.logits === "all").reduce((n, i) => n + i.tokens.length, 0));
+        return dec.step(inputs as never);
+      },
+    };
+    const ask = (engine: Engine, salt: number) => {
+      const [g] = engine.generateChoices({ prompt: longPrompt(salt, 150), promptLogprobs: true }, [{ maxTokens: 0, sampling: greedy, stopTokens: new Set() }]);
+      return collect(g).then(() => g.promptLogprobs);
+    };
+    const engine = new Engine(wrapped, { maxBatch: 4, maxQueue: 4, prefixCache: false });
+    const both = await Promise.all([ask(engine, 1), ask(engine, 2)]);
+    expect(Math.max(...allRows)).toBe(64); // 4 MiB / (2 × 4 bytes × 8,192)
+    expect(allRows.reduce((a, b) => a + b, 0)).toBe(300);
+    for (const [i, salt] of [1, 2].entries()) {
+      const alone = await ask(new Engine(dec, { maxBatch: 4, maxQueue: 4, prefixCache: false }), salt);
+      expect(both[i].length).toBe(150);
+      both[i].forEach((lp, j) => (lp === null ? expect(alone[j]).toBeNull() : expect(lp).toBeCloseTo(alone[j]!, 4)));
+    }
+  });
+});
+
 describe("log-probabilities have one meaning", () => {
   it("the model's log-softmax after logit_bias, whatever temperature, top-p, top-k or min-p", async () => {
     const dec = await simdDecoder();

@@ -206,7 +206,7 @@ export function ggufDescription(g: GgufFile, file: string): WeightDescription {
 export function ggufVocab(g: GgufFile, file: string): import("../tokenizer/gguf-vocab.js").GgufVocab | null {
   const m = g.metadata;
   const model = m.get("tokenizer.ggml.model");
-  if (model === undefined) return null;
+  if (model === undefined || model === "none") return null; // "none": llama.cpp's word for a GGUF without a vocabulary
   const list = <T>(key: string, kind: string): T[] | undefined => {
     const v = m.get(key);
     if (v === undefined) return undefined;
