@@ -22,9 +22,9 @@ const MAX_STEP_TOKENS = 256;
 const PREFILL_SHARE = 0.75;
 /**
  * Bytes of logits and probabilities (2 × 4 per vocabulary entry and row) one step may hand back for
- * prompts that want every position's (echo + logprobs): 64 rows of an 8k vocabulary, 10 of 49k.
- * Counted per step, not per chunk, so the JS memory a step holds does not grow with the vocabulary
- * or with how many such prompts run (on Workers it counts against the isolate's 128 MB).
+ * a prompt that wants every position's (echo + logprobs): 64 rows of an 8k vocabulary, 10 of 49k.
+ * Counted in bytes, not rows, so the JS memory a step holds does not grow with the vocabulary (on
+ * Workers it counts against the isolate's 128 MB); a step holds at most MAX_BATCH such prompts.
  */
 const ALL_LOGITS_BYTES = 4 * 2 ** 20;
 /** Under a flood every step holds prompt tokens: every this many steps one without re-measures the decode rows alone. */
@@ -249,22 +249,20 @@ export class Engine {
       input: { cache: seq.cache!, tokens: seq.pending, temperature: probsTemperature(seq.params.sampling), logits: "last" as LogitsWanted },
     }));
     let budget = this.promptBudget();
-    let allRows = Math.max(1, Math.floor(ALL_LOGITS_BYTES / (8 * this.decoder.shape.vocabSize)));
+    const allRows = Math.max(1, Math.floor(ALL_LOGITS_BYTES / (8 * this.decoder.shape.vocabSize)));
     const last = this.lastClient;
     const candidates = this.prompts
       .filter((p) => p.live && p.fed < p.request.prompt.length)
       .sort((a, b) => a.fedAt - b.fedAt || Number(a.request.client === last) - Number(b.request.client === last) || a.arrival - b.arrival);
     for (const p of candidates) {
       if (budget <= 0) break;
-      const all = !p.logprobsDone;
-      if (all && allRows === 0) continue; // the next step's
       if (!p.cache) {
         if (this.holding() >= this.options.maxBatch) continue;
         this.startCache(p);
       }
       const { prompt } = p.request;
+      const all = !p.logprobsDone;
       const n = Math.min(budget, all ? allRows : budget, prompt.length - p.fed);
-      if (all) allRows -= n;
       const end = p.fed + n === prompt.length;
       const sampling = end && !p.sampled && p.choices.some((s) => s.params.maxTokens > 0);
       const logits: LogitsWanted = all ? "all" : sampling ? "last" : "none";

@@ -200,6 +200,10 @@ INLINE void linear_rows(float *y, const int16_t *q, const float *qs, const int32
 INLINE void tile_blocks(float *y, int ldy, const int16_t *a, int n, const uint8_t *w, const float *ws, const float *as,
                         const int32_t *bsums, int R, int q4) {
   const int nb = n / 32, row_bytes = q4 ? n / 2 : n;
+  // The nibble mask from a parameter (n ≥ 0, so n >> 31 is 0): V8 keeps a value in a register but
+  // rematerializes a constant at every use (3 instructions), and lowers an 8-bit shift to a 16-bit
+  // one plus a mask it builds each time; the high nibbles are a 16-bit shift and this mask instead.
+  const v128_t m15 = wasm_i8x16_splat(0x0F | (n >> 31));
   v128_t acc[2] = {wasm_f32x4_splat(0), wasm_f32x4_splat(0)};
   for (int b = 0; b < nb; b++) {
     v128_t c[4][2];
@@ -209,7 +213,7 @@ INLINE void tile_blocks(float *y, int ldy, const int16_t *a, int n, const uint8_
       v128_t v[4];
       if (q4) {
         v128_t bytes = wasm_v128_load(wb);
-        v128_t lo = wasm_v128_and(bytes, wasm_i8x16_splat(0x0F)), hi = wasm_u8x16_shr(bytes, 4);
+        v128_t lo = wasm_v128_and(bytes, m15), hi = wasm_v128_and(wasm_u16x8_shr(bytes, 4), m15);
         v[0] = wasm_u16x8_extend_low_u8x16(lo), v[1] = wasm_u16x8_extend_high_u8x16(lo);
         v[2] = wasm_u16x8_extend_low_u8x16(hi), v[3] = wasm_u16x8_extend_high_u8x16(hi);
       } else {
