@@ -126,18 +126,22 @@ describe("quantize.ts", () => {
   }
 
   it.each(["Q8_0", "Q4_0"] as const)("GGUF %s blocks are repacked value for value, and the kernels multiply by exactly those values", async (type) => {
-    const rows = 12, cols = 96;
+    // 20 rows: the kernels' one-row pass over 4 groups of 4 rows (16 outputs), then a last group
+    const rows = 20, cols = 96;
     const { raw, expected } = ggufBlocks(rows, cols, type, 11);
     const m = repackGgufBlocks(raw, rows, cols, type);
     expect(m.kind).toBe(type === "Q8_0" ? "q8_32" : "q4_32");
     expect(Array.from(dequantizeMatrix(m))).toEqual(Array.from(expected));
     for (const variant of VARIANTS) {
       const { kernels, relaxed } = await compiled(variant);
-      const x = values(3 * cols, 5);
       const mm = await KernelMatmul.create(kernels, relaxed);
-      expect(relError(mm.run(mm.load(m), x, 3), reference(expected, rows, cols, x, 3))).toBeLessThan(ACTIVATION_TOLERANCE[variant]);
+      const w = mm.load(m);
+      for (const n of [1, 3]) {
+        const x = values(n * cols, 5);
+        expect(relError(mm.run(w, x, n), reference(expected, rows, cols, x, n))).toBeLessThan(ACTIVATION_TOLERANCE[variant]);
+      }
     }
-    expect(() => repackGgufBlocks(raw.subarray(1), rows, cols, type)).toThrow(new RegExp(`${type} tensor 12 × 96: expected ${raw.length} bytes, found ${raw.length - 1}`));
+    expect(() => repackGgufBlocks(raw.subarray(1), rows, cols, type)).toThrow(new RegExp(`${type} tensor 20 × 96: expected ${raw.length} bytes, found ${raw.length - 1}`));
   });
 });
 

@@ -91,7 +91,7 @@ export class KernelMatmul {
     writeStruct(scratch, model, MODEL_FIELDS, {
       ...Object.fromEntries(MODEL_FIELDS.map((name) => [name, 0])),
       xq: scratch.alloc(rows * m.cols * 2), xq_scale: scratch.alloc(rows * 4), relaxed: this.variant === "relaxed-simd" ? 1 : 0,
-      xq_sum: scratch.alloc(rows * 4), xq_bsum: scratch.alloc(rows * Math.ceil(m.cols / 32) * 4),
+      xq_sum: scratch.alloc(rows * 4), xq_boffset: scratch.alloc(rows * Math.ceil(m.cols / 32) * 4),
     });
     (this.instance.exports.matmul as (m: number, y: number, x: number, rows: number, w: number) => void)(model, y, xAt, rows, m.at);
     return scratch.f32(y, rows * m.rows).slice();
@@ -200,7 +200,7 @@ export class SimdDecoder implements Decoder<PagedKvCache> {
       // two heads' int16 (plain) or each block's two 7-bit bytes (relaxed), positions + 4 each
       scores: heap.alloc((c.heads / c.kvHeads) * (c.maxLength + 4) * 4 + Math.max(4, 2 * blocks) * (c.maxLength + 4)), xq: heap.alloc(MAX_ROWS * widest * 2), xq_scale: scratch(1),
       relaxed: variant === "relaxed-simd" ? 1 : 0, xq_sum: scratch(1), sliding_window: c.slidingWindow,
-      xq_bsum: heap.alloc(MAX_ROWS * Math.ceil(widest / 32) * 4), kv_int8: kvCache === "int8" ? 1 : 0,
+      xq_boffset: heap.alloc(MAX_ROWS * Math.ceil(widest / 32) * 4), kv_int8: kvCache === "int8" ? 1 : 0,
     });
 
     // Per-call inputs and outputs.

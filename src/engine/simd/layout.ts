@@ -14,7 +14,7 @@ export const LAYER_FIELDS = [
 export const MODEL_FIELDS = [
   "dim", "n_layers", "n_heads", "n_kv_heads", "head_dim", "ffn", "vocab", "max_rows", "page_size", "eps",
   ...qmatrix("embedding"), ...qmatrix("lm_head"), "final_norm", "rope_cos", "rope_sin", "layers",
-  "x", "h", "qkv", "att", "gu", "scores", "xq", "xq_scale", "relaxed", "xq_sum", "sliding_window", "xq_bsum", "kv_int8",
+  "x", "h", "qkv", "att", "gu", "scores", "xq", "xq_scale", "relaxed", "xq_sum", "sliding_window", "xq_boffset", "kv_int8",
 ] as const;
 
 export const ROW_FIELDS = ["token", "position", "pages"] as const;

@@ -21,7 +21,7 @@ RELAXED("relaxed_gemm_s8") void relaxed_gemm_s8(float *y, int ldy, const int8_t 
                                                 const uint8_t *w, const float *ws, int n_out, int n_in);
 RELAXED("relaxed_gemm_q8b") void relaxed_gemm_q8b(float *y, int ldy, const int8_t *a_abs, const int8_t *a_sign, const float *as, int rows,
                                                   const uint8_t *w, const float *ws, int n_out, int n_in);
-RELAXED("relaxed_gemm_q4b") void relaxed_gemm_q4b(float *y, int ldy, const int8_t *a, const float *as, const int32_t *bsum, int rows,
+RELAXED("relaxed_gemm_q4b") void relaxed_gemm_q4b(float *y, int ldy, const int8_t *a, const float *as, const int32_t *boffsets, int rows,
                                                   const uint8_t *w, const float *ws, int n_out, int n_in);
 
 #define INLINE static inline __attribute__((always_inline))
@@ -49,9 +49,9 @@ INLINE v128_t quantize4(const float *x, v128_t inv) {
   return wasm_i32x4_trunc_sat_f32x4(wasm_f32x4_nearest(wasm_f32x4_mul(wasm_v128_load(x), inv)));
 }
 
-// Rows to int16 (q[r][k] = round(x / scale)), with each row's scale and sum, and (bsums ≠ 0) the sum
-// of each 32-value block.
-static void quantize_rows(int16_t *q, float *scales, int32_t *sums, int32_t *bsums, const float *x, int rows, int n, int32_t qmax) {
+// Rows to int16 (q[r][k] = round(x / scale)), with each row's scale and sum, and (boffsets ≠ 0) 8 ×
+// the sum of each 32-value block: what Q4_B32's nibbles, stored + 8, add to the block's dot product.
+static void quantize_rows(int16_t *q, float *scales, int32_t *sums, int32_t *boffsets, const float *x, int rows, int n, int32_t qmax) {
   for (int r = 0; r < rows; r++) {
     const float *xr = x + r * n;
     const float amax = absmax(xr, n), scale = amax > 0 ? amax / (float)qmax : 1.0f;
@@ -64,7 +64,7 @@ static void quantize_rows(int16_t *q, float *scales, int32_t *sums, int32_t *bsu
       wasm_v128_store(qr + k, wasm_i16x8_narrow_i32x4(a, b));
       if (k % 32 == 24) {
         sum = wasm_i32x4_add(sum, block);
-        if (bsums) bsums[r * (n / 32) + k / 32] = hsum(block);
+        if (boffsets) boffsets[r * (n / 32) + k / 32] = 8 * hsum(block);
         block = wasm_i32x4_splat(0);
       }
     }
@@ -73,10 +73,10 @@ static void quantize_rows(int16_t *q, float *scales, int32_t *sums, int32_t *bsu
   }
 }
 
-// Rows to int8 (±127) for the relaxed kernels, with each row's scale and sum, (bsums ≠ 0) each
-// 32-value block's sum, and (signs ≠ 0) as |q| in q and q's sign mask (0 or −1) in signs, so that an
+// Rows to int8 (±127) for the relaxed kernels, with each row's scale and sum, (boffsets ≠ 0) 8 ×
+// each 32-value block's sum (as quantize_rows), and (signs ≠ 0) as |q| in q and q's sign mask (0 or −1) in signs, so that an
 // 8-bit weight can take the sign and |q| be the dot product's unsigned 7-bit operand.
-static void quantize_rows_i8(int8_t *q, int8_t *signs, float *scales, int32_t *sums, int32_t *bsums, const float *x, int rows, int n) {
+static void quantize_rows_i8(int8_t *q, int8_t *signs, float *scales, int32_t *sums, int32_t *boffsets, const float *x, int rows, int n) {
   for (int r = 0; r < rows; r++) {
     const float *xr = x + r * n;
     const float amax = absmax(xr, n), scale = amax > 0 ? amax / 127.0f : 1.0f;
@@ -95,7 +95,7 @@ static void quantize_rows_i8(int8_t *q, int8_t *signs, float *scales, int32_t *s
       wasm_v128_store(qr + k, v);
       if (k % 32 == 16) {
         sum = wasm_i32x4_add(sum, block);
-        if (bsums) bsums[r * (n / 32) + k / 32] = hsum(block);
+        if (boffsets) boffsets[r * (n / 32) + k / 32] = 8 * hsum(block);
         block = wasm_i32x4_splat(0);
       }
     }
@@ -195,55 +195,83 @@ INLINE void linear_rows(float *y, const int16_t *q, const float *qs, const int32
   }
 }
 
-// Block kinds, 4 weight rows × R activation rows (R = 1 or 2: constant after inlining, so the arrays
-// below are registers). Each block's 8 widened vectors of one weight row serve the R activation rows.
-INLINE void tile_blocks(float *y, int ldy, const int16_t *a, int n, const uint8_t *w, const float *ws, const float *as,
-                        const int32_t *bsums, int R, int q4) {
-  const int nb = n / 32, row_bytes = q4 ? n / 2 : n;
-  // The nibble mask from a parameter (n ≥ 0, so n >> 31 is 0): V8 keeps a value in a register but
-  // rematerializes a constant at every use (3 instructions), and lowers an 8-bit shift to a 16-bit
-  // one plus a mask it builds each time; the high nibbles are a 16-bit shift and this mask instead.
-  const v128_t m15 = wasm_i8x16_splat(0x0F | (n >> 31));
+// Q8_B32, 4 weight rows × R activation rows (R = 1 or 2: constant after inlining, so the arrays
+// below are registers). Each block's 4 widened vectors of one weight row serve the R activation rows.
+INLINE void tile_q8_blocks(float *y, int ldy, const int16_t *a, int n, const uint8_t *w, const float *ws, const float *as, int R) {
+  const int nb = n / 32;
   v128_t acc[2] = {wasm_f32x4_splat(0), wasm_f32x4_splat(0)};
   for (int b = 0; b < nb; b++) {
     v128_t c[4][2];
     for (int i = 0; i < 4; i++) for (int r = 0; r < R; r++) c[i][r] = wasm_i32x4_splat(0);
     for (int i = 0; i < 4; i++) {
-      const uint8_t *wb = w + i * row_bytes + b * (q4 ? 16 : 32);
+      const uint8_t *wb = w + i * n + b * 32;
       v128_t v[4];
-      if (q4) {
-        v128_t bytes = wasm_v128_load(wb);
-        v128_t lo = wasm_v128_and(bytes, m15), hi = wasm_v128_and(wasm_u16x8_shr(bytes, 4), m15);
-        v[0] = wasm_u16x8_extend_low_u8x16(lo), v[1] = wasm_u16x8_extend_high_u8x16(lo);
-        v[2] = wasm_u16x8_extend_low_u8x16(hi), v[3] = wasm_u16x8_extend_high_u8x16(hi);
-      } else {
-        for (int j = 0; j < 4; j++) v[j] = wasm_i16x8_load8x8(wb + 8 * j);
-      }
+      for (int j = 0; j < 4; j++) v[j] = wasm_i16x8_load8x8(wb + 8 * j);
       for (int r = 0; r < R; r++) {
         const int16_t *ab = a + r * n + 32 * b;
         for (int j = 0; j < 4; j++) c[i][r] = wasm_i32x4_add(c[i][r], wasm_i32x4_dot_i16x8(v[j], wasm_v128_load(ab + 8 * j)));
       }
     }
     const v128_t scale = wasm_v128_load(ws + 4 * b);
+    for (int r = 0; r < R; r++) acc[r] = wasm_f32x4_add(acc[r], wasm_f32x4_mul(wasm_f32x4_convert_i32x4(sum4(c[0][r], c[1][r], c[2][r], c[3][r])), scale));
+  }
+  for (int r = 0; r < R; r++) wasm_v128_store(y + r * ldy, wasm_f32x4_mul(acc[r], wasm_f32x4_splat(as[r])));
+}
+
+// Q4_B32, a group of 4 weight rows × R activation rows (R = 1 or 2). A block's 64 bytes interleave
+// the 4 rows by 4 bytes (simd.h), so a vector of 16 bytes holds bytes 4m..4m+3 of each row: its low
+// nibbles values 4m..4m+3, its high nibbles 16+4m..19+4m. Widened to int16, one half is rows 0–1
+// and the other rows 2–3; against the 4 activations repeated (load64_splat) each dot product's lanes
+// are [row 0, row 0, row 1, row 1] (or rows 2, 3), added pairwise once per block.
+INLINE void tile_q4(float *y, int ldy, const int16_t *a, int n, const uint8_t *w, const float *ws, const float *as,
+                    const int32_t *boffsets, int R) {
+  const int nb = n / 32;
+  // The nibble mask from a parameter (n ≥ 0, so n >> 31 is 0): V8 keeps a value in a register but
+  // rematerializes a constant at every use (3 instructions), and lowers an 8-bit shift to a 16-bit
+  // one plus a mask it builds each time; the high nibbles are a 16-bit shift and this mask instead.
+  const v128_t m15 = wasm_i8x16_splat(0x0F | (n >> 31));
+  v128_t acc[2] = {wasm_f32x4_splat(0), wasm_f32x4_splat(0)};
+  for (int b = 0; b < nb; b++) {
+    v128_t c01[2], c23[2];
+    for (int r = 0; r < R; r++) c01[r] = c23[r] = wasm_i32x4_splat(0);
+    for (int m = 0; m < 4; m++) {
+      const v128_t bytes = wasm_v128_load(w + 64 * b + 16 * m);
+      const v128_t lo = wasm_v128_and(bytes, m15), hi = wasm_v128_and(wasm_u16x8_shr(bytes, 4), m15);
+      const v128_t lo01 = wasm_u16x8_extend_low_u8x16(lo), lo23 = wasm_u16x8_extend_high_u8x16(lo);
+      const v128_t hi01 = wasm_u16x8_extend_low_u8x16(hi), hi23 = wasm_u16x8_extend_high_u8x16(hi);
+      for (int r = 0; r < R; r++) {
+        const int16_t *ab = a + r * n + 32 * b + 4 * m;
+        const v128_t xl = wasm_v128_load64_splat(ab), xh = wasm_v128_load64_splat(ab + 16);
+        c01[r] = wasm_i32x4_add(c01[r], wasm_i32x4_add(wasm_i32x4_dot_i16x8(lo01, xl), wasm_i32x4_dot_i16x8(hi01, xh)));
+        c23[r] = wasm_i32x4_add(c23[r], wasm_i32x4_add(wasm_i32x4_dot_i16x8(lo23, xl), wasm_i32x4_dot_i16x8(hi23, xh)));
+      }
+    }
+    const v128_t scale = wasm_v128_load(ws + 4 * b);
     for (int r = 0; r < R; r++) {
-      v128_t s = sum4(c[0][r], c[1][r], c[2][r], c[3][r]);
-      if (q4) s = wasm_i32x4_sub(s, wasm_i32x4_splat(8 * bsums[r * nb + b]));  // nibbles are stored + 8
+      v128_t s = wasm_i32x4_add(wasm_i32x4_shuffle(c01[r], c23[r], 0, 2, 4, 6), wasm_i32x4_shuffle(c01[r], c23[r], 1, 3, 5, 7));
+      s = wasm_i32x4_sub(s, wasm_i32x4_splat(boffsets[r * nb + b]));  // nibbles are stored + 8
       acc[r] = wasm_f32x4_add(acc[r], wasm_f32x4_mul(wasm_f32x4_convert_i32x4(s), scale));
     }
   }
   for (int r = 0; r < R; r++) wasm_v128_store(y + r * ldy, wasm_f32x4_mul(acc[r], wasm_f32x4_splat(as[r])));
 }
 
-INLINE void linear_blocks(float *y, const int16_t *q, const float *qs, const int32_t *bsums, int rows, const QMatrix *mat, int q4) {
+INLINE void tile_blocks(float *y, int ldy, const int16_t *a, int n, const uint8_t *w, const float *ws, const float *as,
+                        const int32_t *boffsets, int R, int q4) {
+  if (q4) tile_q4(y, ldy, a, n, w, ws, as, boffsets, R);
+  else tile_q8_blocks(y, ldy, a, n, w, ws, as, R);
+}
+
+INLINE void linear_blocks(float *y, const int16_t *q, const float *qs, const int32_t *boffsets, int rows, const QMatrix *mat, int q4) {
   const int n = mat->n_in, n_out = mat->n_out, nb = n / 32, row_bytes = q4 ? n / 2 : n;
   for (int o0 = 0; o0 < n_out; o0 += OUT_BLOCK) {
     int o1 = o0 + OUT_BLOCK < n_out ? o0 + OUT_BLOCK : n_out;
     int r = 0;
     for (; r + 2 <= rows; r += 2) {
-      for (int o = o0; o < o1; o += 4) tile_blocks(y + r * n_out + o, n_out, q + r * n, n, mat->w + o * row_bytes, mat->scale + o * nb, qs + r, bsums + r * nb, 2, q4);
+      for (int o = o0; o < o1; o += 4) tile_blocks(y + r * n_out + o, n_out, q + r * n, n, mat->w + o * row_bytes, mat->scale + o * nb, qs + r, boffsets + r * nb, 2, q4);
     }
     for (; r < rows; r++) {
-      for (int o = o0; o < o1; o += 4) tile_blocks(y + r * n_out + o, n_out, q + r * n, n, mat->w + o * row_bytes, mat->scale + o * nb, qs + r, bsums + r * nb, 1, q4);
+      for (int o = o0; o < o1; o += 4) tile_blocks(y + r * n_out + o, n_out, q + r * n, n, mat->w + o * row_bytes, mat->scale + o * nb, qs + r, boffsets + r * nb, 1, q4);
     }
   }
 }
@@ -252,7 +280,7 @@ INLINE void linear_blocks(float *y, const int16_t *q, const float *qs, const int
 void linear(const Model *m, float *y, const float *x, int rows, const QMatrix *mat) {
   const int n = mat->n_in, n_out = mat->n_out, kind = mat->kind;
   float *qs = m->xq_scale;
-  int32_t *sums = m->xq_sum, *bsums = m->xq_bsum;
+  int32_t *sums = m->xq_sum, *boffsets = m->xq_boffset;
   if (m->relaxed && n % 16 == 0 && n_out % 4 == 0) {
     int8_t *q = (int8_t *)m->xq, *signs = q + rows * n;  // xq holds 2 bytes per value: |q| then the signs
     if (kind == Q7_ROW) {
@@ -262,18 +290,18 @@ void linear(const Model *m, float *y, const float *x, int rows, const QMatrix *m
       quantize_rows_i8(q, signs, qs, sums, 0, x, rows, n);
       (kind == Q8_ROW ? relaxed_gemm_s8 : relaxed_gemm_q8b)(y, n_out, q, signs, qs, rows, mat->w, mat->scale, n_out, n);
     } else {
-      quantize_rows_i8(q, 0, qs, sums, bsums, x, rows, n);
-      relaxed_gemm_q4b(y, n_out, q, qs, bsums, rows, mat->w, mat->scale, n_out, n);
+      quantize_rows_i8(q, 0, qs, sums, boffsets, x, rows, n);
+      relaxed_gemm_q4b(y, n_out, q, qs, boffsets, rows, mat->w, mat->scale, n_out, n);
     }
     return;
   }
   int16_t *q = m->xq;
   const int blocks = kind == Q8_B32 || kind == Q4_B32;
   // A block's i32 sums hold 32 products, so the block kinds take the full int16 range.
-  quantize_rows(q, qs, sums, kind == Q4_B32 ? bsums : 0, x, rows, n, blocks ? 32767 : activation_limit(n));
+  quantize_rows(q, qs, sums, kind == Q4_B32 ? boffsets : 0, x, rows, n, blocks ? 32767 : activation_limit(n));
   if (kind == Q7_ROW) linear_rows(y, q, qs, sums, rows, mat, 0);
   else if (kind == Q8_ROW) linear_rows(y, q, qs, sums, rows, mat, 1);
-  else linear_blocks(y, q, qs, bsums, rows, mat, kind == Q4_B32);
+  else linear_blocks(y, q, qs, boffsets, rows, mat, kind == Q4_B32);
 }
 
 // linear() for JS outside a model (parity tests, the bench's kernel rows); m needs only its scratch
@@ -292,7 +320,8 @@ void dequantize_row(float *y, const QMatrix *mat, int row) {
       case Q8_ROW: y[k] = (int8_t)mat->w[row * n + k] * mat->scale[row]; break;
       case Q8_B32: y[k] = (int8_t)mat->w[row * n + k] * group[(k / 32) * 4 + row % 4]; break;
       default: {
-        const uint8_t byte = mat->w[row * (n / 2) + (k / 32) * 16 + k % 16];
+        const int j = k % 16;  // the byte of values j and j + 16: 4 rows interleaved by 4 bytes (simd.h)
+        const uint8_t byte = mat->w[(((row / 4) * nb + k / 32) * 4 + j / 4) * 16 + (row % 4) * 4 + j % 4];
         y[k] = ((k % 32 < 16 ? byte & 15 : byte >> 4) - 8) * group[(k / 32) * 4 + row % 4];
       }
     }

@@ -270,94 +270,177 @@
       (local.set $o (i32.add (local.get $o) (i32.const 4)))
       (br_if $outputs (i32.lt_u (local.get $o) (local.get $nout)))))
 
-  ;; 4-bit weights in 32-value blocks with one scale each (Q4_B32, GGUF Q4_0's byte layout): a block is
-  ;; 16 bytes, low nibbles values 0..15, high nibbles 16..31, each stored + 8. The nibbles (0..15) are
-  ;; the unsigned 7-bit operand as they come; the + 8 is taken out with each activation block's sum:
-  ;; acc += f32(Σ_block a·nibble − 8 · bsum[r][b]) · ws[o..o+3][b]. Rows are n / 2 bytes.
+  ;; 4-bit weights in 32-value blocks with one scale each (Q4_B32, GGUF Q4_0's nibble bytes): a block
+  ;; is 16 bytes a row, low nibbles values 0..15, high nibbles 16..31, each stored + 8, and a group of
+  ;; 4 rows interleaves its blocks by 4 bytes (simd.h): the 16 bytes at 16m of a group's block hold
+  ;; bytes 4m..4m+3 of rows 0, 1, 2, 3 in turn. Against the activations 4m..4m+3 repeated in every
+  ;; lane the low nibbles give each lane its row's 4 products, the high nibbles against 16+4m..19+4m
+  ;; theirs: a block's 8 dot products sum the 4 rows as one vector, with nothing to transpose. The
+  ;; nibbles (0..15) are the unsigned 7-bit operand as they come; the + 8 is taken out with each
+  ;; activation block's offset (8 · its sum, computed with the quantized activations):
+  ;; acc += f32(Σ_block a·nibble − boff[r][b]) · ws[o..o+3][b]. A group is 2n bytes.
+  ;; Each block loads its 32 activations as two vectors and repeats their 4-byte lanes with a shuffle
+  ;; (one pshufd): V8 computes the address of a v128.load32_splat with an offset in an extra
+  ;; instruction. Pointers advance by a constant per block, so no address is multiplied or shifted.
   (func (export "gemm_q4b")
-    (param $y i32) (param $ldy i32) (param $a i32) (param $as i32) (param $bsum i32) (param $rows i32)
+    (param $y i32) (param $ldy i32) (param $a i32) (param $as i32) (param $boff i32) (param $rows i32)
     (param $w i32) (param $ws i32) (param $nout i32) (param $n i32)
-    (local $o i32) (local $r i32) (local $k i32) (local $kw i32) (local $ar i32) (local $br i32) (local $wsg i32)
-    (local $w0 i32) (local $w1 i32) (local $w2 i32) (local $w3 i32)
-    (local $c0 v128) (local $c1 v128) (local $c2 v128) (local $c3 v128)
-    (local $x0 v128) (local $x1 v128) (local $v v128) (local $acc v128) (local $ab v128) (local $cd v128)
-    (local $ar1 i32) (local $br1 i32) (local $d0 v128) (local $d1 v128) (local $d2 v128) (local $d3 v128)
-    (local $y0 v128) (local $y1 v128) (local $lo v128) (local $hi v128) (local $acc1 v128) (local $sc v128) (local $m15 v128)
+    (local $o i32) (local $r i32) (local $wg i32) (local $wsg i32)
+    (local $pa i32) (local $pa1 i32) (local $pw i32) (local $ps i32) (local $pb i32) (local $pb1 i32) (local $end i32)
+    (local $g1 i32) (local $s1 i32) (local $g2 i32) (local $s2 i32) (local $g3 i32) (local $s3 i32)
+    (local $f0 v128) (local $q0 v128) (local $f1 v128) (local $q1 v128) (local $f2 v128) (local $q2 v128) (local $f3 v128) (local $q3 v128)
+    (local $c0 v128) (local $c1 v128) (local $d0 v128) (local $d1 v128) (local $x0 v128) (local $x1 v128) (local $y0 v128) (local $y1 v128)
+    (local $v v128) (local $lo v128) (local $hi v128) (local $acc v128) (local $acc1 v128) (local $sc v128) (local $m15 v128)
     ;; The nibble mask, built from a parameter (n < 2^31, so n >> 31 is 0): V8 keeps a value in a
     ;; register, but rematerializes a v128.const at every use (3 instructions), and lowers
     ;; i8x16.shr_u to a 16-bit shift plus a mask it builds each time (3 more); the high nibbles are
     ;; i16x8.shr_u and this mask instead.
     (local.set $m15 (i8x16.splat (i32.or (i32.shr_u (local.get $n) (i32.const 31)) (i32.const 15))))
+    ;; One activation row (decode): 4 groups (16 outputs) per pass, so that each block's activation
+    ;; lanes are repeated once for the four, and four chains of dot products are in flight (one per
+    ;; group: 0.9× the time of two groups with two chains each); the last groups go through the
+    ;; general loop below.
+    (if (i32.eq (local.get $rows) (i32.const 1))
+      (then
+      (local.set $g1 (i32.shl (local.get $n) (i32.const 1)))  ;; group 1's weights: 2n bytes after group 0's
+      (local.set $s1 (i32.shr_u (local.get $n) (i32.const 1)))  ;; its scales: n / 2 bytes after group 0's
+      (local.set $g2 (i32.shl (local.get $n) (i32.const 2)))  ;; group 2's weights: 4n bytes after group 0's
+      (local.set $s2 (local.get $n))  ;; its scales: n bytes after group 0's
+      (local.set $g3 (i32.add (local.get $g1) (local.get $g2)))  ;; group 3's weights: 6n bytes after group 0's
+      (local.set $s3 (i32.add (local.get $n) (local.get $s1)))  ;; its scales: 3n / 2 bytes after group 0's
+      (block $groups_done
+      (loop $group_passes
+        (br_if $groups_done (i32.gt_u (i32.add (local.get $o) (i32.const 16)) (local.get $nout)))
+        (local.set $pa (local.get $a))
+        (local.set $end (i32.add (local.get $a) (local.get $n)))
+        (local.set $pb (local.get $boff))
+        (local.set $pw (i32.add (local.get $w) (i32.shr_u (i32.mul (local.get $o) (local.get $n)) (i32.const 1))))
+        (local.set $ps (i32.add (local.get $ws) (i32.shr_u (i32.mul (local.get $o) (local.get $n)) (i32.const 3))))
+        (local.set $f0 (v128.const f32x4 0 0 0 0))
+        (local.set $f1 (v128.const f32x4 0 0 0 0))
+        (local.set $f2 (v128.const f32x4 0 0 0 0))
+        (local.set $f3 (v128.const f32x4 0 0 0 0))
+        (loop $group_blocks
+        (local.set $x0 (v128.load (local.get $pa)))
+        (local.set $x1 (v128.load offset=16 (local.get $pa)))
+        (local.set $lo (i8x16.shuffle 0 1 2 3 0 1 2 3 0 1 2 3 0 1 2 3 (local.get $x0) (local.get $x0)))
+        (local.set $hi (i8x16.shuffle 0 1 2 3 0 1 2 3 0 1 2 3 0 1 2 3 (local.get $x1) (local.get $x1)))
+        (local.set $v (v128.load (local.get $pw)))
+        (local.set $q0 (i32x4.relaxed_dot_i8x16_i7x16_add_s (local.get $hi) (v128.and (i16x8.shr_u (local.get $v) (i32.const 4)) (local.get $m15)) (i32x4.relaxed_dot_i8x16_i7x16_add_s (local.get $lo) (v128.and (local.get $v) (local.get $m15)) (v128.const i32x4 0 0 0 0))))
+        (local.set $v (v128.load (i32.add (local.get $pw) (local.get $g1))))
+        (local.set $q1 (i32x4.relaxed_dot_i8x16_i7x16_add_s (local.get $hi) (v128.and (i16x8.shr_u (local.get $v) (i32.const 4)) (local.get $m15)) (i32x4.relaxed_dot_i8x16_i7x16_add_s (local.get $lo) (v128.and (local.get $v) (local.get $m15)) (v128.const i32x4 0 0 0 0))))
+        (local.set $v (v128.load (i32.add (local.get $pw) (local.get $g2))))
+        (local.set $q2 (i32x4.relaxed_dot_i8x16_i7x16_add_s (local.get $hi) (v128.and (i16x8.shr_u (local.get $v) (i32.const 4)) (local.get $m15)) (i32x4.relaxed_dot_i8x16_i7x16_add_s (local.get $lo) (v128.and (local.get $v) (local.get $m15)) (v128.const i32x4 0 0 0 0))))
+        (local.set $v (v128.load (i32.add (local.get $pw) (local.get $g3))))
+        (local.set $q3 (i32x4.relaxed_dot_i8x16_i7x16_add_s (local.get $hi) (v128.and (i16x8.shr_u (local.get $v) (i32.const 4)) (local.get $m15)) (i32x4.relaxed_dot_i8x16_i7x16_add_s (local.get $lo) (v128.and (local.get $v) (local.get $m15)) (v128.const i32x4 0 0 0 0))))
+        (local.set $lo (i8x16.shuffle 4 5 6 7 4 5 6 7 4 5 6 7 4 5 6 7 (local.get $x0) (local.get $x0)))
+        (local.set $hi (i8x16.shuffle 4 5 6 7 4 5 6 7 4 5 6 7 4 5 6 7 (local.get $x1) (local.get $x1)))
+        (local.set $v (v128.load offset=16 (local.get $pw)))
+        (local.set $q0 (i32x4.relaxed_dot_i8x16_i7x16_add_s (local.get $hi) (v128.and (i16x8.shr_u (local.get $v) (i32.const 4)) (local.get $m15)) (i32x4.relaxed_dot_i8x16_i7x16_add_s (local.get $lo) (v128.and (local.get $v) (local.get $m15)) (local.get $q0))))
+        (local.set $v (v128.load offset=16 (i32.add (local.get $pw) (local.get $g1))))
+        (local.set $q1 (i32x4.relaxed_dot_i8x16_i7x16_add_s (local.get $hi) (v128.and (i16x8.shr_u (local.get $v) (i32.const 4)) (local.get $m15)) (i32x4.relaxed_dot_i8x16_i7x16_add_s (local.get $lo) (v128.and (local.get $v) (local.get $m15)) (local.get $q1))))
+        (local.set $v (v128.load offset=16 (i32.add (local.get $pw) (local.get $g2))))
+        (local.set $q2 (i32x4.relaxed_dot_i8x16_i7x16_add_s (local.get $hi) (v128.and (i16x8.shr_u (local.get $v) (i32.const 4)) (local.get $m15)) (i32x4.relaxed_dot_i8x16_i7x16_add_s (local.get $lo) (v128.and (local.get $v) (local.get $m15)) (local.get $q2))))
+        (local.set $v (v128.load offset=16 (i32.add (local.get $pw) (local.get $g3))))
+        (local.set $q3 (i32x4.relaxed_dot_i8x16_i7x16_add_s (local.get $hi) (v128.and (i16x8.shr_u (local.get $v) (i32.const 4)) (local.get $m15)) (i32x4.relaxed_dot_i8x16_i7x16_add_s (local.get $lo) (v128.and (local.get $v) (local.get $m15)) (local.get $q3))))
+        (local.set $lo (i8x16.shuffle 8 9 10 11 8 9 10 11 8 9 10 11 8 9 10 11 (local.get $x0) (local.get $x0)))
+        (local.set $hi (i8x16.shuffle 8 9 10 11 8 9 10 11 8 9 10 11 8 9 10 11 (local.get $x1) (local.get $x1)))
+        (local.set $v (v128.load offset=32 (local.get $pw)))
+        (local.set $q0 (i32x4.relaxed_dot_i8x16_i7x16_add_s (local.get $hi) (v128.and (i16x8.shr_u (local.get $v) (i32.const 4)) (local.get $m15)) (i32x4.relaxed_dot_i8x16_i7x16_add_s (local.get $lo) (v128.and (local.get $v) (local.get $m15)) (local.get $q0))))
+        (local.set $v (v128.load offset=32 (i32.add (local.get $pw) (local.get $g1))))
+        (local.set $q1 (i32x4.relaxed_dot_i8x16_i7x16_add_s (local.get $hi) (v128.and (i16x8.shr_u (local.get $v) (i32.const 4)) (local.get $m15)) (i32x4.relaxed_dot_i8x16_i7x16_add_s (local.get $lo) (v128.and (local.get $v) (local.get $m15)) (local.get $q1))))
+        (local.set $v (v128.load offset=32 (i32.add (local.get $pw) (local.get $g2))))
+        (local.set $q2 (i32x4.relaxed_dot_i8x16_i7x16_add_s (local.get $hi) (v128.and (i16x8.shr_u (local.get $v) (i32.const 4)) (local.get $m15)) (i32x4.relaxed_dot_i8x16_i7x16_add_s (local.get $lo) (v128.and (local.get $v) (local.get $m15)) (local.get $q2))))
+        (local.set $v (v128.load offset=32 (i32.add (local.get $pw) (local.get $g3))))
+        (local.set $q3 (i32x4.relaxed_dot_i8x16_i7x16_add_s (local.get $hi) (v128.and (i16x8.shr_u (local.get $v) (i32.const 4)) (local.get $m15)) (i32x4.relaxed_dot_i8x16_i7x16_add_s (local.get $lo) (v128.and (local.get $v) (local.get $m15)) (local.get $q3))))
+        (local.set $lo (i8x16.shuffle 12 13 14 15 12 13 14 15 12 13 14 15 12 13 14 15 (local.get $x0) (local.get $x0)))
+        (local.set $hi (i8x16.shuffle 12 13 14 15 12 13 14 15 12 13 14 15 12 13 14 15 (local.get $x1) (local.get $x1)))
+        (local.set $v (v128.load offset=48 (local.get $pw)))
+        (local.set $q0 (i32x4.relaxed_dot_i8x16_i7x16_add_s (local.get $hi) (v128.and (i16x8.shr_u (local.get $v) (i32.const 4)) (local.get $m15)) (i32x4.relaxed_dot_i8x16_i7x16_add_s (local.get $lo) (v128.and (local.get $v) (local.get $m15)) (local.get $q0))))
+        (local.set $v (v128.load offset=48 (i32.add (local.get $pw) (local.get $g1))))
+        (local.set $q1 (i32x4.relaxed_dot_i8x16_i7x16_add_s (local.get $hi) (v128.and (i16x8.shr_u (local.get $v) (i32.const 4)) (local.get $m15)) (i32x4.relaxed_dot_i8x16_i7x16_add_s (local.get $lo) (v128.and (local.get $v) (local.get $m15)) (local.get $q1))))
+        (local.set $v (v128.load offset=48 (i32.add (local.get $pw) (local.get $g2))))
+        (local.set $q2 (i32x4.relaxed_dot_i8x16_i7x16_add_s (local.get $hi) (v128.and (i16x8.shr_u (local.get $v) (i32.const 4)) (local.get $m15)) (i32x4.relaxed_dot_i8x16_i7x16_add_s (local.get $lo) (v128.and (local.get $v) (local.get $m15)) (local.get $q2))))
+        (local.set $v (v128.load offset=48 (i32.add (local.get $pw) (local.get $g3))))
+        (local.set $q3 (i32x4.relaxed_dot_i8x16_i7x16_add_s (local.get $hi) (v128.and (i16x8.shr_u (local.get $v) (i32.const 4)) (local.get $m15)) (i32x4.relaxed_dot_i8x16_i7x16_add_s (local.get $lo) (v128.and (local.get $v) (local.get $m15)) (local.get $q3))))
+        (local.set $v (v128.load32_splat (local.get $pb)))
+        (local.set $f0 (f32x4.add (local.get $f0) (f32x4.mul (f32x4.convert_i32x4_s (i32x4.sub (local.get $q0) (local.get $v))) (v128.load (local.get $ps)))))
+        (local.set $f1 (f32x4.add (local.get $f1) (f32x4.mul (f32x4.convert_i32x4_s (i32x4.sub (local.get $q1) (local.get $v))) (v128.load (i32.add (local.get $ps) (local.get $s1))))))
+        (local.set $f2 (f32x4.add (local.get $f2) (f32x4.mul (f32x4.convert_i32x4_s (i32x4.sub (local.get $q2) (local.get $v))) (v128.load (i32.add (local.get $ps) (local.get $s2))))))
+        (local.set $f3 (f32x4.add (local.get $f3) (f32x4.mul (f32x4.convert_i32x4_s (i32x4.sub (local.get $q3) (local.get $v))) (v128.load (i32.add (local.get $ps) (local.get $s3))))))
+        (local.set $pa (i32.add (local.get $pa) (i32.const 32)))
+        (local.set $pw (i32.add (local.get $pw) (i32.const 64)))
+        (local.set $ps (i32.add (local.get $ps) (i32.const 16)))
+        (local.set $pb (i32.add (local.get $pb) (i32.const 4)))
+        (br_if $group_blocks (i32.lt_u (local.get $pa) (local.get $end))))
+        (local.set $sc (f32x4.splat (f32.load (local.get $as))))
+        (v128.store offset=0 (i32.add (local.get $y) (i32.shl (local.get $o) (i32.const 2))) (f32x4.mul (local.get $f0) (local.get $sc)))
+        (v128.store offset=16 (i32.add (local.get $y) (i32.shl (local.get $o) (i32.const 2))) (f32x4.mul (local.get $f1) (local.get $sc)))
+        (v128.store offset=32 (i32.add (local.get $y) (i32.shl (local.get $o) (i32.const 2))) (f32x4.mul (local.get $f2) (local.get $sc)))
+        (v128.store offset=48 (i32.add (local.get $y) (i32.shl (local.get $o) (i32.const 2))) (f32x4.mul (local.get $f3) (local.get $sc)))
+        (local.set $o (i32.add (local.get $o) (i32.const 16)))
+        (br $group_passes)))
+      (if (i32.ge_u (local.get $o) (local.get $nout)) (then (return)))))
     (loop $outputs
-      (local.set $w0 (i32.add (local.get $w) (i32.shr_u (i32.mul (local.get $o) (local.get $n)) (i32.const 1))))
-      (local.set $w1 (i32.add (local.get $w0) (i32.shr_u (local.get $n) (i32.const 1))))
-      (local.set $w2 (i32.add (local.get $w1) (i32.shr_u (local.get $n) (i32.const 1))))
-      (local.set $w3 (i32.add (local.get $w2) (i32.shr_u (local.get $n) (i32.const 1))))
+      (local.set $wg (i32.add (local.get $w) (i32.shr_u (i32.mul (local.get $o) (local.get $n)) (i32.const 1))))
       (local.set $wsg (i32.add (local.get $ws) (i32.shr_u (i32.mul (local.get $o) (local.get $n)) (i32.const 3))))
       (local.set $r (i32.const 0))
       ;; Two activation rows at a time: each block's nibbles are unpacked once for both.
       (block $pairs_done
         (loop $pairs
           (br_if $pairs_done (i32.ge_u (i32.add (local.get $r) (i32.const 1)) (local.get $rows)))
-          (local.set $ar (i32.add (local.get $a) (i32.mul (local.get $r) (local.get $n))))
-          (local.set $ar1 (i32.add (local.get $ar) (local.get $n)))
-          (local.set $br (i32.add (local.get $bsum) (i32.shr_u (i32.mul (local.get $r) (local.get $n)) (i32.const 3))))
-          (local.set $br1 (i32.add (local.get $br) (i32.shr_u (local.get $n) (i32.const 3))))
+          (local.set $pa (i32.add (local.get $a) (i32.mul (local.get $r) (local.get $n))))
+          (local.set $pa1 (i32.add (local.get $pa) (local.get $n)))
+          (local.set $end (local.get $pa1))
+          (local.set $pb (i32.add (local.get $boff) (i32.shr_u (i32.mul (local.get $r) (local.get $n)) (i32.const 3))))
+          (local.set $pb1 (i32.add (local.get $pb) (i32.shr_u (local.get $n) (i32.const 3))))
+          (local.set $pw (local.get $wg))
+          (local.set $ps (local.get $wsg))
           (local.set $acc (v128.const f32x4 0 0 0 0))
           (local.set $acc1 (v128.const f32x4 0 0 0 0))
-          (local.set $k (i32.const 0))
-          (local.set $kw (i32.const 0))
           (loop $pair_blocks
-            (local.set $x0 (v128.load (i32.add (local.get $ar) (local.get $k))))
-            (local.set $x1 (v128.load offset=16 (i32.add (local.get $ar) (local.get $k))))
-            (local.set $y0 (v128.load (i32.add (local.get $ar1) (local.get $k))))
-            (local.set $y1 (v128.load offset=16 (i32.add (local.get $ar1) (local.get $k))))
-            (local.set $v (v128.load (i32.add (local.get $w0) (local.get $kw))))
+            (local.set $x0 (v128.load (local.get $pa)))
+            (local.set $x1 (v128.load offset=16 (local.get $pa)))
+            (local.set $y0 (v128.load (local.get $pa1)))
+            (local.set $y1 (v128.load offset=16 (local.get $pa1)))
+            (local.set $v (v128.load (local.get $pw)))
             (local.set $lo (v128.and (local.get $v) (local.get $m15)))
             (local.set $hi (v128.and (i16x8.shr_u (local.get $v) (i32.const 4)) (local.get $m15)))
-            (local.set $c0 (i32x4.relaxed_dot_i8x16_i7x16_add_s (local.get $x1) (local.get $hi) (i32x4.relaxed_dot_i8x16_i7x16_add_s (local.get $x0) (local.get $lo) (v128.const i32x4 0 0 0 0))))
-            (local.set $d0 (i32x4.relaxed_dot_i8x16_i7x16_add_s (local.get $y1) (local.get $hi) (i32x4.relaxed_dot_i8x16_i7x16_add_s (local.get $y0) (local.get $lo) (v128.const i32x4 0 0 0 0))))
-            (local.set $v (v128.load (i32.add (local.get $w1) (local.get $kw))))
+            (local.set $c0 (i32x4.relaxed_dot_i8x16_i7x16_add_s (i8x16.shuffle 0 1 2 3 0 1 2 3 0 1 2 3 0 1 2 3 (local.get $x0) (local.get $x0)) (local.get $lo) (v128.const i32x4 0 0 0 0)))
+            (local.set $c1 (i32x4.relaxed_dot_i8x16_i7x16_add_s (i8x16.shuffle 0 1 2 3 0 1 2 3 0 1 2 3 0 1 2 3 (local.get $x1) (local.get $x1)) (local.get $hi) (v128.const i32x4 0 0 0 0)))
+            (local.set $d0 (i32x4.relaxed_dot_i8x16_i7x16_add_s (i8x16.shuffle 0 1 2 3 0 1 2 3 0 1 2 3 0 1 2 3 (local.get $y0) (local.get $y0)) (local.get $lo) (v128.const i32x4 0 0 0 0)))
+            (local.set $d1 (i32x4.relaxed_dot_i8x16_i7x16_add_s (i8x16.shuffle 0 1 2 3 0 1 2 3 0 1 2 3 0 1 2 3 (local.get $y1) (local.get $y1)) (local.get $hi) (v128.const i32x4 0 0 0 0)))
+            (local.set $v (v128.load offset=16 (local.get $pw)))
             (local.set $lo (v128.and (local.get $v) (local.get $m15)))
             (local.set $hi (v128.and (i16x8.shr_u (local.get $v) (i32.const 4)) (local.get $m15)))
-            (local.set $c1 (i32x4.relaxed_dot_i8x16_i7x16_add_s (local.get $x1) (local.get $hi) (i32x4.relaxed_dot_i8x16_i7x16_add_s (local.get $x0) (local.get $lo) (v128.const i32x4 0 0 0 0))))
-            (local.set $d1 (i32x4.relaxed_dot_i8x16_i7x16_add_s (local.get $y1) (local.get $hi) (i32x4.relaxed_dot_i8x16_i7x16_add_s (local.get $y0) (local.get $lo) (v128.const i32x4 0 0 0 0))))
-            (local.set $v (v128.load (i32.add (local.get $w2) (local.get $kw))))
+            (local.set $c0 (i32x4.relaxed_dot_i8x16_i7x16_add_s (i8x16.shuffle 4 5 6 7 4 5 6 7 4 5 6 7 4 5 6 7 (local.get $x0) (local.get $x0)) (local.get $lo) (local.get $c0)))
+            (local.set $c1 (i32x4.relaxed_dot_i8x16_i7x16_add_s (i8x16.shuffle 4 5 6 7 4 5 6 7 4 5 6 7 4 5 6 7 (local.get $x1) (local.get $x1)) (local.get $hi) (local.get $c1)))
+            (local.set $d0 (i32x4.relaxed_dot_i8x16_i7x16_add_s (i8x16.shuffle 4 5 6 7 4 5 6 7 4 5 6 7 4 5 6 7 (local.get $y0) (local.get $y0)) (local.get $lo) (local.get $d0)))
+            (local.set $d1 (i32x4.relaxed_dot_i8x16_i7x16_add_s (i8x16.shuffle 4 5 6 7 4 5 6 7 4 5 6 7 4 5 6 7 (local.get $y1) (local.get $y1)) (local.get $hi) (local.get $d1)))
+            (local.set $v (v128.load offset=32 (local.get $pw)))
             (local.set $lo (v128.and (local.get $v) (local.get $m15)))
             (local.set $hi (v128.and (i16x8.shr_u (local.get $v) (i32.const 4)) (local.get $m15)))
-            (local.set $c2 (i32x4.relaxed_dot_i8x16_i7x16_add_s (local.get $x1) (local.get $hi) (i32x4.relaxed_dot_i8x16_i7x16_add_s (local.get $x0) (local.get $lo) (v128.const i32x4 0 0 0 0))))
-            (local.set $d2 (i32x4.relaxed_dot_i8x16_i7x16_add_s (local.get $y1) (local.get $hi) (i32x4.relaxed_dot_i8x16_i7x16_add_s (local.get $y0) (local.get $lo) (v128.const i32x4 0 0 0 0))))
-            (local.set $v (v128.load (i32.add (local.get $w3) (local.get $kw))))
+            (local.set $c0 (i32x4.relaxed_dot_i8x16_i7x16_add_s (i8x16.shuffle 8 9 10 11 8 9 10 11 8 9 10 11 8 9 10 11 (local.get $x0) (local.get $x0)) (local.get $lo) (local.get $c0)))
+            (local.set $c1 (i32x4.relaxed_dot_i8x16_i7x16_add_s (i8x16.shuffle 8 9 10 11 8 9 10 11 8 9 10 11 8 9 10 11 (local.get $x1) (local.get $x1)) (local.get $hi) (local.get $c1)))
+            (local.set $d0 (i32x4.relaxed_dot_i8x16_i7x16_add_s (i8x16.shuffle 8 9 10 11 8 9 10 11 8 9 10 11 8 9 10 11 (local.get $y0) (local.get $y0)) (local.get $lo) (local.get $d0)))
+            (local.set $d1 (i32x4.relaxed_dot_i8x16_i7x16_add_s (i8x16.shuffle 8 9 10 11 8 9 10 11 8 9 10 11 8 9 10 11 (local.get $y1) (local.get $y1)) (local.get $hi) (local.get $d1)))
+            (local.set $v (v128.load offset=48 (local.get $pw)))
             (local.set $lo (v128.and (local.get $v) (local.get $m15)))
             (local.set $hi (v128.and (i16x8.shr_u (local.get $v) (i32.const 4)) (local.get $m15)))
-            (local.set $c3 (i32x4.relaxed_dot_i8x16_i7x16_add_s (local.get $x1) (local.get $hi) (i32x4.relaxed_dot_i8x16_i7x16_add_s (local.get $x0) (local.get $lo) (v128.const i32x4 0 0 0 0))))
-            (local.set $d3 (i32x4.relaxed_dot_i8x16_i7x16_add_s (local.get $y1) (local.get $hi) (i32x4.relaxed_dot_i8x16_i7x16_add_s (local.get $y0) (local.get $lo) (v128.const i32x4 0 0 0 0))))
-            (local.set $sc (v128.load (i32.add (local.get $wsg) (i32.shr_u (local.get $k) (i32.const 1)))))
-            (local.set $acc (f32x4.add (local.get $acc) (f32x4.mul (f32x4.convert_i32x4_s (i32x4.sub
-              (i32x4.add
-              (i8x16.shuffle 0 1 2 3 4 5 6 7 16 17 18 19 20 21 22 23
-                (local.tee $ab (i32x4.add
-                  (i8x16.shuffle 0 1 2 3 16 17 18 19 4 5 6 7 20 21 22 23 (local.get $c0) (local.get $c1))
-                  (i8x16.shuffle 8 9 10 11 24 25 26 27 12 13 14 15 28 29 30 31 (local.get $c0) (local.get $c1))))
-                (local.tee $cd (i32x4.add
-                  (i8x16.shuffle 0 1 2 3 16 17 18 19 4 5 6 7 20 21 22 23 (local.get $c2) (local.get $c3))
-                  (i8x16.shuffle 8 9 10 11 24 25 26 27 12 13 14 15 28 29 30 31 (local.get $c2) (local.get $c3)))))
-              (i8x16.shuffle 8 9 10 11 12 13 14 15 24 25 26 27 28 29 30 31 (local.get $ab) (local.get $cd)))
-              (i32x4.splat (i32.shl (i32.load (i32.add (local.get $br) (i32.shr_u (local.get $k) (i32.const 3)))) (i32.const 3))))) (local.get $sc))))
-            (local.set $acc1 (f32x4.add (local.get $acc1) (f32x4.mul (f32x4.convert_i32x4_s (i32x4.sub
-              (i32x4.add
-              (i8x16.shuffle 0 1 2 3 4 5 6 7 16 17 18 19 20 21 22 23
-                (local.tee $ab (i32x4.add
-                  (i8x16.shuffle 0 1 2 3 16 17 18 19 4 5 6 7 20 21 22 23 (local.get $d0) (local.get $d1))
-                  (i8x16.shuffle 8 9 10 11 24 25 26 27 12 13 14 15 28 29 30 31 (local.get $d0) (local.get $d1))))
-                (local.tee $cd (i32x4.add
-                  (i8x16.shuffle 0 1 2 3 16 17 18 19 4 5 6 7 20 21 22 23 (local.get $d2) (local.get $d3))
-                  (i8x16.shuffle 8 9 10 11 24 25 26 27 12 13 14 15 28 29 30 31 (local.get $d2) (local.get $d3)))))
-              (i8x16.shuffle 8 9 10 11 12 13 14 15 24 25 26 27 28 29 30 31 (local.get $ab) (local.get $cd)))
-              (i32x4.splat (i32.shl (i32.load (i32.add (local.get $br1) (i32.shr_u (local.get $k) (i32.const 3)))) (i32.const 3))))) (local.get $sc))))
-            (local.set $k (i32.add (local.get $k) (i32.const 32)))
-            (local.set $kw (i32.add (local.get $kw) (i32.const 16)))
-            (br_if $pair_blocks (i32.lt_u (local.get $k) (local.get $n))))
+            (local.set $c0 (i32x4.relaxed_dot_i8x16_i7x16_add_s (i8x16.shuffle 12 13 14 15 12 13 14 15 12 13 14 15 12 13 14 15 (local.get $x0) (local.get $x0)) (local.get $lo) (local.get $c0)))
+            (local.set $c1 (i32x4.relaxed_dot_i8x16_i7x16_add_s (i8x16.shuffle 12 13 14 15 12 13 14 15 12 13 14 15 12 13 14 15 (local.get $x1) (local.get $x1)) (local.get $hi) (local.get $c1)))
+            (local.set $d0 (i32x4.relaxed_dot_i8x16_i7x16_add_s (i8x16.shuffle 12 13 14 15 12 13 14 15 12 13 14 15 12 13 14 15 (local.get $y0) (local.get $y0)) (local.get $lo) (local.get $d0)))
+            (local.set $d1 (i32x4.relaxed_dot_i8x16_i7x16_add_s (i8x16.shuffle 12 13 14 15 12 13 14 15 12 13 14 15 12 13 14 15 (local.get $y1) (local.get $y1)) (local.get $hi) (local.get $d1)))
+            (local.set $sc (v128.load (local.get $ps)))
+            (local.set $acc (f32x4.add (local.get $acc) (f32x4.mul (f32x4.convert_i32x4_s (i32x4.sub (i32x4.add (local.get $c0) (local.get $c1)) (v128.load32_splat (local.get $pb)))) (local.get $sc))))
+            (local.set $acc1 (f32x4.add (local.get $acc1) (f32x4.mul (f32x4.convert_i32x4_s (i32x4.sub (i32x4.add (local.get $d0) (local.get $d1)) (v128.load32_splat (local.get $pb1)))) (local.get $sc))))
+            (local.set $pa (i32.add (local.get $pa) (i32.const 32)))
+            (local.set $pa1 (i32.add (local.get $pa1) (i32.const 32)))
+            (local.set $pw (i32.add (local.get $pw) (i32.const 64)))
+            (local.set $ps (i32.add (local.get $ps) (i32.const 16)))
+            (local.set $pb (i32.add (local.get $pb) (i32.const 4)))
+            (local.set $pb1 (i32.add (local.get $pb1) (i32.const 4)))
+            (br_if $pair_blocks (i32.lt_u (local.get $pa) (local.get $end))))
           (v128.store
           (i32.add (local.get $y) (i32.shl (i32.add (i32.mul (local.get $r) (local.get $ldy)) (local.get $o)) (i32.const 2)))
           (f32x4.mul (local.get $acc) (f32x4.splat (f32.load (i32.add (local.get $as) (i32.shl (local.get $r) (i32.const 2)))))))
@@ -366,54 +449,43 @@
           (f32x4.mul (local.get $acc1) (f32x4.splat (f32.load (i32.add (local.get $as) (i32.shl (i32.add (local.get $r) (i32.const 1)) (i32.const 2)))))))
           (local.set $r (i32.add (local.get $r) (i32.const 2)))
           (br $pairs)))
-      ;; an odd last activation row alone
-      (block $rows_done
-      (loop $activation_rows
-        (br_if $rows_done (i32.ge_u (local.get $r) (local.get $rows)))
-        (local.set $ar (i32.add (local.get $a) (i32.mul (local.get $r) (local.get $n))))
-        ;; this row's block sums: n / 32 i32s
-        (local.set $br (i32.add (local.get $bsum) (i32.shr_u (i32.mul (local.get $r) (local.get $n)) (i32.const 3))))
+      ;; an odd last activation row alone: two chains of dot products (low and high nibbles)
+      (if (i32.lt_u (local.get $r) (local.get $rows))
+        (then
+        (local.set $pa (i32.add (local.get $a) (i32.mul (local.get $r) (local.get $n))))
+        (local.set $end (i32.add (local.get $pa) (local.get $n)))
+        (local.set $pb (i32.add (local.get $boff) (i32.shr_u (i32.mul (local.get $r) (local.get $n)) (i32.const 3))))
+        (local.set $pw (local.get $wg))
+        (local.set $ps (local.get $wsg))
         (local.set $acc (v128.const f32x4 0 0 0 0))
-        (local.set $k (i32.const 0))
-        (local.set $kw (i32.const 0))
         (loop $blocks
-          (local.set $x0 (v128.load (i32.add (local.get $ar) (local.get $k))))
-          (local.set $x1 (v128.load offset=16 (i32.add (local.get $ar) (local.get $k))))
-          (local.set $v (v128.load (i32.add (local.get $w0) (local.get $kw))))
-          (local.set $c0 (i32x4.relaxed_dot_i8x16_i7x16_add_s (local.get $x0) (v128.and (local.get $v) (local.get $m15)) (v128.const i32x4 0 0 0 0)))
-          (local.set $c0 (i32x4.relaxed_dot_i8x16_i7x16_add_s (local.get $x1) (v128.and (i16x8.shr_u (local.get $v) (i32.const 4)) (local.get $m15)) (local.get $c0)))
-          (local.set $v (v128.load (i32.add (local.get $w1) (local.get $kw))))
-          (local.set $c1 (i32x4.relaxed_dot_i8x16_i7x16_add_s (local.get $x0) (v128.and (local.get $v) (local.get $m15)) (v128.const i32x4 0 0 0 0)))
-          (local.set $c1 (i32x4.relaxed_dot_i8x16_i7x16_add_s (local.get $x1) (v128.and (i16x8.shr_u (local.get $v) (i32.const 4)) (local.get $m15)) (local.get $c1)))
-          (local.set $v (v128.load (i32.add (local.get $w2) (local.get $kw))))
-          (local.set $c2 (i32x4.relaxed_dot_i8x16_i7x16_add_s (local.get $x0) (v128.and (local.get $v) (local.get $m15)) (v128.const i32x4 0 0 0 0)))
-          (local.set $c2 (i32x4.relaxed_dot_i8x16_i7x16_add_s (local.get $x1) (v128.and (i16x8.shr_u (local.get $v) (i32.const 4)) (local.get $m15)) (local.get $c2)))
-          (local.set $v (v128.load (i32.add (local.get $w3) (local.get $kw))))
-          (local.set $c3 (i32x4.relaxed_dot_i8x16_i7x16_add_s (local.get $x0) (v128.and (local.get $v) (local.get $m15)) (v128.const i32x4 0 0 0 0)))
-          (local.set $c3 (i32x4.relaxed_dot_i8x16_i7x16_add_s (local.get $x1) (v128.and (i16x8.shr_u (local.get $v) (i32.const 4)) (local.get $m15)) (local.get $c3)))
-          (local.set $acc (f32x4.add (local.get $acc) (f32x4.mul
-            (f32x4.convert_i32x4_s (i32x4.sub
-              (i32x4.add
-              (i8x16.shuffle 0 1 2 3 4 5 6 7 16 17 18 19 20 21 22 23
-                (local.tee $ab (i32x4.add
-                  (i8x16.shuffle 0 1 2 3 16 17 18 19 4 5 6 7 20 21 22 23 (local.get $c0) (local.get $c1))
-                  (i8x16.shuffle 8 9 10 11 24 25 26 27 12 13 14 15 28 29 30 31 (local.get $c0) (local.get $c1))))
-                (local.tee $cd (i32x4.add
-                  (i8x16.shuffle 0 1 2 3 16 17 18 19 4 5 6 7 20 21 22 23 (local.get $c2) (local.get $c3))
-                  (i8x16.shuffle 8 9 10 11 24 25 26 27 12 13 14 15 28 29 30 31 (local.get $c2) (local.get $c3)))))
-              (i8x16.shuffle 8 9 10 11 12 13 14 15 24 25 26 27 28 29 30 31 (local.get $ab) (local.get $cd)))
-              (i32x4.splat (i32.shl (i32.load (i32.add (local.get $br) (i32.shr_u (local.get $k) (i32.const 3)))) (i32.const 3)))))
-            (v128.load (i32.add (local.get $wsg) (i32.shr_u (local.get $k) (i32.const 1)))))))
-          (local.set $k (i32.add (local.get $k) (i32.const 32)))
-          (local.set $kw (i32.add (local.get $kw) (i32.const 16)))
-          (br_if $blocks (i32.lt_u (local.get $k) (local.get $n))))
+          (local.set $x0 (v128.load (local.get $pa)))
+          (local.set $x1 (v128.load offset=16 (local.get $pa)))
+          (local.set $v (v128.load (local.get $pw)))
+          (local.set $c0 (i32x4.relaxed_dot_i8x16_i7x16_add_s (i8x16.shuffle 0 1 2 3 0 1 2 3 0 1 2 3 0 1 2 3 (local.get $x0) (local.get $x0)) (v128.and (local.get $v) (local.get $m15)) (v128.const i32x4 0 0 0 0)))
+          (local.set $c1 (i32x4.relaxed_dot_i8x16_i7x16_add_s (i8x16.shuffle 0 1 2 3 0 1 2 3 0 1 2 3 0 1 2 3 (local.get $x1) (local.get $x1)) (v128.and (i16x8.shr_u (local.get $v) (i32.const 4)) (local.get $m15)) (v128.const i32x4 0 0 0 0)))
+          (local.set $v (v128.load offset=16 (local.get $pw)))
+          (local.set $c0 (i32x4.relaxed_dot_i8x16_i7x16_add_s (i8x16.shuffle 4 5 6 7 4 5 6 7 4 5 6 7 4 5 6 7 (local.get $x0) (local.get $x0)) (v128.and (local.get $v) (local.get $m15)) (local.get $c0)))
+          (local.set $c1 (i32x4.relaxed_dot_i8x16_i7x16_add_s (i8x16.shuffle 4 5 6 7 4 5 6 7 4 5 6 7 4 5 6 7 (local.get $x1) (local.get $x1)) (v128.and (i16x8.shr_u (local.get $v) (i32.const 4)) (local.get $m15)) (local.get $c1)))
+          (local.set $v (v128.load offset=32 (local.get $pw)))
+          (local.set $c0 (i32x4.relaxed_dot_i8x16_i7x16_add_s (i8x16.shuffle 8 9 10 11 8 9 10 11 8 9 10 11 8 9 10 11 (local.get $x0) (local.get $x0)) (v128.and (local.get $v) (local.get $m15)) (local.get $c0)))
+          (local.set $c1 (i32x4.relaxed_dot_i8x16_i7x16_add_s (i8x16.shuffle 8 9 10 11 8 9 10 11 8 9 10 11 8 9 10 11 (local.get $x1) (local.get $x1)) (v128.and (i16x8.shr_u (local.get $v) (i32.const 4)) (local.get $m15)) (local.get $c1)))
+          (local.set $v (v128.load offset=48 (local.get $pw)))
+          (local.set $c0 (i32x4.relaxed_dot_i8x16_i7x16_add_s (i8x16.shuffle 12 13 14 15 12 13 14 15 12 13 14 15 12 13 14 15 (local.get $x0) (local.get $x0)) (v128.and (local.get $v) (local.get $m15)) (local.get $c0)))
+          (local.set $c1 (i32x4.relaxed_dot_i8x16_i7x16_add_s (i8x16.shuffle 12 13 14 15 12 13 14 15 12 13 14 15 12 13 14 15 (local.get $x1) (local.get $x1)) (v128.and (i16x8.shr_u (local.get $v) (i32.const 4)) (local.get $m15)) (local.get $c1)))
+          (local.set $sc (v128.load (local.get $ps)))
+          (local.set $acc (f32x4.add (local.get $acc) (f32x4.mul (f32x4.convert_i32x4_s (i32x4.sub (i32x4.add (local.get $c0) (local.get $c1)) (v128.load32_splat (local.get $pb)))) (local.get $sc))))
+          (local.set $pa (i32.add (local.get $pa) (i32.const 32)))
+          (local.set $pw (i32.add (local.get $pw) (i32.const 64)))
+          (local.set $ps (i32.add (local.get $ps) (i32.const 16)))
+          (local.set $pb (i32.add (local.get $pb) (i32.const 4)))
+          (br_if $blocks (i32.lt_u (local.get $pa) (local.get $end))))
         (v128.store
           (i32.add (local.get $y) (i32.shl (i32.add (i32.mul (local.get $r) (local.get $ldy)) (local.get $o)) (i32.const 2)))
-          (f32x4.mul (local.get $acc) (f32x4.splat (f32.load (i32.add (local.get $as) (i32.shl (local.get $r) (i32.const 2)))))))
-        (local.set $r (i32.add (local.get $r) (i32.const 1)))
-        (br $activation_rows)))
+          (f32x4.mul (local.get $acc) (f32x4.splat (f32.load (i32.add (local.get $as) (i32.shl (local.get $r) (i32.const 2)))))))))
       (local.set $o (i32.add (local.get $o) (i32.const 4)))
       (br_if $outputs (i32.lt_u (local.get $o) (local.get $nout)))))
+
   ;; Attention over the f32 KV cache (attention.c), with f32x4.relaxed_madd: one instruction per 4
   ;; multiply-adds where the CPU fuses them (x64 with FMA3, arm64), two where it does not; either way
   ;; the result is the f32 sum, rounded once or twice per term.

@@ -14,7 +14,10 @@
 //  Q8_B32: 8-bit signed weights, one f32 scale per 32 consecutive values of a row (GGUF Q8_0's blocks).
 //  Q4_B32: 4-bit weights, 32-value blocks of 16 bytes with one f32 scale (GGUF Q4_0's blocks): byte j
 //    of a block holds value j in its low nibble and value j + 16 in its high nibble, each stored + 8:
-//    W[o][32b + j] ≈ (nibble − 8) · scale. A row is n_in / 2 bytes.
+//    W[o][32b + j] ≈ (nibble − 8) · scale. A row is n_in / 2 bytes, but the 4 rows of a group are
+//    interleaved by 4 bytes within each block: the group's block b is 64 bytes, byte j of row o at
+//    ((o / 4) · (n_in / 32) + b) · 64 + (j / 4) · 16 + (o % 4) · 4 + j % 4, so that one 16-byte
+//    vector holds 4 values of each of the 4 rows (lanes = rows: no transposing of sums).
 // Block scales are interleaved by 4 rows, so one vector load gives 4 rows' scales of a block:
 // scale[((o / 4) · (n_in / 32) + b) · 4 + o % 4]; block kinds need n_in % 32 == 0 and n_out % 4 == 0.
 enum { Q7_ROW = 0, Q8_ROW = 1, Q8_B32 = 2, Q4_B32 = 3 };
@@ -54,7 +57,7 @@ typedef struct {
   int32_t relaxed;           // 1: matrix products through relaxed.wasm's gemm (imported), when the shapes allow
   int32_t *xq_sum;           // [max_rows]: Σ of each quantized row, for the weights' offset
   int32_t sliding_window;    // a row attends to its last sliding_window positions (mistral), or 0: all
-  int32_t *xq_bsum;          // [max_rows, max(dim, ffn, heads·head_dim) / 32]: Σ per 32-value block (Q4_B32's offset)
+  int32_t *xq_boffset;       // [max_rows, max(dim, ffn, heads·head_dim) / 32]: 8 · Σ per 32-value block (Q4_B32's offset)
   int32_t kv_int8;           // 1: KV pages hold int8 keys and values with a scale per position and head (attention.c)
 } Model;
 
