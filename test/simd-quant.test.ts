@@ -181,9 +181,11 @@ function reencoded(w: LlamaWeights, kind: MatrixKind): LlamaWeights {
     if (kind === "q4_32") return quantizeMatrix(dequantizeMatrix(m), m.rows, m.cols, kind);
     const data = m.data.map((v) => ((v - 64) * 2) & 0xff), blocks = m.cols / 32;
     if (kind === "q8") return { kind, rows: m.rows, cols: m.cols, data, scale: m.scale.map((s) => s / 2) };
-    const scale = new Float32Array(m.rows * blocks);
+    const scale = new Float32Array(m.rows * blocks), interleaved = new Uint8Array(data.length);
     for (let o = 0; o < m.rows; o++) for (let b = 0; b < blocks; b++) scale[((o >> 2) * blocks + b) * 4 + (o & 3)] = m.scale[o] / 2;
-    return { kind, rows: m.rows, cols: m.cols, data, scale };
+    // each block's 4 rows interleaved by 4 bytes (simd.h)
+    for (let o = 0; o < m.rows; o++) for (let k = 0; k < m.cols; k++) interleaved[(((o >> 2) * blocks + (k >> 5)) * 8 + ((k & 31) >> 2)) * 16 + (o & 3) * 4 + (k & 3)] = data[o * m.cols + k];
+    return { kind, rows: m.rows, cols: m.cols, data: interleaved, scale };
   };
   return { ...w, embedding: q(w.embedding), layers: w.layers.map((l) => ({ ...l, qkv: q(l.qkv), o: q(l.o), gateUp: q(l.gateUp), down: q(l.down) })) };
 }

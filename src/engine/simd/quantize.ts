@@ -19,8 +19,8 @@ export interface QuantMatrix {
   rows: number;
   cols: number;
   /**
-   * q7 / q8 / q8_32: row-major, q7 stored + 64, q8 / q8_32 as int8 bytes. q4_32: GGUF Q4_0's nibble
-   * bytes (+ 8), cols / 2 a row, each block's 4 rows interleaved by 4 bytes (q4ByteIndex, simd.h).
+   * q7 / q8: row-major, q7 stored + 64, q8 as int8 bytes. q8_32: int8 bytes; q4_32: GGUF Q4_0's nibble
+   * bytes (+ 8), cols / 2 a row; both with each block's 4 rows interleaved by 4 bytes (blockByteIndex).
    */
   data: Uint8Array;
   /** q7 / q8: one per row. Block kinds: one per 32 values, 4 rows interleaved: [((row / 4) · cols / 32 + block) · 4 + row % 4]. */
@@ -39,12 +39,13 @@ function checkShape(rows: number, cols: number, kind: MatrixKind): void {
 const blockScaleIndex = (row: number, block: number, blocks: number) => ((row >> 2) * blocks + block) * 4 + (row & 3);
 
 /**
- * q4_32: where byte j (< 16: values j and j + 16) of row `row`'s block `block` lies. A group of 4 rows
- * stores each block as 64 bytes, 4 bytes of each row in turn ([row 0 bytes 0..3, row 1 bytes 0..3,
- * …, row 3 bytes 12..15]), so that one vector's lanes are the 4 rows (relaxed.wat's gemm_q4b).
+ * Block kinds: where byte j of row `row`'s block `block` lies, for blocks of `bytes` bytes a row (32
+ * for q8_32, 16 for q4_32: values j and j + 16). A group of 4 rows stores each block as 4 · bytes,
+ * 4 bytes of each row in turn ([row 0 bytes 0..3, row 1 bytes 0..3, …, row 3's last 4]), so that a
+ * vector's lanes are the 4 rows (relaxed.wat's gemm_q8b and gemm_q4b, simd.h).
  */
-const q4ByteIndex = (row: number, block: number, j: number, blocks: number) =>
-  (((row >> 2) * blocks + block) * 4 + (j >> 2)) * 16 + (row & 3) * 4 + (j & 3);
+const blockByteIndex = (row: number, block: number, j: number, blocks: number, bytes: number) =>
+  (((row >> 2) * blocks + block) * (bytes >> 2) + (j >> 2)) * 16 + (row & 3) * 4 + (j & 3);
 
 /** An f32 matrix (row-major, `rows` outputs of `cols` inputs) quantized to `kind`, symmetric. */
 export function quantizeMatrix(f32: Float32Array, rows: number, cols: number, kind: MatrixKind): QuantMatrix {
@@ -90,10 +91,10 @@ export function quantizeRows(rows: number, cols: number, kind: MatrixKind, decod
       if (q4) {
         for (let j = 0; j < 16; j++) {
           const lo = Math.min(15, Math.trunc(row[at + j] * inv + 8.5)), hi = Math.min(15, Math.trunc(row[at + j + 16] * inv + 8.5));
-          data[q4ByteIndex(o, b, j, blocks)] = lo | (hi << 4);
+          data[blockByteIndex(o, b, j, blocks, 16)] = lo | (hi << 4);
         }
       } else {
-        for (let j = 0; j < BLOCK; j++) data[o * cols + at + j] = Math.round(row[at + j] * inv) & 0xff;
+        for (let j = 0; j < BLOCK; j++) data[blockByteIndex(o, b, j, blocks, 32)] = Math.round(row[at + j] * inv) & 0xff;
       }
     }
   }
@@ -110,9 +111,9 @@ export function dequantizeMatrix(m: QuantMatrix): Float32Array {
       else if (m.kind === "q8") out[i] = ((data[i] << 24) >> 24) * scale[o];
       else {
         const s = scale[blockScaleIndex(o, Math.floor(k / BLOCK), blocks)];
-        if (m.kind === "q8_32") out[i] = ((data[i] << 24) >> 24) * s;
+        if (m.kind === "q8_32") out[i] = ((data[blockByteIndex(o, Math.floor(k / BLOCK), k % BLOCK, blocks, 32)] << 24) >> 24) * s;
         else {
-          const byte = data[q4ByteIndex(o, Math.floor(k / BLOCK), k % 16, blocks)];
+          const byte = data[blockByteIndex(o, Math.floor(k / BLOCK), k % 16, blocks, 16)];
           out[i] = ((k % BLOCK < 16 ? byte & 15 : byte >> 4) - 8) * s;
         }
       }
@@ -151,8 +152,8 @@ export function fromColumnMajorInt8(columnMajor: Int8Array, scale: Float32Array,
  * A GGUF tensor's raw Q8_0 or Q4_0 blocks (ne0 = `cols` values per row, `rows` rows; a block is an
  * f16 scale then 32 int8 values, or 16 bytes of nibbles) → q8_32 / q4_32, row o taken from the file's
  * row sourceRow(o) (llama.cpp's q/k permutation undone). The values are kept
- * exactly; only the scales move (f16 → f32, 4 rows interleaved) and the weights become contiguous
- * (q4_32's 4 rows interleaved too).
+ * exactly; only the scales move (f16 → f32, 4 rows interleaved) and the weights are interleaved by
+ * 4 rows (blockByteIndex).
  */
 export function repackGgufBlocks(raw: Uint8Array, rows: number, cols: number, type: "Q8_0" | "Q4_0", sourceRow: (row: number) => number = (r) => r): QuantMatrix {
   const kind: MatrixKind = type === "Q8_0" ? "q8_32" : "q4_32", q4 = type === "Q4_0";
@@ -166,15 +167,11 @@ export function repackGgufBlocks(raw: Uint8Array, rows: number, cols: number, ty
     for (let b = 0; b < blocks; b++) {
       const at = (sourceRow(o) * blocks + b) * blockBytes;
       scale[blockScaleIndex(o, b, blocks)] = f16ToF32(raw[at] | (raw[at + 1] << 8));
-      if (q4) {
-        for (let j = 0; j < 16; j += 4) data.set(raw.subarray(at + 2 + j, at + 6 + j), q4ByteIndex(o, b, j, blocks));
-        continue;
-      }
-      data.set(raw.subarray(at + 2, at + blockBytes), (o * blocks + b) * payload);
-      // The kernels negate 8-bit weights (relaxed.wat's gemm_q8b), so −128 becomes −127; llama.cpp's
-      // own Q8_0 quantizer writes ±127 only.
-      for (let i = (o * blocks + b) * payload, end = i + payload; i < end; i++) if (data[i] === 0x80) data[i] = 0x81;
+      for (let j = 0; j < payload; j += 4) data.set(raw.subarray(at + 2 + j, at + 6 + j), blockByteIndex(o, b, j, blocks, payload));
     }
   }
+  // The kernels negate 8-bit weights (relaxed.wat's gemm_q8b), so −128 becomes −127; llama.cpp's own
+  // Q8_0 quantizer writes ±127 only.
+  if (!q4) for (let i = 0; i < data.length; i++) if (data[i] === 0x80) data[i] = 0x81;
   return { kind, rows, cols, data, scale };
 }

@@ -195,25 +195,30 @@ INLINE void linear_rows(float *y, const int16_t *q, const float *qs, const int32
   }
 }
 
-// Q8_B32, 4 weight rows × R activation rows (R = 1 or 2: constant after inlining, so the arrays
-// below are registers). Each block's 4 widened vectors of one weight row serve the R activation rows.
+// Q8_B32, a group of 4 weight rows × R activation rows (R = 1 or 2: constant after inlining, so the
+// arrays below are registers). A block's 128 bytes interleave the 4 rows by 4 bytes (simd.h): the 16
+// bytes at 16m hold values 4m..4m+3 of each row. Widened to int16, the first 8 are rows 0–1 and the
+// last 8 rows 2–3; against the 4 activations repeated (load64_splat) each dot product's lanes are
+// [row 0, row 0, row 1, row 1] (or rows 2, 3), added pairwise once per block.
 INLINE void tile_q8_blocks(float *y, int ldy, const int16_t *a, int n, const uint8_t *w, const float *ws, const float *as, int R) {
   const int nb = n / 32;
   v128_t acc[2] = {wasm_f32x4_splat(0), wasm_f32x4_splat(0)};
   for (int b = 0; b < nb; b++) {
-    v128_t c[4][2];
-    for (int i = 0; i < 4; i++) for (int r = 0; r < R; r++) c[i][r] = wasm_i32x4_splat(0);
-    for (int i = 0; i < 4; i++) {
-      const uint8_t *wb = w + i * n + b * 32;
-      v128_t v[4];
-      for (int j = 0; j < 4; j++) v[j] = wasm_i16x8_load8x8(wb + 8 * j);
+    v128_t c01[2], c23[2];
+    for (int r = 0; r < R; r++) c01[r] = c23[r] = wasm_i32x4_splat(0);
+    for (int m = 0; m < 8; m++) {
+      const v128_t w01 = wasm_i16x8_load8x8(w + 128 * b + 16 * m), w23 = wasm_i16x8_load8x8(w + 128 * b + 16 * m + 8);
       for (int r = 0; r < R; r++) {
-        const int16_t *ab = a + r * n + 32 * b;
-        for (int j = 0; j < 4; j++) c[i][r] = wasm_i32x4_add(c[i][r], wasm_i32x4_dot_i16x8(v[j], wasm_v128_load(ab + 8 * j)));
+        const v128_t x = wasm_v128_load64_splat(a + r * n + 32 * b + 4 * m);
+        c01[r] = wasm_i32x4_add(c01[r], wasm_i32x4_dot_i16x8(w01, x));
+        c23[r] = wasm_i32x4_add(c23[r], wasm_i32x4_dot_i16x8(w23, x));
       }
     }
     const v128_t scale = wasm_v128_load(ws + 4 * b);
-    for (int r = 0; r < R; r++) acc[r] = wasm_f32x4_add(acc[r], wasm_f32x4_mul(wasm_f32x4_convert_i32x4(sum4(c[0][r], c[1][r], c[2][r], c[3][r])), scale));
+    for (int r = 0; r < R; r++) {
+      const v128_t s = wasm_i32x4_add(wasm_i32x4_shuffle(c01[r], c23[r], 0, 2, 4, 6), wasm_i32x4_shuffle(c01[r], c23[r], 1, 3, 5, 7));
+      acc[r] = wasm_f32x4_add(acc[r], wasm_f32x4_mul(wasm_f32x4_convert_i32x4(s), scale));
+    }
   }
   for (int r = 0; r < R; r++) wasm_v128_store(y + r * ldy, wasm_f32x4_mul(acc[r], wasm_f32x4_splat(as[r])));
 }
@@ -318,9 +323,10 @@ void dequantize_row(float *y, const QMatrix *mat, int row) {
     switch (mat->kind) {
       case Q7_ROW: y[k] = ((int)mat->w[row * n + k] - 64) * mat->scale[row]; break;
       case Q8_ROW: y[k] = (int8_t)mat->w[row * n + k] * mat->scale[row]; break;
-      case Q8_B32: y[k] = (int8_t)mat->w[row * n + k] * group[(k / 32) * 4 + row % 4]; break;
+      // the block kinds' 4 rows interleaved by 4 bytes (simd.h)
+      case Q8_B32: y[k] = (int8_t)mat->w[(((row / 4) * nb + k / 32) * 8 + k % 32 / 4) * 16 + (row % 4) * 4 + k % 4] * group[(k / 32) * 4 + row % 4]; break;
       default: {
-        const int j = k % 16;  // the byte of values j and j + 16: 4 rows interleaved by 4 bytes (simd.h)
+        const int j = k % 16;  // the byte of values j and j + 16
         const uint8_t byte = mat->w[(((row / 4) * nb + k / 32) * 4 + j / 4) * 16 + (row % 4) * 4 + j % 4];
         y[k] = ((k % 32 < 16 ? byte & 15 : byte >> 4) - 8) * group[(k / 32) * 4 + row % 4];
       }

@@ -14,10 +14,11 @@
 //  Q8_B32: 8-bit signed weights, one f32 scale per 32 consecutive values of a row (GGUF Q8_0's blocks).
 //  Q4_B32: 4-bit weights, 32-value blocks of 16 bytes with one f32 scale (GGUF Q4_0's blocks): byte j
 //    of a block holds value j in its low nibble and value j + 16 in its high nibble, each stored + 8:
-//    W[o][32b + j] ≈ (nibble − 8) · scale. A row is n_in / 2 bytes, but the 4 rows of a group are
-//    interleaved by 4 bytes within each block: the group's block b is 64 bytes, byte j of row o at
-//    ((o / 4) · (n_in / 32) + b) · 64 + (j / 4) · 16 + (o % 4) · 4 + j % 4, so that one 16-byte
-//    vector holds 4 values of each of the 4 rows (lanes = rows: no transposing of sums).
+//    W[o][32b + j] ≈ (nibble − 8) · scale.
+// The block kinds interleave the 4 rows of a group by 4 bytes within each block (B bytes a row: 32
+// for Q8_B32, 16 for Q4_B32): the group's block b is 4B bytes, byte j of row o at
+// ((o / 4) · (n_in / 32) + b) · 4B + (j / 4) · 16 + (o % 4) · 4 + j % 4, so that one 16-byte vector
+// holds 4 values of each of the 4 rows (lanes = rows: no transposing of sums).
 // Block scales are interleaved by 4 rows, so one vector load gives 4 rows' scales of a block:
 // scale[((o / 4) · (n_in / 32) + b) · 4 + o % 4]; block kinds need n_in % 32 == 0 and n_out % 4 == 0.
 enum { Q7_ROW = 0, Q8_ROW = 1, Q8_B32 = 2, Q4_B32 = 3 };
