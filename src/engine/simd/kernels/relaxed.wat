@@ -433,7 +433,7 @@
   ;; Each block loads its 32 activations as two vectors and repeats their 4-byte lanes with a shuffle
   ;; (one pshufd): V8 computes the address of a v128.load32_splat with an offset in an extra
   ;; instruction. Pointers advance by a constant per block, so no address is multiplied or shifted.
-  (func (export "gemm_q4b")
+  (func $gemm_q4b (export "gemm_q4b")
     (param $y i32) (param $ldy i32) (param $a i32) (param $as i32) (param $boff i32) (param $rows i32)
     (param $w i32) (param $ws i32) (param $nout i32) (param $n i32)
     (local $o i32) (local $r i32) (local $wg i32) (local $wsg i32)
@@ -441,20 +441,20 @@
     (local $g1 i32) (local $s1 i32) (local $g2 i32) (local $s2 i32) (local $g3 i32) (local $s3 i32)
     (local $f0 v128) (local $q0 v128) (local $f1 v128) (local $q1 v128) (local $f2 v128) (local $q2 v128) (local $f3 v128) (local $q3 v128)
     (local $c0 v128) (local $c1 v128) (local $d0 v128) (local $d1 v128) (local $x0 v128) (local $x1 v128) (local $y0 v128) (local $y1 v128)
-    (local $v v128) (local $lo v128) (local $hi v128) (local $acc v128) (local $acc1 v128) (local $sc v128) (local $m15 v128)
+    (local $t v128) (local $v v128) (local $lo v128) (local $hi v128) (local $acc v128) (local $acc1 v128) (local $sc v128) (local $m15 v128)
     ;; The nibble mask, built from a parameter (n < 2^31, so n >> 31 is 0): V8 keeps a value in a
     ;; register, but rematerializes a v128.const at every use (3 instructions), and lowers
     ;; i8x16.shr_u to a 16-bit shift plus a mask it builds each time (3 more); the high nibbles are
     ;; i16x8.shr_u and this mask instead.
     (local.set $m15 (i8x16.splat (i32.or (i32.shr_u (local.get $n) (i32.const 31)) (i32.const 15))))
+    (local.set $g1 (i32.shl (local.get $n) (i32.const 1)))  ;; group 1's weights: 2n bytes after group 0's
+    (local.set $s1 (i32.shr_u (local.get $n) (i32.const 1)))  ;; its scales: n / 2 bytes after group 0's
     ;; One activation row (decode): 4 groups (16 outputs) per pass, so that each block's activation
     ;; lanes are repeated once for the four, and four chains of dot products are in flight (one per
     ;; group: 0.9× the time of two groups with two chains each); the last groups go through the
     ;; general loop below.
     (if (i32.eq (local.get $rows) (i32.const 1))
       (then
-      (local.set $g1 (i32.shl (local.get $n) (i32.const 1)))  ;; group 1's weights: 2n bytes after group 0's
-      (local.set $s1 (i32.shr_u (local.get $n) (i32.const 1)))  ;; its scales: n / 2 bytes after group 0's
       (local.set $g2 (i32.shl (local.get $n) (i32.const 2)))  ;; group 2's weights: 4n bytes after group 0's
       (local.set $s2 (local.get $n))  ;; its scales: n bytes after group 0's
       (local.set $g3 (i32.add (local.get $g1) (local.get $g2)))  ;; group 3's weights: 6n bytes after group 0's
@@ -531,6 +531,118 @@
         (v128.store offset=48 (i32.add (local.get $y) (i32.shl (local.get $o) (i32.const 2))) (f32x4.mul (local.get $f3) (local.get $sc)))
         (local.set $o (i32.add (local.get $o) (i32.const 16)))
         (br $group_passes)))
+      (if (i32.ge_u (local.get $o) (local.get $nout)) (then (return)))))
+    ;; Two or more activation rows (prefill, batches): an odd last row first, alone (the one-row
+    ;; passes above), then 2 rows × 2 groups (8 outputs) per pass, so that each unpacked weight vector
+    ;; serves two rows and each repeated activation lane two groups (the lanes are repeated straight
+    ;; from memory: registers hold the 4 + 4 accumulators); a last single group goes through the loop
+    ;; below. Each tile is 0.9× the time of 2 rows × 1 group at 128 rows.
+    (if (i32.and (i32.gt_u (local.get $rows) (i32.const 1)) (i32.and (local.get $rows) (i32.const 1)))
+      (then
+      (local.set $rows (i32.sub (local.get $rows) (i32.const 1)))
+      (call $gemm_q4b
+        (i32.add (local.get $y) (i32.shl (i32.mul (local.get $rows) (local.get $ldy)) (i32.const 2))) (local.get $ldy)
+        (i32.add (local.get $a) (i32.mul (local.get $rows) (local.get $n))) (i32.add (local.get $as) (i32.shl (local.get $rows) (i32.const 2)))
+        (i32.add (local.get $boff) (i32.shr_u (i32.mul (local.get $rows) (local.get $n)) (i32.const 3))) (i32.const 1)
+        (local.get $w) (local.get $ws) (local.get $nout) (local.get $n))))
+    (if (i32.ge_u (local.get $rows) (i32.const 2))
+      (then
+      (block $tiles_done
+      (loop $tile_groups
+        (br_if $tiles_done (i32.gt_u (i32.add (local.get $o) (i32.const 8)) (local.get $nout)))
+        (local.set $wg (i32.add (local.get $w) (i32.shr_u (i32.mul (local.get $o) (local.get $n)) (i32.const 1))))
+        (local.set $wsg (i32.add (local.get $ws) (i32.shr_u (i32.mul (local.get $o) (local.get $n)) (i32.const 3))))
+        (local.set $r (i32.const 0))
+        (loop $tile_rows
+          (local.set $pa (i32.add (local.get $a) (i32.mul (local.get $r) (local.get $n))))
+          (local.set $pb (i32.add (local.get $boff) (i32.shr_u (i32.mul (local.get $r) (local.get $n)) (i32.const 3))))
+          (local.set $pa1 (i32.add (local.get $pa) (local.get $n)))
+          (local.set $pb1 (i32.add (local.get $pb) (i32.shr_u (local.get $n) (i32.const 3))))
+          (local.set $end (i32.add (local.get $pa) (local.get $n)))
+          (local.set $pw (local.get $wg))
+          (local.set $ps (local.get $wsg))
+          (local.set $f0 (v128.const f32x4 0 0 0 0))
+          (local.set $f1 (v128.const f32x4 0 0 0 0))
+          (local.set $f2 (v128.const f32x4 0 0 0 0))
+          (local.set $f3 (v128.const f32x4 0 0 0 0))
+          (loop $tile_blocks
+            (local.set $v (v128.load (local.get $pw)))
+            (local.set $lo (v128.and (local.get $v) (local.get $m15)))
+            (local.set $hi (v128.and (i16x8.shr_u (local.get $v) (i32.const 4)) (local.get $m15)))
+            (local.set $v (v128.load (i32.add (local.get $pw) (local.get $g1))))
+            (local.set $d0 (v128.and (local.get $v) (local.get $m15)))
+            (local.set $d1 (v128.and (i16x8.shr_u (local.get $v) (i32.const 4)) (local.get $m15)))
+            (local.set $x0 (i8x16.shuffle 0 1 2 3 0 1 2 3 0 1 2 3 0 1 2 3 (local.tee $t (v128.load (local.get $pa))) (local.get $t)))
+            (local.set $x1 (i8x16.shuffle 0 1 2 3 0 1 2 3 0 1 2 3 0 1 2 3 (local.tee $t (v128.load offset=16 (local.get $pa))) (local.get $t)))
+            (local.set $q0 (i32x4.relaxed_dot_i8x16_i7x16_add_s (local.get $x1) (local.get $hi) (i32x4.relaxed_dot_i8x16_i7x16_add_s (local.get $x0) (local.get $lo) (v128.const i32x4 0 0 0 0))))
+            (local.set $q1 (i32x4.relaxed_dot_i8x16_i7x16_add_s (local.get $x1) (local.get $d1) (i32x4.relaxed_dot_i8x16_i7x16_add_s (local.get $x0) (local.get $d0) (v128.const i32x4 0 0 0 0))))
+            (local.set $x0 (i8x16.shuffle 0 1 2 3 0 1 2 3 0 1 2 3 0 1 2 3 (local.tee $t (v128.load (local.get $pa1))) (local.get $t)))
+            (local.set $x1 (i8x16.shuffle 0 1 2 3 0 1 2 3 0 1 2 3 0 1 2 3 (local.tee $t (v128.load offset=16 (local.get $pa1))) (local.get $t)))
+            (local.set $q2 (i32x4.relaxed_dot_i8x16_i7x16_add_s (local.get $x1) (local.get $hi) (i32x4.relaxed_dot_i8x16_i7x16_add_s (local.get $x0) (local.get $lo) (v128.const i32x4 0 0 0 0))))
+            (local.set $q3 (i32x4.relaxed_dot_i8x16_i7x16_add_s (local.get $x1) (local.get $d1) (i32x4.relaxed_dot_i8x16_i7x16_add_s (local.get $x0) (local.get $d0) (v128.const i32x4 0 0 0 0))))
+            (local.set $v (v128.load offset=16 (local.get $pw)))
+            (local.set $lo (v128.and (local.get $v) (local.get $m15)))
+            (local.set $hi (v128.and (i16x8.shr_u (local.get $v) (i32.const 4)) (local.get $m15)))
+            (local.set $v (v128.load offset=16 (i32.add (local.get $pw) (local.get $g1))))
+            (local.set $d0 (v128.and (local.get $v) (local.get $m15)))
+            (local.set $d1 (v128.and (i16x8.shr_u (local.get $v) (i32.const 4)) (local.get $m15)))
+            (local.set $x0 (i8x16.shuffle 4 5 6 7 4 5 6 7 4 5 6 7 4 5 6 7 (local.tee $t (v128.load (local.get $pa))) (local.get $t)))
+            (local.set $x1 (i8x16.shuffle 4 5 6 7 4 5 6 7 4 5 6 7 4 5 6 7 (local.tee $t (v128.load offset=16 (local.get $pa))) (local.get $t)))
+            (local.set $q0 (i32x4.relaxed_dot_i8x16_i7x16_add_s (local.get $x1) (local.get $hi) (i32x4.relaxed_dot_i8x16_i7x16_add_s (local.get $x0) (local.get $lo) (local.get $q0))))
+            (local.set $q1 (i32x4.relaxed_dot_i8x16_i7x16_add_s (local.get $x1) (local.get $d1) (i32x4.relaxed_dot_i8x16_i7x16_add_s (local.get $x0) (local.get $d0) (local.get $q1))))
+            (local.set $x0 (i8x16.shuffle 4 5 6 7 4 5 6 7 4 5 6 7 4 5 6 7 (local.tee $t (v128.load (local.get $pa1))) (local.get $t)))
+            (local.set $x1 (i8x16.shuffle 4 5 6 7 4 5 6 7 4 5 6 7 4 5 6 7 (local.tee $t (v128.load offset=16 (local.get $pa1))) (local.get $t)))
+            (local.set $q2 (i32x4.relaxed_dot_i8x16_i7x16_add_s (local.get $x1) (local.get $hi) (i32x4.relaxed_dot_i8x16_i7x16_add_s (local.get $x0) (local.get $lo) (local.get $q2))))
+            (local.set $q3 (i32x4.relaxed_dot_i8x16_i7x16_add_s (local.get $x1) (local.get $d1) (i32x4.relaxed_dot_i8x16_i7x16_add_s (local.get $x0) (local.get $d0) (local.get $q3))))
+            (local.set $v (v128.load offset=32 (local.get $pw)))
+            (local.set $lo (v128.and (local.get $v) (local.get $m15)))
+            (local.set $hi (v128.and (i16x8.shr_u (local.get $v) (i32.const 4)) (local.get $m15)))
+            (local.set $v (v128.load offset=32 (i32.add (local.get $pw) (local.get $g1))))
+            (local.set $d0 (v128.and (local.get $v) (local.get $m15)))
+            (local.set $d1 (v128.and (i16x8.shr_u (local.get $v) (i32.const 4)) (local.get $m15)))
+            (local.set $x0 (i8x16.shuffle 8 9 10 11 8 9 10 11 8 9 10 11 8 9 10 11 (local.tee $t (v128.load (local.get $pa))) (local.get $t)))
+            (local.set $x1 (i8x16.shuffle 8 9 10 11 8 9 10 11 8 9 10 11 8 9 10 11 (local.tee $t (v128.load offset=16 (local.get $pa))) (local.get $t)))
+            (local.set $q0 (i32x4.relaxed_dot_i8x16_i7x16_add_s (local.get $x1) (local.get $hi) (i32x4.relaxed_dot_i8x16_i7x16_add_s (local.get $x0) (local.get $lo) (local.get $q0))))
+            (local.set $q1 (i32x4.relaxed_dot_i8x16_i7x16_add_s (local.get $x1) (local.get $d1) (i32x4.relaxed_dot_i8x16_i7x16_add_s (local.get $x0) (local.get $d0) (local.get $q1))))
+            (local.set $x0 (i8x16.shuffle 8 9 10 11 8 9 10 11 8 9 10 11 8 9 10 11 (local.tee $t (v128.load (local.get $pa1))) (local.get $t)))
+            (local.set $x1 (i8x16.shuffle 8 9 10 11 8 9 10 11 8 9 10 11 8 9 10 11 (local.tee $t (v128.load offset=16 (local.get $pa1))) (local.get $t)))
+            (local.set $q2 (i32x4.relaxed_dot_i8x16_i7x16_add_s (local.get $x1) (local.get $hi) (i32x4.relaxed_dot_i8x16_i7x16_add_s (local.get $x0) (local.get $lo) (local.get $q2))))
+            (local.set $q3 (i32x4.relaxed_dot_i8x16_i7x16_add_s (local.get $x1) (local.get $d1) (i32x4.relaxed_dot_i8x16_i7x16_add_s (local.get $x0) (local.get $d0) (local.get $q3))))
+            (local.set $v (v128.load offset=48 (local.get $pw)))
+            (local.set $lo (v128.and (local.get $v) (local.get $m15)))
+            (local.set $hi (v128.and (i16x8.shr_u (local.get $v) (i32.const 4)) (local.get $m15)))
+            (local.set $v (v128.load offset=48 (i32.add (local.get $pw) (local.get $g1))))
+            (local.set $d0 (v128.and (local.get $v) (local.get $m15)))
+            (local.set $d1 (v128.and (i16x8.shr_u (local.get $v) (i32.const 4)) (local.get $m15)))
+            (local.set $x0 (i8x16.shuffle 12 13 14 15 12 13 14 15 12 13 14 15 12 13 14 15 (local.tee $t (v128.load (local.get $pa))) (local.get $t)))
+            (local.set $x1 (i8x16.shuffle 12 13 14 15 12 13 14 15 12 13 14 15 12 13 14 15 (local.tee $t (v128.load offset=16 (local.get $pa))) (local.get $t)))
+            (local.set $q0 (i32x4.relaxed_dot_i8x16_i7x16_add_s (local.get $x1) (local.get $hi) (i32x4.relaxed_dot_i8x16_i7x16_add_s (local.get $x0) (local.get $lo) (local.get $q0))))
+            (local.set $q1 (i32x4.relaxed_dot_i8x16_i7x16_add_s (local.get $x1) (local.get $d1) (i32x4.relaxed_dot_i8x16_i7x16_add_s (local.get $x0) (local.get $d0) (local.get $q1))))
+            (local.set $x0 (i8x16.shuffle 12 13 14 15 12 13 14 15 12 13 14 15 12 13 14 15 (local.tee $t (v128.load (local.get $pa1))) (local.get $t)))
+            (local.set $x1 (i8x16.shuffle 12 13 14 15 12 13 14 15 12 13 14 15 12 13 14 15 (local.tee $t (v128.load offset=16 (local.get $pa1))) (local.get $t)))
+            (local.set $q2 (i32x4.relaxed_dot_i8x16_i7x16_add_s (local.get $x1) (local.get $hi) (i32x4.relaxed_dot_i8x16_i7x16_add_s (local.get $x0) (local.get $lo) (local.get $q2))))
+            (local.set $q3 (i32x4.relaxed_dot_i8x16_i7x16_add_s (local.get $x1) (local.get $d1) (i32x4.relaxed_dot_i8x16_i7x16_add_s (local.get $x0) (local.get $d0) (local.get $q3))))
+            (local.set $v (v128.load32_splat (local.get $pb)))
+            (local.set $f0 (f32x4.add (local.get $f0) (f32x4.mul (f32x4.convert_i32x4_s (i32x4.sub (local.get $q0) (local.get $v))) (v128.load (local.get $ps)))))
+            (local.set $f1 (f32x4.add (local.get $f1) (f32x4.mul (f32x4.convert_i32x4_s (i32x4.sub (local.get $q1) (local.get $v))) (v128.load (i32.add (local.get $ps) (local.get $s1))))))
+            (local.set $v (v128.load32_splat (local.get $pb1)))
+            (local.set $f2 (f32x4.add (local.get $f2) (f32x4.mul (f32x4.convert_i32x4_s (i32x4.sub (local.get $q2) (local.get $v))) (v128.load (local.get $ps)))))
+            (local.set $f3 (f32x4.add (local.get $f3) (f32x4.mul (f32x4.convert_i32x4_s (i32x4.sub (local.get $q3) (local.get $v))) (v128.load (i32.add (local.get $ps) (local.get $s1))))))
+            (local.set $pa (i32.add (local.get $pa) (i32.const 32)))
+            (local.set $pa1 (i32.add (local.get $pa1) (i32.const 32)))
+            (local.set $pw (i32.add (local.get $pw) (i32.const 64)))
+            (local.set $ps (i32.add (local.get $ps) (i32.const 16)))
+            (local.set $pb (i32.add (local.get $pb) (i32.const 4)))
+            (local.set $pb1 (i32.add (local.get $pb1) (i32.const 4)))
+            (br_if $tile_blocks (i32.lt_u (local.get $pa) (local.get $end))))
+          (v128.store (i32.add (local.get $y) (i32.shl (i32.add (i32.mul (local.get $r) (local.get $ldy)) (local.get $o)) (i32.const 2))) (f32x4.mul (local.get $f0) (f32x4.splat (f32.load (i32.add (local.get $as) (i32.shl (local.get $r) (i32.const 2)))))))
+          (v128.store offset=16 (i32.add (local.get $y) (i32.shl (i32.add (i32.mul (local.get $r) (local.get $ldy)) (local.get $o)) (i32.const 2))) (f32x4.mul (local.get $f1) (f32x4.splat (f32.load (i32.add (local.get $as) (i32.shl (local.get $r) (i32.const 2)))))))
+          (v128.store (i32.add (local.get $y) (i32.shl (i32.add (i32.mul (i32.add (local.get $r) (i32.const 1)) (local.get $ldy)) (local.get $o)) (i32.const 2))) (f32x4.mul (local.get $f2) (f32x4.splat (f32.load (i32.add (local.get $as) (i32.shl (i32.add (local.get $r) (i32.const 1)) (i32.const 2)))))))
+          (v128.store offset=16 (i32.add (local.get $y) (i32.shl (i32.add (i32.mul (i32.add (local.get $r) (i32.const 1)) (local.get $ldy)) (local.get $o)) (i32.const 2))) (f32x4.mul (local.get $f3) (f32x4.splat (f32.load (i32.add (local.get $as) (i32.shl (i32.add (local.get $r) (i32.const 1)) (i32.const 2)))))))
+          (local.set $r (i32.add (local.get $r) (i32.const 2)))
+          (br_if $tile_rows (i32.lt_u (local.get $r) (local.get $rows))))
+        (local.set $o (i32.add (local.get $o) (i32.const 8)))
+        (br $tile_groups)))
       (if (i32.ge_u (local.get $o) (local.get $nout)) (then (return)))))
     (loop $outputs
       (local.set $wg (i32.add (local.get $w) (i32.shr_u (i32.mul (local.get $o) (local.get $n)) (i32.const 1))))
