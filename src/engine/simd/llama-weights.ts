@@ -18,7 +18,7 @@ export class UnsupportedModel extends Error {}
  * rounding in quantize.ts, the rotary tables). Packs (src/packed.ts) record it and one of another
  * version is not used: bump it with any change here or in quantize.ts that changes the weights the decoder gets.
  */
-export const KERNEL_WEIGHTS_VERSION = 2; // 2: q4_32 blocks with 4 rows interleaved
+export const KERNEL_WEIGHTS_VERSION = 2; // 2: the block kinds' 4 rows interleaved (quantize.ts)
 
 /** The shape the kernels take: the architecture's sizes, with the sliding window as a number (0: the whole context). */
 export type LlamaConfig = Pick<Architecture, "dim" | "layers" | "heads" | "kvHeads" | "headDim" | "ffn" | "vocab" | "maxLength" | "eps"> & {

@@ -32,13 +32,6 @@ INLINE int32_t hsum(v128_t v) {
   return wasm_i32x4_extract_lane(v, 0);
 }
 
-// [Σc0, Σc1, Σc2, Σc3]: four rows' lane sums as one vector.
-INLINE v128_t sum4(v128_t c0, v128_t c1, v128_t c2, v128_t c3) {
-  v128_t a = wasm_i32x4_add(wasm_i32x4_shuffle(c0, c1, 0, 4, 1, 5), wasm_i32x4_shuffle(c0, c1, 2, 6, 3, 7));
-  v128_t b = wasm_i32x4_add(wasm_i32x4_shuffle(c2, c3, 0, 4, 1, 5), wasm_i32x4_shuffle(c2, c3, 2, 6, 3, 7));
-  return wasm_i32x4_add(wasm_i32x4_shuffle(a, b, 0, 1, 4, 5), wasm_i32x4_shuffle(a, b, 2, 3, 6, 7));
-}
-
 // Largest |q| such that no i32 lane can overflow: a lane adds n_in / 4 products of |q| · 128.
 static int32_t activation_limit(int n_in) {
   int64_t limit = 2147483647LL / ((int64_t)(n_in / 4 + 1) * 128);
@@ -73,9 +66,9 @@ static void quantize_rows(int16_t *q, float *scales, int32_t *sums, int32_t *bof
   }
 }
 
-// Rows to int8 (±127) for the relaxed kernels, with each row's scale and sum, (boffsets ≠ 0) 8 ×
-// each 32-value block's sum (as quantize_rows), and (signs ≠ 0) as |q| in q and q's sign mask (0 or −1) in signs, so that an
-// 8-bit weight can take the sign and |q| be the dot product's unsigned 7-bit operand.
+// Rows to int8 (±127) for the relaxed kernels, with each row's scale and sum, (boffsets ≠ 0) 8 × each
+// 32-value block's sum (as quantize_rows), and (signs ≠ 0) as |q| in q and q's sign mask (0 or −1) in
+// signs, so that an 8-bit weight can take the sign and |q| be the dot product's unsigned 7-bit operand.
 static void quantize_rows_i8(int8_t *q, int8_t *signs, float *scales, int32_t *sums, int32_t *boffsets, const float *x, int rows, int n) {
   for (int r = 0; r < rows; r++) {
     const float *xr = x + r * n;
@@ -315,6 +308,12 @@ EXPORT void matmul(const Model *m, float *y, const float *x, int rows, const QMa
   linear(m, y, x, rows, mat);
 }
 
+// Block kinds: the byte j of row `row`'s block b, for blocks of B bytes a row (simd.h's interleaving
+// of 4 rows by 4 bytes; quantize.ts's blockByteIndex).
+static int block_byte(int row, int b, int j, int nb, int B) {
+  return (((row / 4) * nb + b) * (B / 4) + j / 4) * 16 + (row % 4) * 4 + j % 4;
+}
+
 // y[k] = W[row][k] for k < n_in: one row dequantized (the token embedding lookup).
 void dequantize_row(float *y, const QMatrix *mat, int row) {
   const int n = mat->n_in, nb = n / 32;
@@ -323,11 +322,9 @@ void dequantize_row(float *y, const QMatrix *mat, int row) {
     switch (mat->kind) {
       case Q7_ROW: y[k] = ((int)mat->w[row * n + k] - 64) * mat->scale[row]; break;
       case Q8_ROW: y[k] = (int8_t)mat->w[row * n + k] * mat->scale[row]; break;
-      // the block kinds' 4 rows interleaved by 4 bytes (simd.h)
-      case Q8_B32: y[k] = (int8_t)mat->w[(((row / 4) * nb + k / 32) * 8 + k % 32 / 4) * 16 + (row % 4) * 4 + k % 4] * group[(k / 32) * 4 + row % 4]; break;
+      case Q8_B32: y[k] = (int8_t)mat->w[block_byte(row, k / 32, k % 32, nb, 32)] * group[(k / 32) * 4 + row % 4]; break;
       default: {
-        const int j = k % 16;  // the byte of values j and j + 16
-        const uint8_t byte = mat->w[(((row / 4) * nb + k / 32) * 4 + j / 4) * 16 + (row % 4) * 4 + j % 4];
+        const uint8_t byte = mat->w[block_byte(row, k / 32, k % 16, nb, 16)];  // values j and j + 16
         y[k] = ((k % 32 < 16 ? byte & 15 : byte >> 4) - 8) * group[(k / 32) * 4 + row % 4];
       }
     }
