@@ -3,7 +3,7 @@
 //   tsx bench/engine-cli.ts profile <model-dir> <onnx-file> <context> <steps> [f32|int8]   (our kernels' per-stage split, KV cache)
 //   tsx bench/engine-cli.ts constrained <model-dir> <runs>   (JSON mode's cost per token)
 //   tsx bench/engine-cli.ts matmul <runs>      (the wasm build's fp32 MatMul GFLOP/s, for the roofline)
-//   tsx bench/engine-cli.ts gguf <file.gguf> <runs> <long-context> <8|7|4>   (our kernels at the llama.cpp side-by-side's rows, WEIGHT_BITS)
+//   tsx bench/engine-cli.ts gguf <file.gguf> <runs> <long-context> <8|7|4> [threads]   (our kernels at the llama.cpp side-by-side's rows, WEIGHT_BITS; 1 or 2 threads)
 import { benchEngine, benchGguf, constrainedCost, profileSimd, runtimeInfo, wasmHeapBytes, wasmMatMulGflops, type EngineName } from "./engine.js";
 import { trackWasmMemories } from "../src/engine/wasm-memory.js";
 import type { WeightBits } from "../src/engine/simd/llama-weights.js";
@@ -17,9 +17,9 @@ if (process.argv[2] === "constrained") {
   if (kv !== "f32" && kv !== "int8") throw new Error(`KV cache must be f32 or int8, not ${kv}`);
   console.log(JSON.stringify(await profileSimd(modelDir, file, Number(context), Number(steps), kv)));
 } else if (process.argv[2] === "gguf") {
-  const [file, runs, longContext, bits] = process.argv.slice(3);
+  const [file, runs, longContext, bits, threads = "1"] = process.argv.slice(3);
   if (bits !== "8" && bits !== "7" && bits !== "4") throw new Error(`weight bits must be 8, 7 or 4, not ${bits}`);
-  console.log(JSON.stringify({ ...(await benchGguf(file, Number(runs), Number(longContext), Number(bits) as WeightBits)), ...runtimeInfo() }));
+  console.log(JSON.stringify({ ...(await benchGguf(file, Number(runs), Number(longContext), Number(bits) as WeightBits, Number(threads))), ...runtimeInfo() }));
 } else if (process.argv[2] === "matmul") {
   console.log(JSON.stringify({ wasm_matmul_gflops: await wasmMatMulGflops(Number(process.argv[3])) }));
 } else {

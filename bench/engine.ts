@@ -21,6 +21,7 @@ import { argmax } from "../src/engine/sampler.js";
 import { createDecoder } from "../src/engine/ort/session.js";
 import { ortGraph, tinylmGraphFile } from "../src/engine/backends.js";
 import { nodeOrt } from "../src/node-runtime.js";
+import { workerHelperThread } from "../src/engine/simd/worker-threads.js";
 import { median } from "./stats.js";
 
 import { wasmHeapBytes } from "../src/engine/wasm-memory.js";
@@ -74,11 +75,11 @@ async function decoderFor(engine: EngineName, modelDir: string, file: string, th
   const config = JSON.parse(readFileSync(join(modelDir, "config.json"), "utf8"));
   const shape = modelShapeFromConfig(config);
   if (engine === "simd" || engine === "simd128" || engine === "simd-kv8") {
-    if (threads !== 1) throw new Error("the WASM SIMD kernels run on one thread");
     nodeOrt(1); // the same V8 flags as the Node host (no Liftoff)
     const relaxed = engine === "simd128" ? null : await compileRelaxed(async () => readFileSync(RELAXED_WASM));
     const weights = llamaWeights(readOnnx(readFileSync(join(modelDir, file))), config);
-    return SimdDecoder.create(await WebAssembly.compile(readFileSync(KERNELS_WASM)), weights, relaxed, {}, engine === "simd-kv8" ? "int8" : "f32");
+    return SimdDecoder.create(await WebAssembly.compile(readFileSync(KERNELS_WASM)), weights, relaxed, {}, engine === "simd-kv8" ? "int8" : "f32",
+      await kernelHelper(threads, engine === "simd128" ? "0" : undefined));
   }
   const read = async (path: string) => readFileSync(join(modelDir, path));
   if (engine === "web" || engine === "web-standard") {
@@ -150,6 +151,12 @@ export async function benchEngine(engine: EngineName, modelDir: string, file: st
   return { engine, file, threads, prefill_ms: prefill, ttft_ms_128: prefill[128], decode_tok_s: decode, decode_batch8_tok_s: batch8, decode_after_prompt_tok_s: afterPrompt };
 }
 
+/** Our kernels' second thread for threads = 2 (kernels/threads.c; they take 1 or 2). */
+async function kernelHelper(threads: number, relaxedSetting?: string) {
+  if (threads !== 1 && threads !== 2) throw new Error(`the WASM SIMD kernels run on 1 or 2 threads, not ${threads}`);
+  return threads === 2 ? workerHelperThread(relaxedSetting) : null;
+}
+
 /** Our kernels on a GGUF file at the side-by-side's rows (bench/llamacpp.ts), each the median of `runs`. */
 export interface GgufRow {
   file: string;
@@ -179,13 +186,13 @@ async function decodeFrom(dec: Decoder, base: SequenceCache, steps: number, batc
 }
 
 /** `bits` as WEIGHT_BITS: 8 keeps a Q8_0 file's blocks (F16/F32 → 8-bit rows), 7 makes every matrix 7-bit rows (a Q4_0 file's blocks kept), 4 every projection 4-bit (a Q4_0 file's blocks kept). */
-export async function benchGguf(file: string, runs: number, longContext: number, bits: WeightBits, steps = 64): Promise<GgufRow> {
+export async function benchGguf(file: string, runs: number, longContext: number, bits: WeightBits, threads = 1, steps = 64): Promise<GgufRow> {
   nodeOrt(1); // the same V8 flags as the Node host (no Liftoff, relaxed SIMD)
   const t = performance.now();
   const description = ggufDescription(parseGguf(new Uint8Array(readFileSync(file)), file), file);
   const relaxed = await compileRelaxed(async () => readFileSync(RELAXED_WASM));
   const weights = kernelWeights(description, bits);
-  const dec = await SimdDecoder.create(await WebAssembly.compile(readFileSync(KERNELS_WASM)), weights, relaxed);
+  const dec = await SimdDecoder.create(await WebAssembly.compile(readFileSync(KERNELS_WASM)), weights, relaxed, {}, "f32", await kernelHelper(threads));
   const loadMs = performance.now() - t;
   await timePrefill(dec, 16); // warm-up, excluded
   const prefill = median(await repeat(runs, () => timePrefill(dec, 128)));

@@ -1,10 +1,11 @@
-// Side by side with llama.cpp, on the same weights and one thread: the shipped model, and random
+// Side by side with llama.cpp, on the same weights and thread count (1, or 2 with --threads 2: our
+// kernels' helper thread, kernels/threads.c; llama.cpp's -t 2): the shipped model, and random
 // weights in the shapes of SmolLM2-135M and Qwen2.5-0.5B (bench/models.ts writes them as GGUF;
 // llama-quantize --pure makes the Q8_0 and Q4_0 files from them, and both engines run those very
 // files: our kernels keep their blocks, WEIGHT_BITS 8 and 4). It runs a llama.cpp you built
 // yourself (see BENCHMARKS.md) and never builds one:
 //
-//   LLAMA_CPP_BIN=~/src/llama.cpp/build/bin npm run bench:llamacpp -- [--shapes a,b] [--rounds N] [--runs N] [--quick]
+//   LLAMA_CPP_BIN=~/src/llama.cpp/build/bin npm run bench:llamacpp -- [--shapes a,b] [--rounds N] [--runs N] [--threads 1|2] [--quick]
 //
 // Rows, llama.cpp's tool in brackets: 128-token prefill (llama-bench pp128), decode tok/s at
 // context 128 (llama-bench tg128: contexts 0 → 128; ours 64 → 128) and at the long context 1024
@@ -21,12 +22,13 @@ import { benchModel, graphFolder, parameters, SHAPES, type BenchShape } from "./
 import { median } from "./stats.js";
 
 const USAGE = `
-usage: LLAMA_CPP_BIN=DIR npm run bench:llamacpp -- [--llama-cpp-bin DIR] [--shapes NAMES] [--rounds N] [--runs N] [--quick]
-Our kernels against llama.cpp (llama-bench, llama-batched-bench; 1 thread) on the same weights.
+usage: LLAMA_CPP_BIN=DIR npm run bench:llamacpp -- [--llama-cpp-bin DIR] [--shapes NAMES] [--rounds N] [--runs N] [--threads N] [--quick]
+Our kernels against llama.cpp (llama-bench, llama-batched-bench) on the same weights and threads.
   --llama-cpp-bin DIR  llama.cpp's build/bin (default: $LLAMA_CPP_BIN), with llama-bench, llama-batched-bench, llama-quantize
   --shapes NAMES       comma-separated, of: ${SHAPES.map((s) => s.name).join(", ")} (default: all)
   --rounds N           interleaved rounds (default: 2, 1 with --quick)
   --runs N             runs per measurement within a round (default: 3, 1 with --quick)
+  --threads N          1 (default) or 2, for every engine; results go to bench/results/llamacpp.json, or llamacpp-t2.json
 `;
 
 const { flags } = parseFlags(process.argv.slice(2), USAGE);
@@ -45,6 +47,12 @@ for (const tool of TOOLS) {
 const QUICK = flags.has("quick");
 const ROUNDS = Number(flags.get("rounds") ?? (QUICK ? 1 : 2));
 const RUNS = Number(flags.get("runs") ?? (QUICK ? 1 : 3));
+const THREADS = Number(flags.get("threads") ?? 1);
+if (THREADS !== 1 && THREADS !== 2) {
+  console.error(`error: --threads must be 1 or 2 (our kernels take at most a second thread), got ${flags.get("threads")}`);
+  process.exit(1);
+}
+const T = String(THREADS);
 const names = flags.get("shapes")?.split(",");
 const unknown = names?.filter((n) => !SHAPES.some((s) => s.name === n));
 if (unknown?.length) {
@@ -77,10 +85,10 @@ const jsonLines = (out: string) => out.split("\n").filter((l) => l.startsWith("{
 
 function llamaCpp(file: string, long: number): LlamaRow {
   const run = (tool: string, args: string[]) => execFileSync(join(BIN!, tool), ["-m", file, ...args], { encoding: "utf8", maxBuffer: 2 ** 26, stdio: ["ignore", "pipe", "pipe"] });
-  const bench = jsonLines(run("llama-bench", ["-t", "1", "-p", "128", "-n", "128", "-r", String(RUNS), "-o", "jsonl"]));
+  const bench = jsonLines(run("llama-bench", ["-t", T, "-p", "128", "-n", "128", "-r", String(RUNS), "-o", "jsonl"]));
   const pp = bench.find((r) => r.n_prompt === 128 && r.n_gen === 0), tg = bench.find((r) => r.n_prompt === 0 && r.n_gen === 128);
   // llama-batched-bench measures each listed size once: the list repeated gives RUNS runs.
-  const batched = (pp: number, pl: number) => jsonLines(run("llama-batched-bench", ["-t", "1", "-tb", "1", "-c", String(Math.max(pl * (pp + STEPS), 256)), "-b", "2048", "-ub", "512",
+  const batched = (pp: number, pl: number) => jsonLines(run("llama-batched-bench", ["-t", T, "-tb", T, "-c", String(Math.max(pl * (pp + STEPS), 256)), "-b", "2048", "-ub", "512",
     "-npp", Array(RUNS).fill(pp).join(","), "-ntg", String(STEPS), "-npl", String(pl), "--output-format", "jsonl"])).map((r) => r.speed_tg as number);
   return {
     pp128_ms: 1000 / (median(pp.samples_ts) / 128),
@@ -100,19 +108,19 @@ function child<T>(script: string, args: string[]): T {
 }
 
 function ours(file: string, long: number, quant: Quant): GgufRow & { v8: string; kernels: string } {
-  return child("engine-cli.ts", ["gguf", file, String(RUNS), String(long), BITS[quant]]);
+  return child("engine-cli.ts", ["gguf", file, String(RUNS), String(long), BITS[quant], T]);
 }
 
 /** The shipped folder as `npm start` serves it (our exporter's int8 graph, 7-bit weights): the engine alone, then one stream through HTTP. */
 function shipped(dir: string): { engine_decode_tok_s: number; engine_after_prompt_tok_s: number; engine_prefill_ms: number; engine_batch8_tok_s: number; served_decode_tok_s: number; served_ttft_ms: number } {
-  const engine = child<EngineRow>("engine-cli.ts", ["simd", dir, "onnx/model_quantized.onnx", "1", String(RUNS)]);
-  const served = child<{ decode_tok_s: number; ttft_ms: number }>("served.ts", ["--model", dir, "--runs", String(RUNS), "--tokens", "128"]);
+  const engine = child<EngineRow>("engine-cli.ts", ["simd", dir, "onnx/model_quantized.onnx", T, String(RUNS)]);
+  const served = child<{ decode_tok_s: number; ttft_ms: number }>("served.ts", ["--model", dir, "--runs", String(RUNS), "--tokens", "128", "--threads", T]);
   return { engine_decode_tok_s: engine.decode_tok_s["128"], engine_after_prompt_tok_s: engine.decode_after_prompt_tok_s ?? NaN, engine_prefill_ms: engine.prefill_ms["128"], engine_batch8_tok_s: engine.decode_batch8_tok_s, served_decode_tok_s: served.decode_tok_s, served_ttft_ms: served.ttft_ms };
 }
 
 /** Our exporter's int8 graph at the shape (random weights of its own): our kernels and onnxruntime-web on those same weights. */
 function graphRows(dir: string) {
-  const row = (engine: string) => child<EngineRow & { wasm_heap_mb: number | null }>("engine-cli.ts", [engine, dir, "onnx/model_quantized.onnx", "1", String(RUNS)]);
+  const row = (engine: string) => child<EngineRow & { wasm_heap_mb: number | null }>("engine-cli.ts", [engine, dir, "onnx/model_quantized.onnx", T, String(RUNS)]);
   return { simd: row("simd"), web: row("web") };
 }
 
@@ -167,7 +175,7 @@ const lines = [
   `## Side by side with llama.cpp (\`npm run bench:llamacpp\`)`,
   "",
   `Machine: ${info.cpu} (${info.simd.join(", ") || "no x86/Arm SIMD flags read"}), ${info.cores} cores, ${info.memory_gb} GiB; Node ${info.node} (V8 ${info.v8}, ${info.kernels} kernels); ` +
-    `llama.cpp ${files.length ? llamaRounds.get(`${files[0].shape.name}/Q8_0`)![0].build : "–"}; 1 thread everywhere; ${info.date}.`,
+    `llama.cpp ${files.length ? llamaRounds.get(`${files[0].shape.name}/Q8_0`)![0].build : "–"}; ${THREADS === 1 ? "1 thread" : `${THREADS} threads`} everywhere; ${info.date}.`,
   `Medians over ${ROUNDS} interleaved round(s) of ${RUNS} run(s) each. Both engines run the same file, llama-quantize --pure's Q8_0 or Q4_0 (ours keeps its blocks: ` +
     `${files.length ? QUANTS.map((q) => `the ${q} file: ${ourRounds.get(`${files[0].shape.name}/${q}`)![0].quantization}`).join("; ") : "–"}; KV cache ${files.length ? ourRounds.get(`${files[0].shape.name}/Q8_0`)![0].kv_cache : "–"} against llama.cpp's f16). ` +
     `Ratios are ours ÷ llama.cpp, > 1 is ours faster (for prefill: llama.cpp's time ÷ ours).`,
@@ -204,7 +212,7 @@ for (const [name, rows] of graphRounds) {
   lines.push(
     "",
     `${name}, our exporter's int8 graph (7-bit weights, a scale per row, as the shipped model; random weights of its own, scripts/tinylm/shape_folder.py): ` +
-      "our kernels and onnxruntime-web (1 thread) on that same graph, in the same rounds as llama.cpp's Q8_0 above. Ratios > 1: ours faster.",
+      `our kernels and onnxruntime-web (${T} thread${THREADS > 1 ? "s" : ""}) on that same graph, in the same rounds as llama.cpp's Q8_0 above. Ratios > 1: ours faster.`,
     "",
     "| row | llama.cpp Q8_0 | ours, int8 graph | ours ÷ llama.cpp | onnxruntime-web, same graph | ours ÷ onnxruntime-web |",
     "|---|---:|---:|---:|---:|---:|",
@@ -234,5 +242,5 @@ for (const [name, rows] of shippedRounds) {
 lines.push("", `Wall time of this run: ${((performance.now() - t0) / 60000).toFixed(1)} min.`, "");
 mkdirSync(join(import.meta.dirname, "results"), { recursive: true });
 const rounds = Object.fromEntries(files.map(({ shape }) => [shape.name, { ...Object.fromEntries(QUANTS.map((q) => [q, { llama_cpp: llamaRounds.get(`${shape.name}/${q}`), ours: ourRounds.get(`${shape.name}/${q}`) }])), shipped: shippedRounds.get(shape.name) ?? null, int8_graph: graphRounds.get(shape.name) ?? null }]));
-writeFileSync(join(import.meta.dirname, "results/llamacpp.json"), JSON.stringify({ machine: info, rounds: ROUNDS, runs: RUNS, shapes: rounds }, null, 2) + "\n");
+writeFileSync(join(import.meta.dirname, THREADS === 1 ? "results/llamacpp.json" : `results/llamacpp-t${THREADS}.json`), JSON.stringify({ machine: info, rounds: ROUNDS, runs: RUNS, threads: THREADS, shapes: rounds }, null, 2) + "\n");
 console.log(lines.join("\n"));

@@ -3,23 +3,23 @@
 // would leave the greedy fast path), TTFT and the
 // decode rate after the first token, median over runs after a warm-up. Compare with the engine's own
 // decode rate (`tsx bench/engine-cli.ts simd ...`) to see what serving costs per token.
-//   tsx bench/served.ts [--runs 5] [--tokens 256] [--model model] [--cpu-prof DIR]
+//   tsx bench/served.ts [--runs 5] [--tokens 256] [--model model] [--threads 1] [--cpu-prof DIR]
 import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { freePort, spawnHost } from "../test/helpers/spawn.js";
 import { median } from "./stats.js";
 
 const { values: opts } = parseArgs({
-  options: { runs: { type: "string", default: "5" }, tokens: { type: "string", default: "256" }, model: { type: "string", default: "model" }, "cpu-prof": { type: "string" }, help: { type: "boolean" } },
+  options: { runs: { type: "string", default: "5" }, tokens: { type: "string", default: "256" }, model: { type: "string", default: "model" }, threads: { type: "string", default: "1" }, "cpu-prof": { type: "string" }, help: { type: "boolean" } },
 });
 if (opts.help) {
-  console.log("usage: tsx bench/served.ts [--runs N] [--tokens N] [--model DIR] [--cpu-prof DIR]   (one greedy stream through the Node host's HTTP API)");
+  console.log("usage: tsx bench/served.ts [--runs N] [--tokens N] [--model DIR] [--threads N] [--cpu-prof DIR]   (one greedy stream through the Node host's HTTP API; --threads: its THREADS)");
   process.exit(0);
 }
 const prompt = Array.from({ length: 128 }, (_, i) => 300 + ((i * 37) % 4000));
 const port = await freePort();
 const profile = opts["cpu-prof"] ? ["--cpu-prof", "--cpu-prof-dir", opts["cpu-prof"]] : [];
-const server = await spawnHost(process.execPath, [...profile, "--import", "tsx", "src/hosts/node.ts"], { MODEL_DIR: opts.model!, PORT: String(port), HOST: "127.0.0.1" }, port);
+const server = await spawnHost(process.execPath, [...profile, "--import", "tsx", "src/hosts/node.ts"], { MODEL_DIR: opts.model!, PORT: String(port), HOST: "127.0.0.1", THREADS: opts.threads! }, port);
 const id = ((await (await fetch(`${server.baseURL}/v1/models`)).json()) as { data: { id: string }[] }).data[0].id;
 
 async function stream(tokens: number) {

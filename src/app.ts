@@ -351,6 +351,8 @@ function modelObject(m: LoadedModel) {
       onnx_file: m.onnxFile,
       engine: m.backend.name,
       kernels: m.backend.kernels,
+      // Our kernels' threads (THREADS=2 on Node shares their matrix products with a second one).
+      kernel_threads: m.backend.threads,
       v8: v8Version(),
       engine_fallback_reason: m.backend.reason,
       // onnxruntime-web's graph and its contract: ours (.tinylm.onnx) or the standard one (Optimum / transformers.js).

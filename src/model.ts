@@ -60,8 +60,8 @@ export interface LoadedModel {
   onnxFile: string | null;
   /** The checkpoint: its format, the weight files read, the architecture and the kernels' quantization of it (null: as manifest.json says). */
   weights: { format: CheckpointFormat; files: string[]; architecture: string; quantization: string | null };
-  /** Which backend runs the model, which kernels (ours), and why ours were not used ("auto" fell back). */
-  backend: { name: "simd" | "ort"; kernels: KernelVariant | null; reason: string | null; graph: OrtGraphInfo | null };
+  /** Which backend runs the model, which kernels (ours) on how many threads, and why ours were not used ("auto" fell back). */
+  backend: { name: "simd" | "ort"; kernels: KernelVariant | null; threads: number | null; reason: string | null; graph: OrtGraphInfo | null };
   created: number;
 }
 
@@ -152,7 +152,7 @@ export async function loadModel(read: ReadModelFile, opts: LoadOptions): Promise
     manifest,
     onnxFile: onnx ? opts.onnxFile : null,
     weights,
-    backend: { name: decoder.backend, kernels: decoder instanceof SimdDecoder ? decoder.variant : null, reason, graph },
+    backend: { name: decoder.backend, kernels: decoder instanceof SimdDecoder ? decoder.variant : null, threads: decoder instanceof SimdDecoder ? decoder.threads : null, reason, graph },
     created: Math.floor(Date.now() / 1000),
   };
 }

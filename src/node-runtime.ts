@@ -26,3 +26,4 @@ export function nodeOrt(threads = 1): typeof ort {
   }
   return ort;
 }
+

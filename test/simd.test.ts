@@ -211,7 +211,7 @@ describe("backend choice at load", () => {
   it("auto: the int8 graph runs on the kernels; the fp32 graph falls back to onnxruntime-web with one line saying why", async () => {
     const logs: string[] = [];
     const int8 = await loadModel(read(), { ...base, onnxFile: "onnx/model_quantized.onnx", log: (l) => logs.push(l) });
-    expect(int8.backend).toEqual({ name: "simd", kernels: "simd128", reason: null, graph: null });
+    expect(int8.backend).toEqual({ name: "simd", kernels: "simd128", threads: 1, reason: null, graph: null });
     const relaxed = async () => WebAssembly.compile(readFileSync(RELAXED_WASM));
     expect((await loadModel(read(), { ...base, relaxed, onnxFile: "onnx/model_quantized.onnx" })).backend.kernels).toBe("relaxed-simd");
     const fp32 = await loadModel(read(), { ...base, onnxFile: "onnx/model.onnx", log: (l) => logs.push(l) });
@@ -223,7 +223,7 @@ describe("backend choice at load", () => {
   it("ENGINE=simd refuses a graph the kernels cannot run; ENGINE=ort uses onnxruntime-web", async () => {
     await expect(loadModel(read(), { ...base, backend: "simd", onnxFile: "onnx/model.onnx" })).rejects.toThrow(/ENGINE=simd.*model\.onnx/);
     const ort = await loadModel(read(), { ...base, backend: "ort", onnxFile: "onnx/model_quantized.onnx" });
-    expect(ort.backend).toEqual({ name: "ort", kernels: null, reason: "ENGINE=ort", graph: { file: "onnx/model_quantized.tinylm.onnx", contract: "tinylm" } });
+    expect(ort.backend).toEqual({ name: "ort", kernels: null, threads: null, reason: "ENGINE=ort", graph: { file: "onnx/model_quantized.tinylm.onnx", contract: "tinylm" } });
   });
 
   it("a corrupt graph is an error at load naming the file (checksum, then the ONNX reader)", async () => {
@@ -243,12 +243,16 @@ describe("backend choice at load", () => {
 });
 
 describe("kernels.wasm and relaxed.wasm", () => {
-  it("rebuild byte-identically from kernels/*.c and kernels/relaxed.wat (npm run build:kernels)", () => {
+  it("rebuild byte-identically from kernels/*.c and kernels/relaxed.wat, with their threads builds (npm run build:kernels)", () => {
     const dir = mkdtempSync(join(tmpdir(), "kernels-"));
-    execFileSync("bash", [join(import.meta.dirname, "../src/engine/simd/kernels/build.sh"), join(dir, "kernels.wasm")]);
-    execFileSync("node", [join(import.meta.dirname, "../src/engine/simd/kernels/build-relaxed.mjs"), join(dir, "relaxed.wasm")]);
-    expect(Buffer.compare(readFileSync(join(dir, "kernels.wasm")), readFileSync(KERNELS_WASM))).toBe(0);
-    expect(Buffer.compare(readFileSync(join(dir, "relaxed.wasm")), readFileSync(RELAXED_WASM))).toBe(0);
+    const kernels = join(import.meta.dirname, "../src/engine/simd/kernels");
+    execFileSync("bash", [join(kernels, "build.sh"), join(dir, "kernels.wasm")]);
+    execFileSync("bash", [join(kernels, "build.sh"), "--threads", join(dir, "kernels-threads.wasm")]);
+    execFileSync("node", [join(kernels, "build-relaxed.mjs"), join(dir, "relaxed.wasm")]);
+    execFileSync("node", [join(kernels, "build-relaxed.mjs"), "--threads", join(dir, "relaxed-threads.wasm")]);
+    for (const file of ["kernels.wasm", "kernels-threads.wasm", "relaxed.wasm", "relaxed-threads.wasm"]) {
+      expect(Buffer.compare(readFileSync(join(dir, file)), readFileSync(join(kernels, "..", file))), file).toBe(0);
+    }
   });
 
   it("only relaxed.wasm needs relaxed SIMD (kernels.wasm validates on plain SIMD128)", () => {

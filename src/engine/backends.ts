@@ -5,7 +5,7 @@
 import type { Decoder, ModelShape } from "./decoder.js";
 import { createDecoder, type OrtModule } from "./ort/session.js";
 import { StandardOnnxDecoder } from "./ort/standard-onnx-model.js";
-import { SimdDecoder, type KvCacheKind } from "./simd/decoder.js";
+import { SimdDecoder, type HelperThread, type KvCacheKind } from "./simd/decoder.js";
 import type { Placeable } from "./simd/heap.js";
 import { describeQuantization, isOurExport, kernelWeights, llamaWeights, UnsupportedModel, type LlamaWeights, type WeightBits } from "./simd/llama-weights.js";
 import { liftOnnx } from "../formats/onnx-lift.js";
@@ -42,6 +42,8 @@ export interface BackendOptions {
   kvCache?: KvCacheKind;
   /** Bits per weight our kernels make a safetensors / GGUF checkpoint's projections into (default 8; WeightBits). */
   weightBits?: WeightBits;
+  /** Where the host has threads and THREADS ≥ 2: our kernels' second thread (Node: workerHelperThread). */
+  helper?: () => Promise<HelperThread>;
 }
 
 const NO_ORT = "this build has no onnxruntime-web (the Workers ENGINE=simd build, wrangler.simd.toml): deploy with wrangler.toml to serve graphs only onnxruntime-web runs";
@@ -111,7 +113,7 @@ export async function createKernelBackend(description: WeightDescription, opts: 
 export async function kernelDecoder(weights: Placeable<LlamaWeights>, opts: BackendOptions): Promise<SimdDecoder> {
   if (!opts.kernels) throw new Error("the host did not provide kernels.wasm");
   const relaxed = (await opts.relaxed?.()) ?? null;
-  return SimdDecoder.create(await opts.kernels(), weights, relaxed, {}, opts.kvCache);
+  return SimdDecoder.create(await opts.kernels(), weights, relaxed, {}, opts.kvCache, (await opts.helper?.()) ?? null);
 }
 
 /** Our exporter's graph in tinylm's own contract, beside the standard one it reads its weights from. */

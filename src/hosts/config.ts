@@ -38,6 +38,8 @@ export interface HostSettings {
   maxContext: number | null;
   /** How long running streams may go on after SIGTERM/SIGINT before they are ended (Node, Deno). */
   shutdownGraceMs: number;
+  /** WASM threads (THREADS, Node): onnxruntime-web's pool; our kernels take a second thread from 2 on. */
+  threads: number;
 }
 
 /**
@@ -106,5 +108,6 @@ export function settingsFrom(env: Record<string, string | undefined>, defaults: 
     weightBits,
     maxContext: env.MAX_CONTEXT ? int("MAX_CONTEXT", 0, 16) : (defaults.maxContext ?? null),
     shutdownGraceMs: int("SHUTDOWN_GRACE_MS", 10_000),
+    threads: int("THREADS", 1, 1),
   };
 }

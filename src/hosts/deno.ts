@@ -6,6 +6,7 @@ import { trackWasmMemories } from "../engine/wasm-memory.js";
 import { SETTING_NAMES, settingsFrom } from "./config.js";
 import { drain } from "./shutdown.js";
 import { compileRelaxed } from "../engine/simd/relaxed.js";
+import { workerHelperThread } from "../engine/simd/worker-threads.js";
 import { missingFile, readyLine, wireHost } from "./wiring.js";
 
 declare const Deno: {
@@ -38,7 +39,9 @@ const read = async (path: string) => {
 };
 const kernels = async () => WebAssembly.compile((await Deno.readFile(new URL("../engine/simd/kernels.wasm", import.meta.url))) as Uint8Array<ArrayBuffer>);
 const relaxed = () => compileRelaxed(() => Deno.readFile(new URL("../engine/simd/relaxed.wasm", import.meta.url)), env.RELAXED_SIMD);
-const { handle, app } = wireHost(settings, { ort, read, kernels, relaxed, warmUp: true });
+// THREADS ≥ 2: our kernels' second thread (onnxruntime-web stays on one here: its Node build is not loaded).
+const helper = settings.threads > 1 ? () => workerHelperThread(env.RELAXED_SIMD) : undefined;
+const { handle, app } = wireHost(settings, { ort, read, kernels, relaxed, helper, warmUp: true });
 const hostname = env.HOST || "127.0.0.1";
 const server = Deno.serve(
   { port: Number(env.PORT || 8787), hostname, onListen: ({ port }) => console.log(`tinylm-edge (deno) listening on http://${hostname}:${port}/`) },

@@ -7,6 +7,7 @@ import { serve } from "@hono/node-server";
 import { trackWasmMemories } from "../engine/wasm-memory.js";
 import { settingsFrom } from "./config.js";
 import { nodeOrt } from "../node-runtime.js";
+import { workerHelperThread } from "../engine/simd/worker-threads.js";
 import { drain } from "./shutdown.js";
 import { compileRelaxed } from "../engine/simd/relaxed.js";
 import { missingFile, readyLine, wireHost } from "./wiring.js";
@@ -21,7 +22,7 @@ export async function startNodeServer(env: Record<string, string | undefined> = 
   const modelDir = isFile ? dirname(modelPath) : modelPath;
   const weightsFile = isFile ? basename(modelPath) : undefined;
   const files = await readdir(modelDir).catch(() => undefined);
-  const ort = nodeOrt(Number(env.THREADS || 1));
+  const ort = nodeOrt(settings.threads);
   const read = async (path: string) => {
     try {
       return new Uint8Array(await readFile(join(modelDir, path)));
@@ -32,7 +33,8 @@ export async function startNodeServer(env: Record<string, string | undefined> = 
   };
   const kernels = async () => WebAssembly.compile(new Uint8Array(await readFile(new URL("../engine/simd/kernels.wasm", import.meta.url))));
   const relaxed = () => compileRelaxed(async () => new Uint8Array(await readFile(new URL("../engine/simd/relaxed.wasm", import.meta.url))), env.RELAXED_SIMD);
-  const { handle, app } = wireHost(settings, { ort, read, kernels, relaxed, warmUp: true, weightsFile, files });
+  const helper = settings.threads > 1 ? () => workerHelperThread(env.RELAXED_SIMD) : undefined;
+  const { handle, app } = wireHost(settings, { ort, read, kernels, relaxed, helper, warmUp: true, weightsFile, files });
   const port = Number(env.PORT || 8787);
   const hostname = env.HOST || "127.0.0.1";
   const server = serve({ fetch: app.fetch, port, hostname });

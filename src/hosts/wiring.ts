@@ -3,6 +3,7 @@
 // modules are read, and which onnxruntime-web build it set up; it then listens and shuts down its own way.
 import { createApp } from "../app.js";
 import type { ReadModelFile } from "../engine/backends.js";
+import type { HelperThread } from "../engine/simd/decoder.js";
 import type { OrtModule } from "../engine/ort/session.js";
 import { loadModel, ModelHandle, type LoadedModel } from "../model.js";
 import type { HostSettings } from "./config.js";
@@ -14,6 +15,8 @@ export interface RuntimeParts {
   /** The compiled kernels.wasm, and relaxed.wasm or null where relaxed SIMD is off or missing. */
   kernels: () => Promise<WebAssembly.Module>;
   relaxed: () => Promise<WebAssembly.Module | null>;
+  /** Our kernels' second thread, where the host has threads and THREADS ≥ 2 (Node). */
+  helper?: () => Promise<HelperThread>;
   /** Run the model once before serving (servers; Workers skip it: an isolate's first request pays instead). */
   warmUp: boolean;
   /** A .gguf file named by MODEL_DIR, and the folder's file names where the host can list them (src/formats/checkpoint.ts). */
@@ -24,16 +27,16 @@ export interface RuntimeParts {
 }
 
 export function wireHost(settings: HostSettings, parts: RuntimeParts): { handle: ModelHandle; app: ReturnType<typeof createApp> } {
-  const { ort, read, kernels, relaxed, warmUp, weightsFile, files, around = (load) => load() } = parts;
+  const { ort, read, kernels, relaxed, helper, warmUp, weightsFile, files, around = (load) => load() } = parts;
   const handle = new ModelHandle(() => around(() => loadModel(read, {
-    ort, kernels, relaxed, backend: settings.backend, onnxFile: settings.onnxFile, weightsFile, files, engine: settings.engine, lowMemory: settings.lowMemory, kvCache: settings.kvCache, weightBits: settings.weightBits, maxContext: settings.maxContext, warmUp,
+    ort, kernels, relaxed, helper, backend: settings.backend, onnxFile: settings.onnxFile, weightsFile, files, engine: settings.engine, lowMemory: settings.lowMemory, kvCache: settings.kvCache, weightBits: settings.weightBits, maxContext: settings.maxContext, warmUp,
   })));
   return { handle, app: createApp(handle, settings.app) };
 }
 
 /** The one line a host logs when the model is ready. */
 export function readyLine(m: LoadedModel): string {
-  return `${m.id} (${m.weights.files.join(", ")}, ${m.backend.name === "simd" ? `our WASM kernels, ${m.backend.kernels}` : "onnxruntime-web"})`;
+  return `${m.id} (${m.weights.files.join(", ")}, ${m.backend.name === "simd" ? `our WASM kernels, ${m.backend.kernels}${m.backend.threads === 2 ? ", 2 threads" : ""}` : "onnxruntime-web"})`;
 }
 
 /** A file-system error as a client may see it: the path within the model folder and the reason, nothing of ours. */

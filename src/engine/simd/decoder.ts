@@ -42,11 +42,41 @@ interface Kernels {
   struct_bytes(which: number): number;
 }
 
-/** kernels.wasm with its own memory, and relaxed.wasm's matrix and attention kernels imported when given. */
-async function instantiate(module: WebAssembly.Module, relaxed: WebAssembly.Module | null, env: Record<string, unknown> = {}) {
-  const memory = new WebAssembly.Memory({ initial: 2 });
+/**
+ * A second thread for the kernels' matrix products, where the host has threads (Node: startHelper in
+ * src/node-runtime.ts; not Workers): kernels-threads.wasm and relaxed-threads.wasm (or null), the
+ * builds on a shared memory (kernels/threads.c), and a function that runs helper-thread.mjs with
+ * `data` in a new thread, calling `exited` when that thread ends or fails.
+ */
+export interface HelperThread {
+  kernels: WebAssembly.Module;
+  relaxed: WebAssembly.Module | null;
+  start(data: HelperData, exited: () => void): void;
+}
+
+/** What helper-thread.mjs instantiates: the same modules on the same memory, its stack below stackTop. */
+export interface HelperData {
+  kernels: WebAssembly.Module;
+  relaxed: WebAssembly.Module | null;
+  memory: WebAssembly.Memory;
+  stackTop: number;
+}
+
+/** The helper's stack (build.sh links the kernels with a 64 KiB one). */
+const HELPER_STACK = 65536;
+/** kernels-threads.wasm's maximum memory (build.sh --threads): a shared memory declares one. */
+const SHARED_MAX_PAGES = 65536;
+
+export const RELAXED_KERNELS = ["gemm", "gemm_s8", "gemm_q8b", "gemm_q4b", "scores", "values", "scores_i8", "values_i8"];
+
+/**
+ * kernels.wasm with its own memory (shared for the threads build), and relaxed.wasm's matrix and
+ * attention kernels imported when given.
+ */
+async function instantiate(module: WebAssembly.Module, relaxed: WebAssembly.Module | null, env: Record<string, unknown> = {}, shared = false) {
+  const memory = shared ? new WebAssembly.Memory({ initial: 2, maximum: SHARED_MAX_PAGES, shared: true }) : new WebAssembly.Memory({ initial: 2 });
   const imports: Record<string, unknown> = {};
-  const relaxedKernels = ["gemm", "gemm_s8", "gemm_q8b", "gemm_q4b", "scores", "values", "scores_i8", "values_i8"];
+  const relaxedKernels = RELAXED_KERNELS;
   if (relaxed) {
     const { exports } = await WebAssembly.instantiate(relaxed, { env: { memory } });
     for (const name of relaxedKernels) imports[`relaxed_${name}`] = exports[name];
@@ -60,20 +90,60 @@ async function instantiate(module: WebAssembly.Module, relaxed: WebAssembly.Modu
 }
 
 /**
+ * Starts the helper thread on an instance of a threads build and waits until it is in its loop;
+ * returns threads.c's helper_state() as a view. With helperModel (a decoder's), attention is shared too. Until the loop starts, and after the thread ends,
+ * products run on the calling thread alone (threads.c checks the state before every one).
+ */
+async function startHelper(instance: WebAssembly.Instance, heap: Heap, helper: HelperThread, helperModel = 0): Promise<Int32Array> {
+  const exports = instance.exports as unknown as { helper_state(): number };
+  const state = new Int32Array(heap.memory.buffer, exports.helper_state(), 4);
+  state[3] = helperModel;
+  const stack = heap.alloc(HELPER_STACK);
+  await new Promise<void>((resolve, reject) => {
+    helper.start({ kernels: helper.kernels, relaxed: helper.relaxed, memory: heap.memory, stackTop: stack + HELPER_STACK }, () => {
+      Atomics.store(state, 0, 0); // a helper that died mid-product: threads.c computes its share itself
+      reject(new Error("the kernels' helper thread ended before its loop started"));
+    });
+    const poll = () => (Atomics.load(state, 0) === 1 ? resolve() : setTimeout(poll, 1));
+    poll();
+  });
+  return state;
+}
+
+const threadsOf = (state: Int32Array | null) => (state && Atomics.load(state, 0) === 1 ? 2 : 1);
+
+function stopHelper(instance: WebAssembly.Instance, state: Int32Array | null): void {
+  if (state) (instance.exports as unknown as { helper_stop(): void }).helper_stop();
+}
+
+/**
  * Matrix products on the kernels outside a model, for parity tests and the bench's kernel rows:
  * y[rows][m.rows] = x[rows][m.cols] · Wᵀ, through the same code as a forward pass (kernels/matmul.c).
  * load() copies a matrix into the kernels' memory once; run() reuses the memory above the loaded ones.
  */
 export class KernelMatmul {
   private readonly heap: Heap;
+  private helperState: Int32Array | null = null;
 
   private constructor(private readonly instance: WebAssembly.Instance, private readonly memory: WebAssembly.Memory, readonly variant: KernelVariant) {
     this.heap = new Heap(memory, (instance.exports.__heap_base as WebAssembly.Global).value as number);
   }
 
-  static async create(module: WebAssembly.Module, relaxed: WebAssembly.Module | null = null): Promise<KernelMatmul> {
-    const { instance, memory } = await instantiate(module, relaxed);
-    return new KernelMatmul(instance, memory, relaxed ? "relaxed-simd" : "simd128");
+  /** With `helper`, its threads build runs instead of `module` and `relaxed`, products shared with a second thread. */
+  static async create(module: WebAssembly.Module, relaxed: WebAssembly.Module | null = null, helper: HelperThread | null = null): Promise<KernelMatmul> {
+    const kernels = helper ? helper.kernels : module, relaxedKernels = helper ? helper.relaxed : relaxed;
+    const { instance, memory } = await instantiate(kernels, relaxedKernels, {}, helper !== null);
+    const mm = new KernelMatmul(instance, memory, relaxedKernels ? "relaxed-simd" : "simd128");
+    if (helper) mm.helperState = await startHelper(instance, mm.heap, helper);
+    return mm;
+  }
+
+  get threads(): number {
+    return threadsOf(this.helperState);
+  }
+
+  close(): void {
+    stopHelper(this.instance, this.helperState);
   }
 
   load(m: QuantMatrix): { at: number; rows: number; cols: number } {
@@ -147,14 +217,33 @@ export class SimdDecoder implements Decoder<PagedKvCache> {
    * `env` adds imports (the bench's profiling build imports `now`).
    */
   /** Tensors given as PendingTensor get their place in the kernels' memory here; their bytes are written after. */
+  /** With `helper`, its threads build runs instead of `module` and `relaxed`, products shared with a second thread. */
   static async create(module: WebAssembly.Module, weights: Placeable<LlamaWeights>, relaxed: WebAssembly.Module | null = null, env: Record<string, unknown> = {},
-    kvCache: KvCacheKind = DEFAULT_KV_CACHE): Promise<SimdDecoder> {
-    const { instance, memory } = await instantiate(module, relaxed, env);
-    return new SimdDecoder(instance, memory, weights, relaxed ? "relaxed-simd" : "simd128", kvCache);
+    kvCache: KvCacheKind = DEFAULT_KV_CACHE, helper: HelperThread | null = null): Promise<SimdDecoder> {
+    const kernels = helper ? helper.kernels : module, relaxedKernels = helper ? helper.relaxed : relaxed;
+    const { instance, memory } = await instantiate(kernels, relaxedKernels, env, helper !== null);
+    const decoder = new SimdDecoder(instance, memory, weights, relaxedKernels ? "relaxed-simd" : "simd128", kvCache, helper !== null);
+    if (helper) decoder.helperState = await startHelper(instance, decoder.heap, helper, decoder.helperModel);
+    return decoder;
   }
 
+  /** Threads the kernels run on: 2 while the helper thread is in its loop, else 1. */
+  get threads(): number {
+    return threadsOf(this.helperState);
+  }
+
+  private helperState: Int32Array | null = null;
+
+  /** Ends the helper thread, if any (the decoder still runs, on one thread). */
+  close(): void {
+    stopHelper(this.instance, this.helperState);
+  }
+
+  /** The helper thread's Model for attention (threads build), or 0. */
+  private readonly helperModel: number = 0;
+
   private constructor(readonly instance: WebAssembly.Instance, memory: WebAssembly.Memory, weights: Placeable<LlamaWeights>, readonly variant: KernelVariant,
-    readonly kvCache: KvCacheKind) {
+    readonly kvCache: KvCacheKind, threaded: boolean) {
     const c = weights.config;
     this.shape = { layers: c.layers, kvHeads: c.kvHeads, headDim: c.headDim, vocabSize: c.vocab, maxLength: c.maxLength };
     this.kernels = instance.exports as unknown as Kernels;
@@ -191,17 +280,26 @@ export class SimdDecoder implements Decoder<PagedKvCache> {
     const lmHead = weights.lmHead
       ? matrix("lm_head", weights.lmHead)
       : Object.fromEntries(Object.entries(embedding).map(([k, v]) => [k.replace("embedding.", "lm_head."), v])); // tied: the same table
-    writeStruct(heap, model, MODEL_FIELDS, {
+    // a group's scores (f32, a row of positions + 4 per query head), then the int8 cache's value weights:
+    // two heads' int16 (plain) or each block's two 7-bit bytes (relaxed), positions + 4 each
+    const scoresBytes = (c.heads / c.kvHeads) * (c.maxLength + 4) * 4 + Math.max(4, 2 * blocks) * (c.maxLength + 4);
+    const xqBytes = MAX_ROWS * widest * 2;
+    const fields: Record<string, number> = {
       dim: c.dim, n_layers: c.layers, n_heads: c.heads, n_kv_heads: c.kvHeads, head_dim: c.headDim, ffn: c.ffn, vocab: c.vocab,
       max_rows: MAX_ROWS, page_size: PAGE, eps: c.eps, ...embedding, ...lmHead,
       final_norm: place(weights.finalNorm), rope_cos: place(weights.ropeCos), rope_sin: place(weights.ropeSin), layers,
       x: scratch(c.dim), h: scratch(c.dim), qkv: scratch(width), att: scratch(widest), gu: scratch(2 * c.ffn),
-      // a group's scores (f32, a row of positions + 4 per query head), then the int8 cache's value weights:
-      // two heads' int16 (plain) or each block's two 7-bit bytes (relaxed), positions + 4 each
-      scores: heap.alloc((c.heads / c.kvHeads) * (c.maxLength + 4) * 4 + Math.max(4, 2 * blocks) * (c.maxLength + 4)), xq: heap.alloc(MAX_ROWS * widest * 2), xq_scale: scratch(1),
+      scores: heap.alloc(scoresBytes), xq: heap.alloc(xqBytes), xq_scale: scratch(1),
       relaxed: variant === "relaxed-simd" ? 1 : 0, xq_sum: scratch(1), sliding_window: c.slidingWindow,
       xq_boffset: heap.alloc(MAX_ROWS * Math.ceil(widest / 32) * 4), kv_int8: kvCache === "int8" ? 1 : 0,
-    });
+    };
+    writeStruct(heap, model, MODEL_FIELDS, fields);
+    // The threads build's helper attends with a Model of its own: the same fields, its own scratch
+    // for the scores (and the int8 cache's queries in xq; kernels/threads.c).
+    if (threaded) {
+      this.helperModel = heap.alloc(MODEL_FIELDS.length * 4);
+      writeStruct(heap, this.helperModel, MODEL_FIELDS, { ...fields, scores: heap.alloc(scoresBytes), xq: heap.alloc(xqBytes) });
+    }
 
     // Per-call inputs and outputs.
     this.pagesPerSeq = Math.ceil(c.maxLength / PAGE);

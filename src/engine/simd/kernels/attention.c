@@ -488,56 +488,57 @@ static void scores_i8(const Model *m, const Row *row, int layer, int g, int n, c
 
 // out[r] (heads · head_dim) = softmax(q · Kᵀ) · V over positions 0..position of row r's sequence
 // (causal: later positions of the same step are not yet visible to it). q is pre-scaled by 1/√hd.
-void attend(const Model *m, int layer, const Row *rows, int n_rows, const float *qkv, float *out) {
+// The work comes in items, one per row and KV group (item i: row i / kv_heads, group i % kv_heads);
+// attend() does items [first, last), with m's scratch (two threads each have their own: threads.c).
+void attend(const Model *m, int layer, const Row *rows, int first, int last, const float *qkv, float *out) {
   const int hd = m->head_dim, H = m->n_heads, KV = m->n_kv_heads, G = H / KV, P = m->page_size;
   const int width = (H + 2 * KV) * hd;
   const int relaxed_i8 = m->relaxed && hd % 16 == 0;  // then the blocks (32, or the head) are too
-  for (int r = 0; r < n_rows; r++) {
+  for (int item = first; item < last; item++) {
+    const int r = item / KV, g = item % KV;
     const int n = rows[r].position + 1;
-    for (int g = 0; g < KV; g++) {
-      const float *q = qkv + r * width + g * G * hd;
-      float *scores = m->scores;  // [G][n], then (int8 cache) the value weights
-      if (m->kv_int8 && relaxed_i8) {
-        scores_i8_relaxed(m, &rows[r], layer, g, n, q, scores);
-      } else if (m->kv_int8) {
-        scores_i8(m, &rows[r], layer, g, n, q, scores);
-      } else {
-        for (int t0 = 0; t0 < n; t0 += P) {
-          const float *k = kv_at(m, &rows[r], t0, layer, 0, g);
-          const int end = t0 + P < n ? t0 + P : n;
-          int t = t0;
-          if (m->relaxed && hd % 8 == 0) {
-            const int keys = (end - t0) & ~3;
-            relaxed_scores(scores + t0, n, q, G, k, keys, hd);
-            t += keys, k += keys * hd;
-          }
-          for (; t + 4 <= end; t += 4, k += 4 * hd) {
-            for (int j = 0; j < G; j++) wasm_v128_store(scores + j * n + t, dot4(q + j * hd, k, hd));
-          }
-          for (; t < end; t++, k += hd) {
-            for (int j = 0; j < G; j++) scores[j * n + t] = dot(q + j * hd, k, hd);
-          }
+    const float *q = qkv + r * width + g * G * hd;
+    float *scores = m->scores;  // [G][n], then (int8 cache) the value weights
+    if (m->kv_int8 && relaxed_i8) {
+      scores_i8_relaxed(m, &rows[r], layer, g, n, q, scores);
+    } else if (m->kv_int8) {
+      scores_i8(m, &rows[r], layer, g, n, q, scores);
+    } else {
+      for (int t0 = 0; t0 < n; t0 += P) {
+        const float *k = kv_at(m, &rows[r], t0, layer, 0, g);
+        const int end = t0 + P < n ? t0 + P : n;
+        int t = t0;
+        if (m->relaxed && hd % 8 == 0) {
+          const int keys = (end - t0) & ~3;
+          relaxed_scores(scores + t0, n, q, G, k, keys, hd);
+          t += keys, k += keys * hd;
+        }
+        for (; t + 4 <= end; t += 4, k += 4 * hd) {
+          for (int j = 0; j < G; j++) wasm_v128_store(scores + j * n + t, dot4(q + j * hd, k, hd));
+        }
+        for (; t < end; t++, k += hd) {
+          for (int j = 0; j < G; j++) scores[j * n + t] = dot(q + j * hd, k, hd);
         }
       }
-      // Sliding window (mistral): the positions before the row's last sliding_window get no weight.
-      const int before = m->sliding_window && n > m->sliding_window ? n - m->sliding_window : 0;
-      for (int j = 0; j < G; j++) for (int t = 0; t < before; t++) scores[j * n + t] = -__builtin_inff();
-      float *o = out + r * H * hd + g * G * hd;
-      if (m->kv_int8 && relaxed_i8) {  // the softmax folded into the weights
-        float f[hd / kv_block(m)];
-        value_factors(m, &rows[r], layer, g, n, f);
-        for (int j = 0; j < G; j++) weighted_values_i8_relaxed(m, &rows[r], layer, g, n, scores + j * n, f, (uint8_t *)(scores + G * n), o + j * hd);
-        continue;
-      }
-      for (int j = 0; j < G; j++) softmax(scores + j * n, n, 1.0f);
-      if (m->kv_int8) {
-        int16_t *wq = (int16_t *)(scores + G * n);  // room for 2 · (n + 4) weights (decoder.ts sizes it)
-        int j = 0;
-        for (; j + 2 <= G; j += 2) weighted_values_i8(m, &rows[r], layer, g, n, scores + j * n, 2, wq, o + j * hd);
-        if (j < G) weighted_values_i8(m, &rows[r], layer, g, n, scores + j * n, 1, wq, o + j * hd);
-      } else {
-        for (int j = 0; j < G; j++) weighted_values(m, &rows[r], layer, g, n, scores + j * n, o + j * hd);
-      }
+    }
+    // Sliding window (mistral): the positions before the row's last sliding_window get no weight.
+    const int before = m->sliding_window && n > m->sliding_window ? n - m->sliding_window : 0;
+    for (int j = 0; j < G; j++) for (int t = 0; t < before; t++) scores[j * n + t] = -__builtin_inff();
+    float *o = out + r * H * hd + g * G * hd;
+    if (m->kv_int8 && relaxed_i8) {  // the softmax folded into the weights
+      float f[hd / kv_block(m)];
+      value_factors(m, &rows[r], layer, g, n, f);
+      for (int j = 0; j < G; j++) weighted_values_i8_relaxed(m, &rows[r], layer, g, n, scores + j * n, f, (uint8_t *)(scores + G * n), o + j * hd);
+      continue;
+    }
+    for (int j = 0; j < G; j++) softmax(scores + j * n, n, 1.0f);
+    if (m->kv_int8) {
+      int16_t *wq = (int16_t *)(scores + G * n);  // room for 2 · (n + 4) weights (decoder.ts sizes it)
+      int j = 0;
+      for (; j + 2 <= G; j += 2) weighted_values_i8(m, &rows[r], layer, g, n, scores + j * n, 2, wq, o + j * hd);
+      if (j < G) weighted_values_i8(m, &rows[r], layer, g, n, scores + j * n, 1, wq, o + j * hd);
+    } else {
+      for (int j = 0; j < G; j++) weighted_values(m, &rows[r], layer, g, n, scores + j * n, o + j * hd);
     }
   }
 }

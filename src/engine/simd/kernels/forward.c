@@ -42,7 +42,7 @@ EXPORT void forward(const Model *m, const Row *rows, int n_rows, const int32_t *
       }
       kv_store(m, l, rows, n_rows, m->qkv);
     });
-    TIMED(ATTENTION, attend(m, l, rows, n_rows, m->qkv, m->att));
+    TIMED(ATTENTION, shared_attend(m, l, rows, n_rows, m->qkv, m->att));
     TIMED(OUT_PROJ, linear(m, h, m->att, n_rows, &L->o));
     TIMED(SWIGLU_RESIDUAL, add_rows(x, h, n_rows * dim));
     TIMED(NORM, rmsnorm(h, x, L->ffn_norm, n_rows, dim, m->eps));

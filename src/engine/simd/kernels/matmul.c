@@ -167,10 +167,11 @@ INLINE float dot_1x1(const int16_t *a, int n, const uint8_t *w, int32_t sum, int
 // Blocks of OUT_BLOCK weight rows stay in cache while every activation row passes over them.
 #define OUT_BLOCK 64
 
-INLINE void linear_rows(float *y, const int16_t *q, const float *qs, const int32_t *sums, int rows, const QMatrix *mat, int q8) {
+// Output rows [begin, end) of y (row stride n_out).
+INLINE void linear_rows(float *y, const int16_t *q, const float *qs, const int32_t *sums, int rows, const QMatrix *mat, int q8, int begin, int end) {
   const int n = mat->n_in, n_out = mat->n_out;
-  for (int o0 = 0; o0 < n_out; o0 += OUT_BLOCK) {
-    int o1 = o0 + OUT_BLOCK < n_out ? o0 + OUT_BLOCK : n_out;
+  for (int o0 = begin; o0 < end; o0 += OUT_BLOCK) {
+    int o1 = o0 + OUT_BLOCK < end ? o0 + OUT_BLOCK : end;
     int r = 0;
     for (; r + 2 <= rows; r += 2) {
       int o = o0;
@@ -260,10 +261,11 @@ INLINE void tile_blocks(float *y, int ldy, const int16_t *a, int n, const uint8_
   else tile_q8_blocks(y, ldy, a, n, w, ws, as, R);
 }
 
-INLINE void linear_blocks(float *y, const int16_t *q, const float *qs, const int32_t *boffsets, int rows, const QMatrix *mat, int q4) {
+// Output rows [begin, end) of y (row stride n_out); begin and end are multiples of 4 (whole groups).
+INLINE void linear_blocks(float *y, const int16_t *q, const float *qs, const int32_t *boffsets, int rows, const QMatrix *mat, int q4, int begin, int end) {
   const int n = mat->n_in, n_out = mat->n_out, nb = n / 32, row_bytes = q4 ? n / 2 : n;
-  for (int o0 = 0; o0 < n_out; o0 += OUT_BLOCK) {
-    int o1 = o0 + OUT_BLOCK < n_out ? o0 + OUT_BLOCK : n_out;
+  for (int o0 = begin; o0 < end; o0 += OUT_BLOCK) {
+    int o1 = o0 + OUT_BLOCK < end ? o0 + OUT_BLOCK : end;
     int r = 0;
     for (; r + 2 <= rows; r += 2) {
       for (int o = o0; o < o1; o += 4) tile_blocks(y + r * n_out + o, n_out, q + r * n, n, mat->w + o * row_bytes, mat->scale + o * nb, qs + r, boffsets + r * nb, 2, q4);
@@ -274,32 +276,49 @@ INLINE void linear_blocks(float *y, const int16_t *q, const float *qs, const int
   }
 }
 
-// y[rows][w->n_out] = x[rows][w->n_in] · Wᵀ
+// Whether linear() runs this product on relaxed.wasm (int8 activations) or on the plain kernels (int16).
+static int on_relaxed(const Model *m, const QMatrix *mat) {
+  return m->relaxed && mat->n_in % 16 == 0 && mat->n_out % 4 == 0;
+}
+
+// y[rows][w->n_out] = x[rows][w->n_in] · Wᵀ: the activations quantized once, then the product, whose
+// output rows two threads may share (threads.c).
 void linear(const Model *m, float *y, const float *x, int rows, const QMatrix *mat) {
-  const int n = mat->n_in, n_out = mat->n_out, kind = mat->kind;
+  const int n = mat->n_in, kind = mat->kind;
   float *qs = m->xq_scale;
   int32_t *sums = m->xq_sum, *boffsets = m->xq_boffset;
-  if (m->relaxed && n % 16 == 0 && n_out % 4 == 0) {
+  if (on_relaxed(m, mat)) {
     int8_t *q = (int8_t *)m->xq, *signs = q + rows * n;  // xq holds 2 bytes per value: |q| then the signs
-    if (kind == Q7_ROW) {
-      quantize_rows_i8(q, 0, qs, sums, 0, x, rows, n);
-      relaxed_gemm(y, n_out, q, qs, sums, rows, mat->w, mat->scale, n_out, n);
-    } else if (kind == Q8_ROW || kind == Q8_B32) {
-      quantize_rows_i8(q, signs, qs, sums, 0, x, rows, n);
-      (kind == Q8_ROW ? relaxed_gemm_s8 : relaxed_gemm_q8b)(y, n_out, q, signs, qs, rows, mat->w, mat->scale, n_out, n);
-    } else {
-      quantize_rows_i8(q, 0, qs, sums, boffsets, x, rows, n);
-      relaxed_gemm_q4b(y, n_out, q, qs, boffsets, rows, mat->w, mat->scale, n_out, n);
-    }
+    if (kind == Q7_ROW) quantize_rows_i8(q, 0, qs, sums, 0, x, rows, n);
+    else if (kind == Q8_ROW || kind == Q8_B32) quantize_rows_i8(q, signs, qs, sums, 0, x, rows, n);
+    else quantize_rows_i8(q, 0, qs, sums, boffsets, x, rows, n);
+  } else {
+    const int blocks = kind == Q8_B32 || kind == Q4_B32;
+    // A block's i32 sums hold 32 products, so the block kinds take the full int16 range.
+    quantize_rows(m->xq, qs, sums, kind == Q4_B32 ? boffsets : 0, x, rows, n, blocks ? 32767 : activation_limit(n));
+  }
+  shared_product(m, y, rows, mat);
+}
+
+// Output rows [begin, end) of linear()'s product (multiples of 4, or end = n_out), from the
+// activations it quantized into m's scratch: y[r][o] for o in [begin, end), row stride n_out.
+void product(const Model *m, float *y, int rows, const QMatrix *mat, int begin, int end) {
+  const int n = mat->n_in, n_out = mat->n_out, nb = n / 32, kind = mat->kind, count = end - begin;
+  const float *qs = m->xq_scale;
+  const int32_t *sums = m->xq_sum, *boffsets = m->xq_boffset;
+  if (on_relaxed(m, mat)) {
+    const int8_t *q = (const int8_t *)m->xq, *signs = q + rows * n;
+    float *yb = y + begin;
+    if (kind == Q7_ROW) relaxed_gemm(yb, n_out, q, qs, sums, rows, mat->w + begin * n, mat->scale + begin, count, n);
+    else if (kind == Q8_ROW) relaxed_gemm_s8(yb, n_out, q, signs, qs, rows, mat->w + begin * n, mat->scale + begin, count, n);
+    else if (kind == Q8_B32) relaxed_gemm_q8b(yb, n_out, q, signs, qs, rows, mat->w + begin * n, mat->scale + begin * nb, count, n);
+    else relaxed_gemm_q4b(yb, n_out, q, qs, boffsets, rows, mat->w + begin * n / 2, mat->scale + begin * nb, count, n);
     return;
   }
-  int16_t *q = m->xq;
-  const int blocks = kind == Q8_B32 || kind == Q4_B32;
-  // A block's i32 sums hold 32 products, so the block kinds take the full int16 range.
-  quantize_rows(q, qs, sums, kind == Q4_B32 ? boffsets : 0, x, rows, n, blocks ? 32767 : activation_limit(n));
-  if (kind == Q7_ROW) linear_rows(y, q, qs, sums, rows, mat, 0);
-  else if (kind == Q8_ROW) linear_rows(y, q, qs, sums, rows, mat, 1);
-  else linear_blocks(y, q, qs, boffsets, rows, mat, kind == Q4_B32);
+  const int16_t *q = m->xq;
+  if (kind == Q7_ROW) linear_rows(y, q, qs, sums, rows, mat, 0, begin, end);
+  else if (kind == Q8_ROW) linear_rows(y, q, qs, sums, rows, mat, 1, begin, end);
+  else linear_blocks(y, q, qs, boffsets, rows, mat, kind == Q4_B32, begin, end);
 }
 
 // linear() for JS outside a model (parity tests, the bench's kernel rows); m needs only its scratch

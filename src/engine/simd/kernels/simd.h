@@ -71,6 +71,9 @@ typedef struct {
 
 // matmul.c
 void linear(const Model *m, float *y, const float *x, int rows, const QMatrix *w);
+void product(const Model *m, float *y, int rows, const QMatrix *w, int begin, int end);
+// threads.c
+void shared_product(const Model *m, float *y, int rows, const QMatrix *w);
 void dequantize_row(float *y, const QMatrix *w, int row);
 // ops.c
 float absmax(const float *x, int n);
@@ -84,4 +87,6 @@ void add_bias(float *x, const float *bias, int rows, int n);
 void softmax(float *v, int n, float inv_temperature);
 // attention.c
 void kv_store(const Model *m, int layer, const Row *rows, int n_rows, const float *qkv);
-void attend(const Model *m, int layer, const Row *rows, int n_rows, const float *qkv, float *out);
+void attend(const Model *m, int layer, const Row *rows, int first, int last, const float *qkv, float *out);
+// threads.c
+void shared_attend(const Model *m, int layer, const Row *rows, int n_rows, const float *qkv, float *out);
