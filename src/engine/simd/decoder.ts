@@ -96,7 +96,7 @@ async function instantiate(module: WebAssembly.Module, relaxed: WebAssembly.Modu
  */
 async function startHelper(instance: WebAssembly.Instance, heap: Heap, helper: HelperThread, helperModel = 0): Promise<Int32Array> {
   const exports = instance.exports as unknown as { helper_state(): number };
-  const state = new Int32Array(heap.memory.buffer, exports.helper_state(), 4);
+  const state = new Int32Array(heap.memory.buffer, exports.helper_state(), 5);
   state[3] = helperModel;
   const stack = heap.alloc(HELPER_STACK);
   await new Promise<void>((resolve, reject) => {

@@ -24,6 +24,7 @@ EXPORT void forward(const Model *m, const Row *rows, int n_rows, const int32_t *
   const int dim = m->dim, hd = m->head_dim, H = m->n_heads, KV = m->n_kv_heads;
   const int width = (H + 2 * KV) * hd, half = hd / 2;
   float *x = m->x, *h = m->h;
+  threads_begin();
 
   TIMED(EMBED, for (int r = 0; r < n_rows; r++) dequantize_row(x + r * dim, &m->embedding, rows[r].token));
   for (int l = 0; l < m->n_layers; l++) {
@@ -64,6 +65,7 @@ EXPORT void forward(const Model *m, const Row *rows, int n_rows, const int32_t *
     for (int k = 0; k < m->vocab; k++) p[k] = l[k];
     softmax(p, m->vocab, inv_temperature[i]);
   });
+  threads_end();
 }
 
 // Sizes of the structs JS writes (decoder.ts checks them against its own field lists at load).

@@ -73,6 +73,8 @@ typedef struct {
 void linear(const Model *m, float *y, const float *x, int rows, const QMatrix *w);
 void product(const Model *m, float *y, int rows, const QMatrix *w, int begin, int end);
 // threads.c
+void threads_begin(void);
+void threads_end(void);
 void shared_product(const Model *m, float *y, int rows, const QMatrix *w);
 void dequantize_row(float *y, const QMatrix *w, int row);
 // ops.c

@@ -12,6 +12,9 @@
 
 #ifndef TINYLM_THREADS
 
+void threads_begin(void) {}
+void threads_end(void) {}
+
 void shared_product(const Model *m, float *y, int rows, const QMatrix *w) {
   product(m, y, rows, w, 0, w->n_out);
 }
@@ -26,9 +29,10 @@ void shared_attend(const Model *m, int layer, const Row *rows, int n_rows, const
 // spinning helper costs well under a microsecond, one that must be woken tens. At this bound the
 // GEMVs of a SmolLM2-135M-shaped decode are shared (measured: 64 → 102 tok/s with 2 threads).
 #define MIN_SHARED_MACS (1 << 18)
-// Turns the helper spins on a job counter before it sleeps in memory.atomic.wait32: long enough to
-// bridge the gaps between one forward pass's products (norms, rotary), short enough that an idle
-// server does not keep a core busy.
+// Turns the helper spins on a job counter, within a forward pass, before it sleeps in
+// memory.atomic.wait32: more than the gaps between one pass's shared work (norms, rotary) take.
+// Between passes it sleeps at once: there the core is the event loop's, the client's, another
+// process's (spinning there cost the shipped model's served stream a fifth of its rate).
 #define SPINS 200000
 
 enum { STOP, PRODUCT, ATTEND };
@@ -45,8 +49,9 @@ static struct {
 } job;
 // JS reads and writes these through helper_state(): [0] 1 while the helper runs helper_loop (the
 // Worker's exit handler sets 0, so that a dead helper's share is done here instead of awaited),
-// [1] jobs posted, [2] jobs finished, [3] the helper's Model for attention (decoder.ts), or 0.
-static int32_t state[4];
+// [1] jobs posted, [2] jobs finished, [3] the helper's Model for attention (decoder.ts), or 0,
+// [4] 1 while the calling thread is in forward().
+static int32_t state[5];
 
 EXPORT int32_t *helper_state(void) { return state; }
 
@@ -62,7 +67,8 @@ EXPORT void helper_loop(void) {
   for (int32_t seen = load(1);;) {
     int32_t posted;
     for (int spin = 0; (posted = load(1)) == seen;) {
-      if (++spin > SPINS) __builtin_wasm_memory_atomic_wait32(&state[1], seen, -1);
+      // Returns at once if a job was posted since the load above, so no wake-up is lost.
+      if (!load(4) || ++spin > SPINS) __builtin_wasm_memory_atomic_wait32(&state[1], seen, -1);
     }
     seen = posted;
     if (job.kind == STOP) break;
@@ -77,6 +83,10 @@ static int32_t post(void) {
   __builtin_wasm_memory_atomic_notify(&state[1], 1);
   return id;
 }
+
+// forward() is running: the helper may spin between jobs.
+void threads_begin(void) { __atomic_store_n(&state[4], 1, __ATOMIC_SEQ_CST); }
+void threads_end(void) { __atomic_store_n(&state[4], 0, __ATOMIC_SEQ_CST); }
 
 // Ends helper_loop (the decoder's close()).
 EXPORT void helper_stop(void) {
