@@ -38,8 +38,10 @@ export interface HostSettings {
   maxContext: number | null;
   /** How long running streams may go on after SIGTERM/SIGINT before they are ended (Node, Deno). */
   shutdownGraceMs: number;
-  /** WASM threads (THREADS, Node): onnxruntime-web's pool; our kernels take a second thread from 2 on. */
-  threads: number;
+  /** Our kernels' threads: 2 (a helper thread, kernels/threads.c) when THREADS ≥ 2, or when it is unset on a host with threads and 2 cores or more; else 1. */
+  kernelThreads: number;
+  /** onnxruntime-web's pool (Node): THREADS, else 1 (its single stream decodes slower on 2). */
+  ortThreads: number;
 }
 
 /**
@@ -71,7 +73,7 @@ export function apiKeysFrom(env: Record<string, string | undefined>, readText?: 
   return [...keys, ...named];
 }
 
-export function settingsFrom(env: Record<string, string | undefined>, defaults: { maxTokensLimit?: number; lowMemory?: boolean; maxContext?: number; readText?: (path: string) => string } = {}): HostSettings {
+export function settingsFrom(env: Record<string, string | undefined>, defaults: { maxTokensLimit?: number; lowMemory?: boolean; maxContext?: number; cores?: number; readText?: (path: string) => string } = {}): HostSettings {
   const int = (name: string, fallback: number, least = 0): number => {
     const raw = env[name];
     if (raw === undefined || raw === "") return fallback;
@@ -108,6 +110,8 @@ export function settingsFrom(env: Record<string, string | undefined>, defaults: 
     weightBits,
     maxContext: env.MAX_CONTEXT ? int("MAX_CONTEXT", 0, 16) : (defaults.maxContext ?? null),
     shutdownGraceMs: int("SHUTDOWN_GRACE_MS", 10_000),
-    threads: int("THREADS", 1, 1),
+    // `cores`: hosts with threads give theirs (Node, Deno); Workers have none.
+    kernelThreads: Math.min(2, int("THREADS", Math.min(2, defaults.cores ?? 1), 1)),
+    ortThreads: int("THREADS", 1, 1),
   };
 }

@@ -24,7 +24,7 @@ declare const Deno: {
 trackWasmMemories();
 
 const env = Object.fromEntries(SETTING_NAMES.map((name) => [name, Deno.env.get(name)]));
-const settings = settingsFrom(env, { readText: (path) => Deno.readTextFileSync(path) }); // API_KEYS as a file: under the project folder (--allow-read=.)
+const settings = settingsFrom(env, { cores: navigator.hardwareConcurrency, readText: (path) => Deno.readTextFileSync(path) }); // API_KEYS as a file: under the project folder (--allow-read=.)
 const modelDir = (env.MODEL_DIR || "model").replace(/\/$/, "");
 ort.env.wasm.wasmBinary = await Deno.readFile(new URL(import.meta.resolve("onnxruntime-web/ort-wasm-simd-threaded.wasm")));
 ort.env.wasm.numThreads = 1;
@@ -39,8 +39,8 @@ const read = async (path: string) => {
 };
 const kernels = async () => WebAssembly.compile((await Deno.readFile(new URL("../engine/simd/kernels.wasm", import.meta.url))) as Uint8Array<ArrayBuffer>);
 const relaxed = () => compileRelaxed(() => Deno.readFile(new URL("../engine/simd/relaxed.wasm", import.meta.url)), env.RELAXED_SIMD);
-// THREADS ≥ 2: our kernels' second thread (onnxruntime-web stays on one here: its Node build is not loaded).
-const helper = settings.threads > 1 ? () => workerHelperThread(env.RELAXED_SIMD) : undefined;
+// Our kernels' second thread (THREADS, by default 2 on 2 cores or more; onnxruntime-web stays on one here: its Node build is not loaded).
+const helper = settings.kernelThreads > 1 ? () => workerHelperThread(env.RELAXED_SIMD) : undefined;
 const { handle, app } = wireHost(settings, { ort, read, kernels, relaxed, helper, warmUp: true });
 const hostname = env.HOST || "127.0.0.1";
 const server = Deno.serve(

@@ -2,6 +2,7 @@
 //   MODEL_DIR=model PORT=8787 HOST=127.0.0.1 npm start
 import { readFileSync, statSync } from "node:fs";
 import { readdir, readFile } from "node:fs/promises";
+import { availableParallelism } from "node:os";
 import { basename, dirname, join, resolve } from "node:path";
 import { serve } from "@hono/node-server";
 import { trackWasmMemories } from "../engine/wasm-memory.js";
@@ -15,14 +16,14 @@ import { missingFile, readyLine, wireHost } from "./wiring.js";
 trackWasmMemories();
 
 export async function startNodeServer(env: Record<string, string | undefined> = process.env) {
-  const settings = settingsFrom(env, { readText: (path) => readFileSync(path, "utf8") });
+  const settings = settingsFrom(env, { cores: availableParallelism(), readText: (path) => readFileSync(path, "utf8") });
   // MODEL_DIR is a model folder, or a .gguf file (then its folder is the model folder).
   const modelPath = resolve(env.MODEL_DIR || "model");
   const isFile = statSync(modelPath, { throwIfNoEntry: false })?.isFile() ?? false;
   const modelDir = isFile ? dirname(modelPath) : modelPath;
   const weightsFile = isFile ? basename(modelPath) : undefined;
   const files = await readdir(modelDir).catch(() => undefined);
-  const ort = nodeOrt(settings.threads);
+  const ort = nodeOrt(settings.ortThreads);
   const read = async (path: string) => {
     try {
       return new Uint8Array(await readFile(join(modelDir, path)));
@@ -33,7 +34,7 @@ export async function startNodeServer(env: Record<string, string | undefined> = 
   };
   const kernels = async () => WebAssembly.compile(new Uint8Array(await readFile(new URL("../engine/simd/kernels.wasm", import.meta.url))));
   const relaxed = () => compileRelaxed(async () => new Uint8Array(await readFile(new URL("../engine/simd/relaxed.wasm", import.meta.url))), env.RELAXED_SIMD);
-  const helper = settings.threads > 1 ? () => workerHelperThread(env.RELAXED_SIMD) : undefined;
+  const helper = settings.kernelThreads > 1 ? () => workerHelperThread(env.RELAXED_SIMD) : undefined;
   const { handle, app } = wireHost(settings, { ort, read, kernels, relaxed, helper, warmUp: true, weightsFile, files });
   const port = Number(env.PORT || 8787);
   const hostname = env.HOST || "127.0.0.1";

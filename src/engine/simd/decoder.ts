@@ -62,6 +62,8 @@ export interface HelperData {
   stackTop: number;
 }
 
+/** threads.c's state: SLOTS slots of STRIDE i32s (a cache line each); JS uses RUNNING (1 while the helper is in its loop) and MODEL (the helper's Model for attention). */
+const STRIDE = 16, HELPER_RUNNING = 0 * STRIDE, HELPER_MODEL = 2 * STRIDE, HELPER_STATE_LENGTH = 6 * STRIDE;
 /** The helper's stack (build.sh links the kernels with a 64 KiB one). */
 const HELPER_STACK = 65536;
 /** kernels-threads.wasm's maximum memory (build.sh --threads): a shared memory declares one. */
@@ -96,21 +98,21 @@ async function instantiate(module: WebAssembly.Module, relaxed: WebAssembly.Modu
  */
 async function startHelper(instance: WebAssembly.Instance, heap: Heap, helper: HelperThread, helperModel = 0): Promise<Int32Array> {
   const exports = instance.exports as unknown as { helper_state(): number };
-  const state = new Int32Array(heap.memory.buffer, exports.helper_state(), 5);
-  state[3] = helperModel;
+  const state = new Int32Array(heap.memory.buffer, exports.helper_state(), HELPER_STATE_LENGTH);
+  state[HELPER_MODEL] = helperModel;
   const stack = heap.alloc(HELPER_STACK);
   await new Promise<void>((resolve, reject) => {
     helper.start({ kernels: helper.kernels, relaxed: helper.relaxed, memory: heap.memory, stackTop: stack + HELPER_STACK }, () => {
-      Atomics.store(state, 0, 0); // a helper that died mid-product: threads.c computes its share itself
+      Atomics.store(state, HELPER_RUNNING, 0); // a helper that died mid-job: threads.c does its unfinished chunks itself
       reject(new Error("the kernels' helper thread ended before its loop started"));
     });
-    const poll = () => (Atomics.load(state, 0) === 1 ? resolve() : setTimeout(poll, 1));
+    const poll = () => (Atomics.load(state, HELPER_RUNNING) === 1 ? resolve() : setTimeout(poll, 1));
     poll();
   });
   return state;
 }
 
-const threadsOf = (state: Int32Array | null) => (state && Atomics.load(state, 0) === 1 ? 2 : 1);
+const threadsOf = (state: Int32Array | null) => (state && Atomics.load(state, HELPER_RUNNING) === 1 ? 2 : 1);
 
 function stopHelper(instance: WebAssembly.Instance, state: Int32Array | null): void {
   if (state) (instance.exports as unknown as { helper_stop(): void }).helper_stop();
