@@ -96,13 +96,11 @@ describe("the helper thread's start", () => {
 });
 
 describe("THREADS", () => {
-  it("our kernels: 2 by default where the host has threads and 2 cores or more, else 1; onnxruntime-web: 1 by default", async () => {
+  it("our kernels: 1 by default, 2 from THREADS=2 where the host has 2 cores or more; onnxruntime-web: THREADS, 1 by default", async () => {
     const { settingsFrom } = await import("../src/hosts/config.js");
-    expect(settingsFrom({}, { cores: 2 })).toMatchObject({ kernelThreads: 2, ortThreads: 1 });
-    expect(settingsFrom({}, { cores: 16 })).toMatchObject({ kernelThreads: 2, ortThreads: 1 });
-    expect(settingsFrom({}, { cores: 1 })).toMatchObject({ kernelThreads: 1, ortThreads: 1 });
-    expect(settingsFrom({})).toMatchObject({ kernelThreads: 1, ortThreads: 1 }); // Workers: no threads
-    expect(settingsFrom({ THREADS: "1" }, { cores: 8 })).toMatchObject({ kernelThreads: 1, ortThreads: 1 });
+    expect(settingsFrom({}, { cores: 2 })).toMatchObject({ kernelThreads: 1, ortThreads: 1 });
+    expect(settingsFrom({ THREADS: "2" }, { cores: 2 })).toMatchObject({ kernelThreads: 2, ortThreads: 2 });
+    expect(settingsFrom({ THREADS: "2" }, { cores: 1 })).toMatchObject({ kernelThreads: 1, ortThreads: 2 });
     expect(settingsFrom({ THREADS: "4" }, { cores: 8 })).toMatchObject({ kernelThreads: 2, ortThreads: 4 });
     for (const bad of ["0", "two", "1.5"]) expect(() => settingsFrom({ THREADS: bad })).toThrow(`THREADS must be an integer of at least 1, got "${bad}"`);
   });

@@ -38,7 +38,7 @@ export interface HostSettings {
   maxContext: number | null;
   /** How long running streams may go on after SIGTERM/SIGINT before they are ended (Node, Deno). */
   shutdownGraceMs: number;
-  /** Our kernels' threads: 2 (a helper thread, kernels/threads.c) when THREADS ≥ 2, or when it is unset on a host with threads and 2 cores or more; else 1. */
+  /** Our kernels' threads: 2 (a helper thread, kernels/threads.c) when THREADS ≥ 2 on a host with 2 cores or more; else 1. */
   kernelThreads: number;
   /** onnxruntime-web's pool (Node): THREADS, else 1 (its single stream decodes slower on 2). */
   ortThreads: number;
@@ -110,8 +110,9 @@ export function settingsFrom(env: Record<string, string | undefined>, defaults: 
     weightBits,
     maxContext: env.MAX_CONTEXT ? int("MAX_CONTEXT", 0, 16) : (defaults.maxContext ?? null),
     shutdownGraceMs: int("SHUTDOWN_GRACE_MS", 10_000),
-    // `cores`: hosts with threads give theirs (Node, Deno); Workers have none.
-    kernelThreads: Math.min(2, int("THREADS", Math.min(2, defaults.cores ?? 1), 1)),
+    // 1 unless THREADS says more: 2 threads measured faster on a 2-vCPU machine of its own, slower
+    // when another busy process shares it (BENCHMARKS.md). `cores` caps it (hosts with threads give theirs).
+    kernelThreads: Math.min(2, defaults.cores ?? 2, int("THREADS", 1, 1)),
     ortThreads: int("THREADS", 1, 1),
   };
 }

@@ -39,7 +39,7 @@ const read = async (path: string) => {
 };
 const kernels = async () => WebAssembly.compile((await Deno.readFile(new URL("../engine/simd/kernels.wasm", import.meta.url))) as Uint8Array<ArrayBuffer>);
 const relaxed = () => compileRelaxed(() => Deno.readFile(new URL("../engine/simd/relaxed.wasm", import.meta.url)), env.RELAXED_SIMD);
-// Our kernels' second thread (THREADS, by default 2 on 2 cores or more; onnxruntime-web stays on one here: its Node build is not loaded).
+// THREADS=2: our kernels' second thread (onnxruntime-web stays on one here: its Node build is not loaded).
 const helper = settings.kernelThreads > 1 ? () => workerHelperThread(env.RELAXED_SIMD) : undefined;
 const { handle, app } = wireHost(settings, { ort, read, kernels, relaxed, helper, warmUp: true });
 const hostname = env.HOST || "127.0.0.1";
