@@ -351,7 +351,7 @@ function modelObject(m: LoadedModel) {
       onnx_file: m.onnxFile,
       engine: m.backend.name,
       kernels: m.backend.kernels,
-      // Our kernels' threads (THREADS=2 on Node shares their matrix products with a second one).
+      // Our kernels' threads (THREADS=2 on Node and Deno shares their products and attention with a second one).
       kernel_threads: m.backend.threads,
       v8: v8Version(),
       engine_fallback_reason: m.backend.reason,

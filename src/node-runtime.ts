@@ -26,4 +26,3 @@ export function nodeOrt(threads = 1): typeof ort {
   }
   return ort;
 }
-

@@ -43,8 +43,8 @@ interface Kernels {
 }
 
 /**
- * A second thread for the kernels' matrix products, where the host has threads (Node: startHelper in
- * src/node-runtime.ts; not Workers): kernels-threads.wasm and relaxed-threads.wasm (or null), the
+ * A second thread for the kernels' matrix products and attention, where the host has threads (Node,
+ * Deno: worker-threads.ts; not Workers): kernels-threads.wasm and relaxed-threads.wasm (or null), the
  * builds on a shared memory (kernels/threads.c), and a function that runs helper-thread.mjs with
  * `data` in a new thread, calling `exited` when that thread ends or fails.
  */
@@ -69,7 +69,7 @@ const HELPER_STACK = 65536;
 /** kernels-threads.wasm's maximum memory (build.sh --threads): a shared memory declares one. */
 const SHARED_MAX_PAGES = 65536;
 
-export const RELAXED_KERNELS = ["gemm", "gemm_s8", "gemm_q8b", "gemm_q4b", "scores", "values", "scores_i8", "values_i8"];
+const RELAXED_KERNELS = ["gemm", "gemm_s8", "gemm_q8b", "gemm_q4b", "scores", "values", "scores_i8", "values_i8"];
 
 /**
  * kernels.wasm with its own memory (shared for the threads build), and relaxed.wasm's matrix and
@@ -78,12 +78,11 @@ export const RELAXED_KERNELS = ["gemm", "gemm_s8", "gemm_q8b", "gemm_q4b", "scor
 async function instantiate(module: WebAssembly.Module, relaxed: WebAssembly.Module | null, env: Record<string, unknown> = {}, shared = false) {
   const memory = shared ? new WebAssembly.Memory({ initial: 2, maximum: SHARED_MAX_PAGES, shared: true }) : new WebAssembly.Memory({ initial: 2 });
   const imports: Record<string, unknown> = {};
-  const relaxedKernels = RELAXED_KERNELS;
   if (relaxed) {
     const { exports } = await WebAssembly.instantiate(relaxed, { env: { memory } });
-    for (const name of relaxedKernels) imports[`relaxed_${name}`] = exports[name];
+    for (const name of RELAXED_KERNELS) imports[`relaxed_${name}`] = exports[name];
   } else {
-    for (const name of relaxedKernels) imports[`relaxed_${name}`] = () => {
+    for (const name of RELAXED_KERNELS) imports[`relaxed_${name}`] = () => {
       throw new Error(`relaxed_${name} called without relaxed.wasm`);
     };
   }
@@ -93,8 +92,9 @@ async function instantiate(module: WebAssembly.Module, relaxed: WebAssembly.Modu
 
 /**
  * Starts the helper thread on an instance of a threads build and waits until it is in its loop;
- * returns threads.c's helper_state() as a view. With helperModel (a decoder's), attention is shared too. Until the loop starts, and after the thread ends,
- * products run on the calling thread alone (threads.c checks the state before every one).
+ * returns threads.c's helper_state() as a view. With helperModel (a decoder's), attention is shared
+ * too. Until the loop starts, and after the thread ends, all work runs on the calling thread
+ * (threads.c checks the state before every job).
  */
 async function startHelper(instance: WebAssembly.Instance, heap: Heap, helper: HelperThread, helperModel = 0): Promise<Int32Array> {
   const exports = instance.exports as unknown as { helper_state(): number };
@@ -213,13 +213,17 @@ export class SimdDecoder implements Decoder<PagedKvCache> {
   private readonly io: { rows: number; tables: number; headRows: number; invTemp: number; logits: number; probs: number };
   private readonly pagesPerSeq: number;
 
+  private helperState: Int32Array | null = null;
+  /** The helper thread's Model for attention (threads build), or 0. */
+  private readonly helperModel: number = 0;
+
   /**
    * Instantiate the kernels (a compiled kernels.wasm: Workers cannot compile bytes) with these
    * weights; with a compiled relaxed.wasm (the runtime has relaxed SIMD), its matrix kernel is used.
-   * `env` adds imports (the bench's profiling build imports `now`).
+   * `env` adds imports (the bench's profiling build imports `now`). Tensors given as PendingTensor
+   * get their place in the kernels' memory here; their bytes are written after. With `helper`, its
+   * threads build runs instead of `module` and `relaxed`, the work shared with a second thread.
    */
-  /** Tensors given as PendingTensor get their place in the kernels' memory here; their bytes are written after. */
-  /** With `helper`, its threads build runs instead of `module` and `relaxed`, products shared with a second thread. */
   static async create(module: WebAssembly.Module, weights: Placeable<LlamaWeights>, relaxed: WebAssembly.Module | null = null, env: Record<string, unknown> = {},
     kvCache: KvCacheKind = DEFAULT_KV_CACHE, helper: HelperThread | null = null): Promise<SimdDecoder> {
     const kernels = helper ? helper.kernels : module, relaxedKernels = helper ? helper.relaxed : relaxed;
@@ -234,15 +238,10 @@ export class SimdDecoder implements Decoder<PagedKvCache> {
     return threadsOf(this.helperState);
   }
 
-  private helperState: Int32Array | null = null;
-
   /** Ends the helper thread, if any (the decoder still runs, on one thread). */
   close(): void {
     stopHelper(this.instance, this.helperState);
   }
-
-  /** The helper thread's Model for attention (threads build), or 0. */
-  private readonly helperModel: number = 0;
 
   private constructor(readonly instance: WebAssembly.Instance, memory: WebAssembly.Memory, weights: Placeable<LlamaWeights>, readonly variant: KernelVariant,
     readonly kvCache: KvCacheKind, threaded: boolean) {

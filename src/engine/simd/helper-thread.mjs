@@ -4,15 +4,16 @@
 // without the TypeScript loader.
 import { workerData } from "node:worker_threads";
 
-const RELAXED_KERNELS = ["gemm", "gemm_s8", "gemm_q8b", "gemm_q4b", "scores", "values", "scores_i8", "values_i8"]; // decoder.ts's list
 const { kernels, relaxed, memory, stackTop } = workerData;
-const imports = {};
 const relaxedExports = relaxed ? (await WebAssembly.instantiate(relaxed, { env: { memory } })).exports : null;
-for (const name of RELAXED_KERNELS) {
-  imports[`relaxed_${name}`] = relaxedExports ? relaxedExports[name] : () => {
-    throw new Error(`relaxed_${name} called without relaxed.wasm`);
+// The kernels import relaxed.wasm's functions as env.relaxed_<name> (matmul.c, attention.c).
+const imports = { memory };
+for (const { module, name, kind } of WebAssembly.Module.imports(kernels)) {
+  if (module !== "env" || kind !== "function" || !name.startsWith("relaxed_")) continue;
+  imports[name] = relaxedExports ? relaxedExports[name.slice("relaxed_".length)] : () => {
+    throw new Error(`${name} called without relaxed.wasm`);
   };
 }
-const { exports } = await WebAssembly.instantiate(kernels, { env: { ...imports, memory } });
+const { exports } = await WebAssembly.instantiate(kernels, { env: imports });
 exports.__stack_pointer.value = stackTop;
 exports.helper_loop();
