@@ -17,7 +17,7 @@ const FLAGS = {
   "cors-origins": ["CORS_ORIGINS", "comma-separated allowed origins (default: *)"],
   "prefix-cache": ["PREFIX_CACHE", "1 or 0 (default: 1)"],
   "low-memory": ["LOW_MEMORY", "1: onnxruntime-web's low-memory session options"],
-  threads: ["THREADS", "onnxruntime-web WASM threads (default: 1)"],
+  threads: ["THREADS", "WASM threads: 2 shares our kernels' work with a second thread; onnxruntime-web's pool (default: 1)"],
   "metrics-public": ["METRICS_PUBLIC", "1: /metrics without the API key"],
   "shutdown-grace-ms": ["SHUTDOWN_GRACE_MS", "running requests' time after SIGTERM (default: 10000)"],
 };
