@@ -40,6 +40,8 @@ export interface EngineRow {
   engine: EngineName;
   file: string;
   threads: number;
+  /** relaxed.wasm's form on our kernels (src/engine/simd/relaxed.ts), else null */
+  dot: string | null;
   prefill_ms: Record<string, number>;
   ttft_ms_128: number;
   decode_tok_s: Record<string, number>;
@@ -76,10 +78,10 @@ async function decoderFor(engine: EngineName, modelDir: string, file: string, th
   const shape = modelShapeFromConfig(config);
   if (engine === "simd" || engine === "simd128" || engine === "simd-kv8") {
     nodeOrt(1); // the same V8 flags as the Node host (no Liftoff)
-    const relaxed = engine === "simd128" ? null : await compileRelaxed(async () => readFileSync(RELAXED_WASM));
+    const relaxed = engine === "simd128" ? null : await compileRelaxed(async () => readFileSync(RELAXED_WASM), process.env.RELAXED_SIMD);
     const weights = llamaWeights(readOnnx(readFileSync(join(modelDir, file))), config);
     return SimdDecoder.create(await WebAssembly.compile(readFileSync(KERNELS_WASM)), weights, relaxed, {}, engine === "simd-kv8" ? "int8" : "f32",
-      await kernelHelper(threads, engine === "simd128" ? "0" : undefined));
+      await kernelHelper(threads, engine === "simd128" ? "0" : process.env.RELAXED_SIMD));
   }
   const read = async (path: string) => readFileSync(join(modelDir, path));
   if (engine === "web" || engine === "web-standard") {
@@ -148,7 +150,7 @@ export async function benchEngine(engine: EngineName, modelDir: string, file: st
   }
   const batch8 = median(await repeat(runs, () => timeDecode(dec, Math.min(128, max), 64, 8)));
   const afterPrompt = max >= 256 ? median(await repeat(runs, () => timeDecode(dec, 256, 128))) : null;
-  return { engine, file, threads, prefill_ms: prefill, ttft_ms_128: prefill[128], decode_tok_s: decode, decode_batch8_tok_s: batch8, decode_after_prompt_tok_s: afterPrompt };
+  return { engine, file, threads, dot: dec instanceof SimdDecoder ? dec.dot : null, prefill_ms: prefill, ttft_ms_128: prefill[128], decode_tok_s: decode, decode_batch8_tok_s: batch8, decode_after_prompt_tok_s: afterPrompt };
 }
 
 /** Our kernels' second thread for threads = 2 (kernels/threads.c; they take 1 or 2). */
@@ -162,6 +164,8 @@ export interface GgufRow {
   file: string;
   quantization: string;
   kv_cache: string;
+  /** relaxed.wasm's form (src/engine/simd/relaxed.ts): timed, or RELAXED_SIMD's */
+  dot: string | null;
   load_ms: number;
   prefill_ms_128: number;
   /** Decode tok/s over the `steps` positions ending at each context (128 and the long one). */
@@ -190,9 +194,9 @@ export async function benchGguf(file: string, runs: number, longContext: number,
   nodeOrt(1); // the same V8 flags as the Node host (no Liftoff, relaxed SIMD)
   const t = performance.now();
   const description = ggufDescription(parseGguf(new Uint8Array(readFileSync(file)), file), file);
-  const relaxed = await compileRelaxed(async () => readFileSync(RELAXED_WASM));
+  const relaxed = await compileRelaxed(async () => readFileSync(RELAXED_WASM), process.env.RELAXED_SIMD);
   const weights = kernelWeights(description, bits);
-  const dec = await SimdDecoder.create(await WebAssembly.compile(readFileSync(KERNELS_WASM)), weights, relaxed, {}, "f32", await kernelHelper(threads));
+  const dec = await SimdDecoder.create(await WebAssembly.compile(readFileSync(KERNELS_WASM)), weights, relaxed, {}, "f32", await kernelHelper(threads, process.env.RELAXED_SIMD));
   const loadMs = performance.now() - t;
   await timePrefill(dec, 16); // warm-up, excluded
   const prefill = median(await repeat(runs, () => timePrefill(dec, 128)));
@@ -210,7 +214,7 @@ export async function benchGguf(file: string, runs: number, longContext: number,
     if (context === 128) batch8 = median(await repeat(runs, () => decodeFrom(dec, base, steps, 8)));
     base.release();
   }
-  return { file, quantization: describeQuantization(description, weights), kv_cache: dec.kvCache, load_ms: loadMs, prefill_ms_128: prefill, decode_tok_s: decode, decode_batch8_tok_s: batch8, wasm_heap_mb: wasmHeapBytes() / 2 ** 20 };
+  return { file, quantization: describeQuantization(description, weights), kv_cache: dec.kvCache, dot: dec.dot, load_ms: loadMs, prefill_ms_128: prefill, decode_tok_s: decode, decode_batch8_tok_s: batch8, wasm_heap_mb: wasmHeapBytes() / 2 ** 20 };
 }
 
 /** Stages of kernels/forward.c, in its enum's order. */
@@ -226,7 +230,7 @@ export async function profileSimd(modelDir: string, file: string, context: numbe
   execFileSync("bash", [join(import.meta.dirname, "../src/engine/simd/kernels/build.sh"), "--profile", out]);
   nodeOrt(1);
   const config = JSON.parse(readFileSync(join(modelDir, "config.json"), "utf8"));
-  const relaxed = await compileRelaxed(async () => readFileSync(RELAXED_WASM));
+  const relaxed = await compileRelaxed(async () => readFileSync(RELAXED_WASM), process.env.RELAXED_SIMD);
   const dec = await SimdDecoder.create(await WebAssembly.compile(readFileSync(out)), llamaWeights(readOnnx(readFileSync(join(modelDir, file))), config),
     relaxed, { now: () => performance.now() }, kvCache);
   await dec.warmUp();

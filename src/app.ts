@@ -351,6 +351,8 @@ function modelObject(m: LoadedModel) {
       onnx_file: m.onnxFile,
       engine: m.backend.name,
       kernels: m.backend.kernels,
+      // relaxed SIMD's dot-product form (src/engine/simd/relaxed.ts): fused or split, timed at load or set by RELAXED_SIMD.
+      kernel_dot: m.backend.dot,
       // Our kernels' threads (THREADS=2 on Node and Deno shares their products and attention with a second one).
       kernel_threads: m.backend.threads,
       v8: v8Version(),

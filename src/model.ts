@@ -4,6 +4,7 @@ import { modelShapeFromConfig, TokenizerVocabulary, type Decoder, type ModelShap
 import { Engine, type EngineOptions } from "./engine/engine.js";
 import { createBackend, createKernelBackend, kernelDecoder, type BackendOptions, type OrtGraphInfo, type ReadModelFile } from "./engine/backends.js";
 import { SimdDecoder, type KernelVariant } from "./engine/simd/decoder.js";
+import type { DotForm } from "./engine/simd/relaxed.js";
 import { locateCheckpoint, readCheckpoint, type CheckpointFormat, type LocateOptions } from "./formats/checkpoint.js";
 import { checkDigest, type ManifestFiles } from "./digest.js";
 import { ChatTemplate } from "./tokenizer/chat-template.js";
@@ -61,7 +62,7 @@ export interface LoadedModel {
   /** The checkpoint: its format, the weight files read, the architecture and the kernels' quantization of it (null: as manifest.json says). */
   weights: { format: CheckpointFormat; files: string[]; architecture: string; quantization: string | null };
   /** Which backend runs the model, which kernels (ours) on how many threads, and why ours were not used ("auto" fell back). */
-  backend: { name: "simd" | "ort"; kernels: KernelVariant | null; threads: number | null; reason: string | null; graph: OrtGraphInfo | null };
+  backend: { name: "simd" | "ort"; kernels: KernelVariant | null; dot: DotForm | null; threads: number | null; reason: string | null; graph: OrtGraphInfo | null };
   created: number;
 }
 
@@ -152,7 +153,10 @@ export async function loadModel(read: ReadModelFile, opts: LoadOptions): Promise
     manifest,
     onnxFile: onnx ? opts.onnxFile : null,
     weights,
-    backend: { name: decoder.backend, kernels: decoder instanceof SimdDecoder ? decoder.variant : null, threads: decoder instanceof SimdDecoder ? decoder.threads : null, reason, graph },
+    backend: {
+      name: decoder.backend, kernels: decoder instanceof SimdDecoder ? decoder.variant : null, dot: decoder instanceof SimdDecoder ? decoder.dot : null,
+      threads: decoder instanceof SimdDecoder ? decoder.threads : null, reason, graph,
+    },
     created: Math.floor(Date.now() / 1000),
   };
 }

@@ -211,7 +211,7 @@ describe("backend choice at load", () => {
   it("auto: the int8 graph runs on the kernels; the fp32 graph falls back to onnxruntime-web with one line saying why", async () => {
     const logs: string[] = [];
     const int8 = await loadModel(read(), { ...base, onnxFile: "onnx/model_quantized.onnx", log: (l) => logs.push(l) });
-    expect(int8.backend).toEqual({ name: "simd", kernels: "simd128", threads: 1, reason: null, graph: null });
+    expect(int8.backend).toEqual({ name: "simd", kernels: "simd128", dot: null, threads: 1, reason: null, graph: null });
     const relaxed = async () => WebAssembly.compile(readFileSync(RELAXED_WASM));
     expect((await loadModel(read(), { ...base, relaxed, onnxFile: "onnx/model_quantized.onnx" })).backend.kernels).toBe("relaxed-simd");
     const fp32 = await loadModel(read(), { ...base, onnxFile: "onnx/model.onnx", log: (l) => logs.push(l) });
@@ -223,7 +223,7 @@ describe("backend choice at load", () => {
   it("ENGINE=simd refuses a graph the kernels cannot run; ENGINE=ort uses onnxruntime-web", async () => {
     await expect(loadModel(read(), { ...base, backend: "simd", onnxFile: "onnx/model.onnx" })).rejects.toThrow(/ENGINE=simd.*model\.onnx/);
     const ort = await loadModel(read(), { ...base, backend: "ort", onnxFile: "onnx/model_quantized.onnx" });
-    expect(ort.backend).toEqual({ name: "ort", kernels: null, threads: null, reason: "ENGINE=ort", graph: { file: "onnx/model_quantized.tinylm.onnx", contract: "tinylm" } });
+    expect(ort.backend).toEqual({ name: "ort", kernels: null, dot: null, threads: null, reason: "ENGINE=ort", graph: { file: "onnx/model_quantized.tinylm.onnx", contract: "tinylm" } });
   });
 
   it("a corrupt graph is an error at load naming the file (checksum, then the ONNX reader)", async () => {

@@ -88,6 +88,8 @@ export function settingsFrom(env: Record<string, string | undefined>, defaults: 
   if (!["f32", "int8"].includes(kvCache)) throw new Error(`KV_CACHE must be f32 or int8, got "${env.KV_CACHE}"`);
   const weightBits = Number(env.WEIGHT_BITS || 8) as WeightBits;
   if (weightBits !== 8 && weightBits !== 7 && weightBits !== 4) throw new Error(`WEIGHT_BITS must be 8, 7 or 4, got "${env.WEIGHT_BITS}"`);
+  // read by the hosts where they compile relaxed.wasm (src/engine/simd/relaxed.ts)
+  if (![undefined, "", "1", "auto", "fused", "split", "0"].includes(env.RELAXED_SIMD)) throw new Error(`RELAXED_SIMD must be auto (or 1), fused, split or 0, got "${env.RELAXED_SIMD}"`);
   return {
     app: {
       apiKeys: apiKeysFrom(env, defaults.readText),

@@ -36,7 +36,7 @@ export function wireHost(settings: HostSettings, parts: RuntimeParts): { handle:
 
 /** The one line a host logs when the model is ready. */
 export function readyLine(m: LoadedModel): string {
-  return `${m.id} (${m.weights.files.join(", ")}, ${m.backend.name === "simd" ? `our WASM kernels, ${m.backend.kernels}${m.backend.threads === 2 ? ", 2 threads" : ""}` : "onnxruntime-web"})`;
+  return `${m.id} (${m.weights.files.join(", ")}, ${m.backend.name === "simd" ? `our WASM kernels, ${m.backend.kernels}${m.backend.dot ? ` (${m.backend.dot} dot)` : ""}${m.backend.threads === 2 ? ", 2 threads" : ""}` : "onnxruntime-web"})`;
 }
 
 /** A file-system error as a client may see it: the path within the model folder and the reason, nothing of ours. */

@@ -7,6 +7,7 @@
 import kernelsWasm from "../engine/simd/kernels.wasm";
 // workerd has relaxed SIMD (V8 ≥ 11.4 ships it); RELAXED_SIMD=0 turns it off.
 import relaxedWasm from "../engine/simd/relaxed.wasm";
+import { withDotForm } from "../engine/simd/relaxed.js";
 import type { createApp } from "../app.js";
 import { trackWasmMemories } from "../engine/wasm-memory.js";
 import type { ReadModelFile } from "../model.js";
@@ -72,7 +73,7 @@ export function workerHost(ortParts: WorkerOrt): { fetch(request: Request, env: 
       around: ortParts?.around,
       read: (path) => modelReader(env)(path), // a missing binding fails the load (503 with its reason), not the isolate
       kernels: async () => kernelsWasm as WebAssembly.Module,
-      relaxed: async () => (vars.RELAXED_SIMD === "0" ? null : (relaxedWasm as WebAssembly.Module)),
+      relaxed: async () => (vars.RELAXED_SIMD === "0" ? null : withDotForm(relaxedWasm as WebAssembly.Module, vars.RELAXED_SIMD)),
       warmUp: false,
     }).app;
     return app;

@@ -6,6 +6,7 @@ import { Heap, PagePool, PendingTensor, type Placeable } from "./heap.js";
 import { checkLayout, LAYER_FIELDS, MODEL_FIELDS, QMATRIX_FIELDS, ROW_FIELDS as ROW_FIELD_NAMES, writeStruct } from "./layout.js";
 import type { LlamaWeights } from "./llama-weights.js";
 import { KIND_CODE, type QuantMatrix } from "./quantize.js";
+import { dotForm, dotFormExport, type DotForm } from "./relaxed.js";
 
 const ROW_FIELDS = ROW_FIELD_NAMES.length;
 
@@ -58,6 +59,8 @@ export interface HelperThread {
 export interface HelperData {
   kernels: WebAssembly.Module;
   relaxed: WebAssembly.Module | null;
+  /** relaxed.wasm's form the calling thread imports (relaxed.ts), so that both threads run the same code. */
+  dot: DotForm | null;
   memory: WebAssembly.Memory;
   stackTop: number;
 }
@@ -78,16 +81,17 @@ const RELAXED_KERNELS = ["gemm", "gemm_s8", "gemm_q8b", "gemm_q4b", "scores", "v
 async function instantiate(module: WebAssembly.Module, relaxed: WebAssembly.Module | null, env: Record<string, unknown> = {}, shared = false) {
   const memory = shared ? new WebAssembly.Memory({ initial: 2, maximum: SHARED_MAX_PAGES, shared: true }) : new WebAssembly.Memory({ initial: 2 });
   const imports: Record<string, unknown> = {};
-  if (relaxed) {
+  const dot = relaxed ? dotForm(relaxed) : null;
+  if (relaxed && dot) {
     const { exports } = await WebAssembly.instantiate(relaxed, { env: { memory } });
-    for (const name of RELAXED_KERNELS) imports[`relaxed_${name}`] = exports[name];
+    for (const name of RELAXED_KERNELS) imports[`relaxed_${name}`] = dotFormExport(name, dot, exports);
   } else {
     for (const name of RELAXED_KERNELS) imports[`relaxed_${name}`] = () => {
       throw new Error(`relaxed_${name} called without relaxed.wasm`);
     };
   }
   const instance = await WebAssembly.instantiate(module, { env: { ...env, ...imports, memory } });
-  return { instance, memory };
+  return { instance, memory, dot };
 }
 
 /**
@@ -96,13 +100,13 @@ async function instantiate(module: WebAssembly.Module, relaxed: WebAssembly.Modu
  * too. Until the loop starts, and after the thread ends, all work runs on the calling thread
  * (threads.c checks the state before every job).
  */
-async function startHelper(instance: WebAssembly.Instance, heap: Heap, helper: HelperThread, helperModel = 0): Promise<Int32Array> {
+async function startHelper(instance: WebAssembly.Instance, heap: Heap, helper: HelperThread, dot: DotForm | null, helperModel = 0): Promise<Int32Array> {
   const exports = instance.exports as unknown as { helper_state(): number };
   const state = new Int32Array(heap.memory.buffer, exports.helper_state(), HELPER_STATE_LENGTH);
   state[HELPER_MODEL] = helperModel;
   const stack = heap.alloc(HELPER_STACK);
   await new Promise<void>((resolve, reject) => {
-    helper.start({ kernels: helper.kernels, relaxed: helper.relaxed, memory: heap.memory, stackTop: stack + HELPER_STACK }, () => {
+    helper.start({ kernels: helper.kernels, relaxed: helper.relaxed, dot, memory: heap.memory, stackTop: stack + HELPER_STACK }, () => {
       Atomics.store(state, HELPER_RUNNING, 0); // a helper that died mid-job: threads.c does its unfinished chunks itself
       reject(new Error("the kernels' helper thread ended before its loop started"));
     });
@@ -127,16 +131,17 @@ export class KernelMatmul {
   private readonly heap: Heap;
   private helperState: Int32Array | null = null;
 
-  private constructor(private readonly instance: WebAssembly.Instance, private readonly memory: WebAssembly.Memory, readonly variant: KernelVariant) {
+  private constructor(private readonly instance: WebAssembly.Instance, private readonly memory: WebAssembly.Memory, readonly variant: KernelVariant,
+    readonly dot: DotForm | null) {
     this.heap = new Heap(memory, (instance.exports.__heap_base as WebAssembly.Global).value as number);
   }
 
   /** With `helper`, its threads build runs instead of `module` and `relaxed`, products shared with a second thread. */
   static async create(module: WebAssembly.Module, relaxed: WebAssembly.Module | null = null, helper: HelperThread | null = null): Promise<KernelMatmul> {
     const kernels = helper ? helper.kernels : module, relaxedKernels = helper ? helper.relaxed : relaxed;
-    const { instance, memory } = await instantiate(kernels, relaxedKernels, {}, helper !== null);
-    const mm = new KernelMatmul(instance, memory, relaxedKernels ? "relaxed-simd" : "simd128");
-    if (helper) mm.helperState = await startHelper(instance, mm.heap, helper);
+    const { instance, memory, dot } = await instantiate(kernels, relaxedKernels, {}, helper !== null);
+    const mm = new KernelMatmul(instance, memory, relaxedKernels ? "relaxed-simd" : "simd128", dot);
+    if (helper) mm.helperState = await startHelper(instance, mm.heap, helper, dot);
     return mm;
   }
 
@@ -227,9 +232,9 @@ export class SimdDecoder implements Decoder<PagedKvCache> {
   static async create(module: WebAssembly.Module, weights: Placeable<LlamaWeights>, relaxed: WebAssembly.Module | null = null, env: Record<string, unknown> = {},
     kvCache: KvCacheKind = DEFAULT_KV_CACHE, helper: HelperThread | null = null): Promise<SimdDecoder> {
     const kernels = helper ? helper.kernels : module, relaxedKernels = helper ? helper.relaxed : relaxed;
-    const { instance, memory } = await instantiate(kernels, relaxedKernels, env, helper !== null);
-    const decoder = new SimdDecoder(instance, memory, weights, relaxedKernels ? "relaxed-simd" : "simd128", kvCache, helper !== null);
-    if (helper) decoder.helperState = await startHelper(instance, decoder.heap, helper, decoder.helperModel);
+    const { instance, memory, dot } = await instantiate(kernels, relaxedKernels, env, helper !== null);
+    const decoder = new SimdDecoder(instance, memory, weights, relaxedKernels ? "relaxed-simd" : "simd128", dot, kvCache, helper !== null);
+    if (helper) decoder.helperState = await startHelper(instance, decoder.heap, helper, dot, decoder.helperModel);
     return decoder;
   }
 
@@ -244,7 +249,8 @@ export class SimdDecoder implements Decoder<PagedKvCache> {
   }
 
   private constructor(readonly instance: WebAssembly.Instance, memory: WebAssembly.Memory, weights: Placeable<LlamaWeights>, readonly variant: KernelVariant,
-    readonly kvCache: KvCacheKind, threaded: boolean) {
+    /** relaxed.wasm's form in use (relaxed.ts), or null on the plain SIMD128 kernels. */
+    readonly dot: DotForm | null, readonly kvCache: KvCacheKind, threaded: boolean) {
     const c = weights.config;
     this.shape = { layers: c.layers, kvHeads: c.kvHeads, headDim: c.headDim, vocabSize: c.vocab, maxLength: c.maxLength };
     this.kernels = instance.exports as unknown as Kernels;

@@ -1,9 +1,82 @@
 // Relaxed SIMD is detected, not assumed: relaxed.wasm is compiled only where the runtime validates it
 // (V8 ≥ 11.4 does: Node ≥ 22, Deno, workerd; Node 20's V8 11.3 only behind a flag, so it runs the plain ones).
 
-/** The compiled relaxed.wasm, or null where this runtime has no relaxed SIMD (or RELAXED_SIMD=0). */
+/**
+ * Which form of relaxed.wasm's dot-product functions the kernels import (relaxed.wat's header):
+ * "fused", one instruction per 16 multiply-adds where V8 has one (x64 with AVX-VNNI), or "split",
+ * the same integers in instructions every x64 CPU runs at full speed. Results are the same bits.
+ */
+export type DotForm = "fused" | "split";
+
+/** The form for each compiled relaxed module: named by RELAXED_SIMD, or timed once (dotForm). */
+const forms = new WeakMap<WebAssembly.Module, DotForm>();
+
+/**
+ * The compiled relaxed.wasm, or null where this runtime has no relaxed SIMD (or RELAXED_SIMD=0).
+ * RELAXED_SIMD=fused or split names the form; unset or auto leaves it to dotForm's timing.
+ */
 export async function compileRelaxed(bytes: () => Promise<Uint8Array>, setting?: string): Promise<WebAssembly.Module | null> {
   if (setting === "0") return null;
   const code = (await bytes()) as Uint8Array<ArrayBuffer>;
-  return WebAssembly.validate(code) ? WebAssembly.compile(code) : null;
+  return WebAssembly.validate(code) ? withDotForm(await WebAssembly.compile(code), setting) : null;
 }
+
+/** The module, its dot-product form fixed when `setting` names one ("fused" or "split"). */
+export function withDotForm(module: WebAssembly.Module, setting?: string): WebAssembly.Module {
+  if (setting === "fused" || setting === "split") forms.set(module, setting);
+  return module;
+}
+
+/**
+ * The module's form: the one RELAXED_SIMD named, or the faster of the two on this CPU, timed once per
+ * module on 8 rows of gemm (7-bit rows) and gemm_q4b (4-bit blocks) over a zeroed memory of its own
+ * (the timings do not depend on the values). Where the clock does not move during a call (Workers
+ * stop it), the two tie and "split" is taken: it is never far behind, and far ahead without AVX-VNNI.
+ */
+export function dotForm(module: WebAssembly.Module): DotForm {
+  let form = forms.get(module);
+  if (!form) {
+    form = timedForm(module);
+    forms.set(module, form);
+  }
+  return form;
+}
+
+type Gemm = (y: number, ldy: number, a: number, as: number, sums: number, rows: number, w: number, ws: number, nout: number, n: number) => void;
+
+function timedForm(module: WebAssembly.Module): DotForm {
+  // relaxed-threads.wasm imports a shared memory (build-relaxed.mjs --threads), relaxed.wasm a plain one
+  const instance = (shared: boolean) => new WebAssembly.Instance(module, { env: { memory: new WebAssembly.Memory({ initial: 2, maximum: 65536, shared }) } });
+  let exports: Record<string, Gemm>;
+  try {
+    exports = instance(false).exports as Record<string, Gemm>;
+  } catch {
+    exports = instance(true).exports as Record<string, Gemm>;
+  }
+  // 8 rows × 512 int8 activations at 0, their scales and sums at 4 KiB, 64 × 512 weights at 8 KiB
+  // (at most 32 KiB), scales at 40 KiB, outputs at 56 KiB.
+  const run = (suffix: string) => () => {
+    for (let i = 0; i < 4; i++) {
+      exports[`gemm${suffix}`](57344, 64, 0, 4096, 4352, 8, 8192, 40960, 64, 512);
+      exports[`gemm_q4b${suffix}`](57344, 64, 0, 4096, 4352, 8, 8192, 40960, 64, 512);
+    }
+  };
+  const fused = run(""), split = run("_split");
+  const time = (f: () => void) => {
+    const start = performance.now();
+    f();
+    return performance.now() - start;
+  };
+  fused(); // compiled at first call
+  split();
+  let fusedBest = Infinity, splitBest = Infinity;
+  for (let round = 0; round < 5; round++) {
+    fusedBest = Math.min(fusedBest, time(fused));
+    splitBest = Math.min(splitBest, time(split));
+  }
+  return fusedBest < splitBest ? "fused" : "split";
+}
+
+/** relaxed.wasm's export for kernel `name` in `form`. */
+export const dotFormExport = (name: string, form: DotForm, exports: WebAssembly.Exports) =>
+  (form === "split" && `${name}_split` in exports ? exports[`${name}_split`] : exports[name]);

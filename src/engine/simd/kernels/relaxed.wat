@@ -2,6 +2,15 @@
 ;; multiply-adds and the accumulation in one instruction, against four for i32x4.dot_i16x8_s. A
 ;; separate module because Debian's clang 14 cannot emit it; the C kernels (matmul.c) import these
 ;; when the runtime validates this module (workerd, Deno, Node with --experimental-wasm-relaxed-simd).
+;;
+;; Two forms of each function that uses the instruction. V8 lowers it to one vpdpbusd on x64 with
+;; AVX-VNNI, but without AVX-VNNI (AMD before Zen 5, Intel before Alder Lake / Sapphire Rapids) to
+;; pmaddubsw, pmaddwd against a vector of ones that it rebuilds at every use (2 more instructions),
+;; and paddd: five. So build-relaxed.mjs writes each such function twice: as below ("fused"), and as
+;; <name>_split, with the ones in a register, and where a function's sums fit 16 bits (it marks
+;; the points where they are read as (block_sum X), X in the fused form) adding products as int16
+;; and widening once per block: two instructions per 16 multiply-adds. Both give the same integers.
+;; relaxed.ts times the two forms of gemm and gemm_q4b once per module and imports the faster one.
 ;; One function per weight kind of simd.h: gemm (Q7_ROW), gemm_s8 (Q8_ROW), gemm_q8b (Q8_B32),
 ;; gemm_q4b (Q4_B32). Each loops a few weight rows (4, or 16 for the block kinds' one-row passes; in
 ;; L1) against every activation row, then the next ones.
@@ -515,10 +524,10 @@
         (local.set $v (v128.load offset=48 (i32.add (local.get $pw) (local.get $g3))))
         (local.set $q3 (i32x4.relaxed_dot_i8x16_i7x16_add_s (local.get $hi) (v128.and (i16x8.shr_u (local.get $v) (i32.const 4)) (local.get $m15)) (i32x4.relaxed_dot_i8x16_i7x16_add_s (local.get $lo) (v128.and (local.get $v) (local.get $m15)) (local.get $q3))))
         (local.set $v (v128.load32_splat (local.get $pb)))
-        (local.set $f0 (f32x4.add (local.get $f0) (f32x4.mul (f32x4.convert_i32x4_s (i32x4.sub (local.get $q0) (local.get $v))) (v128.load (local.get $ps)))))
-        (local.set $f1 (f32x4.add (local.get $f1) (f32x4.mul (f32x4.convert_i32x4_s (i32x4.sub (local.get $q1) (local.get $v))) (v128.load (i32.add (local.get $ps) (local.get $s1))))))
-        (local.set $f2 (f32x4.add (local.get $f2) (f32x4.mul (f32x4.convert_i32x4_s (i32x4.sub (local.get $q2) (local.get $v))) (v128.load (i32.add (local.get $ps) (local.get $s2))))))
-        (local.set $f3 (f32x4.add (local.get $f3) (f32x4.mul (f32x4.convert_i32x4_s (i32x4.sub (local.get $q3) (local.get $v))) (v128.load (i32.add (local.get $ps) (local.get $s3))))))
+        (local.set $f0 (f32x4.add (local.get $f0) (f32x4.mul (f32x4.convert_i32x4_s (i32x4.sub (block_sum (local.get $q0)) (local.get $v))) (v128.load (local.get $ps)))))
+        (local.set $f1 (f32x4.add (local.get $f1) (f32x4.mul (f32x4.convert_i32x4_s (i32x4.sub (block_sum (local.get $q1)) (local.get $v))) (v128.load (i32.add (local.get $ps) (local.get $s1))))))
+        (local.set $f2 (f32x4.add (local.get $f2) (f32x4.mul (f32x4.convert_i32x4_s (i32x4.sub (block_sum (local.get $q2)) (local.get $v))) (v128.load (i32.add (local.get $ps) (local.get $s2))))))
+        (local.set $f3 (f32x4.add (local.get $f3) (f32x4.mul (f32x4.convert_i32x4_s (i32x4.sub (block_sum (local.get $q3)) (local.get $v))) (v128.load (i32.add (local.get $ps) (local.get $s3))))))
         (local.set $pa (i32.add (local.get $pa) (i32.const 32)))
         (local.set $pw (i32.add (local.get $pw) (i32.const 64)))
         (local.set $ps (i32.add (local.get $ps) (i32.const 16)))
@@ -623,11 +632,11 @@
             (local.set $q2 (i32x4.relaxed_dot_i8x16_i7x16_add_s (local.get $x1) (local.get $hi) (i32x4.relaxed_dot_i8x16_i7x16_add_s (local.get $x0) (local.get $lo) (local.get $q2))))
             (local.set $q3 (i32x4.relaxed_dot_i8x16_i7x16_add_s (local.get $x1) (local.get $d1) (i32x4.relaxed_dot_i8x16_i7x16_add_s (local.get $x0) (local.get $d0) (local.get $q3))))
             (local.set $v (v128.load32_splat (local.get $pb)))
-            (local.set $f0 (f32x4.add (local.get $f0) (f32x4.mul (f32x4.convert_i32x4_s (i32x4.sub (local.get $q0) (local.get $v))) (v128.load (local.get $ps)))))
-            (local.set $f1 (f32x4.add (local.get $f1) (f32x4.mul (f32x4.convert_i32x4_s (i32x4.sub (local.get $q1) (local.get $v))) (v128.load (i32.add (local.get $ps) (local.get $s1))))))
+            (local.set $f0 (f32x4.add (local.get $f0) (f32x4.mul (f32x4.convert_i32x4_s (i32x4.sub (block_sum (local.get $q0)) (local.get $v))) (v128.load (local.get $ps)))))
+            (local.set $f1 (f32x4.add (local.get $f1) (f32x4.mul (f32x4.convert_i32x4_s (i32x4.sub (block_sum (local.get $q1)) (local.get $v))) (v128.load (i32.add (local.get $ps) (local.get $s1))))))
             (local.set $v (v128.load32_splat (local.get $pb1)))
-            (local.set $f2 (f32x4.add (local.get $f2) (f32x4.mul (f32x4.convert_i32x4_s (i32x4.sub (local.get $q2) (local.get $v))) (v128.load (local.get $ps)))))
-            (local.set $f3 (f32x4.add (local.get $f3) (f32x4.mul (f32x4.convert_i32x4_s (i32x4.sub (local.get $q3) (local.get $v))) (v128.load (i32.add (local.get $ps) (local.get $s1))))))
+            (local.set $f2 (f32x4.add (local.get $f2) (f32x4.mul (f32x4.convert_i32x4_s (i32x4.sub (block_sum (local.get $q2)) (local.get $v))) (v128.load (local.get $ps)))))
+            (local.set $f3 (f32x4.add (local.get $f3) (f32x4.mul (f32x4.convert_i32x4_s (i32x4.sub (block_sum (local.get $q3)) (local.get $v))) (v128.load (i32.add (local.get $ps) (local.get $s1))))))
             (local.set $pa (i32.add (local.get $pa) (i32.const 32)))
             (local.set $pa1 (i32.add (local.get $pa1) (i32.const 32)))
             (local.set $pw (i32.add (local.get $pw) (i32.const 64)))
@@ -695,8 +704,8 @@
             (local.set $d0 (i32x4.relaxed_dot_i8x16_i7x16_add_s (i8x16.shuffle 12 13 14 15 12 13 14 15 12 13 14 15 12 13 14 15 (local.get $y0) (local.get $y0)) (local.get $lo) (local.get $d0)))
             (local.set $d1 (i32x4.relaxed_dot_i8x16_i7x16_add_s (i8x16.shuffle 12 13 14 15 12 13 14 15 12 13 14 15 12 13 14 15 (local.get $y1) (local.get $y1)) (local.get $hi) (local.get $d1)))
             (local.set $sc (v128.load (local.get $ps)))
-            (local.set $acc (f32x4.add (local.get $acc) (f32x4.mul (f32x4.convert_i32x4_s (i32x4.sub (i32x4.add (local.get $c0) (local.get $c1)) (v128.load32_splat (local.get $pb)))) (local.get $sc))))
-            (local.set $acc1 (f32x4.add (local.get $acc1) (f32x4.mul (f32x4.convert_i32x4_s (i32x4.sub (i32x4.add (local.get $d0) (local.get $d1)) (v128.load32_splat (local.get $pb1)))) (local.get $sc))))
+            (local.set $acc (f32x4.add (local.get $acc) (f32x4.mul (f32x4.convert_i32x4_s (i32x4.sub (i32x4.add (block_sum (local.get $c0)) (block_sum (local.get $c1))) (v128.load32_splat (local.get $pb)))) (local.get $sc))))
+            (local.set $acc1 (f32x4.add (local.get $acc1) (f32x4.mul (f32x4.convert_i32x4_s (i32x4.sub (i32x4.add (block_sum (local.get $d0)) (block_sum (local.get $d1))) (v128.load32_splat (local.get $pb1)))) (local.get $sc))))
             (local.set $pa (i32.add (local.get $pa) (i32.const 32)))
             (local.set $pa1 (i32.add (local.get $pa1) (i32.const 32)))
             (local.set $pw (i32.add (local.get $pw) (i32.const 64)))
@@ -737,7 +746,7 @@
           (local.set $c0 (i32x4.relaxed_dot_i8x16_i7x16_add_s (i8x16.shuffle 12 13 14 15 12 13 14 15 12 13 14 15 12 13 14 15 (local.get $x0) (local.get $x0)) (v128.and (local.get $v) (local.get $m15)) (local.get $c0)))
           (local.set $c1 (i32x4.relaxed_dot_i8x16_i7x16_add_s (i8x16.shuffle 12 13 14 15 12 13 14 15 12 13 14 15 12 13 14 15 (local.get $x1) (local.get $x1)) (v128.and (i16x8.shr_u (local.get $v) (i32.const 4)) (local.get $m15)) (local.get $c1)))
           (local.set $sc (v128.load (local.get $ps)))
-          (local.set $acc (f32x4.add (local.get $acc) (f32x4.mul (f32x4.convert_i32x4_s (i32x4.sub (i32x4.add (local.get $c0) (local.get $c1)) (v128.load32_splat (local.get $pb)))) (local.get $sc))))
+          (local.set $acc (f32x4.add (local.get $acc) (f32x4.mul (f32x4.convert_i32x4_s (i32x4.sub (i32x4.add (block_sum (local.get $c0)) (block_sum (local.get $c1))) (v128.load32_splat (local.get $pb)))) (local.get $sc))))
           (local.set $pa (i32.add (local.get $pa) (i32.const 32)))
           (local.set $pw (i32.add (local.get $pw) (i32.const 64)))
           (local.set $ps (i32.add (local.get $ps) (i32.const 16)))
