@@ -70,7 +70,7 @@ export class Metrics {
     this.durations.get(route)!.observe(seconds);
   }
 
-  render(heapBytes: number, backend?: { name: string; kernels: string | null }, engine?: { queued: number; running: number; promptTokens: number; fedPromptTokens: number; generatedTokens: number; reusedPromptTokens: number; steps: number }): string {
+  render(heapBytes: number, backend?: { name: string; kernels: string | null; dot: string | null }, engine?: { queued: number; running: number; promptTokens: number; fedPromptTokens: number; generatedTokens: number; reusedPromptTokens: number; steps: number }): string {
     const lines = ["# HELP tinylm_requests_total HTTP requests by route and status.", "# TYPE tinylm_requests_total counter"];
     for (const [labels, n] of this.requests) lines.push(`tinylm_requests_total{${labels}} ${n}`);
     lines.push("# HELP tinylm_request_duration_seconds Time to complete a request (streams: until the last event).");
@@ -91,8 +91,8 @@ export class Metrics {
     lines.push(...this.itl.render("tinylm_inter_token_latency_seconds"));
     lines.push("# HELP tinylm_wasm_heap_bytes Size of the decoder's WebAssembly heap (our kernels' or onnxruntime-web's).", "# TYPE tinylm_wasm_heap_bytes gauge", `tinylm_wasm_heap_bytes ${heapBytes}`);
     if (backend) {
-      lines.push("# HELP tinylm_engine_info The decoder backend: simd (our WASM kernels: relaxed-simd or simd128) or ort (onnxruntime-web).", "# TYPE tinylm_engine_info gauge");
-      lines.push(`tinylm_engine_info{backend="${backend.name}",kernels="${backend.kernels ?? ""}"} 1`);
+      lines.push("# HELP tinylm_engine_info The decoder backend: simd (our WASM kernels: relaxed-simd or simd128, relaxed SIMD's dot products fused or split) or ort (onnxruntime-web).", "# TYPE tinylm_engine_info gauge");
+      lines.push(`tinylm_engine_info{backend="${backend.name}",kernels="${backend.kernels ?? ""}",dot="${backend.dot ?? ""}"} 1`);
     }
     if (engine) {
       const gauge = (name: string, help: string, v: number, type = "gauge") =>

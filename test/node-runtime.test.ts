@@ -36,8 +36,9 @@ describe("/v1/models on the Node host", () => {
   beforeAll(async () => (server = await startFixtureServer()), 120_000);
   afterAll(() => server?.close());
 
-  it("reports V8's version, the relaxed-SIMD kernels (on by default since V8 11.4, no flag) and their threads (1 by default)", async () => {
-    const body = (await (await fetch(`${server.baseURL}/v1/models`)).json()) as { data: { meta: { v8: string; kernels: string; engine: string } }[] };
+  it("reports V8's version, the relaxed-SIMD kernels (on by default since V8 11.4, no flag), their dot-product form (timed at load) and their threads (1 by default)", async () => {
+    const body = (await (await fetch(`${server.baseURL}/v1/models`)).json()) as { data: { meta: { v8: string; kernels: string; engine: string; kernel_dot: string } }[] };
     expect(body.data[0].meta).toMatchObject({ engine: "simd", kernels: "relaxed-simd", v8: process.versions.v8, kernel_threads: 1 });
+    expect(["fused", "split"]).toContain(body.data[0].meta.kernel_dot);
   });
 });

@@ -1,0 +1,89 @@
+// relaxed.wasm's two forms of its dot-product functions (kernels/relaxed.wat's header,
+// src/engine/simd/relaxed.ts): the split form gives the fused form's results bit for bit, for every
+// weight kind and path and for the shipped model end to end; RELAXED_SIMD pins the form.
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { KernelMatmul, SimdDecoder, type KvCacheKind } from "../src/engine/simd/decoder.js";
+import { llamaWeights } from "../src/engine/simd/llama-weights.js";
+import { readOnnx } from "../src/engine/simd/onnx-reader.js";
+import { quantizeMatrix, type MatrixKind } from "../src/engine/simd/quantize.js";
+import { compileRelaxed, dotForm, withDotForm, type DotForm } from "../src/engine/simd/relaxed.js";
+import { settingsFrom } from "../src/hosts/config.js";
+import { nodeOrt } from "../src/node-runtime.js";
+import { KERNELS_WASM, RELAXED_WASM } from "./helpers/fixture.js";
+
+const KINDS: MatrixKind[] = ["q7", "q8", "q8_32", "q4_32"];
+const SHIPPED = join(import.meta.dirname, "../model");
+
+async function modules(form: DotForm) {
+  nodeOrt(1); // the Node host's V8 flags
+  return { kernels: await WebAssembly.compile(readFileSync(KERNELS_WASM)), relaxed: withDotForm(await WebAssembly.compile(readFileSync(RELAXED_WASM)), form) };
+}
+
+function values(n: number, seed: number): Float32Array {
+  let s = seed >>> 0;
+  const u = () => ((s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 2 ** 32);
+  return Float32Array.from({ length: n }, (_, i) => (u() + u() + u() - 1.5) * (i % 61 === 3 ? 6 : 1));
+}
+
+/** Where two lists of outputs first differ in their bits ("same" if nowhere): a small failure message. */
+function firstDifference(a: Float32Array[], b: Float32Array[]): string {
+  if (a.length !== b.length) return `${a.length} outputs against ${b.length}`;
+  for (let i = 0; i < a.length; i++) {
+    const x = new Uint32Array(a[i].buffer, a[i].byteOffset, a[i].length), y = new Uint32Array(b[i].buffer, b[i].byteOffset, b[i].length);
+    if (x.length !== y.length) return `output ${i}: ${x.length} values against ${y.length}`;
+    const k = x.findIndex((v, j) => v !== y[j]);
+    if (k >= 0) return `output ${i}, value ${k}: ${a[i][k]} against ${b[i][k]}`;
+  }
+  return "same";
+}
+
+describe("relaxed.wasm's split form", () => {
+  it.each(KINDS)("%s: the fused form's products bit for bit (1–9 rows: GEMV, row tiles, odd last rows, groups left over)", async (kind) => {
+    const fused = await KernelMatmul.create((await modules("fused")).kernels, (await modules("fused")).relaxed);
+    const split = await KernelMatmul.create((await modules("split")).kernels, (await modules("split")).relaxed);
+    expect([fused.dot, split.dot]).toEqual(["fused", "split"]);
+    // 100 × 264 and 44 × 272: rows and columns off the passes' grids (7- and 8-bit rows); 36 × 1024
+    // and 1,040 × 256: the 4-bit one-row pass's 16 outputs with 4 and 0 left over, and long rows.
+    const shapes = kind === "q7" || kind === "q8" ? [[96, 256], [100, 264], [44, 272]] : [[96, 256], [36, 1024], [1040, 256]];
+    for (const [rows, cols] of shapes) {
+      const m = quantizeMatrix(values(rows * cols, rows + cols), rows, cols, kind);
+      for (let n = 1; n <= 9; n++) {
+        const x = values(n * cols, 7 * n);
+        expect(firstDifference([split.run(split.load(m), x, n)], [fused.run(fused.load(m), x, n)]), `${rows} × ${cols}, ${n} rows`).toBe("same");
+      }
+    }
+  });
+
+  it.each(["f32", "int8"] as KvCacheKind[])("the shipped model, KV %s: prefill, decode and a batch give the fused form's logits bit for bit", async (kvCache) => {
+    const weights = llamaWeights(readOnnx(readFileSync(join(SHIPPED, "onnx/model_quantized.onnx"))), JSON.parse(readFileSync(join(SHIPPED, "config.json"), "utf8")));
+    const run = async (form: DotForm) => {
+      const { kernels, relaxed } = await modules(form);
+      const dec = await SimdDecoder.create(kernels, weights, relaxed, {}, kvCache);
+      expect(dec.dot).toBe(form);
+      const [a, b] = [dec.newCache(), dec.newCache()];
+      const prompt = Array.from({ length: 100 }, (_, i) => (i * 131 + 7) % 8000); // two chunks: 64 + 36 rows
+      const out = [await dec.step([{ cache: a, tokens: prompt, logits: "all" }])];
+      out.push(await dec.step([{ cache: b, tokens: prompt.slice(0, 9) }]));
+      for (let t = 0; t < 4; t++) out.push(await dec.step([{ cache: a, tokens: [100 + t] }, { cache: b, tokens: [200 + t] }]));
+      return out.flat().map(({ logits }) => logits);
+    };
+    expect(firstDifference(await run("split"), await run("fused"))).toBe("same");
+  });
+});
+
+describe("RELAXED_SIMD", () => {
+  it("fused or split pins the form; unset, 1 or auto times it once per module; 0 turns relaxed SIMD off; anything else is refused", async () => {
+    nodeOrt(1);
+    const bytes = async () => new Uint8Array(readFileSync(RELAXED_WASM));
+    for (const form of ["fused", "split"] as const) expect(dotForm((await compileRelaxed(bytes, form))!)).toBe(form);
+    const timed = (await compileRelaxed(bytes))!;
+    const form = dotForm(timed);
+    expect(["fused", "split"]).toContain(form);
+    expect(dotForm(timed)).toBe(form); // once per module
+    expect(await compileRelaxed(bytes, "0")).toBeNull();
+    for (const ok of ["", "1", "auto", "fused", "split", "0"]) expect(() => settingsFrom({ RELAXED_SIMD: ok })).not.toThrow();
+    for (const bad of ["on", "vnni", "2"]) expect(() => settingsFrom({ RELAXED_SIMD: bad })).toThrow(`RELAXED_SIMD must be auto (or 1), fused, split or 0, got "${bad}"`);
+  });
+});
