@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { modelShapeFromConfig, type Decoder, type SequenceCache } from "../src/engine/decoder.js";
 import { OnnxDecoder } from "../src/engine/ort/onnx-model.js";
 import { SimdDecoder } from "../src/engine/simd/decoder.js";
-import { describeQuantization, kernelWeights, llamaWeights, type WeightBits } from "../src/engine/simd/llama-weights.js";
+import { describeQuantization, kernelWeights, llamaWeights, type LlamaWeights, type WeightBits } from "../src/engine/simd/llama-weights.js";
 import { ggufDescription, parseGguf } from "../src/formats/gguf.js";
 import { readOnnx } from "../src/engine/simd/onnx-reader.js";
 import { compileRelaxed } from "../src/engine/simd/relaxed.js";
@@ -226,13 +226,21 @@ const STAGES = ["embed", "rmsnorm", "qkv matmul", "rope + kv store", "attention"
  * token per stage.
  */
 export async function profileSimd(modelDir: string, file: string, context: number, steps: number, kvCache: "f32" | "int8" = "f32"): Promise<Record<string, number>> {
+  const config = JSON.parse(readFileSync(join(modelDir, "config.json"), "utf8"));
+  return profileWeights(llamaWeights(readOnnx(readFileSync(join(modelDir, file))), config), context, steps, kvCache);
+}
+
+/** The same split for a GGUF file's weights as WEIGHT_BITS=bits loads them (the side-by-side's shapes). */
+export async function profileGguf(file: string, bits: WeightBits, context: number, steps: number): Promise<Record<string, number>> {
+  return profileWeights(kernelWeights(ggufDescription(parseGguf(new Uint8Array(readFileSync(file)), file), file), bits), context, steps, "f32");
+}
+
+async function profileWeights(weights: LlamaWeights, context: number, steps: number, kvCache: "f32" | "int8"): Promise<Record<string, number>> {
   const out = join(mkdtempSync(join(tmpdir(), "kernels-")), "kernels-profile.wasm");
   execFileSync("bash", [join(import.meta.dirname, "../src/engine/simd/kernels/build.sh"), "--profile", out]);
   nodeOrt(1);
-  const config = JSON.parse(readFileSync(join(modelDir, "config.json"), "utf8"));
   const relaxed = await compileRelaxed(async () => readFileSync(RELAXED_WASM), process.env.RELAXED_SIMD);
-  const dec = await SimdDecoder.create(await WebAssembly.compile(readFileSync(out)), llamaWeights(readOnnx(readFileSync(join(modelDir, file))), config),
-    relaxed, { now: () => performance.now() }, kvCache);
+  const dec = await SimdDecoder.create(await WebAssembly.compile(readFileSync(out)), weights, relaxed, { now: () => performance.now() }, kvCache);
   await dec.warmUp();
   const profileSlots = dec.instance.exports.profile_slots as () => number;
   const cache = dec.newCache();

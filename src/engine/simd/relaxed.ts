@@ -8,8 +8,10 @@
  */
 export type DotForm = "fused" | "split";
 
-/** The form for each compiled relaxed module: named by RELAXED_SIMD, or timed once (dotForm). */
+/** The form RELAXED_SIMD named for a compiled relaxed module (withDotForm). */
 const forms = new WeakMap<WebAssembly.Module, DotForm>();
+/** The faster form on this CPU, timed on the first module that needed it (a property of the CPU, so once per process). */
+let timed: DotForm | null = null;
 
 /**
  * The compiled relaxed.wasm, or null where this runtime has no relaxed SIMD (or RELAXED_SIMD=0).
@@ -29,17 +31,13 @@ export function withDotForm(module: WebAssembly.Module, setting?: string): WebAs
 
 /**
  * The module's form: the one RELAXED_SIMD named, or the faster of the two on this CPU, timed once per
- * module on 8 rows of gemm (7-bit rows) and gemm_q4b (4-bit blocks) over a zeroed memory of its own
- * (the timings do not depend on the values). Where the clock does not move during a call (Workers
- * stop it), the two tie and "split" is taken: it is never far behind, and far ahead without AVX-VNNI.
+ * process on 8 rows of gemm (7-bit rows) and gemm_q4b (4-bit blocks) over a zeroed memory of its own
+ * (the timings do not depend on the values; the same choice for every module keeps a process's loads
+ * alike). Where the clock does not move during a call (Workers stop it), the two tie and "split" is
+ * taken: it is never far behind, and far ahead without AVX-VNNI.
  */
 export function dotForm(module: WebAssembly.Module): DotForm {
-  let form = forms.get(module);
-  if (!form) {
-    form = timedForm(module);
-    forms.set(module, form);
-  }
-  return form;
+  return forms.get(module) ?? (timed ??= timedForm(module));
 }
 
 type Gemm = (y: number, ldy: number, a: number, as: number, sums: number, rows: number, w: number, ws: number, nout: number, n: number) => void;
@@ -67,10 +65,14 @@ function timedForm(module: WebAssembly.Module): DotForm {
     f();
     return performance.now() - start;
   };
-  fused(); // compiled at first call
-  split();
+  for (let round = 0; round < 3; round++) {
+    // compiled at the first call; where the runtime starts in its baseline tier (tests without the
+    // hosts' --no-liftoff), a few more calls give the optimizing tier its chance
+    fused();
+    split();
+  }
   let fusedBest = Infinity, splitBest = Infinity;
-  for (let round = 0; round < 5; round++) {
+  for (let round = 0; round < 7; round++) {
     fusedBest = Math.min(fusedBest, time(fused));
     splitBest = Math.min(splitBest, time(split));
   }

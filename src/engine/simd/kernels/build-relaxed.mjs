@@ -3,7 +3,7 @@
 //   node src/engine/simd/kernels/build-relaxed.mjs --threads [OUT]   → ../relaxed-threads.wasm: the same
 //     code on a shared memory, for kernels-threads.wasm (build.sh --threads)
 // Both hold each function in two forms (relaxed.wat's header): as written ("fused"), and, for every
-// function that uses the fused dot product, a copy named <name>_split written out below.
+// function that uses the fused dot product or calls one that does, a copy named <name>_split.
 import { readFileSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -36,8 +36,17 @@ writeFileSync(out, module.toBinary({}).buffer);
 function bothForms(text) {
   const DOT = "i32x4.relaxed_dot_i8x16_i7x16_add_s";
   const funcs = [...topLevel(text, "(module")].filter((f) => text.startsWith("(func", f.start));
+  const nameOf = (f) => /^\(func (\$\w+)/.exec(text.slice(f.start, f.end))?.[1];
+  // the functions that use DOT, and those that call one of them (their copies call the split ones)
   const split = funcs.filter((f) => text.slice(f.start, f.end).includes(`(${DOT}`));
-  const names = split.map((f) => /^\(func (\$\w+)/.exec(text.slice(f.start, f.end))?.[1]).filter(Boolean);
+  for (let more = true; more; ) {
+    const names = split.map(nameOf).filter(Boolean);
+    const callers = funcs.filter((f) => !split.includes(f) && names.some((name) => text.slice(f.start, f.end).includes(`(call ${name} `)));
+    split.push(...callers);
+    more = callers.length > 0;
+  }
+  split.sort((a, b) => a.start - b.start);
+  const names = split.map(nameOf).filter(Boolean);
   const copies = split.map((f) => {
     let fn = text.slice(f.start, f.end);
     const int16 = fn.includes("(block_sum ");

@@ -6,14 +6,14 @@
 ;; Two forms of each function that uses the instruction. V8 lowers it to one vpdpbusd on x64 with
 ;; AVX-VNNI, but without AVX-VNNI (AMD before Zen 5, Intel before Alder Lake / Sapphire Rapids) to
 ;; pmaddubsw, pmaddwd against a vector of ones that it rebuilds at every use (2 more instructions),
-;; and paddd: five. So build-relaxed.mjs writes each such function twice: as below ("fused"), and as
-;; <name>_split, with the ones in a register, and where a function's sums fit 16 bits (it marks
+;; and paddd: five. So build-relaxed.mjs writes each such function (and each that calls one) twice:
+;; as below ("fused"), and as <name>_split, with the ones in a register, and where a function's sums fit 16 bits (it marks
 ;; the points where they are read as (block_sum X), X in the fused form) adding products as int16
 ;; and widening once per block: two instructions per 16 multiply-adds. Both give the same integers.
 ;; relaxed.ts times the two forms of gemm and gemm_q4b once per module and imports the faster one.
 ;; One function per weight kind of simd.h: gemm (Q7_ROW), gemm_s8 (Q8_ROW), gemm_q8b (Q8_B32),
-;; gemm_q4b (Q4_B32). Each loops a few weight rows (4, or 16 for the block kinds' one-row passes; in
-;; L1) against every activation row, then the next ones.
+;; gemm_q4b (Q4_B32). Each loops a few weight rows (4, or 16 for gemm_q8b's passes over more than
+;; one activation row; in L1) against every activation row, then the next ones.
 ;; At the end, the attention loops (attention.c imports them too): scores and values over the f32
 ;; KV cache, with f32x4.relaxed_madd, and scores_i8 and values_i8 over the int8 one.
 ;;
@@ -77,48 +77,38 @@
             (local.get $d0) (local.get $d1) (local.get $d2) (local.get $d3))
           (local.set $r (i32.add (local.get $r) (i32.const 2)))
           (br $pairs)))
+      ;; An odd last activation row (decode: the only one) alone, the 4 weight rows one after
+      ;; another (row_q7): in memory order, which streams from memory 1.3–1.9× faster than the 4 rows
+      ;; side by side (BENCHMARKS.md).
       (if (i32.lt_u (local.get $r) (local.get $rows))
         (then
           (local.set $ar (i32.add (local.get $a) (i32.mul (local.get $r) (local.get $n))))
-          (local.set $c0 (v128.const i32x4 0 0 0 0))
-          (local.set $c1 (v128.const i32x4 0 0 0 0))
-          (local.set $c2 (v128.const i32x4 0 0 0 0))
-          (local.set $c3 (v128.const i32x4 0 0 0 0))
-          (local.set $d0 (v128.const i32x4 0 0 0 0))
-          (local.set $d1 (v128.const i32x4 0 0 0 0))
-          (local.set $d2 (v128.const i32x4 0 0 0 0))
-          (local.set $d3 (v128.const i32x4 0 0 0 0))
-          (local.set $k (i32.const 0))
-          ;; One row alone: two sets of accumulators (k and k + 16), so that eight dot products are in
-          ;; flight; with four, each waits on its own previous one (the instruction's latency, ~5 cycles).
-          (block $pairs_of_vectors_done
-            (loop $inner
-              (br_if $pairs_of_vectors_done (i32.gt_u (i32.add (local.get $k) (i32.const 32)) (local.get $n)))
-              (local.set $x (v128.load (i32.add (local.get $ar) (local.get $k))))
-              (local.set $x1 (v128.load offset=16 (i32.add (local.get $ar) (local.get $k))))
-              (local.set $c0 (i32x4.relaxed_dot_i8x16_i7x16_add_s (local.get $x) (v128.load (i32.add (local.get $w0) (local.get $k))) (local.get $c0)))
-              (local.set $d0 (i32x4.relaxed_dot_i8x16_i7x16_add_s (local.get $x1) (v128.load offset=16 (i32.add (local.get $w0) (local.get $k))) (local.get $d0)))
-              (local.set $c1 (i32x4.relaxed_dot_i8x16_i7x16_add_s (local.get $x) (v128.load (i32.add (local.get $w1) (local.get $k))) (local.get $c1)))
-              (local.set $d1 (i32x4.relaxed_dot_i8x16_i7x16_add_s (local.get $x1) (v128.load offset=16 (i32.add (local.get $w1) (local.get $k))) (local.get $d1)))
-              (local.set $c2 (i32x4.relaxed_dot_i8x16_i7x16_add_s (local.get $x) (v128.load (i32.add (local.get $w2) (local.get $k))) (local.get $c2)))
-              (local.set $d2 (i32x4.relaxed_dot_i8x16_i7x16_add_s (local.get $x1) (v128.load offset=16 (i32.add (local.get $w2) (local.get $k))) (local.get $d2)))
-              (local.set $c3 (i32x4.relaxed_dot_i8x16_i7x16_add_s (local.get $x) (v128.load (i32.add (local.get $w3) (local.get $k))) (local.get $c3)))
-              (local.set $d3 (i32x4.relaxed_dot_i8x16_i7x16_add_s (local.get $x1) (v128.load offset=16 (i32.add (local.get $w3) (local.get $k))) (local.get $d3)))
-              (local.set $k (i32.add (local.get $k) (i32.const 32)))
-              (br $inner)))
-          ;; n % 32 == 16: the last 16 values
-          (if (i32.lt_u (local.get $k) (local.get $n))
-            (then
-              (local.set $x (v128.load (i32.add (local.get $ar) (local.get $k))))
-              (local.set $c0 (i32x4.relaxed_dot_i8x16_i7x16_add_s (local.get $x) (v128.load (i32.add (local.get $w0) (local.get $k))) (local.get $c0)))
-              (local.set $c1 (i32x4.relaxed_dot_i8x16_i7x16_add_s (local.get $x) (v128.load (i32.add (local.get $w1) (local.get $k))) (local.get $c1)))
-              (local.set $c2 (i32x4.relaxed_dot_i8x16_i7x16_add_s (local.get $x) (v128.load (i32.add (local.get $w2) (local.get $k))) (local.get $c2)))
-              (local.set $c3 (i32x4.relaxed_dot_i8x16_i7x16_add_s (local.get $x) (v128.load (i32.add (local.get $w3) (local.get $k))) (local.get $c3)))))
           (call $store_q7 (local.get $y) (local.get $ldy) (local.get $as) (local.get $asum) (local.get $ws) (local.get $r) (local.get $o)
-            (i32x4.add (local.get $c0) (local.get $d0)) (i32x4.add (local.get $c1) (local.get $d1))
-            (i32x4.add (local.get $c2) (local.get $d2)) (i32x4.add (local.get $c3) (local.get $d3)))))
+            (call $row_q7 (local.get $ar) (local.get $w0) (local.get $n)) (call $row_q7 (local.get $ar) (local.get $w1) (local.get $n))
+            (call $row_q7 (local.get $ar) (local.get $w2) (local.get $n)) (call $row_q7 (local.get $ar) (local.get $w3) (local.get $n)))))
       (local.set $o (i32.add (local.get $o) (i32.const 4)))
       (br_if $outputs (i32.lt_u (local.get $o) (local.get $nout)))))
+
+  ;; One weight row against one activation row: Σ_k dot(x[k..k+15], w[k..k+15]) as 4 lane sums, in
+  ;; four chains (k, k + 16, k + 32, k + 48), so that four dot products are in flight; n % 16 == 0.
+  (func $row_q7 (param $x i32) (param $w i32) (param $n i32) (result v128)
+    (local $k i32) (local $c0 v128) (local $c1 v128) (local $c2 v128) (local $c3 v128)
+    (block $fours_done
+      (loop $fours
+        (br_if $fours_done (i32.gt_u (i32.add (local.get $k) (i32.const 64)) (local.get $n)))
+        (local.set $c0 (i32x4.relaxed_dot_i8x16_i7x16_add_s (v128.load (i32.add (local.get $x) (local.get $k))) (v128.load (i32.add (local.get $w) (local.get $k))) (local.get $c0)))
+        (local.set $c1 (i32x4.relaxed_dot_i8x16_i7x16_add_s (v128.load offset=16 (i32.add (local.get $x) (local.get $k))) (v128.load offset=16 (i32.add (local.get $w) (local.get $k))) (local.get $c1)))
+        (local.set $c2 (i32x4.relaxed_dot_i8x16_i7x16_add_s (v128.load offset=32 (i32.add (local.get $x) (local.get $k))) (v128.load offset=32 (i32.add (local.get $w) (local.get $k))) (local.get $c2)))
+        (local.set $c3 (i32x4.relaxed_dot_i8x16_i7x16_add_s (v128.load offset=48 (i32.add (local.get $x) (local.get $k))) (v128.load offset=48 (i32.add (local.get $w) (local.get $k))) (local.get $c3)))
+        (local.set $k (i32.add (local.get $k) (i32.const 64)))
+        (br $fours)))
+    (block $tail_done
+      (loop $tail
+        (br_if $tail_done (i32.ge_u (local.get $k) (local.get $n)))
+        (local.set $c0 (i32x4.relaxed_dot_i8x16_i7x16_add_s (v128.load (i32.add (local.get $x) (local.get $k))) (v128.load (i32.add (local.get $w) (local.get $k))) (local.get $c0)))
+        (local.set $k (i32.add (local.get $k) (i32.const 16)))
+        (br $tail)))
+    (i32x4.add (i32x4.add (local.get $c0) (local.get $c1)) (i32x4.add (local.get $c2) (local.get $c3))))
 
   ;; y[r][o..o+3] = ([Σc0, Σc1, Σc2, Σc3] − 64 · asum[r]) · ws[o..o+3] · as[r]: four rows' lane sums as one vector.
   (func $store_q7
@@ -144,6 +134,31 @@
           (v128.load (i32.add (local.get $ws) (i32.shl (local.get $o) (i32.const 2)))))
         (f32x4.splat (f32.load (i32.add (local.get $as) (i32.shl (local.get $r) (i32.const 2))))))))
 
+  ;; gemm_s8's row_q7: one weight row against |a| (x) with a's signs (sg) moved onto the weights.
+  (func $row_s8 (param $x i32) (param $sg i32) (param $w i32) (param $n i32) (result v128)
+    (local $k i32) (local $s v128) (local $c0 v128) (local $c1 v128) (local $c2 v128) (local $c3 v128)
+    (block $fours_done
+      (loop $fours
+        (br_if $fours_done (i32.gt_u (i32.add (local.get $k) (i32.const 64)) (local.get $n)))
+        (local.set $s (v128.load (i32.add (local.get $sg) (local.get $k))))
+        (local.set $c0 (i32x4.relaxed_dot_i8x16_i7x16_add_s (i8x16.sub (v128.xor (v128.load (i32.add (local.get $w) (local.get $k))) (local.get $s)) (local.get $s)) (v128.load (i32.add (local.get $x) (local.get $k))) (local.get $c0)))
+        (local.set $s (v128.load offset=16 (i32.add (local.get $sg) (local.get $k))))
+        (local.set $c1 (i32x4.relaxed_dot_i8x16_i7x16_add_s (i8x16.sub (v128.xor (v128.load offset=16 (i32.add (local.get $w) (local.get $k))) (local.get $s)) (local.get $s)) (v128.load offset=16 (i32.add (local.get $x) (local.get $k))) (local.get $c1)))
+        (local.set $s (v128.load offset=32 (i32.add (local.get $sg) (local.get $k))))
+        (local.set $c2 (i32x4.relaxed_dot_i8x16_i7x16_add_s (i8x16.sub (v128.xor (v128.load offset=32 (i32.add (local.get $w) (local.get $k))) (local.get $s)) (local.get $s)) (v128.load offset=32 (i32.add (local.get $x) (local.get $k))) (local.get $c2)))
+        (local.set $s (v128.load offset=48 (i32.add (local.get $sg) (local.get $k))))
+        (local.set $c3 (i32x4.relaxed_dot_i8x16_i7x16_add_s (i8x16.sub (v128.xor (v128.load offset=48 (i32.add (local.get $w) (local.get $k))) (local.get $s)) (local.get $s)) (v128.load offset=48 (i32.add (local.get $x) (local.get $k))) (local.get $c3)))
+        (local.set $k (i32.add (local.get $k) (i32.const 64)))
+        (br $fours)))
+    (block $tail_done
+      (loop $tail
+        (br_if $tail_done (i32.ge_u (local.get $k) (local.get $n)))
+        (local.set $s (v128.load (i32.add (local.get $sg) (local.get $k))))
+        (local.set $c0 (i32x4.relaxed_dot_i8x16_i7x16_add_s (i8x16.sub (v128.xor (v128.load (i32.add (local.get $w) (local.get $k))) (local.get $s)) (local.get $s)) (v128.load (i32.add (local.get $x) (local.get $k))) (local.get $c0)))
+        (local.set $k (i32.add (local.get $k) (i32.const 16)))
+        (br $tail)))
+    (i32x4.add (i32x4.add (local.get $c0) (local.get $c1)) (i32x4.add (local.get $c2) (local.get $c3))))
+
   ;; Full 8-bit signed weights (Q8_ROW), one scale per row. The instruction's unsigned 7-bit operand is
   ;; the activation's magnitude |a| (≤ 127), and the weight takes the activation's sign (s: 0 or −1
   ;; per lane, (w ^ s) − s; weights are ±127, so the negation never overflows):
@@ -151,10 +166,9 @@
   (func (export "gemm_s8")
     (param $y i32) (param $ldy i32) (param $a i32) (param $sg i32) (param $as i32) (param $rows i32)
     (param $w i32) (param $ws i32) (param $nout i32) (param $n i32)
-    (local $o i32) (local $r i32) (local $k i32) (local $ar i32) (local $sr i32)
+    (local $o i32) (local $r i32) (local $ar i32) (local $sr i32)
     (local $w0 i32) (local $w1 i32) (local $w2 i32) (local $w3 i32)
-    (local $c0 v128) (local $c1 v128) (local $c2 v128) (local $c3 v128) (local $x v128) (local $s v128) (local $ab v128) (local $cd v128)
-    (local $d0 v128) (local $d1 v128) (local $d2 v128) (local $d3 v128) (local $x1 v128) (local $s1 v128)
+    (local $c0 v128) (local $c1 v128) (local $c2 v128) (local $c3 v128) (local $ab v128) (local $cd v128)
     (loop $outputs
       (local.set $w0 (i32.add (local.get $w) (i32.mul (local.get $o) (local.get $n))))
       (local.set $w1 (i32.add (local.get $w0) (local.get $n)))
@@ -164,45 +178,11 @@
       (loop $activation_rows
         (local.set $ar (i32.add (local.get $a) (i32.mul (local.get $r) (local.get $n))))
         (local.set $sr (i32.add (local.get $sg) (i32.mul (local.get $r) (local.get $n))))
-        (local.set $c0 (v128.const i32x4 0 0 0 0))
-        (local.set $c1 (v128.const i32x4 0 0 0 0))
-        (local.set $c2 (v128.const i32x4 0 0 0 0))
-        (local.set $c3 (v128.const i32x4 0 0 0 0))
-        (local.set $d0 (v128.const i32x4 0 0 0 0))
-        (local.set $d1 (v128.const i32x4 0 0 0 0))
-        (local.set $d2 (v128.const i32x4 0 0 0 0))
-        (local.set $d3 (v128.const i32x4 0 0 0 0))
-        (local.set $k (i32.const 0))
-        ;; two sets of accumulators (k and k + 16), eight dot products in flight (as gemm's single row)
-        (block $pairs_of_vectors_done
-          (loop $inner
-            (br_if $pairs_of_vectors_done (i32.gt_u (i32.add (local.get $k) (i32.const 32)) (local.get $n)))
-            (local.set $x (v128.load (i32.add (local.get $ar) (local.get $k))))
-            (local.set $s (v128.load (i32.add (local.get $sr) (local.get $k))))
-            (local.set $x1 (v128.load offset=16 (i32.add (local.get $ar) (local.get $k))))
-            (local.set $s1 (v128.load offset=16 (i32.add (local.get $sr) (local.get $k))))
-            (local.set $c0 (i32x4.relaxed_dot_i8x16_i7x16_add_s (i8x16.sub (v128.xor (v128.load (i32.add (local.get $w0) (local.get $k))) (local.get $s)) (local.get $s)) (local.get $x) (local.get $c0)))
-            (local.set $d0 (i32x4.relaxed_dot_i8x16_i7x16_add_s (i8x16.sub (v128.xor (v128.load offset=16 (i32.add (local.get $w0) (local.get $k))) (local.get $s1)) (local.get $s1)) (local.get $x1) (local.get $d0)))
-            (local.set $c1 (i32x4.relaxed_dot_i8x16_i7x16_add_s (i8x16.sub (v128.xor (v128.load (i32.add (local.get $w1) (local.get $k))) (local.get $s)) (local.get $s)) (local.get $x) (local.get $c1)))
-            (local.set $d1 (i32x4.relaxed_dot_i8x16_i7x16_add_s (i8x16.sub (v128.xor (v128.load offset=16 (i32.add (local.get $w1) (local.get $k))) (local.get $s1)) (local.get $s1)) (local.get $x1) (local.get $d1)))
-            (local.set $c2 (i32x4.relaxed_dot_i8x16_i7x16_add_s (i8x16.sub (v128.xor (v128.load (i32.add (local.get $w2) (local.get $k))) (local.get $s)) (local.get $s)) (local.get $x) (local.get $c2)))
-            (local.set $d2 (i32x4.relaxed_dot_i8x16_i7x16_add_s (i8x16.sub (v128.xor (v128.load offset=16 (i32.add (local.get $w2) (local.get $k))) (local.get $s1)) (local.get $s1)) (local.get $x1) (local.get $d2)))
-            (local.set $c3 (i32x4.relaxed_dot_i8x16_i7x16_add_s (i8x16.sub (v128.xor (v128.load (i32.add (local.get $w3) (local.get $k))) (local.get $s)) (local.get $s)) (local.get $x) (local.get $c3)))
-            (local.set $d3 (i32x4.relaxed_dot_i8x16_i7x16_add_s (i8x16.sub (v128.xor (v128.load offset=16 (i32.add (local.get $w3) (local.get $k))) (local.get $s1)) (local.get $s1)) (local.get $x1) (local.get $d3)))
-            (local.set $k (i32.add (local.get $k) (i32.const 32)))
-            (br $inner)))
-        (if (i32.lt_u (local.get $k) (local.get $n))
-          (then
-            (local.set $x (v128.load (i32.add (local.get $ar) (local.get $k))))
-            (local.set $s (v128.load (i32.add (local.get $sr) (local.get $k))))
-              (local.set $c0 (i32x4.relaxed_dot_i8x16_i7x16_add_s (i8x16.sub (v128.xor (v128.load (i32.add (local.get $w0) (local.get $k))) (local.get $s)) (local.get $s)) (local.get $x) (local.get $c0)))
-              (local.set $c1 (i32x4.relaxed_dot_i8x16_i7x16_add_s (i8x16.sub (v128.xor (v128.load (i32.add (local.get $w1) (local.get $k))) (local.get $s)) (local.get $s)) (local.get $x) (local.get $c1)))
-              (local.set $c2 (i32x4.relaxed_dot_i8x16_i7x16_add_s (i8x16.sub (v128.xor (v128.load (i32.add (local.get $w2) (local.get $k))) (local.get $s)) (local.get $s)) (local.get $x) (local.get $c2)))
-              (local.set $c3 (i32x4.relaxed_dot_i8x16_i7x16_add_s (i8x16.sub (v128.xor (v128.load (i32.add (local.get $w3) (local.get $k))) (local.get $s)) (local.get $s)) (local.get $x) (local.get $c3)))))
-        (local.set $c0 (i32x4.add (local.get $c0) (local.get $d0)))
-        (local.set $c1 (i32x4.add (local.get $c1) (local.get $d1)))
-        (local.set $c2 (i32x4.add (local.get $c2) (local.get $d2)))
-        (local.set $c3 (i32x4.add (local.get $c3) (local.get $d3)))
+        ;; the 4 weight rows one after another (row_s8): in memory order (gemm's single row says why)
+        (local.set $c0 (call $row_s8 (local.get $ar) (local.get $sr) (local.get $w0) (local.get $n)))
+        (local.set $c1 (call $row_s8 (local.get $ar) (local.get $sr) (local.get $w1) (local.get $n)))
+        (local.set $c2 (call $row_s8 (local.get $ar) (local.get $sr) (local.get $w2) (local.get $n)))
+        (local.set $c3 (call $row_s8 (local.get $ar) (local.get $sr) (local.get $w3) (local.get $n)))
         (v128.store
           (i32.add (local.get $y) (i32.shl (i32.add (i32.mul (local.get $r) (local.get $ldy)) (local.get $o)) (i32.const 2)))
           (f32x4.mul
@@ -229,9 +209,10 @@
   ;; repeated in every lane (a shuffle) one dot product adds 4 products to each row's lane. The
   ;; activation's sign is moved onto the weight as in gemm_s8 ((w ^ s) − s, s repeated alike), and
   ;; |a| is the unsigned 7-bit operand. acc += f32(Σ_block) · ws[o..o+3][b]; no sums to transpose.
-  ;; Each activation row passes over 4 groups (16 outputs) at a time, one chain of dot products per
-  ;; group (the sign depends on the activation, so a weight vector serves one row: no row tiles);
-  ;; the groups left over run one at a time, with two chains.
+  ;; With two or more activation rows, each row passes over 4 groups (16 outputs) at a time, one
+  ;; chain of dot products per group (the sign depends on the activation, so a weight vector serves
+  ;; one row: no row tiles); one row (decode), and the groups left over, run a group at a time, with
+  ;; two chains.
   (func (export "gemm_q8b")
     (param $y i32) (param $ldy i32) (param $a i32) (param $sg i32) (param $as i32) (param $rows i32)
     (param $w i32) (param $ws i32) (param $nout i32) (param $n i32)
@@ -248,7 +229,9 @@
     (local.set $s3 (i32.add (local.get $n) (local.get $s1)))
     (block $fours_done
       (loop $fours
-        (br_if $fours_done (i32.gt_u (i32.add (local.get $o) (i32.const 16)) (local.get $nout)))
+        ;; not for one activation row (decode): it reads 4 groups' runs of 4n bytes side by side, the
+        ;; loop below one at a time, in memory order (gemm_q4b says why that streams faster)
+        (br_if $fours_done (i32.or (i32.eq (local.get $rows) (i32.const 1)) (i32.gt_u (i32.add (local.get $o) (i32.const 16)) (local.get $nout))))
         (local.set $wg (i32.add (local.get $w) (i32.mul (local.get $o) (local.get $n))))
         (local.set $wsg (i32.add (local.get $ws) (i32.shr_u (i32.mul (local.get $o) (local.get $n)) (i32.const 3))))
         (local.set $r (i32.const 0))
@@ -447,7 +430,7 @@
     (param $w i32) (param $ws i32) (param $nout i32) (param $n i32)
     (local $o i32) (local $r i32) (local $wg i32) (local $wsg i32)
     (local $pa i32) (local $pa1 i32) (local $pw i32) (local $ps i32) (local $pb i32) (local $pb1 i32) (local $end i32)
-    (local $g1 i32) (local $s1 i32) (local $g2 i32) (local $s2 i32) (local $g3 i32) (local $s3 i32)
+    (local $g1 i32) (local $s1 i32)
     (local $f0 v128) (local $q0 v128) (local $f1 v128) (local $q1 v128) (local $f2 v128) (local $q2 v128) (local $f3 v128) (local $q3 v128)
     (local $c0 v128) (local $c1 v128) (local $d0 v128) (local $d1 v128) (local $x0 v128) (local $x1 v128) (local $y0 v128) (local $y1 v128)
     (local $t v128) (local $v v128) (local $lo v128) (local $hi v128) (local $acc v128) (local $acc1 v128) (local $sc v128) (local $m15 v128)
@@ -458,91 +441,14 @@
     (local.set $m15 (i8x16.splat (i32.or (i32.shr_u (local.get $n) (i32.const 31)) (i32.const 15))))
     (local.set $g1 (i32.shl (local.get $n) (i32.const 1)))  ;; group 1's weights: 2n bytes after group 0's
     (local.set $s1 (i32.shr_u (local.get $n) (i32.const 1)))  ;; its scales: n / 2 bytes after group 0's
-    ;; One activation row (decode): 4 groups (16 outputs) per pass, so that each block's activation
-    ;; lanes are repeated once for the four, and four chains of dot products are in flight (one per
-    ;; group: 0.9× the time of two groups with two chains each); the last groups go through the
-    ;; general loop below.
-    (if (i32.eq (local.get $rows) (i32.const 1))
-      (then
-      (local.set $g2 (i32.shl (local.get $n) (i32.const 2)))  ;; group 2's weights: 4n bytes after group 0's
-      (local.set $s2 (local.get $n))  ;; its scales: n bytes after group 0's
-      (local.set $g3 (i32.add (local.get $g1) (local.get $g2)))  ;; group 3's weights: 6n bytes after group 0's
-      (local.set $s3 (i32.add (local.get $n) (local.get $s1)))  ;; its scales: 3n / 2 bytes after group 0's
-      (block $groups_done
-      (loop $group_passes
-        (br_if $groups_done (i32.gt_u (i32.add (local.get $o) (i32.const 16)) (local.get $nout)))
-        (local.set $pa (local.get $a))
-        (local.set $end (i32.add (local.get $a) (local.get $n)))
-        (local.set $pb (local.get $boff))
-        (local.set $pw (i32.add (local.get $w) (i32.shr_u (i32.mul (local.get $o) (local.get $n)) (i32.const 1))))
-        (local.set $ps (i32.add (local.get $ws) (i32.shr_u (i32.mul (local.get $o) (local.get $n)) (i32.const 3))))
-        (local.set $f0 (v128.const f32x4 0 0 0 0))
-        (local.set $f1 (v128.const f32x4 0 0 0 0))
-        (local.set $f2 (v128.const f32x4 0 0 0 0))
-        (local.set $f3 (v128.const f32x4 0 0 0 0))
-        (loop $group_blocks
-        (local.set $x0 (v128.load (local.get $pa)))
-        (local.set $x1 (v128.load offset=16 (local.get $pa)))
-        (local.set $lo (i8x16.shuffle 0 1 2 3 0 1 2 3 0 1 2 3 0 1 2 3 (local.get $x0) (local.get $x0)))
-        (local.set $hi (i8x16.shuffle 0 1 2 3 0 1 2 3 0 1 2 3 0 1 2 3 (local.get $x1) (local.get $x1)))
-        (local.set $v (v128.load (local.get $pw)))
-        (local.set $q0 (i32x4.relaxed_dot_i8x16_i7x16_add_s (local.get $hi) (v128.and (i16x8.shr_u (local.get $v) (i32.const 4)) (local.get $m15)) (i32x4.relaxed_dot_i8x16_i7x16_add_s (local.get $lo) (v128.and (local.get $v) (local.get $m15)) (v128.const i32x4 0 0 0 0))))
-        (local.set $v (v128.load (i32.add (local.get $pw) (local.get $g1))))
-        (local.set $q1 (i32x4.relaxed_dot_i8x16_i7x16_add_s (local.get $hi) (v128.and (i16x8.shr_u (local.get $v) (i32.const 4)) (local.get $m15)) (i32x4.relaxed_dot_i8x16_i7x16_add_s (local.get $lo) (v128.and (local.get $v) (local.get $m15)) (v128.const i32x4 0 0 0 0))))
-        (local.set $v (v128.load (i32.add (local.get $pw) (local.get $g2))))
-        (local.set $q2 (i32x4.relaxed_dot_i8x16_i7x16_add_s (local.get $hi) (v128.and (i16x8.shr_u (local.get $v) (i32.const 4)) (local.get $m15)) (i32x4.relaxed_dot_i8x16_i7x16_add_s (local.get $lo) (v128.and (local.get $v) (local.get $m15)) (v128.const i32x4 0 0 0 0))))
-        (local.set $v (v128.load (i32.add (local.get $pw) (local.get $g3))))
-        (local.set $q3 (i32x4.relaxed_dot_i8x16_i7x16_add_s (local.get $hi) (v128.and (i16x8.shr_u (local.get $v) (i32.const 4)) (local.get $m15)) (i32x4.relaxed_dot_i8x16_i7x16_add_s (local.get $lo) (v128.and (local.get $v) (local.get $m15)) (v128.const i32x4 0 0 0 0))))
-        (local.set $lo (i8x16.shuffle 4 5 6 7 4 5 6 7 4 5 6 7 4 5 6 7 (local.get $x0) (local.get $x0)))
-        (local.set $hi (i8x16.shuffle 4 5 6 7 4 5 6 7 4 5 6 7 4 5 6 7 (local.get $x1) (local.get $x1)))
-        (local.set $v (v128.load offset=16 (local.get $pw)))
-        (local.set $q0 (i32x4.relaxed_dot_i8x16_i7x16_add_s (local.get $hi) (v128.and (i16x8.shr_u (local.get $v) (i32.const 4)) (local.get $m15)) (i32x4.relaxed_dot_i8x16_i7x16_add_s (local.get $lo) (v128.and (local.get $v) (local.get $m15)) (local.get $q0))))
-        (local.set $v (v128.load offset=16 (i32.add (local.get $pw) (local.get $g1))))
-        (local.set $q1 (i32x4.relaxed_dot_i8x16_i7x16_add_s (local.get $hi) (v128.and (i16x8.shr_u (local.get $v) (i32.const 4)) (local.get $m15)) (i32x4.relaxed_dot_i8x16_i7x16_add_s (local.get $lo) (v128.and (local.get $v) (local.get $m15)) (local.get $q1))))
-        (local.set $v (v128.load offset=16 (i32.add (local.get $pw) (local.get $g2))))
-        (local.set $q2 (i32x4.relaxed_dot_i8x16_i7x16_add_s (local.get $hi) (v128.and (i16x8.shr_u (local.get $v) (i32.const 4)) (local.get $m15)) (i32x4.relaxed_dot_i8x16_i7x16_add_s (local.get $lo) (v128.and (local.get $v) (local.get $m15)) (local.get $q2))))
-        (local.set $v (v128.load offset=16 (i32.add (local.get $pw) (local.get $g3))))
-        (local.set $q3 (i32x4.relaxed_dot_i8x16_i7x16_add_s (local.get $hi) (v128.and (i16x8.shr_u (local.get $v) (i32.const 4)) (local.get $m15)) (i32x4.relaxed_dot_i8x16_i7x16_add_s (local.get $lo) (v128.and (local.get $v) (local.get $m15)) (local.get $q3))))
-        (local.set $lo (i8x16.shuffle 8 9 10 11 8 9 10 11 8 9 10 11 8 9 10 11 (local.get $x0) (local.get $x0)))
-        (local.set $hi (i8x16.shuffle 8 9 10 11 8 9 10 11 8 9 10 11 8 9 10 11 (local.get $x1) (local.get $x1)))
-        (local.set $v (v128.load offset=32 (local.get $pw)))
-        (local.set $q0 (i32x4.relaxed_dot_i8x16_i7x16_add_s (local.get $hi) (v128.and (i16x8.shr_u (local.get $v) (i32.const 4)) (local.get $m15)) (i32x4.relaxed_dot_i8x16_i7x16_add_s (local.get $lo) (v128.and (local.get $v) (local.get $m15)) (local.get $q0))))
-        (local.set $v (v128.load offset=32 (i32.add (local.get $pw) (local.get $g1))))
-        (local.set $q1 (i32x4.relaxed_dot_i8x16_i7x16_add_s (local.get $hi) (v128.and (i16x8.shr_u (local.get $v) (i32.const 4)) (local.get $m15)) (i32x4.relaxed_dot_i8x16_i7x16_add_s (local.get $lo) (v128.and (local.get $v) (local.get $m15)) (local.get $q1))))
-        (local.set $v (v128.load offset=32 (i32.add (local.get $pw) (local.get $g2))))
-        (local.set $q2 (i32x4.relaxed_dot_i8x16_i7x16_add_s (local.get $hi) (v128.and (i16x8.shr_u (local.get $v) (i32.const 4)) (local.get $m15)) (i32x4.relaxed_dot_i8x16_i7x16_add_s (local.get $lo) (v128.and (local.get $v) (local.get $m15)) (local.get $q2))))
-        (local.set $v (v128.load offset=32 (i32.add (local.get $pw) (local.get $g3))))
-        (local.set $q3 (i32x4.relaxed_dot_i8x16_i7x16_add_s (local.get $hi) (v128.and (i16x8.shr_u (local.get $v) (i32.const 4)) (local.get $m15)) (i32x4.relaxed_dot_i8x16_i7x16_add_s (local.get $lo) (v128.and (local.get $v) (local.get $m15)) (local.get $q3))))
-        (local.set $lo (i8x16.shuffle 12 13 14 15 12 13 14 15 12 13 14 15 12 13 14 15 (local.get $x0) (local.get $x0)))
-        (local.set $hi (i8x16.shuffle 12 13 14 15 12 13 14 15 12 13 14 15 12 13 14 15 (local.get $x1) (local.get $x1)))
-        (local.set $v (v128.load offset=48 (local.get $pw)))
-        (local.set $q0 (i32x4.relaxed_dot_i8x16_i7x16_add_s (local.get $hi) (v128.and (i16x8.shr_u (local.get $v) (i32.const 4)) (local.get $m15)) (i32x4.relaxed_dot_i8x16_i7x16_add_s (local.get $lo) (v128.and (local.get $v) (local.get $m15)) (local.get $q0))))
-        (local.set $v (v128.load offset=48 (i32.add (local.get $pw) (local.get $g1))))
-        (local.set $q1 (i32x4.relaxed_dot_i8x16_i7x16_add_s (local.get $hi) (v128.and (i16x8.shr_u (local.get $v) (i32.const 4)) (local.get $m15)) (i32x4.relaxed_dot_i8x16_i7x16_add_s (local.get $lo) (v128.and (local.get $v) (local.get $m15)) (local.get $q1))))
-        (local.set $v (v128.load offset=48 (i32.add (local.get $pw) (local.get $g2))))
-        (local.set $q2 (i32x4.relaxed_dot_i8x16_i7x16_add_s (local.get $hi) (v128.and (i16x8.shr_u (local.get $v) (i32.const 4)) (local.get $m15)) (i32x4.relaxed_dot_i8x16_i7x16_add_s (local.get $lo) (v128.and (local.get $v) (local.get $m15)) (local.get $q2))))
-        (local.set $v (v128.load offset=48 (i32.add (local.get $pw) (local.get $g3))))
-        (local.set $q3 (i32x4.relaxed_dot_i8x16_i7x16_add_s (local.get $hi) (v128.and (i16x8.shr_u (local.get $v) (i32.const 4)) (local.get $m15)) (i32x4.relaxed_dot_i8x16_i7x16_add_s (local.get $lo) (v128.and (local.get $v) (local.get $m15)) (local.get $q3))))
-        (local.set $v (v128.load32_splat (local.get $pb)))
-        (local.set $f0 (f32x4.add (local.get $f0) (f32x4.mul (f32x4.convert_i32x4_s (i32x4.sub (block_sum (local.get $q0)) (local.get $v))) (v128.load (local.get $ps)))))
-        (local.set $f1 (f32x4.add (local.get $f1) (f32x4.mul (f32x4.convert_i32x4_s (i32x4.sub (block_sum (local.get $q1)) (local.get $v))) (v128.load (i32.add (local.get $ps) (local.get $s1))))))
-        (local.set $f2 (f32x4.add (local.get $f2) (f32x4.mul (f32x4.convert_i32x4_s (i32x4.sub (block_sum (local.get $q2)) (local.get $v))) (v128.load (i32.add (local.get $ps) (local.get $s2))))))
-        (local.set $f3 (f32x4.add (local.get $f3) (f32x4.mul (f32x4.convert_i32x4_s (i32x4.sub (block_sum (local.get $q3)) (local.get $v))) (v128.load (i32.add (local.get $ps) (local.get $s3))))))
-        (local.set $pa (i32.add (local.get $pa) (i32.const 32)))
-        (local.set $pw (i32.add (local.get $pw) (i32.const 64)))
-        (local.set $ps (i32.add (local.get $ps) (i32.const 16)))
-        (local.set $pb (i32.add (local.get $pb) (i32.const 4)))
-        (br_if $group_blocks (i32.lt_u (local.get $pa) (local.get $end))))
-        (local.set $sc (f32x4.splat (f32.load (local.get $as))))
-        (v128.store offset=0 (i32.add (local.get $y) (i32.shl (local.get $o) (i32.const 2))) (f32x4.mul (local.get $f0) (local.get $sc)))
-        (v128.store offset=16 (i32.add (local.get $y) (i32.shl (local.get $o) (i32.const 2))) (f32x4.mul (local.get $f1) (local.get $sc)))
-        (v128.store offset=32 (i32.add (local.get $y) (i32.shl (local.get $o) (i32.const 2))) (f32x4.mul (local.get $f2) (local.get $sc)))
-        (v128.store offset=48 (i32.add (local.get $y) (i32.shl (local.get $o) (i32.const 2))) (f32x4.mul (local.get $f3) (local.get $sc)))
-        (local.set $o (i32.add (local.get $o) (i32.const 16)))
-        (br $group_passes)))
-      (if (i32.ge_u (local.get $o) (local.get $nout)) (then (return)))))
-    ;; Two or more activation rows (prefill, batches): an odd last row first, alone (the one-row
-    ;; passes above), then 2 rows × 2 groups (8 outputs) per pass, so that each unpacked weight vector
+    ;; One activation row (decode) takes the general loop below, one group (4 outputs) at a time:
+    ;; a group's 4 rows are one run of 2n bytes, so the passes read the weights in memory order. A
+    ;; pass over 4 groups (sharing each block's repeated activation lanes) took 0.7× the time in
+    ;; cache, but reads 4 runs of 2n bytes side by side, which the hardware prefetchers follow badly:
+    ;; from memory, SmolLM2-135M's shapes streamed 5.1–6.1 GB/s that way and 8.9–10.7 one group at a
+    ;; time (AMD EPYC, BENCHMARKS.md), and decoding reads every weight from memory.
+    ;; Two or more activation rows (prefill, batches): an odd last row first, alone (the general
+    ;; loop's one-row pass), then 2 rows × 2 groups (8 outputs) per pass, so that each unpacked weight vector
     ;; serves two rows and each repeated activation lane two groups (the lanes are repeated straight
     ;; from memory: registers hold the 4 + 4 accumulators); a last single group goes through the loop
     ;; below. Each tile is 0.9× the time of 2 rows × 1 group at 128 rows.
