@@ -141,23 +141,9 @@ INLINE void tile_4x2(float *y, int ldy, const int16_t *a, int n, const uint8_t *
   y[ldy + 3] = finish(hsum(c31), sums[1], q8) * ws[3] * as[1];
 }
 
-// 4 weight rows × 1 activation row (decode of one sequence, and an odd last row), per-row kinds.
-INLINE void tile_4x1(float *y, const int16_t *a, int n, const uint8_t *w, const float *ws, float as, int32_t sum, int q8) {
-  v128_t c0 = wasm_i32x4_splat(0), c1 = c0, c2 = c0, c3 = c0;
-  const uint8_t *w0 = w, *w1 = w + n, *w2 = w + 2 * n, *w3 = w + 3 * n;
-  for (int k = 0; k < n; k += 8) {
-    v128_t x = wasm_v128_load(a + k);
-    c0 = wasm_i32x4_add(c0, wasm_i32x4_dot_i16x8(load_row8(w0 + k, q8), x));
-    c1 = wasm_i32x4_add(c1, wasm_i32x4_dot_i16x8(load_row8(w1 + k, q8), x));
-    c2 = wasm_i32x4_add(c2, wasm_i32x4_dot_i16x8(load_row8(w2 + k, q8), x));
-    c3 = wasm_i32x4_add(c3, wasm_i32x4_dot_i16x8(load_row8(w3 + k, q8), x));
-  }
-  y[0] = finish(hsum(c0), sum, q8) * ws[0] * as;
-  y[1] = finish(hsum(c1), sum, q8) * ws[1] * as;
-  y[2] = finish(hsum(c2), sum, q8) * ws[2] * as;
-  y[3] = finish(hsum(c3), sum, q8) * ws[3] * as;
-}
-
+// One weight row × one activation row, per-row kinds. A single activation row (decode of one
+// sequence, and an odd last row) takes its weight rows one after another, in memory order: 4 rows
+// side by side streamed 1.3–1.9× slower from memory (relaxed.wat's gemm; BENCHMARKS.md).
 INLINE float dot_1x1(const int16_t *a, int n, const uint8_t *w, int32_t sum, int q8) {
   v128_t c = wasm_i32x4_splat(0);
   for (int k = 0; k < n; k += 8) c = wasm_i32x4_add(c, wasm_i32x4_dot_i16x8(load_row8(w + k, q8), wasm_v128_load(a + k)));
@@ -182,9 +168,7 @@ INLINE void linear_rows(float *y, const int16_t *q, const float *qs, const int32
       }
     }
     for (; r < rows; r++) {
-      int o = o0;
-      for (; o + 4 <= o1; o += 4) tile_4x1(y + r * n_out + o, q + r * n, n, mat->w + o * n, mat->scale + o, qs[r], sums[r], q8);
-      for (; o < o1; o++) y[r * n_out + o] = dot_1x1(q + r * n, n, mat->w + o * n, sums[r], q8) * mat->scale[o] * qs[r];
+      for (int o = o0; o < o1; o++) y[r * n_out + o] = dot_1x1(q + r * n, n, mat->w + o * n, sums[r], q8) * mat->scale[o] * qs[r];
     }
   }
 }
