@@ -11,6 +11,7 @@ import { quantizeMatrix, type MatrixKind } from "../src/engine/simd/quantize.js"
 import { compileRelaxed, dotForm, withDotForm, type DotForm } from "../src/engine/simd/relaxed.js";
 import { settingsFrom } from "../src/hosts/config.js";
 import { nodeOrt } from "../src/node-runtime.js";
+import { chunksDecodeBatch, firstDifference, values } from "./helpers/bits.js";
 import { KERNELS_WASM, RELAXED_WASM } from "./helpers/fixture.js";
 
 const KINDS: MatrixKind[] = ["q7", "q8", "q8_32", "q4_32"];
@@ -19,24 +20,6 @@ const SHIPPED = join(import.meta.dirname, "../model");
 async function modules(form: DotForm) {
   nodeOrt(1); // the Node host's V8 flags
   return { kernels: await WebAssembly.compile(readFileSync(KERNELS_WASM)), relaxed: withDotForm(await WebAssembly.compile(readFileSync(RELAXED_WASM)), form) };
-}
-
-function values(n: number, seed: number): Float32Array {
-  let s = seed >>> 0;
-  const u = () => ((s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 2 ** 32);
-  return Float32Array.from({ length: n }, (_, i) => (u() + u() + u() - 1.5) * (i % 61 === 3 ? 6 : 1));
-}
-
-/** Where two lists of outputs first differ in their bits ("same" if nowhere): a small failure message. */
-function firstDifference(a: Float32Array[], b: Float32Array[]): string {
-  if (a.length !== b.length) return `${a.length} outputs against ${b.length}`;
-  for (let i = 0; i < a.length; i++) {
-    const x = new Uint32Array(a[i].buffer, a[i].byteOffset, a[i].length), y = new Uint32Array(b[i].buffer, b[i].byteOffset, b[i].length);
-    if (x.length !== y.length) return `output ${i}: ${x.length} values against ${y.length}`;
-    const k = x.findIndex((v, j) => v !== y[j]);
-    if (k >= 0) return `output ${i}, value ${k}: ${a[i][k]} against ${b[i][k]}`;
-  }
-  return "same";
 }
 
 describe("relaxed.wasm's split form", () => {
@@ -62,12 +45,7 @@ describe("relaxed.wasm's split form", () => {
       const { kernels, relaxed } = await modules(form);
       const dec = await SimdDecoder.create(kernels, weights, relaxed, {}, kvCache);
       expect(dec.dot).toBe(form);
-      const [a, b] = [dec.newCache(), dec.newCache()];
-      const prompt = Array.from({ length: 100 }, (_, i) => (i * 131 + 7) % 8000); // two chunks: 64 + 36 rows
-      const out = [await dec.step([{ cache: a, tokens: prompt, logits: "all" }])];
-      out.push(await dec.step([{ cache: b, tokens: prompt.slice(0, 9) }]));
-      for (let t = 0; t < 4; t++) out.push(await dec.step([{ cache: a, tokens: [100 + t] }, { cache: b, tokens: [200 + t] }]));
-      return out.flat().map(({ logits }) => logits);
+      return chunksDecodeBatch(dec);
     };
     expect(firstDifference(await run("split"), await run("fused"))).toBe("same");
   });

@@ -10,6 +10,7 @@ import { readOnnx } from "../src/engine/simd/onnx-reader.js";
 import { quantizeMatrix, type MatrixKind } from "../src/engine/simd/quantize.js";
 import { nodeOrt } from "../src/node-runtime.js";
 import { workerHelperThread } from "../src/engine/simd/worker-threads.js";
+import { chunksDecodeBatch, firstDifference, values } from "./helpers/bits.js";
 import { KERNELS_WASM, RELAXED_WASM } from "./helpers/fixture.js";
 
 const KINDS: MatrixKind[] = ["q7", "q8", "q8_32", "q4_32"];
@@ -24,24 +25,6 @@ async function builds(variant: KernelVariant): Promise<{ kernels: WebAssembly.Mo
     relaxed: variant === "relaxed-simd" ? await WebAssembly.compile(readFileSync(RELAXED_WASM)) : null,
     helper: await workerHelperThread(relaxedSetting),
   };
-}
-
-function values(n: number, seed: number): Float32Array {
-  let s = seed >>> 0;
-  const u = () => ((s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 2 ** 32);
-  return Float32Array.from({ length: n }, (_, i) => (u() + u() + u() - 1.5) * (i % 61 === 3 ? 6 : 1));
-}
-
-/** Where two lists of outputs first differ in their bits ("same" if nowhere): a small failure message, not a diff of megabytes. */
-function firstDifference(a: Float32Array[], b: Float32Array[]): string {
-  if (a.length !== b.length) return `${a.length} outputs against ${b.length}`;
-  for (let i = 0; i < a.length; i++) {
-    const x = new Uint32Array(a[i].buffer, a[i].byteOffset, a[i].length), y = new Uint32Array(b[i].buffer, b[i].byteOffset, b[i].length);
-    if (x.length !== y.length) return `output ${i}: ${x.length} values against ${y.length}`;
-    const k = x.findIndex((v, j) => v !== y[j]);
-    if (k >= 0) return `output ${i}, value ${k}: ${a[i][k]} against ${b[i][k]}`;
-  }
-  return "same";
 }
 
 const closers: { close(): void }[] = [];
@@ -74,15 +57,7 @@ describe.each(VARIANTS)("the shipped model on two threads (%s)", (variant) => {
     const two = await SimdDecoder.create(kernels, weights, relaxed, {}, kvCache, helper);
     closers.push(two);
     expect(two.threads).toBe(2);
-    const run = async (dec: SimdDecoder) => {
-      const [a, b] = [dec.newCache(), dec.newCache()];
-      const prompt = Array.from({ length: 100 }, (_, i) => (i * 131 + 7) % 8000); // two chunks: 64 + 36 rows
-      const out = [await dec.step([{ cache: a, tokens: prompt, logits: "all" }])];
-      out.push(await dec.step([{ cache: b, tokens: prompt.slice(0, 9) }]));
-      for (let t = 0; t < 4; t++) out.push(await dec.step([{ cache: a, tokens: [100 + t] }, { cache: b, tokens: [200 + t] }]));
-      return out.flat().map(({ logits }) => logits);
-    };
-    expect(firstDifference(await run(two), await run(one))).toBe("same");
+    expect(firstDifference(await chunksDecodeBatch(two), await chunksDecodeBatch(one))).toBe("same");
   });
 });
 
