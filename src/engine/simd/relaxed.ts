@@ -4,7 +4,8 @@
 /**
  * Which form of relaxed.wasm's dot-product functions the kernels import (relaxed.wat's header):
  * "fused", one instruction per 16 multiply-adds where V8 has one (x64 with AVX-VNNI), or "split",
- * the same integers in instructions every x64 CPU runs at full speed. Results are the same bits.
+ * the same integers in the two or three instructions V8 would expand it into, without the two more
+ * it adds each time where the CPU lacks AVX-VNNI. Results are the same bits.
  */
 export type DotForm = "fused" | "split";
 
@@ -34,7 +35,7 @@ export function withDotForm(module: WebAssembly.Module, setting?: string): WebAs
  * process on 8 rows of gemm (7-bit rows) and gemm_q4b (4-bit blocks) over a zeroed memory of its own
  * (the timings do not depend on the values; the same choice for every module keeps a process's loads
  * alike). Where the clock does not move during a call (Workers stop it), the two tie and "split" is
- * taken: it is never far behind, and far ahead without AVX-VNNI.
+ * taken: the faster one wherever the CPU lacks AVX-VNNI (BENCHMARKS.md).
  */
 export function dotForm(module: WebAssembly.Module): DotForm {
   return forms.get(module) ?? (timed ??= timedForm(module));
