@@ -166,9 +166,10 @@
   (func (export "gemm_s8")
     (param $y i32) (param $ldy i32) (param $a i32) (param $sg i32) (param $as i32) (param $rows i32)
     (param $w i32) (param $ws i32) (param $nout i32) (param $n i32)
-    (local $o i32) (local $r i32) (local $ar i32) (local $sr i32)
+    (local $o i32) (local $r i32) (local $k i32) (local $ar i32) (local $sr i32)
     (local $w0 i32) (local $w1 i32) (local $w2 i32) (local $w3 i32)
-    (local $c0 v128) (local $c1 v128) (local $c2 v128) (local $c3 v128) (local $ab v128) (local $cd v128)
+    (local $c0 v128) (local $c1 v128) (local $c2 v128) (local $c3 v128) (local $x v128) (local $s v128) (local $ab v128) (local $cd v128)
+    (local $d0 v128) (local $d1 v128) (local $d2 v128) (local $d3 v128) (local $x1 v128) (local $s1 v128)
     (loop $outputs
       (local.set $w0 (i32.add (local.get $w) (i32.mul (local.get $o) (local.get $n))))
       (local.set $w1 (i32.add (local.get $w0) (local.get $n)))
@@ -178,11 +179,57 @@
       (loop $activation_rows
         (local.set $ar (i32.add (local.get $a) (i32.mul (local.get $r) (local.get $n))))
         (local.set $sr (i32.add (local.get $sg) (i32.mul (local.get $r) (local.get $n))))
-        ;; the 4 weight rows one after another (row_s8): in memory order (gemm's single row says why)
-        (local.set $c0 (call $row_s8 (local.get $ar) (local.get $sr) (local.get $w0) (local.get $n)))
-        (local.set $c1 (call $row_s8 (local.get $ar) (local.get $sr) (local.get $w1) (local.get $n)))
-        (local.set $c2 (call $row_s8 (local.get $ar) (local.get $sr) (local.get $w2) (local.get $n)))
-        (local.set $c3 (call $row_s8 (local.get $ar) (local.get $sr) (local.get $w3) (local.get $n)))
+        ;; One activation row (decode): the 4 weight rows one after another (row_s8), in memory order
+        ;; (gemm's single row says why). More rows: the 4 side by side, each activation vector loaded
+        ;; once for the four (the 4 rows' weights stay in L1 while every activation row passes); with
+        ;; row_s8 here too, a 128-token prefill of the SmolLM2-135M shape took 578–600 ms against
+        ;; 474–531 (one pair of runs; later pairs on this noisy machine were inconclusive).
+        (if (i32.eq (local.get $rows) (i32.const 1))
+          (then
+            (local.set $c0 (call $row_s8 (local.get $ar) (local.get $sr) (local.get $w0) (local.get $n)))
+            (local.set $c1 (call $row_s8 (local.get $ar) (local.get $sr) (local.get $w1) (local.get $n)))
+            (local.set $c2 (call $row_s8 (local.get $ar) (local.get $sr) (local.get $w2) (local.get $n)))
+            (local.set $c3 (call $row_s8 (local.get $ar) (local.get $sr) (local.get $w3) (local.get $n))))
+          (else
+            (local.set $c0 (v128.const i32x4 0 0 0 0))
+            (local.set $c1 (v128.const i32x4 0 0 0 0))
+            (local.set $c2 (v128.const i32x4 0 0 0 0))
+            (local.set $c3 (v128.const i32x4 0 0 0 0))
+            (local.set $d0 (v128.const i32x4 0 0 0 0))
+            (local.set $d1 (v128.const i32x4 0 0 0 0))
+            (local.set $d2 (v128.const i32x4 0 0 0 0))
+            (local.set $d3 (v128.const i32x4 0 0 0 0))
+            (local.set $k (i32.const 0))
+            ;; two sets of accumulators (k and k + 16), eight dot products in flight (as gemm's single row)
+            (block $pairs_of_vectors_done
+              (loop $inner
+                (br_if $pairs_of_vectors_done (i32.gt_u (i32.add (local.get $k) (i32.const 32)) (local.get $n)))
+                (local.set $x (v128.load (i32.add (local.get $ar) (local.get $k))))
+                (local.set $s (v128.load (i32.add (local.get $sr) (local.get $k))))
+                (local.set $x1 (v128.load offset=16 (i32.add (local.get $ar) (local.get $k))))
+                (local.set $s1 (v128.load offset=16 (i32.add (local.get $sr) (local.get $k))))
+                (local.set $c0 (i32x4.relaxed_dot_i8x16_i7x16_add_s (i8x16.sub (v128.xor (v128.load (i32.add (local.get $w0) (local.get $k))) (local.get $s)) (local.get $s)) (local.get $x) (local.get $c0)))
+                (local.set $d0 (i32x4.relaxed_dot_i8x16_i7x16_add_s (i8x16.sub (v128.xor (v128.load offset=16 (i32.add (local.get $w0) (local.get $k))) (local.get $s1)) (local.get $s1)) (local.get $x1) (local.get $d0)))
+                (local.set $c1 (i32x4.relaxed_dot_i8x16_i7x16_add_s (i8x16.sub (v128.xor (v128.load (i32.add (local.get $w1) (local.get $k))) (local.get $s)) (local.get $s)) (local.get $x) (local.get $c1)))
+                (local.set $d1 (i32x4.relaxed_dot_i8x16_i7x16_add_s (i8x16.sub (v128.xor (v128.load offset=16 (i32.add (local.get $w1) (local.get $k))) (local.get $s1)) (local.get $s1)) (local.get $x1) (local.get $d1)))
+                (local.set $c2 (i32x4.relaxed_dot_i8x16_i7x16_add_s (i8x16.sub (v128.xor (v128.load (i32.add (local.get $w2) (local.get $k))) (local.get $s)) (local.get $s)) (local.get $x) (local.get $c2)))
+                (local.set $d2 (i32x4.relaxed_dot_i8x16_i7x16_add_s (i8x16.sub (v128.xor (v128.load offset=16 (i32.add (local.get $w2) (local.get $k))) (local.get $s1)) (local.get $s1)) (local.get $x1) (local.get $d2)))
+                (local.set $c3 (i32x4.relaxed_dot_i8x16_i7x16_add_s (i8x16.sub (v128.xor (v128.load (i32.add (local.get $w3) (local.get $k))) (local.get $s)) (local.get $s)) (local.get $x) (local.get $c3)))
+                (local.set $d3 (i32x4.relaxed_dot_i8x16_i7x16_add_s (i8x16.sub (v128.xor (v128.load offset=16 (i32.add (local.get $w3) (local.get $k))) (local.get $s1)) (local.get $s1)) (local.get $x1) (local.get $d3)))
+                (local.set $k (i32.add (local.get $k) (i32.const 32)))
+                (br $inner)))
+            (if (i32.lt_u (local.get $k) (local.get $n))
+              (then
+                (local.set $x (v128.load (i32.add (local.get $ar) (local.get $k))))
+                (local.set $s (v128.load (i32.add (local.get $sr) (local.get $k))))
+                  (local.set $c0 (i32x4.relaxed_dot_i8x16_i7x16_add_s (i8x16.sub (v128.xor (v128.load (i32.add (local.get $w0) (local.get $k))) (local.get $s)) (local.get $s)) (local.get $x) (local.get $c0)))
+                  (local.set $c1 (i32x4.relaxed_dot_i8x16_i7x16_add_s (i8x16.sub (v128.xor (v128.load (i32.add (local.get $w1) (local.get $k))) (local.get $s)) (local.get $s)) (local.get $x) (local.get $c1)))
+                  (local.set $c2 (i32x4.relaxed_dot_i8x16_i7x16_add_s (i8x16.sub (v128.xor (v128.load (i32.add (local.get $w2) (local.get $k))) (local.get $s)) (local.get $s)) (local.get $x) (local.get $c2)))
+                  (local.set $c3 (i32x4.relaxed_dot_i8x16_i7x16_add_s (i8x16.sub (v128.xor (v128.load (i32.add (local.get $w3) (local.get $k))) (local.get $s)) (local.get $s)) (local.get $x) (local.get $c3)))))
+            (local.set $c0 (i32x4.add (local.get $c0) (local.get $d0)))
+            (local.set $c1 (i32x4.add (local.get $c1) (local.get $d1)))
+            (local.set $c2 (i32x4.add (local.get $c2) (local.get $d2)))
+            (local.set $c3 (i32x4.add (local.get $c3) (local.get $d3)))))
         (v128.store
           (i32.add (local.get $y) (i32.shl (i32.add (i32.mul (local.get $r) (local.get $ldy)) (local.get $o)) (i32.const 2)))
           (f32x4.mul
