@@ -171,10 +171,11 @@ for (let r = 0; r < ROUNDS; r++) {
 
 const med = <T>(rows: T[], get: (row: T) => number) => median(rows.map(get));
 const f = (x: number, d = 1) => (Number.isFinite(x) ? x.toFixed(d) : "–");
+const dot = files.length ? ourRounds.get(`${files[0].shape.name}/Q8_0`)![0].dot : null; // relaxed.wasm's form our rows ran
 const lines = [
   `## Side by side with llama.cpp (\`npm run bench:llamacpp\`)`,
   "",
-  `Machine: ${info.cpu} (${info.simd.join(", ") || "no x86/Arm SIMD flags read"}), ${info.cores} cores, ${info.memory_gb} GiB; Node ${info.node} (V8 ${info.v8}, ${info.kernels} kernels${files.length && ourRounds.get(`${files[0].shape.name}/Q8_0`)![0].dot ? `, ${ourRounds.get(`${files[0].shape.name}/Q8_0`)![0].dot} dot products` : ""}); ` +
+  `Machine: ${info.cpu} (${info.simd.join(", ") || "no x86/Arm SIMD flags read"}), ${info.cores} cores, ${info.memory_gb} GiB; Node ${info.node} (V8 ${info.v8}, ${info.kernels} kernels${dot ? `, ${dot} dot products` : ""}); ` +
     `llama.cpp ${files.length ? llamaRounds.get(`${files[0].shape.name}/Q8_0`)![0].build : "–"}; ${THREADS === 1 ? "1 thread" : `${THREADS} threads`} everywhere; ${info.date}.`,
   `Medians over ${ROUNDS} interleaved round(s) of ${RUNS} run(s) each. Both engines run the same file, llama-quantize --pure's Q8_0 or Q4_0 (ours keeps its blocks: ` +
     `${files.length ? QUANTS.map((q) => `the ${q} file: ${ourRounds.get(`${files[0].shape.name}/${q}`)![0].quantization}`).join("; ") : "–"}; KV cache ${files.length ? ourRounds.get(`${files[0].shape.name}/Q8_0`)![0].kv_cache : "–"} against llama.cpp's f16). ` +

@@ -59,8 +59,8 @@ export interface HelperThread {
 export interface HelperData {
   kernels: WebAssembly.Module;
   relaxed: WebAssembly.Module | null;
-  /** relaxed.wasm's form the calling thread imports (relaxed.ts), so that both threads run the same code. */
-  dot: DotForm | null;
+  /** For each of the kernels' relaxed_<name> imports, the relaxed.wasm export the calling thread took (its form, relaxed.ts), so that both threads run the same code. */
+  relaxedExports: Record<string, string>;
   memory: WebAssembly.Memory;
   stackTop: number;
 }
@@ -82,16 +82,20 @@ async function instantiate(module: WebAssembly.Module, relaxed: WebAssembly.Modu
   const memory = shared ? new WebAssembly.Memory({ initial: 2, maximum: SHARED_MAX_PAGES, shared: true }) : new WebAssembly.Memory({ initial: 2 });
   const imports: Record<string, unknown> = {};
   const dot = relaxed ? dotForm(relaxed) : null;
-  if (relaxed && dot) {
+  const relaxedExports: Record<string, string> = {};
+  if (relaxed) {
     const { exports } = await WebAssembly.instantiate(relaxed, { env: { memory } });
-    for (const name of RELAXED_KERNELS) imports[`relaxed_${name}`] = dotFormExport(name, dot, exports);
+    for (const name of RELAXED_KERNELS) {
+      relaxedExports[`relaxed_${name}`] = dotFormExport(name, dot!, exports);
+      imports[`relaxed_${name}`] = exports[relaxedExports[`relaxed_${name}`]];
+    }
   } else {
     for (const name of RELAXED_KERNELS) imports[`relaxed_${name}`] = () => {
       throw new Error(`relaxed_${name} called without relaxed.wasm`);
     };
   }
   const instance = await WebAssembly.instantiate(module, { env: { ...env, ...imports, memory } });
-  return { instance, memory, dot };
+  return { instance, memory, dot, relaxedExports };
 }
 
 /**
@@ -100,13 +104,13 @@ async function instantiate(module: WebAssembly.Module, relaxed: WebAssembly.Modu
  * too. Until the loop starts, and after the thread ends, all work runs on the calling thread
  * (threads.c checks the state before every job).
  */
-async function startHelper(instance: WebAssembly.Instance, heap: Heap, helper: HelperThread, dot: DotForm | null, helperModel = 0): Promise<Int32Array> {
+async function startHelper(instance: WebAssembly.Instance, heap: Heap, helper: HelperThread, relaxedExports: Record<string, string>, helperModel = 0): Promise<Int32Array> {
   const exports = instance.exports as unknown as { helper_state(): number };
   const state = new Int32Array(heap.memory.buffer, exports.helper_state(), HELPER_STATE_LENGTH);
   state[HELPER_MODEL] = helperModel;
   const stack = heap.alloc(HELPER_STACK);
   await new Promise<void>((resolve, reject) => {
-    helper.start({ kernels: helper.kernels, relaxed: helper.relaxed, dot, memory: heap.memory, stackTop: stack + HELPER_STACK }, () => {
+    helper.start({ kernels: helper.kernels, relaxed: helper.relaxed, relaxedExports, memory: heap.memory, stackTop: stack + HELPER_STACK }, () => {
       Atomics.store(state, HELPER_RUNNING, 0); // a helper that died mid-job: threads.c does its unfinished chunks itself
       reject(new Error("the kernels' helper thread ended before its loop started"));
     });
@@ -139,9 +143,9 @@ export class KernelMatmul {
   /** With `helper`, its threads build runs instead of `module` and `relaxed`, products shared with a second thread. */
   static async create(module: WebAssembly.Module, relaxed: WebAssembly.Module | null = null, helper: HelperThread | null = null): Promise<KernelMatmul> {
     const kernels = helper ? helper.kernels : module, relaxedKernels = helper ? helper.relaxed : relaxed;
-    const { instance, memory, dot } = await instantiate(kernels, relaxedKernels, {}, helper !== null);
+    const { instance, memory, dot, relaxedExports } = await instantiate(kernels, relaxedKernels, {}, helper !== null);
     const mm = new KernelMatmul(instance, memory, relaxedKernels ? "relaxed-simd" : "simd128", dot);
-    if (helper) mm.helperState = await startHelper(instance, mm.heap, helper, dot);
+    if (helper) mm.helperState = await startHelper(instance, mm.heap, helper, relaxedExports);
     return mm;
   }
 
@@ -232,9 +236,9 @@ export class SimdDecoder implements Decoder<PagedKvCache> {
   static async create(module: WebAssembly.Module, weights: Placeable<LlamaWeights>, relaxed: WebAssembly.Module | null = null, env: Record<string, unknown> = {},
     kvCache: KvCacheKind = DEFAULT_KV_CACHE, helper: HelperThread | null = null): Promise<SimdDecoder> {
     const kernels = helper ? helper.kernels : module, relaxedKernels = helper ? helper.relaxed : relaxed;
-    const { instance, memory, dot } = await instantiate(kernels, relaxedKernels, env, helper !== null);
+    const { instance, memory, dot, relaxedExports } = await instantiate(kernels, relaxedKernels, env, helper !== null);
     const decoder = new SimdDecoder(instance, memory, weights, relaxedKernels ? "relaxed-simd" : "simd128", dot, kvCache, helper !== null);
-    if (helper) decoder.helperState = await startHelper(instance, decoder.heap, helper, dot, decoder.helperModel);
+    if (helper) decoder.helperState = await startHelper(instance, decoder.heap, helper, relaxedExports, decoder.helperModel);
     return decoder;
   }
 

@@ -4,14 +4,13 @@
 // without the TypeScript loader.
 import { workerData } from "node:worker_threads";
 
-const { kernels, relaxed, dot, memory, stackTop } = workerData;
+const { kernels, relaxed, relaxedExports: exportNames, memory, stackTop } = workerData;
 const relaxedExports = relaxed ? (await WebAssembly.instantiate(relaxed, { env: { memory } })).exports : null;
 // The kernels import relaxed.wasm's functions as env.relaxed_<name> (matmul.c, attention.c).
 const imports = { memory };
 for (const { module, name, kind } of WebAssembly.Module.imports(kernels)) {
   if (module !== "env" || kind !== "function" || !name.startsWith("relaxed_")) continue;
-  const kernel = name.slice("relaxed_".length), split = `${kernel}_split`; // relaxed.wasm's two forms (relaxed.ts)
-  imports[name] = relaxedExports ? relaxedExports[dot === "split" && split in relaxedExports ? split : kernel] : () => {
+  imports[name] = relaxedExports ? relaxedExports[exportNames[name]] : () => { // the export (its form) the calling thread took
     throw new Error(`${name} called without relaxed.wasm`);
   };
 }

@@ -80,6 +80,6 @@ function timedForm(module: WebAssembly.Module): DotForm {
   return fusedBest < splitBest ? "fused" : "split";
 }
 
-/** relaxed.wasm's export for kernel `name` in `form`. */
+/** The name of relaxed.wasm's export for kernel `name` in `form` (kernels without a dot product have one form). */
 export const dotFormExport = (name: string, form: DotForm, exports: WebAssembly.Exports) =>
-  (form === "split" && `${name}_split` in exports ? exports[`${name}_split`] : exports[name]);
+  (form === "split" && `${name}_split` in exports ? `${name}_split` : name);
